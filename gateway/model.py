@@ -1,0 +1,152 @@
+"""The canonical data model: every entrance converts to it, every exit converts from it.
+
+Field names are Python's; the Infobip wire names (``from``, ``notifyUrl`` ...) live only in the
+entrances and formatters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Destination:
+    """One recipient of a message; ``message_id`` is the caller's or the upstream's id."""
+
+    to: str
+    message_id: str | None = None
+
+
+@dataclass(slots=True)
+class Message:
+    """One text to one or more destinations, with its per-message options."""
+
+    destinations: list[Destination]
+    text: str = ""
+    sender: str | None = None
+    flash: bool = False
+    transliteration: str | None = None
+    language_code: str | None = None
+    validity_period: int | None = None  # minutes
+    send_at: str | None = None  # normalised ISO 8601 with offset
+    notify_url: str | None = None
+    notify_content_type: str | None = None
+    callback_data: str | None = None
+    intermediate_report: bool = False
+    delivery_time_window: dict[str, Any] | None = None
+    regional: dict[str, Any] | None = None
+    entity_id: str | None = None
+    application_id: str | None = None
+
+
+@dataclass(slots=True)
+class Tracking:
+    """Conversion tracking as the query/advanced APIs carry it."""
+
+    track: str | None = None  # SMS | URL
+    type: str | None = None
+    process_key: str | None = None
+    base_url: str | None = None
+
+
+@dataclass(slots=True)
+class Submission:
+    """A send request as the core sees it, whatever entrance it came through."""
+
+    messages: list[Message]
+    bulk_id: str | None = None
+    tracking: Tracking | None = None
+    url_options: dict[str, Any] | None = None
+    sending_speed_limit: dict[str, Any] | None = None
+    include_sms_count: bool = False
+    caller: str | None = None
+    entrance: str = "query"  # query | template:<name> | advanced | messages
+
+    @property
+    def destination_count(self) -> int:
+        return sum(len(m.destinations) for m in self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Infobip status object: group + status."""
+
+    group_id: int
+    group_name: str
+    id: int
+    name: str
+    description: str
+    action: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "groupId": self.group_id,
+            "groupName": self.group_name,
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+        }
+        if self.action:
+            out["action"] = self.action
+        return out
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Status:
+        return cls(
+            int(d.get("groupId", 0)),
+            str(d.get("groupName", "")),
+            int(d.get("id", 0)),
+            str(d.get("name", "")),
+            str(d.get("description", "")),
+            d.get("action"),
+        )
+
+
+@dataclass(slots=True)
+class SentMessage:
+    """The answer for one destination."""
+
+    to: str
+    status: Status
+    message_id: str | None = None
+    sms_count: int | None = None
+
+
+@dataclass(slots=True)
+class SubmissionResult:
+    """The answer for a whole submission."""
+
+    bulk_id: str | None
+    messages: list[SentMessage] = field(default_factory=list)
+
+
+@dataclass
+class ApiError(Exception):
+    """A request-level failure, rendered in Infobip's error envelope by the formatters."""
+
+    http_status: int
+    message_id: str
+    text: str
+    validation_errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def __str__(self) -> str:  # never includes secrets: texts are written by us
+        return f"{self.http_status} {self.message_id}: {self.text}"
+
+    @classmethod
+    def bad_request(cls, field_name: str, reason: str) -> ApiError:
+        return cls.invalid({field_name: [reason]})
+
+    @classmethod
+    def invalid(cls, errors: dict[str, list[str]]) -> ApiError:
+        """400 naming every failing parameter; the text leads with the first one."""
+        first = next(iter(errors))
+        text = f"Invalid {first}: {errors[first][0]}"
+        if len(errors) > 1:
+            text += f" (and {len(errors) - 1} more: see validationErrors)"
+        return cls(400, "BAD_REQUEST", text, errors)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """Plain dict of a model object (for storage and debugging)."""
+    return asdict(obj)
