@@ -1,0 +1,96 @@
+"""smsbridge: legacy HTTP GET callers to the Infobip SMS API.
+
+``create_app(config, upstream_url)`` is the app factory; ``upstream_url`` is where the upstream really
+is (the embedded sandbox's address when ``upstream.base_url`` is ``sandbox``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from .auth import Authenticator
+from .config import Config, ConfigError
+from .context import Bridge
+from .formats import JSON, XML, render_error
+from .logs import install_access_log
+from .model import ApiError
+from .render import compile_fields, make_environment
+from .sender import Sender
+from .upstream import UpstreamClient
+
+log = logging.getLogger("smsbridge")
+
+_HTTP_IDS = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+             413: "BAD_REQUEST", 414: "BAD_REQUEST", 429: "TOO_MANY_REQUESTS"}
+
+
+def compile_templates(config: Config) -> dict:
+    """Compile every template once; raise ConfigError naming each broken one."""
+    env = make_environment()
+    compiled, problems = {}, []
+    for name, spec in config.templates.items():
+        result, errs = compile_fields(env, name, spec.fields, spec.params, f"templates.{name}.fields")
+        problems += errs
+        if result:
+            compiled[name] = result
+    if problems:
+        raise ConfigError(problems)
+    return compiled
+
+
+def _fmt() -> str:
+    fmt = g.get("fmt")
+    if fmt:
+        return fmt
+    return XML if request.path.endswith(".xml") else JSON
+
+
+def install_error_handlers(app: Flask) -> None:
+    """Every error leaves in Infobip's envelope, in the caller's format; never a stack trace."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return render_error(err, _fmt())
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        text = {404: f"No such endpoint: {request.method} {request.path}",
+                405: f"Method {request.method} is not allowed on {request.path}"}.get(code, exc.description or exc.name)
+        resp = render_error(ApiError(code, _HTTP_IDS.get(code, "GENERAL_ERROR"), text), _fmt())
+        if code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
+        return render_error(ApiError(500, "GENERAL_ERROR", "Internal error; the incident was logged"), _fmt())
+
+
+def create_app(config: Config, upstream_url: str | None = None) -> Flask:
+    """The bridge's Flask app for ``config``; ``upstream_url`` overrides ``upstream.base_url``."""
+    app = Flask(__name__, template_folder="../templates")
+    url = upstream_url or config.upstream.base_url
+    if url == "sandbox":
+        raise ConfigError([("upstream.base_url", "is 'sandbox': start the sandbox and pass its URL")])
+    upstream = UpstreamClient(config.upstream, url)
+    app.extensions["smsbridge"] = Bridge(
+        config=config,
+        auth=Authenticator(config.callers),
+        sender=Sender(upstream),
+        templates=compile_templates(config),
+    )
+    from .entrances import advanced, query, templates
+
+    for bp in (query.bp, templates.bp, advanced.bp):
+        app.register_blueprint(bp)
+    install_error_handlers(app)
+    if config.logging.access_log:
+        install_access_log(app)
+    for w in config.warnings:
+        log.warning(w)
+    return app

@@ -111,6 +111,7 @@ class SentMessage:
     status: Status
     message_id: str | None = None
     sms_count: int | None = None
+    upstream_message_id: str | None = None  # when the upstream's id differs from the caller's
 
 
 @dataclass(slots=True)
@@ -141,7 +142,7 @@ class ApiError(Exception):
     def invalid(cls, errors: dict[str, list[str]]) -> ApiError:
         """400 naming every failing parameter; the text leads with the first one."""
         first = next(iter(errors))
-        text = f"Invalid {first}: {errors[first][0]}"
+        text = f"{first}: {errors[first][0]}"
         if len(errors) > 1:
             text += f" (and {len(errors) - 1} more: see validationErrors)"
         return cls(400, "BAD_REQUEST", text, errors)

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""smsbridge entry point.
+
+    python app.py [serve] [--config config.yaml] [--port 8080] [--sandbox-port 8081]
+    python app.py sandbox [--port 8081]
+    python app.py hash-password [PASSWORD]
+    python app.py check-config [--config config.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+
+from gateway import compile_templates, create_app
+from gateway.auth import hash_api_key, hash_password
+from gateway.config import ConfigError, load_config
+from gateway.logs import configure
+from gateway.sandbox import create_sandbox_app
+from gateway.servers import ServerThread
+
+log = logging.getLogger("smsbridge")
+
+
+def _env_int(name: str) -> int | None:
+    v = os.environ.get(name)
+    return int(v) if v else None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure(config.logging.level)
+    port = args.port or _env_int("PORT") or config.server.port
+    upstream_url = None
+    if config.upstream.is_sandbox:
+        sport = args.sandbox_port or _env_int("SANDBOX_PORT") or config.sandbox.port
+        sandbox = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, sport,
+                               threads=config.sandbox.threads).start()
+        upstream_url = sandbox.url
+        log.info("embedded Infobip sandbox on %s", sandbox.url)
+    app = create_app(config, upstream_url)
+    server = ServerThread(app, config.server.host, port, threads=config.server.threads)
+    log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
+    print(f"smsbridge listening on {server.url}  (try {server.url}/sms/1/text/query?username=demo&password=demo"
+          "&from=InfoSMS&to=41793026727&text=Hello)", flush=True)
+    try:
+        server.server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure(config.logging.level)
+    port = args.port or _env_int("SANDBOX_PORT") or config.sandbox.port
+    server = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, port, threads=config.sandbox.threads)
+    print(f"Infobip sandbox listening on {server.url}", flush=True)
+    try:
+        server.server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    secret = args.secret or getpass.getpass("Password or key to hash: ")
+    print(hash_api_key(secret) if args.api_key else hash_password(secret))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        compile_templates(config)
+    except ConfigError as exc:
+        for path, msg in exc.problems:
+            print(f"{path}: {msg}", file=sys.stderr)
+        return 1
+    for w in config.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{args.config}: OK ({len(config.callers)} callers, {len(config.templates)} templates)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="smsbridge: legacy HTTP GET to Infobip SMS")
+    parser.add_argument("--config", default=os.environ.get("SMSBRIDGE_CONFIG", "config.yaml"))
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the bridge (and the embedded sandbox when configured)")
+    for p in (parser, serve):
+        p.add_argument("--port", type=int, default=None, help="bridge port (or PORT)")
+        p.add_argument("--sandbox-port", type=int, default=None, help="embedded sandbox port (or SANDBOX_PORT)")
+    sb = sub.add_parser("sandbox", help="run only the Infobip-compatible sandbox")
+    sb.add_argument("--port", type=int, default=None)
+    hp = sub.add_parser("hash-password", help="print the hash to store as password_hash (or api_key_hash)")
+    hp.add_argument("secret", nargs="?")
+    hp.add_argument("--api-key", action="store_true", help="hash an API key (api_key_hash) instead")
+    sub.add_parser("check-config", help="validate the configuration; print every problem with its key path")
+    for p in sub.choices.values():
+        p.add_argument("--config", default=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
+                "check-config": cmd_check_config}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print(f"configuration {args.config} has problems:", file=sys.stderr)
+        for path, msg in exc.problems:
+            print(f"  {path}: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

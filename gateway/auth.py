@@ -1,0 +1,99 @@
+"""Caller authentication: query username/password, ``Authorization: Basic`` or ``App <key>``.
+
+Passwords are stored as werkzeug password hashes (pbkdf2/scrypt, salted); API keys as SHA-256
+(they are long random strings). A successful check is remembered for the process lifetime as an
+HMAC of the presented secret under a per-process random key, so the slow hash runs once per
+credential and the hot path stays fast; nothing reversible is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .config import Caller
+from .model import ApiError
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="pbkdf2:sha256:600000")
+
+
+def hash_api_key(key: str) -> str:
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _check_api_key(stored: str, key: str) -> bool:
+    return hmac.compare_digest(stored, hash_api_key(key))
+
+
+def unauthorized(text: str = "Invalid login details") -> ApiError:
+    return ApiError(401, "UNAUTHORIZED", text)
+
+
+class Authenticator:
+    """Resolves the caller of a request; instance state only (no globals)."""
+
+    def __init__(self, callers: dict[str, Caller]):
+        self.callers = callers
+        self._key = secrets.token_bytes(32)
+        self._verified: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def _remember(self, kind: str, name: str, secret: str) -> bytes:
+        return hmac.new(self._key, f"{kind}\0{name}\0{secret}".encode(), hashlib.sha256).digest()
+
+    def check_password(self, username: str, password: str) -> Caller:
+        caller = self.callers.get(username)
+        if caller is None or not password:
+            raise unauthorized()
+        token = self._remember("pw", username, password)
+        if token in self._verified:
+            return caller
+        ok = False
+        if caller.password_hash:
+            ok = check_password_hash(caller.password_hash, password)
+        elif caller.password is not None:
+            ok = hmac.compare_digest(caller.password.encode(), password.encode())
+        if not ok:
+            raise unauthorized()
+        with self._lock:
+            self._verified.add(token)
+        return caller
+
+    def check_api_key(self, key: str) -> Caller:
+        for caller in self.callers.values():
+            if caller.api_key_hash and _check_api_key(caller.api_key_hash, key):
+                return caller
+            if caller.api_key is not None and hmac.compare_digest(caller.api_key.encode(), key.encode()):
+                return caller
+        raise unauthorized("Invalid API key")
+
+    def from_request(self, authorization: str | None, username: str | None, password: str | None) -> Caller:
+        """The header wins when present; otherwise query (or form) credentials."""
+        if authorization:
+            scheme, _, value = authorization.strip().partition(" ")
+            value = value.strip()
+            if scheme.lower() == "app" and value:
+                return self.check_api_key(value)
+            if scheme.lower() == "basic" and value:
+                try:
+                    user, _, pw = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+                except (ValueError, UnicodeDecodeError):
+                    raise unauthorized("Malformed Basic credentials") from None
+                return self.check_password(user, pw)
+            raise unauthorized("Unsupported Authorization scheme: use Basic or App")
+        if username is None and password is None:
+            raise unauthorized(
+                "Missing credentials: give username and password parameters or an Authorization header"
+            )
+        return self.check_password(username or "", password or "")
+
+    def require_scope(self, caller: Caller, scope: str) -> None:
+        if scope not in caller.scopes:
+            raise ApiError(403, "FORBIDDEN", f"caller {caller.name!r} lacks the {scope!r} scope")

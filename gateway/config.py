@@ -1,0 +1,399 @@
+"""Loading and validating config.yaml.
+
+``${NAME}`` and ``${NAME:-default}`` in any string are replaced from the environment. Every problem
+is reported with its key path (``templates.alarm.fields.text: …``); all of them at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .placeholders import Hygiene
+from .validate import Limits
+
+SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
+UPSTREAM_APIS = ("query", "advanced")
+SCOPES = ("query", "advanced", "templates", "preview", "reports", "logs", "inbox")
+PARAM_TYPES = ("string", "phone", "int", "bool")
+
+
+class ConfigError(Exception):
+    """All problems found in a configuration, each as (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{p}: {m}" for p, m in problems))
+
+
+@dataclass
+class UrlAllow:
+    hosts: list[str] = field(default_factory=list)
+    public: bool = False
+    loopback: bool = False
+    private: bool = False
+
+
+@dataclass
+class Caller:
+    name: str
+    password_hash: str | None = None
+    password: str | None = None  # plain: sandbox demo only
+    api_key_hash: str | None = None
+    api_key: str | None = None  # plain: sandbox demo only
+    scopes: tuple[str, ...] = SCOPES
+    templates: tuple[str, ...] = ("*",)
+    upstream_api: str = "query"
+    limits: Limits = field(default_factory=Limits)
+    hygiene: Hygiene = field(default_factory=lambda: Hygiene.from_config(None))
+    allow: UrlAllow = field(default_factory=UrlAllow)
+
+    def may_use_template(self, name: str) -> bool:
+        return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
+
+
+@dataclass
+class Param:
+    name: str
+    required: bool = False
+    default: str | None = None
+    type: str = "string"
+    regex: re.Pattern[str] | None = None
+    choices: tuple[str, ...] = ()
+    placeholders: bool = True  # detection on/off for this parameter
+
+
+@dataclass
+class TemplateSpec:
+    name: str
+    api: str
+    params: dict[str, Param]
+    fields: dict[str, str]  # query-API parameter name -> Jinja source
+    callers: tuple[str, ...] = ("*",)
+    description: str = ""
+    hygiene: Hygiene | None = None
+    limits: Limits | None = None
+
+
+@dataclass
+class Upstream:
+    base_url: str = SANDBOX
+    api_key: str = ""
+    username: str | None = None
+    password: str | None = None
+    api: str = "query"
+    connect_timeout: float = 3.0
+    read_timeout: float = 15.0
+    pool_size: int = 32
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.base_url == SANDBOX
+
+
+@dataclass
+class SandboxSettings:
+    host: str = "127.0.0.1"
+    port: int = 8081
+    api_key: str = "sandbox-key"
+    username: str = "sandbox"
+    password: str = "sandbox"
+    threads: int = 8
+
+
+@dataclass
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 16
+    default_charset: str = "utf-8"
+
+
+@dataclass
+class Logging:
+    level: str = "INFO"
+    access_log: bool = True
+
+
+@dataclass
+class Config:
+    server: Server
+    upstream: Upstream
+    sandbox: SandboxSettings
+    logging: Logging
+    callers: dict[str, Caller]
+    templates: dict[str, TemplateSpec]
+    limits: Limits
+    placeholders: dict[str, Any]
+    source: str = "<dict>"
+    warnings: list[str] = field(default_factory=list)
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str], path: str, problems: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            problems.append((path, f"environment variable {name} is not set (write ${{{name}:-default}} for a default)"))
+            return ""
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+class _Reader:
+    """Typed access to a config mapping that records problems with key paths."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+
+    def section(self, d: Any, path: str) -> dict[str, Any]:
+        if d is None:
+            return {}
+        if not isinstance(d, dict):
+            self.problems.append((path, "must be a mapping"))
+            return {}
+        return d
+
+    def fill(self, cls: type, d: dict[str, Any], path: str, **extra: Any) -> Any:
+        """Build dataclass ``cls`` from the keys of ``d`` that match its fields, type-checked."""
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in names or key in extra:
+                self.problems.append((f"{path}.{key}", f"unknown key; known: {', '.join(sorted(names))}"))
+                continue
+            kwargs[key] = self.coerce(value, _default_of(names[key]), f"{path}.{key}")
+        kwargs.update(extra)
+        return cls(**kwargs)
+
+    def coerce(self, value: Any, like: Any, path: str) -> Any:
+        if like is None or value is None:
+            return value
+        if isinstance(like, bool):
+            if isinstance(value, bool):
+                return value
+            self.problems.append((path, f"must be true or false, got {value!r}"))
+            return like
+        if isinstance(like, int | float):
+            try:
+                return type(like)(value)
+            except (TypeError, ValueError):
+                self.problems.append((path, f"must be a number, got {value!r}"))
+                return like
+        if isinstance(like, str):
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                return str(value)
+            self.problems.append((path, f"must be a string, got {value!r}"))
+            return like
+        if isinstance(like, tuple | list):
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return tuple(value) if isinstance(like, tuple) else list(value)
+            self.problems.append((path, "must be a list of strings"))
+            return like
+        return value
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _limits(r: _Reader, d: Any, path: str, base: Limits) -> Limits:
+    d = r.section(d, path)
+    names = {f.name for f in dataclasses.fields(Limits)}
+    values = {}
+    for k, v in d.items():
+        if k not in names:
+            r.problems.append((f"{path}.{k}", f"unknown limit; known: {', '.join(sorted(names))}"))
+        elif not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            r.problems.append((f"{path}.{k}", f"must be a non-negative whole number, got {v!r}"))
+        else:
+            values[k] = v
+    return dataclasses.replace(base, **values)
+
+
+def _hygiene(r: _Reader, d: Any, path: str, base: dict[str, Any]) -> Hygiene | None:
+    merged = {**base, **r.section(d, path)}
+    try:
+        return Hygiene.from_config(merged)
+    except ValueError as exc:
+        r.problems.append((path, str(exc)))
+        return None
+
+
+def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any]) -> Caller:
+    d = dict(r.section(d, path))
+    lim = _limits(r, d.pop("limits", None), f"{path}.limits", limits)
+    hyg = _hygiene(r, d.pop("placeholders", None), f"{path}.placeholders", placeholders)
+    allow = r.fill(UrlAllow, r.section(d.pop("allow", None), f"{path}.allow"), f"{path}.allow")
+    c = r.fill(Caller, d, path, name=name)
+    c.limits, c.allow = lim, allow
+    if hyg:
+        c.hygiene = hyg
+    for s in c.scopes:
+        if s not in SCOPES:
+            r.problems.append((f"{path}.scopes", f"unknown scope {s!r}; known: {', '.join(SCOPES)}"))
+    if c.upstream_api not in UPSTREAM_APIS:
+        r.problems.append((f"{path}.upstream_api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
+    if not (c.password_hash or c.password or c.api_key_hash or c.api_key):
+        r.problems.append((path, "has no credentials: set password_hash (see `python app.py hash-password`)"))
+    return c
+
+
+def _param(r: _Reader, name: str, d: Any, path: str) -> Param:
+    if d is None or d is True:
+        d = {"required": True}
+    d = dict(r.section(d, path))
+    regex = d.pop("regex", None)
+    choices = d.pop("choices", None)
+    default = d.pop("default", None)
+    p = r.fill(Param, d, path, name=name)
+    if default is not None:
+        p.default = str(default)
+    if p.type not in PARAM_TYPES:
+        r.problems.append((f"{path}.type", f"must be one of {', '.join(PARAM_TYPES)}"))
+    if regex is not None:
+        try:
+            p.regex = re.compile(str(regex))
+        except re.error as exc:
+            r.problems.append((f"{path}.regex", f"is not a valid regular expression: {exc}"))
+    if choices is not None:
+        if isinstance(choices, list):
+            p.choices = tuple(str(c) for c in choices)
+        else:
+            r.problems.append((f"{path}.choices", "must be a list"))
+    if p.required and p.default is not None:
+        r.problems.append((path, "is required and has a default: choose one"))
+    return p
+
+
+TEMPLATE_FIELDS = (
+    "from", "to", "text", "flash", "transliteration", "languageCode", "intermediateReport", "notifyUrl",
+    "notifyContentType", "callbackData", "validityPeriod", "sendAt", "bulkId", "track", "trackingType",
+    "processKey",
+)
+
+
+def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any]) -> TemplateSpec:
+    d = r.section(d, path)
+    params = {
+        pn: _param(r, pn, pd, f"{path}.params.{pn}") for pn, pd in r.section(d.get("params"), f"{path}.params").items()
+    }
+    fields: dict[str, str] = {}
+    for fn, src in r.section(d.get("fields"), f"{path}.fields").items():
+        if fn not in TEMPLATE_FIELDS:
+            r.problems.append((f"{path}.fields.{fn}", f"unknown field; known: {', '.join(TEMPLATE_FIELDS)}"))
+        elif not isinstance(src, str | int | bool):
+            r.problems.append((f"{path}.fields.{fn}", "must be a string (a Jinja template)"))
+        else:
+            fields[fn] = str(src).lower() if isinstance(src, bool) else str(src)
+    for required in ("to", "text"):
+        if required not in fields:
+            r.problems.append((f"{path}.fields", f"needs a {required!r} field"))
+    api = str(d.get("api", "query"))
+    if api not in UPSTREAM_APIS:
+        r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
+    for key in d:
+        if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits"):
+            r.problems.append((f"{path}.{key}", "unknown key; known: api, callers, description, fields, limits, params, placeholders"))
+    callers = r.coerce(d.get("callers", ["*"]), ("*",), f"{path}.callers")
+    return TemplateSpec(
+        name=name,
+        api=api,
+        params=params,
+        fields=fields,
+        callers=tuple(callers),
+        description=str(d.get("description", "")),
+        hygiene=_hygiene(r, d.get("placeholders"), f"{path}.placeholders", placeholders) if "placeholders" in d else None,
+        limits=_limits(r, d.get("limits"), f"{path}.limits", limits) if "limits" in d else None,
+    )
+
+
+def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<dict>") -> Config:
+    """Validate a parsed YAML document; raise ConfigError listing every problem."""
+    problems: list[tuple[str, str]] = []
+    if not isinstance(raw, dict):
+        raise ConfigError([("(top)", "the configuration must be a mapping")])
+    raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
+    r = _Reader(problems)
+    known = {"server", "upstream", "sandbox", "logging", "callers", "templates", "limits", "placeholders"}
+    for key in raw:
+        if key not in known:
+            problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
+    server = r.fill(Server, r.section(raw.get("server"), "server"), "server")
+    upstream = r.fill(Upstream, r.section(raw.get("upstream"), "upstream"), "upstream")
+    sandbox = r.fill(SandboxSettings, r.section(raw.get("sandbox"), "sandbox"), "sandbox")
+    logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")
+    limits = _limits(r, raw.get("limits"), "limits", Limits())
+    placeholders = r.section(raw.get("placeholders"), "placeholders")
+    _hygiene(r, None, "placeholders", placeholders)
+    if upstream.api not in UPSTREAM_APIS:
+        problems.append(("upstream.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
+    if not upstream.is_sandbox and not upstream.base_url.startswith(("http://", "https://")):
+        problems.append(("upstream.base_url", "must be 'sandbox' or an http(s):// URL"))
+    if not upstream.api_key and not (upstream.username and upstream.password):
+        problems.append(("upstream.api_key", "is empty: set it from the environment, e.g. ${INFOBIP_API_KEY}"))
+    callers = {
+        str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders)
+        for n, d in r.section(raw.get("callers"), "callers").items()
+    }
+    if not callers:
+        problems.append(("callers", "define at least one caller"))
+    templates = {
+        str(n): _template(r, str(n), d, f"templates.{n}", limits, placeholders)
+        for n, d in r.section(raw.get("templates"), "templates").items()
+    }
+    for tn, t in templates.items():
+        for cn in t.callers:
+            if cn != "*" and cn not in callers:
+                problems.append((f"templates.{tn}.callers", f"unknown caller {cn!r}"))
+    warnings: list[str] = []
+    for c in callers.values():
+        for plain, kind in ((c.password, "password"), (c.api_key, "api_key")):
+            if plain is None:
+                continue
+            if upstream.is_sandbox:
+                warnings.append(
+                    f"callers.{c.name}.{kind} is stored in plain text: acceptable only for the sandbox demo; "
+                    f"use {kind}_hash (python app.py hash-password) before pointing at the real Infobip"
+                )
+            else:
+                problems.append(
+                    (f"callers.{c.name}.{kind}", f"plain {kind}s are only accepted while the upstream is the "
+                     f"sandbox; store {kind}_hash instead (python app.py hash-password)")
+                )
+    if problems:
+        raise ConfigError(problems)
+    return Config(server, upstream, sandbox, logging_, callers, templates, limits, placeholders, source, warnings)
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([(str(p), "file not found")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([(str(p), f"is not valid YAML: {exc}")]) from None
+    return build_config(raw, env, source=str(p))

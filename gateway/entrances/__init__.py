@@ -1,0 +1,1 @@
+"""Entrances: one blueprint per wire dialect; each produces canonical objects or an ApiError."""

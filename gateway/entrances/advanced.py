@@ -1,0 +1,31 @@
+"""``POST /sms/2/text/advanced[.json|.xml]``: Infobip's JSON send, same rules as the GET entrances."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, request
+
+from ..context import bridge
+from ..formats import render
+from ..model import ApiError
+from ..validate import validate_submission
+from ..wire import result_to_wire, submission_from_advanced
+from .common import authenticate, begin, check_submission
+
+bp = Blueprint("advanced", __name__)
+
+
+@bp.post("/sms/2/text/advanced", defaults={"ext": None})
+@bp.post("/sms/2/text/advanced.<any(json,xml):ext>")
+def send_advanced(ext: str | None) -> Response:
+    fmt = begin(ext)
+    ctx = bridge()
+    caller = authenticate(None, "advanced")
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise ApiError.bad_request("body", "must be a JSON document (Content-Type: application/json)")
+    sub = submission_from_advanced(body)
+    sub.caller = caller.name
+    check_submission(caller.hygiene, sub)
+    validate_submission(sub, caller.limits, flat=False)
+    result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
+    return render(result_to_wire(result, include_sms_count=sub.include_sms_count), fmt, "send")

@@ -1,0 +1,64 @@
+"""Helpers shared by the entrances: format choice, caller resolution, placeholder hygiene."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from ..config import Caller
+from ..context import bridge
+from ..formats import negotiate
+from ..model import ApiError, Submission
+from ..placeholders import Hygiene
+from ..querystring import QueryParams
+
+CREDENTIAL_PARAMS = frozenset({"username", "password", "charset"})
+
+
+def begin(ext: str | None) -> str:
+    """Pick the response format first, so that even an auth error comes back in it."""
+    g.fmt = negotiate(request, ext)
+    return g.fmt
+
+
+def authenticate(params: QueryParams | None, scope: str) -> Caller:
+    ctx = bridge()
+    caller = ctx.auth.from_request(
+        request.headers.get("Authorization"),
+        params.get("username") if params else None,
+        params.get("password") if params else None,
+    )
+    ctx.auth.require_scope(caller, scope)
+    g.caller = caller.name
+    return caller
+
+
+def check_params(hygiene: Hygiene, params: QueryParams, address: frozenset[str], skip: frozenset[str] = frozenset()) -> None:
+    """Reject unsubstituted placeholders in any parameter, naming the parameter."""
+    errors: dict[str, list[str]] = {}
+    for name, value in params.items():
+        if name in CREDENTIAL_PARAMS or name in skip:
+            continue
+        reason = hygiene.check(name, value, address=name in address)
+        if reason:
+            errors.setdefault(name, []).append(reason)
+    if errors:
+        raise ApiError.invalid(errors)
+
+
+def check_submission(hygiene: Hygiene, sub: Submission) -> None:
+    """Placeholder hygiene on a JSON submission: addresses strictly, free text by the text rules."""
+    errors: dict[str, list[str]] = {}
+    for mi, m in enumerate(sub.messages):
+        p = f"messages[{mi}]."
+        for di, d in enumerate(m.destinations):
+            reason = hygiene.check("to", d.to, address=True)
+            if reason:
+                errors.setdefault(f"{p}destinations[{di}].to", []).append(reason)
+        checks = (("from", m.sender, True), ("text", m.text, False), ("callbackData", m.callback_data, False),
+                  ("notifyUrl", m.notify_url, False))
+        for name, value, address in checks:
+            reason = hygiene.check(name, value, address=address) if value else None
+            if reason:
+                errors.setdefault(p + name, []).append(reason)
+    if errors:
+        raise ApiError.invalid(errors)

@@ -1,0 +1,31 @@
+"""``GET /sms/1/text/query[.json|.xml]``: Infobip's query API, spoken by legacy apps."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, request
+
+from ..context import bridge
+from ..formats import render
+from ..querystring import parse_query
+from ..validate import validate_submission
+from ..wire import result_to_wire, submission_from_query
+from .common import authenticate, begin, check_params
+
+bp = Blueprint("query", __name__)
+
+ADDRESS_PARAMS = frozenset({"to", "from"})
+
+
+@bp.get("/sms/1/text/query", defaults={"ext": None})
+@bp.get("/sms/1/text/query.<any(json,xml):ext>")
+def send_query(ext: str | None) -> Response:
+    fmt = begin(ext)
+    ctx = bridge()
+    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    caller = authenticate(params, "query")
+    check_params(caller.hygiene, params, ADDRESS_PARAMS)
+    sub = submission_from_query(params)
+    sub.caller, sub.entrance = caller.name, "query"
+    validate_submission(sub, caller.limits, flat=True)
+    result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
+    return render(result_to_wire(result, include_sms_count=True), fmt, "send")

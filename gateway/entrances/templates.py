@@ -1,0 +1,92 @@
+"""``GET|POST /t/<name>[.json|.xml]``: a named route from config.yaml, rendered with the caller's values.
+
+Values are checked against the template's declared parameters (required, default, type, regex,
+choices) and for unsubstituted placeholders before rendering; the rendered fields are then read
+exactly like query-API parameters, so both entrances share one set of rules.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, request
+
+from ..config import Caller, TemplateSpec
+from ..context import bridge
+from ..formats import render
+from ..model import ApiError
+from ..querystring import QueryParams, parse_form, parse_query
+from ..render import RenderError
+from ..validate import Errors, normalise_destination, parse_bool, parse_int, validate_submission
+from ..wire import result_to_wire, split_destinations, submission_from_query
+from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params
+
+bp = Blueprint("templates", __name__)
+
+
+def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str, str]:
+    errs = Errors()
+    unknown = [n for n in params.names() if n not in spec.params and n not in CREDENTIAL_PARAMS]
+    for n in unknown:
+        known = ", ".join(spec.params) or "none"
+        errs.add(n, f"is not a parameter of template {spec.name!r} (its parameters: {known})")
+    hygiene = spec.hygiene or caller.hygiene
+    limits = spec.limits or caller.limits
+    values: dict[str, str] = {}
+    for name, p in spec.params.items():
+        value = params.get(name)
+        if value is None or value == "":
+            if p.required:
+                errs.add(name, "is required")
+                continue
+            value = p.default or ""
+        elif p.placeholders:
+            reason = hygiene.check(name, value, address=p.type == "phone")
+            if reason:
+                errs.add(name, reason)
+                continue
+        if value != "":
+            if p.type == "phone":
+                for part in split_destinations([value]):
+                    _, reason = normalise_destination(part, limits)
+                    if reason:
+                        errs.add(name, reason)
+            elif p.type == "int":
+                parse_int(name, value, -(2**63), 2**63, errs)
+            elif p.type == "bool":
+                parse_bool(name, value, errs)
+            if p.choices and value not in p.choices:
+                errs.add(name, f"must be one of {', '.join(p.choices)}, got {value!r}")
+            if p.regex and not p.regex.fullmatch(value):
+                errs.add(name, f"{value!r} does not match the pattern {p.regex.pattern!r}")
+        values[name] = value
+    errs.raise_if_any()
+    return values
+
+
+@bp.route("/t/<name>", defaults={"ext": None}, methods=["GET", "POST"])
+@bp.route("/t/<name>.<any(json,xml):ext>", methods=["GET", "POST"])
+def send_template(name: str, ext: str | None) -> Response:
+    fmt = begin(ext)
+    ctx = bridge()
+    charset = ctx.config.server.default_charset
+    params = parse_query(request.query_string, charset)
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        params = QueryParams(params.items() + parse_form(request.get_data(), charset).items())
+    caller = authenticate(params, "templates")
+    spec = ctx.config.templates.get(name)
+    if spec is None:
+        raise ApiError(404, "NOT_FOUND", f"No template named {name!r}; configured: {', '.join(ctx.config.templates) or 'none'}")
+    if not caller.may_use_template(name) or ("*" not in spec.callers and caller.name not in spec.callers):
+        raise ApiError(403, "FORBIDDEN", f"caller {caller.name!r} may not use template {name!r}")
+    values = _values(spec, caller, params)
+    try:
+        fields = ctx.templates[name].render(values)
+    except RenderError as exc:
+        raise ApiError(500, "GENERAL_ERROR", str(exc)) from None
+    rendered = QueryParams(list(fields.items()))
+    check_params(spec.hygiene or caller.hygiene, rendered, frozenset({"to", "from"}), skip=frozenset({"text"}))
+    sub = submission_from_query(rendered)
+    sub.caller, sub.entrance = caller.name, f"template:{name}"
+    sub.include_sms_count = True
+    validate_submission(sub, spec.limits or caller.limits, flat=True)
+    result, g.attempts = ctx.sender.send(sub, spec.api)
+    return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -1,0 +1,84 @@
+"""Sandboxed Jinja rendering of config templates.
+
+Only config.yaml is template source. Caller-supplied values are passed as variables and are never
+compiled, so ``{{ ''.__class__ }}`` in a query value is sent as those characters. The environment is
+``SandboxedEnvironment`` with ``StrictUndefined``; every template is compiled once at start-up, its
+variables checked against the declared parameters, and tried once with sample values so that an
+unsafe construct (``__class__``, ``__globals__``) is reported at start-up, naming the template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+
+class RenderError(Exception):
+    """A template failed to render; the message names the template and field, never a trace."""
+
+
+def make_environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    return env
+
+
+@dataclass(frozen=True)
+class CompiledFields:
+    """The Jinja templates of one named route, compiled."""
+
+    name: str
+    templates: Mapping[str, object]  # field -> jinja2.Template
+
+    def render(self, values: Mapping[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for field, tmpl in self.templates.items():
+            try:
+                out[field] = tmpl.render(values).strip()  # type: ignore[attr-defined]
+            except SecurityError as exc:
+                raise RenderError(f"template {self.name!r} field {field!r} tried an unsafe operation ({exc})") from None
+            except TemplateError as exc:
+                raise RenderError(f"template {self.name!r} field {field!r} failed to render: {exc}") from None
+            except Exception as exc:  # filters can raise anything (e.g. ZeroDivisionError)
+                raise RenderError(
+                    f"template {self.name!r} field {field!r} failed to render: {type(exc).__name__}"
+                ) from None
+        return out
+
+
+def compile_fields(
+    env: SandboxedEnvironment,
+    name: str,
+    fields: Mapping[str, str],
+    declared: Iterable[str],
+    path: str,
+) -> tuple[CompiledFields | None, list[tuple[str, str]]]:
+    """Compile and check ``fields``; return (compiled, problems-with-key-paths)."""
+    problems: list[tuple[str, str]] = []
+    declared = set(declared)
+    compiled: dict[str, object] = {}
+    for field, src in fields.items():
+        fpath = f"{path}.{field}"
+        try:
+            ast = env.parse(src)
+        except TemplateError as exc:
+            problems.append((fpath, f"does not compile: {exc}"))
+            continue
+        unknown = sorted(meta.find_undeclared_variables(ast) - declared)
+        if unknown:
+            problems.append((fpath, f"uses undeclared parameter(s) {', '.join(unknown)}; declare them under params"))
+            continue
+        compiled[field] = env.from_string(src)
+    if problems:
+        return None, problems
+    result = CompiledFields(name, compiled)
+    try:
+        result.render({p: "0" for p in declared})
+    except RenderError as exc:
+        if "unsafe" in str(exc):
+            problems.append((path, str(exc)))
+            return None, problems
+    return result, problems

@@ -1,0 +1,38 @@
+"""The core send path: a validated Submission goes upstream, its answer comes back canonical.
+
+It knows nothing of wire dialects. With the ``query`` upstream a submission of several messages
+becomes one GET per message sharing one bulkId; a caller's own messageIds (which the query API cannot
+carry) are kept in the answer, the upstream's ids beside them in the record.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from .model import Submission, SubmissionResult
+from .upstream import Attempt, UpstreamClient
+
+
+def new_id() -> str:
+    """A 19-digit id in Infobip's style."""
+    return str(10**18 + secrets.randbelow(9 * 10**18))
+
+
+class Sender:
+    def __init__(self, upstream: UpstreamClient):
+        self.upstream = upstream
+
+    def send(self, sub: Submission, api: str) -> tuple[SubmissionResult, list[Attempt]]:
+        if api == "query" and len(sub.messages) > 1 and not sub.bulk_id:
+            sub.bulk_id = new_id()
+        attempts: list[Attempt] = []
+        result = self.upstream.send(sub, api, attempts)
+        if api == "query":
+            wanted = [d.message_id for m in sub.messages for d in m.destinations]
+            for sent, own in zip(result.messages, wanted, strict=False):
+                if own:
+                    sent.upstream_message_id = sent.message_id
+                    sent.message_id = own
+        if sub.bulk_id and not result.bulk_id:
+            result.bulk_id = sub.bulk_id
+        return result, attempts

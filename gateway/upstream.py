@@ -1,0 +1,137 @@
+"""The Infobip client: one pooled ``requests.Session``, connect/read timeouts, the bridge's own key.
+
+Callers' credentials never travel upstream. Upstream failures become an ApiError the caller can act
+on: 503 when the upstream cannot be reached, 504 when it did not answer in time (the message may
+have been accepted: check the logs before retrying), 502 when the bridge's own upstream credentials
+or the upstream's answer are wrong, the upstream's 400/429 passed on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .config import Upstream
+from .model import ApiError, Submission, SubmissionResult
+from .wire import message_to_query, result_from_wire, submission_to_advanced
+
+USER_AGENT = "smsbridge/0.1"
+
+
+@dataclass
+class Attempt:
+    """What one upstream call did (kept for the record and metrics)."""
+
+    api: str
+    http_status: int | None
+    duration_ms: float
+    error: str | None = None
+
+
+class UpstreamClient:
+    def __init__(self, settings: Upstream, base_url: str):
+        self.settings = settings
+        self.base_url = base_url.rstrip("/")
+        self.host = urlsplit(self.base_url).netloc
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        if settings.api_key:
+            self.session.headers["Authorization"] = f"App {settings.api_key}"
+        self.timeout = (settings.connect_timeout, settings.read_timeout)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _call(self, method: str, path: str, api: str, attempts: list[Attempt], **kw: Any) -> Any:
+        url = self.base_url + path
+        started = time.perf_counter()
+        try:
+            resp = self.session.request(method, url, timeout=self.timeout, **kw)
+        except requests.ConnectTimeout:
+            attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, "connect timeout"))
+            raise ApiError(
+                503, "SERVICE_UNAVAILABLE", f"Upstream {self.host} could not be reached in time; nothing was sent"
+            ) from None
+        except requests.ReadTimeout:
+            attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, "read timeout"))
+            raise ApiError(
+                504,
+                "GATEWAY_TIMEOUT",
+                f"Upstream {self.host} did not answer within {self.settings.read_timeout:g} s; the message may "
+                "have been accepted: check the logs before sending again",
+            ) from None
+        except requests.ConnectionError as exc:
+            reason = "connection refused" if "refused" in str(exc).lower() else "connection failed"
+            attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, reason))
+            raise ApiError(
+                503, "SERVICE_UNAVAILABLE", f"Upstream {self.host} is unreachable ({reason}); nothing was sent"
+            ) from None
+        except requests.RequestException as exc:
+            attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, type(exc).__name__))
+            raise ApiError(502, "BAD_GATEWAY", f"Upstream request failed ({type(exc).__name__})") from None
+        attempts.append(Attempt(api, resp.status_code, (time.perf_counter() - started) * 1000))
+        return self._answer(resp)
+
+    def _answer(self, resp: requests.Response) -> Any:
+        try:
+            body = resp.json()
+        except (ValueError, json.JSONDecodeError):
+            body = None
+        status = resp.status_code
+        if 200 <= status < 300 and body is not None:
+            return body
+        exc = (body or {}).get("requestError", {}).get("serviceException", {}) if isinstance(body, dict) else {}
+        text = exc.get("text") if isinstance(exc, dict) else None
+        if status in (401, 403):
+            raise ApiError(
+                502,
+                "BAD_GATEWAY",
+                f"Upstream {self.host} refused the bridge's own credentials (HTTP {status}): check upstream.api_key "
+                "in the bridge's configuration; your own credentials were fine",
+            )
+        if status == 400:
+            errors = exc.get("validationErrors") if isinstance(exc, dict) else None
+            raise ApiError(
+                400, "BAD_REQUEST", f"Upstream rejected the request: {text or 'bad request'}",
+                errors if isinstance(errors, dict) else {},
+            )
+        if status == 429:
+            raise ApiError(429, "TOO_MANY_REQUESTS", "Upstream rate limit reached; retry later")
+        if 200 <= status < 300:
+            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered {status} with a body that is not JSON")
+        raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} failed with HTTP {status}")
+
+    def send(self, sub: Submission, api: str, attempts: list[Attempt] | None = None) -> SubmissionResult:
+        """Send a validated submission with the ``query`` or ``advanced`` API."""
+        attempts = [] if attempts is None else attempts
+        if api == "advanced":
+            body = self._call("POST", "/sms/2/text/advanced", api, attempts, json=submission_to_advanced(sub))
+            return self._parsed(body)
+        merged: SubmissionResult | None = None
+        for msg in sub.messages:
+            params = message_to_query(sub, msg)
+            if self.settings.username and self.settings.password:
+                params = [("username", self.settings.username), ("password", self.settings.password), *params]
+            body = self._call("GET", "/sms/1/text/query?" + urlencode(params), api, attempts)
+            result = self._parsed(body)
+            if merged is None:
+                merged = result
+            else:
+                merged.messages.extend(result.messages)
+        assert merged is not None
+        return merged
+
+    def _parsed(self, body: Any) -> SubmissionResult:
+        try:
+            return result_from_wire(body)
+        except (ValueError, TypeError, AttributeError):
+            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body") from None
