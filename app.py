@@ -30,13 +30,18 @@ def _env_int(name: str) -> int | None:
     return int(v) if v else None
 
 
+def _first(*values: int | None) -> int:
+    """The first value given (0 counts: it asks for any free port)."""
+    return next(v for v in values if v is not None)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure(config.logging.level)
-    port = args.port or _env_int("PORT") or config.server.port
+    port = _first(args.port, _env_int("PORT"), config.server.port)
     upstream_url = None
     if config.upstream.is_sandbox:
-        sport = args.sandbox_port or _env_int("SANDBOX_PORT") or config.sandbox.port
+        sport = _first(args.sandbox_port, _env_int("SANDBOX_PORT"), config.sandbox.port)
         sandbox = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, sport,
                                threads=config.sandbox.threads).start()
         upstream_url = sandbox.url
@@ -56,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure(config.logging.level)
-    port = args.port or _env_int("SANDBOX_PORT") or config.sandbox.port
+    port = _first(args.port, _env_int("SANDBOX_PORT"), config.sandbox.port)
     server = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, port, threads=config.sandbox.threads)
     print(f"Infobip sandbox listening on {server.url}", flush=True)
     try:

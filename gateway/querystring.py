@@ -6,12 +6,14 @@ Latin-1 ``%FC`` into ``\ufffd`` silently. Legacy callers need better, so the raw
 * pairs split on ``&`` only; ``+`` means a space; ``%XX`` is decoded once (a ``%25`` stays ``%``);
 * the bytes are decoded with ``charset`` (UTF-8 by default; ISO-8859-1, windows-1252 and a few more
   on request); bytes invalid in that charset are an error naming the parameter;
-* a name starting with ``¬`` is read as ``not…``: copying Infobip's example from an HTML page turns
-  ``&notifyUrl`` into ``¬ifyUrl`` (the ``&not;`` entity), and that example must work verbatim.
+* ``¬ifyUrl=`` and ``¬ifyContentType=`` are read as ``&notifyUrl=`` and ``&notifyContentType=``:
+  copying Infobip's example from an HTML page turns ``&not`` into ``¬`` (the ``&not;`` entity), and
+  that example must work verbatim. Only these two names are repaired; a ``¬`` elsewhere is data.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote_to_bytes
 
 from .model import ApiError
@@ -32,7 +34,8 @@ CHARSETS: dict[str, str] = {
     "iso-8859-2": "iso-8859-2",
 }
 
-_HTML_NOT = "\u00ac"  # ¬, what "&not" becomes after an HTML entity decode
+# "¬" (raw UTF-8 or percent-encoded) where "&not" stood before an HTML entity decode ate it.
+_HTML_NOT = re.compile(rb"(?:\xc2\xac|%[cC]2%[aA][cC])(ify(?:Url|ContentType)=)")
 
 
 class QueryParams:
@@ -67,7 +70,7 @@ class QueryParams:
 
 def _split(raw: bytes) -> list[tuple[bytes, bytes]]:
     pairs = []
-    for part in raw.split(b"&"):
+    for part in _HTML_NOT.sub(rb"&not\1", raw).split(b"&"):
         if not part:
             continue
         name, _, value = part.partition(b"=")
@@ -101,8 +104,6 @@ def parse_query(raw: bytes, default_charset: str = "utf-8") -> QueryParams:
             name = bname.decode("utf-8", "backslashreplace")
             errors.setdefault(name, []).append(f"parameter name is not valid {declared}")
             continue
-        if name.startswith(_HTML_NOT):
-            name = "not" + name[1:]
         try:
             value = bvalue.decode(codec)
         except UnicodeDecodeError as exc:

@@ -67,7 +67,7 @@ def compile_fields(
         except TemplateError as exc:
             problems.append((fpath, f"does not compile: {exc}"))
             continue
-        unknown = sorted(meta.find_undeclared_variables(ast) - declared)
+        unknown = sorted(meta.find_undeclared_variables(ast) - declared - set(env.globals))
         if unknown:
             problems.append((fpath, f"uses undeclared parameter(s) {', '.join(unknown)}; declare them under params"))
             continue

@@ -1,10 +1,45 @@
-"""Real HTTP servers (waitress) in threads: the bridge and the sandbox each get their own."""
+"""Real HTTP servers (waitress) in threads: the bridge and the sandbox each get their own.
+
+Legacy callers put raw bytes in the request line: unencoded spaces (``text=Hello world``), UTF-8 or
+Latin-1 characters (curl -g with a pasted URL). Waitress answers those with a plain-text "Bad URI",
+which the caller cannot act on. ``LenientParser`` percent-encodes such bytes in the request target
+before waitress parses it, so they reach the strict query decoder, which names the parameter if the
+bytes are not valid in the declared charset.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
+
+_LINE = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (.+?)(?: (HTTP/[0-9]\.[0-9]))?$", re.S)
+_UNSAFE = re.compile(rb"[\x80-\xff ]")
+
+
+def lenient_request_line(line: bytes) -> bytes:
+    """``GET /a b?x=ü HTTP/1.1`` -> ``GET /a%20b?x=%C3%BC HTTP/1.1``; other lines unchanged."""
+    m = _LINE.match(line)
+    if not m or not _UNSAFE.search(m.group(2)):
+        return line
+    target = _UNSAFE.sub(lambda c: b"%%%02X" % c.group(0)[0], m.group(2))
+    return b" ".join(p for p in (m.group(1), target, m.group(3)) if p)
+
+
+class LenientParser(HTTPRequestParser):
+    def parse_header(self, header_plus: bytes) -> None:
+        first, sep, rest = header_plus.partition(b"\r\n")
+        if not sep:
+            first, sep, rest = header_plus.partition(b"\n")
+        super().parse_header(lenient_request_line(first) + sep + rest)
+
+
+class LenientChannel(HTTPChannel):
+    parser_class = LenientParser
 
 
 class ServerThread:
@@ -15,6 +50,7 @@ class ServerThread:
             app, host=host, port=port, threads=threads, ident="smsbridge", clear_untrusted_proxy_headers=True,
             max_request_header_size=1 << 20, **kw,
         )
+        self.server.channel_class = LenientChannel  # type: ignore[union-attr]
         self.host = host
         self.port: int = self.server.effective_port  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)
@@ -29,5 +65,8 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        self.server.close()
+        """Close the listener and every open connection from inside the loop, then the workers."""
+        srv = self.server
+        srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))  # type: ignore[union-attr]
         self.thread.join(timeout=5)
+        srv.task_dispatcher.shutdown()  # type: ignore[union-attr]

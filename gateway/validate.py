@@ -195,13 +195,15 @@ def check_url(value: str) -> str | None:
     return None
 
 
-def validate_submission(sub: Submission, limits: Limits, flat: bool = False, now: datetime | None = None) -> None:
+def validate_submission(
+    sub: Submission, limits: Limits, flat: bool = False, now: datetime | None = None, errs: Errors | None = None
+) -> None:
     """Check a Submission before anything is sent; destinations are normalised in place.
 
     ``flat`` names fields as the query API does (``to``, ``from``); otherwise as JSON paths
-    (``messages[0].destinations[1].to``).
+    (``messages[0].destinations[1].to``). ``errs`` may already hold the parser's errors.
     """
-    errs = Errors()
+    errs = Errors() if errs is None else errs
     now = now or datetime.now(UTC)
 
     def path(mi: int, name: str) -> str:

@@ -45,9 +45,11 @@ def split_destinations(values: list[str]) -> list[str]:
     return out
 
 
-def submission_from_query(q: QueryParams) -> Submission:
-    """Canonical Submission from ``/sms/1/text/query`` parameters (no validation of values yet)."""
-    errs = Errors()
+def submission_from_query(q: QueryParams, errs: Errors | None = None) -> Submission:
+    """Canonical Submission from ``/sms/1/text/query`` parameters. Parse errors go to ``errs`` when
+    given (so validation can report them together with its own), else raise at once."""
+    own = errs is None
+    errs = Errors() if errs is None else errs
     to_values = q.getall("to")
     if not to_values or not any(v.strip(" ,") for v in to_values):
         errs.add("to", "is required: give one or more destinations, comma-separated")
@@ -75,7 +77,8 @@ def submission_from_query(q: QueryParams) -> Submission:
     tracking = None
     if track or q.get("trackingType") or q.get("processKey"):
         tracking = Tracking(track=track, type=q.get("trackingType"), process_key=q.get("processKey"))
-    errs.raise_if_any()
+    if own:
+        errs.raise_if_any()
     return Submission(messages=[msg], bulk_id=q.get("bulkId") or None, tracking=tracking, include_sms_count=True)
 
 
@@ -101,9 +104,10 @@ def _obj(d: dict[str, Any], key: str, path: str, errs: Errors) -> dict[str, Any]
     return v
 
 
-def submission_from_advanced(body: Any) -> Submission:
-    """Canonical Submission from a ``/sms/2/text/advanced`` JSON body."""
-    errs = Errors()
+def submission_from_advanced(body: Any, errs: Errors | None = None) -> Submission:
+    """Canonical Submission from a ``/sms/2/text/advanced`` JSON body (``errs`` as for query)."""
+    own = errs is None
+    errs = Errors() if errs is None else errs
     if not isinstance(body, dict):
         raise ApiError.bad_request("body", "must be a JSON object with a messages array")
     raw_messages = body.get("messages")
@@ -173,7 +177,8 @@ def submission_from_advanced(body: Any) -> Submission:
         include_sms_count=bool(parse_bool("includeSmsCountInResponse", body.get("includeSmsCountInResponse"), errs)),
         entrance="advanced",
     )
-    errs.raise_if_any()
+    if own:
+        errs.raise_if_any()
     return sub
 
 

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, request
 from ..context import bridge
 from ..formats import render
 from ..model import ApiError
-from ..validate import validate_submission
+from ..validate import Errors, validate_submission
 from ..wire import result_to_wire, submission_from_advanced
 from .common import authenticate, begin, check_submission
 
@@ -23,9 +23,10 @@ def send_advanced(ext: str | None) -> Response:
     body = request.get_json(force=True, silent=True)
     if body is None:
         raise ApiError.bad_request("body", "must be a JSON document (Content-Type: application/json)")
-    sub = submission_from_advanced(body)
+    errs = Errors()
+    sub = submission_from_advanced(body, errs)
     sub.caller = caller.name
     check_submission(caller.hygiene, sub)
-    validate_submission(sub, caller.limits, flat=False)
+    validate_submission(sub, caller.limits, flat=False, errs=errs)
     result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
     return render(result_to_wire(result, include_sms_count=sub.include_sms_count), fmt, "send")

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, request
 from ..context import bridge
 from ..formats import render
 from ..querystring import parse_query
-from ..validate import validate_submission
+from ..validate import Errors, validate_submission
 from ..wire import result_to_wire, submission_from_query
 from .common import authenticate, begin, check_params
 
@@ -24,8 +24,9 @@ def send_query(ext: str | None) -> Response:
     params = parse_query(request.query_string, ctx.config.server.default_charset)
     caller = authenticate(params, "query")
     check_params(caller.hygiene, params, ADDRESS_PARAMS)
-    sub = submission_from_query(params)
+    errs = Errors()
+    sub = submission_from_query(params, errs)
     sub.caller, sub.entrance = caller.name, "query"
-    validate_submission(sub, caller.limits, flat=True)
+    validate_submission(sub, caller.limits, flat=True, errs=errs)
     result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

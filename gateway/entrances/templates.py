@@ -84,9 +84,9 @@ def send_template(name: str, ext: str | None) -> Response:
         raise ApiError(500, "GENERAL_ERROR", str(exc)) from None
     rendered = QueryParams(list(fields.items()))
     check_params(spec.hygiene or caller.hygiene, rendered, frozenset({"to", "from"}), skip=frozenset({"text"}))
-    sub = submission_from_query(rendered)
+    errs = Errors()
+    sub = submission_from_query(rendered, errs)
     sub.caller, sub.entrance = caller.name, f"template:{name}"
-    sub.include_sms_count = True
-    validate_submission(sub, spec.limits or caller.limits, flat=True)
+    validate_submission(sub, spec.limits or caller.limits, flat=True, errs=errs)
     result, g.attempts = ctx.sender.send(sub, spec.api)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")
