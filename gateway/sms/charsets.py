@@ -41,9 +41,15 @@ class Config:
     multi_cap: int
     charset: frozenset[str]  # every encodable character (GSM-7 only)
     double: frozenset[str]  # characters that cost 2 septets (ESC + code)
-    escape_map: MappingProxyType[int, str]  # str.translate table: double char -> ESC + char
+    double_chars: tuple[str, ...]  # the same, as a tuple for fast scanning
     invalid: re.Pattern[str]  # matches one character the configuration cannot encode
-    doubles: re.Pattern[str]  # matches one 2-septet character
+
+    def with_escapes(self, text: str) -> str:
+        """The septet stream as a string: every 2-septet character preceded by ESC."""
+        for char in self.double_chars:
+            if char in text:
+                text = text.replace(char, ESC + char)
+        return text
 
     @property
     def key(self) -> tuple[str | None, bool, bool]:
@@ -67,9 +73,8 @@ def _gsm_config(language: str | None, locking: bool, single: bool) -> Config:
         multi_cap=caps[1],
         charset=charset,
         double=two,
-        escape_map=MappingProxyType({ord(c): ESC + c for c in two}),
+        double_chars=tuple(sorted(two)),
         invalid=re.compile(f"[^{_char_class(charset)}]"),
-        doubles=re.compile(f"[{_char_class(two)}]"),
     )
 
 
@@ -84,14 +89,17 @@ UCS2_CONFIG: Final = Config(
     multi_cap=UCS2_CAPACITY[1],
     charset=frozenset(),
     double=frozenset(),
-    escape_map=MappingProxyType({}),
+    double_chars=(),
     invalid=re.compile(r"(?!)"),
-    doubles=re.compile(r"(?!)"),
 )
 
 SINGLE: Final = MappingProxyType({lang: _gsm_config(lang, False, True) for lang in SINGLE_SHIFT_TABLES})
 LOCKING: Final = MappingProxyType({lang: _gsm_config(lang, True, False) for lang in LOCKING_SHIFT_TABLES})
 BOTH: Final = MappingProxyType({lang: _gsm_config(lang, True, True) for lang in LOCKING_SHIFT_TABLES})
+
+# Fast path for ASCII text in the default alphabet: bytes.translate(None, delete) leaves what is not 1 septet.
+DEFAULT_ASCII_SINGLE: Final = bytes(sorted(ord(c) for c in DEFAULT.charset - DEFAULT.double if ord(c) < 0x80))
+DEFAULT_ASCII_DOUBLE: Final = bytes(sorted(ord(c) for c in DEFAULT.double if ord(c) < 0x80))
 
 # Every GSM-7 configuration, in tie-break order (default first, then TR/ES/PT single, locking, both).
 ALL_GSM_CONFIGS: Final = (DEFAULT, *SINGLE.values(), *LOCKING.values(), *BOTH.values())

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .charsets import BOTH, DEFAULT, LOCKING, SINGLE, UCS2_CONFIG, Config
+from .charsets import (
+    BOTH,
+    DEFAULT,
+    DEFAULT_ASCII_DOUBLE,
+    DEFAULT_ASCII_SINGLE,
+    LOCKING,
+    SINGLE,
+    UCS2_CONFIG,
+    Config,
+)
 from .segmentation import characters_remaining, measure, split
 from .transliteration import TRANSLITERATIONS, transliterate
 
@@ -136,13 +145,23 @@ def sms_count(
 ) -> int:
     """Number of parts (same answer as ``analyse(...).message_count``), without building them."""
     if language_code is None and transliteration is None and shift is None and not grapheme_safe:
-        if DEFAULT.invalid.search(text) is None:
-            return measure(text, DEFAULT)[0]
-        return measure(text, UCS2_CONFIG)[0]
+        return _default_count(text)
     if grapheme_safe:
         return analyse(text, language_code, transliteration, shift=shift, grapheme_safe=True).message_count
     converted, config = choose(text, language_code, transliteration, shift=shift)
     return measure(converted, config)[0]
+
+
+def _default_count(text: str) -> int:
+    """sms_count without options: ASCII through bytes.translate, the rest through one regex scan."""
+    if text.isascii():
+        rest = text.encode("ascii").translate(None, DEFAULT_ASCII_SINGLE)
+        if not rest:  # every character is one septet
+            n = len(text)
+            return 1 if n <= DEFAULT.single_cap else -(-n // DEFAULT.multi_cap)
+        config = UCS2_CONFIG if rest.translate(None, DEFAULT_ASCII_DOUBLE) else DEFAULT
+        return measure(text, config)[0]
+    return measure(text, UCS2_CONFIG if DEFAULT.invalid.search(text) else DEFAULT)[0]
 
 
 def _preview(analysis: Analysis, configuration: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def grapheme_clusters(text: str) -> list[str]:
 
 
 def _split_gsm(text: str, config: Config) -> list[str]:
-    septets = text.translate(config.escape_map) if config.double else text
+    septets = config.with_escapes(text)
     total = len(septets)
     if total <= config.single_cap:
         return [text]
@@ -138,30 +138,37 @@ def split(text: str, config: Config, *, grapheme_safe: bool = False) -> list[str
 def measure(text: str, config: Config) -> tuple[int, int]:
     """(message count, units used in the last part) without building the parts: the fast path."""
     if config.encoding == UCS2:
-        total = len(text.encode("utf-16-le")) >> 1
-        if total <= config.single_cap:
-            return 1, total
-        if total != len(text):
-            parts = _split_ucs2(text, config)
-            return len(parts), part_units(parts[-1], config)
+        data = text.encode("utf-16-le")
+        total = len(data) >> 1
+        if total <= config.single_cap or total == len(text):
+            return _arithmetic(total, config)
+        high_surrogate_at = 1
+        units = data
     else:
-        total = len(text)
-        if config.double and config.doubles.search(text) is not None:
-            septets = text.translate(config.escape_map)
-            total = len(septets)
-            if total > config.single_cap:
-                cap = config.multi_cap
-                count, pos = 0, 0
-                while True:
-                    count += 1
-                    end = pos + cap
-                    if end >= total:
-                        return count, total - pos
-                    if septets[end - 1] == ESC:
-                        end -= 1
-                    pos = end
-        if total <= config.single_cap:
-            return 1, total
+        units = config.with_escapes(text)
+        total = len(units)
+        if total <= config.single_cap or total == len(text):
+            return _arithmetic(total, config)
+        high_surrogate_at = 0
+    cap = config.multi_cap
+    count, pos = 0, 0
+    while True:
+        count += 1
+        end = pos + cap
+        if end >= total:
+            return count, total - pos
+        if high_surrogate_at:  # UCS-2: the unit before the cut is a high surrogate
+            if units[2 * end - 1] & 0xFC == 0xD8:
+                end -= 1
+        elif units[end - 1] == ESC:  # GSM-7: the septet before the cut is ESC
+            end -= 1
+        pos = end
+
+
+def _arithmetic(total: int, config: Config) -> tuple[int, int]:
+    """Count when no pair can straddle a cut (or everything fits one part)."""
+    if total <= config.single_cap:
+        return 1, total
     count = -(-total // config.multi_cap)
     return count, total - (count - 1) * config.multi_cap
 
@@ -170,9 +177,7 @@ def part_units(part: str, config: Config) -> int:
     """Septets (GSM-7) or 16-bit units (UCS-2) one part occupies."""
     if config.encoding == UCS2:
         return len(part.encode("utf-16-le")) >> 1
-    if config.double:
-        return len(part) + len(config.doubles.findall(part))
-    return len(part)
+    return len(config.with_escapes(part))
 
 
 def characters_remaining(parts: list[str], config: Config) -> int:
