@@ -48,11 +48,11 @@ def grapheme_clusters(text: str) -> list[str]:
     return clusters
 
 
-def _split_gsm(text: str, config: Config) -> list[str]:
+def _split_gsm(text: str, config: Config) -> tuple[list[str], int]:
     septets = config.with_escapes(text)
     total = len(septets)
     if total <= config.single_cap:
-        return [text]
+        return [text], total
     cap = config.multi_cap
     parts: list[str] = []
     pos = 0
@@ -63,18 +63,19 @@ def _split_gsm(text: str, config: Config) -> list[str]:
         elif septets[end - 1] == ESC:
             end -= 1
         parts.append(septets[pos:end].replace(ESC, ""))
-        pos = end
-    return parts
+        last, pos = end - pos, end
+    return parts, last
 
 
-def _split_ucs2(text: str, config: Config) -> list[str]:
+def _split_ucs2(text: str, config: Config) -> tuple[list[str], int]:
     data = text.encode("utf-16-le")
     total = len(data) >> 1
     if total <= config.single_cap:
-        return [text]
+        return [text], total
     cap = config.multi_cap
     if total == len(text):  # BMP only: units are characters
-        return [text[i : i + cap] for i in range(0, total, cap)]
+        parts = [text[i : i + cap] for i in range(0, total, cap)]
+        return parts, len(parts[-1])
     parts: list[str] = []
     pos = 0
     while pos < total:
@@ -84,11 +85,11 @@ def _split_ucs2(text: str, config: Config) -> list[str]:
         elif data[2 * end - 1] & 0xFC == 0xD8:  # last unit is a high surrogate: keep the pair whole
             end -= 1
         parts.append(data[2 * pos : 2 * end].decode("utf-16-le"))
-        pos = end
-    return parts
+        last, pos = end - pos, end
+    return parts, last
 
 
-def _split_clusters(text: str, config: Config) -> list[str]:
+def _split_clusters(text: str, config: Config) -> tuple[list[str], int]:
     """Greedy fill keeping grapheme clusters whole where a cluster fits in a part."""
     ucs2 = config.encoding == UCS2
     double = config.double
@@ -100,7 +101,7 @@ def _split_clusters(text: str, config: Config) -> list[str]:
 
     total = cost(text)
     if total <= config.single_cap:
-        return [text]
+        return [text], total
     cap = config.multi_cap
     parts: list[str] = []
     current: list[str] = []
@@ -123,11 +124,16 @@ def _split_clusters(text: str, config: Config) -> list[str]:
         used += c
     if current:
         parts.append("".join(current))
-    return parts
+    return parts, used
 
 
 def split(text: str, config: Config, *, grapheme_safe: bool = False) -> list[str]:
     """The parts a handset receives for ``text`` sent with ``config`` (text must be encodable)."""
+    return segment(text, config, grapheme_safe=grapheme_safe)[0]
+
+
+def segment(text: str, config: Config, *, grapheme_safe: bool = False) -> tuple[list[str], int]:
+    """(parts, units used in the last part) for ``text`` sent with ``config``."""
     if grapheme_safe:
         return _split_clusters(text, config)
     if config.encoding == UCS2:
