@@ -42,7 +42,10 @@ WORDS = {
     "банк баланс спасибо щука объявление".split(),
     "emoji": "hello 😀 world 🎉 thanks 👍 see you 🇮🇹 party 👨‍👩‍👧 ok ❤️ 🚀 great 👍🏽".split(),
 }
-CATEGORIES = tuple(WORDS)
+# "edge": texts placed on part boundaries, and the characters implementations disagree on.
+EDGE_SPECIALS = ("€", "]", "{", "^", "\f", "😀", "🇮🇹", "ç", "\x1b", "\u00a0", "\x00", "`", "Ç", "")
+EDGE_PREFIXES = (64, 65, 66, 67, 68, 69, 70, 151, 152, 153, 154, 158, 159, 160, 304, 305, 306)
+CATEGORIES = (*WORDS, "edge")
 
 
 def build_corpus(total_bytes: int = 1_000_000, seed: int = 20240601) -> dict[str, list[str]]:
@@ -50,8 +53,12 @@ def build_corpus(total_bytes: int = 1_000_000, seed: int = 20240601) -> dict[str
     rng = random.Random(seed)
     per_category = max(1, total_bytes // len(CATEGORIES))
     corpus: dict[str, list[str]] = {}
-    for category, words in WORDS.items():
+    for category in CATEGORIES:
         texts: list[str] = []
+        if category == "edge":
+            corpus[category] = _edge_texts(rng, per_category)
+            continue
+        words = WORDS[category]
         size = 0
         while size < per_category:
             length = rng.choice((rng.randint(5, 160), rng.randint(100, 480)))
@@ -66,6 +73,17 @@ def build_corpus(total_bytes: int = 1_000_000, seed: int = 20240601) -> dict[str
             size += len(text.encode("utf-8"))
         corpus[category] = texts
     return corpus
+
+
+def _edge_texts(rng: random.Random, size: int) -> list[str]:
+    texts: list[str] = [""]
+    total = 0
+    while total < size:
+        prefix = "a" * rng.choice(EDGE_PREFIXES)
+        text = prefix + rng.choice(EDGE_SPECIALS) + "b" * rng.randint(0, 160)
+        texts.append(text)
+        total += len(text.encode("utf-8"))
+    return texts
 
 
 def _smsutil_engine() -> Callable[[str], tuple[str, int]] | None:
