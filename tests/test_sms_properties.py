@@ -111,3 +111,15 @@ def test_remaining_one_then_escape_char_adds_a_part(text: str) -> None:
         assert analyse(text + "€").message_count == result.message_count + 1
     if result.characters_remaining >= 2:
         assert analyse(text + "€").message_count == result.message_count
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts | st.text(max_size=300),
+    st.sampled_from([None, "NONE", "TR", "ES", "PT", "AUTODETECT"]),
+    st.sampled_from([None, "NONE", "TURKISH", "GREEK", "CYRILLIC", "NON_UNICODE", "ALL", "PORTUGUESE"]),
+)
+def test_sms_count_matches_analyse(text: str, language: str | None, translit: str | None) -> None:
+    result = analyse(text, language, translit)
+    assert sms_count(text, language, translit) == result.message_count
+    assert "".join(result.segments) == result.text

@@ -19,11 +19,6 @@ _EXTENDERS = frozenset(
 )
 
 
-def units_of(char: str, encoding: str) -> int:
-    """Units one character costs in a message of the given encoding (ignoring GSM escapes)."""
-    return 2 if encoding == UCS2 and ord(char) > 0xFFFF else 1
-
-
 def grapheme_clusters(text: str) -> list[str]:
     """Approximate extended grapheme clusters (UAX #29): CRLF, combining marks, ZWJ sequences,
     emoji modifiers/variation selectors/tags and regional-indicator pairs stay together."""
@@ -184,9 +179,3 @@ def part_units(part: str, config: Config) -> int:
     if config.encoding == UCS2:
         return len(part.encode("utf-16-le")) >> 1
     return len(config.with_escapes(part))
-
-
-def characters_remaining(parts: list[str], config: Config) -> int:
-    """Infobip's charactersRemaining: capacity of the last part minus the units used in it."""
-    cap = config.single_cap if len(parts) == 1 else config.multi_cap
-    return cap - part_units(parts[-1], config)
