@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Build the corpus, measure, write preview.json and preview.md; return the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1_000_000, help="corpus size in UTF-8 bytes")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per engine and category (>= 3)")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per engine and category (>= 3)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     args = parser.parse_args(argv)
