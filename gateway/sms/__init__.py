@@ -1,6 +1,14 @@
-"""SMS encoding engine (placeholder until the full engine lands)."""
+"""SMS preview engine: GSM 03.38 / UCS-2 encoding, NLI shift tables, segmentation, transliteration.
 
+Pure library (no HTTP). Public API::
 
-def sms_count(text: str, language_code: str | None = None, transliteration: str | None = None) -> int:
-    n = len(text)
-    return 1 if n <= 160 else -(-n // 153)
+    analyse(text, language_code=None, transliteration=None) -> Analysis
+    sms_count(text, language_code=None, transliteration=None) -> int
+    preview_response(text, language_code=None, transliteration=None) -> dict  # POST /sms/1/preview body
+    LANGUAGE_CODES, TRANSLITERATIONS  # valid option values
+"""
+
+from .preview import LANGUAGE_CODES, Analysis, analyse, preview_response, sms_count
+from .transliteration import TRANSLITERATIONS
+
+__all__ = ["LANGUAGE_CODES", "TRANSLITERATIONS", "Analysis", "analyse", "preview_response", "sms_count"]
