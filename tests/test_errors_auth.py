@@ -11,6 +11,7 @@ from gateway.config import SandboxSettings
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
 from tests.conftest import DEMO
+from tests.helpers import wait_for
 
 OK = {"to": "41793026727", "text": "hello"}
 
@@ -94,6 +95,8 @@ def test_upstream_timeout_504(make_bridge, sandbox):
     sandbox.faults(delay_ms=1500, count=0)
     r = bridge.get("/sms/1/text/query", params={**DEMO, **OK})
     assert r.status_code == 504 and "check the logs before sending again" in _exc(r)["text"]
+    # The slow upstream did accept it in the end, which is why the 504 text warns against a blind resend.
+    wait_for(lambda: len(sandbox.messages()) == 1, what="the slow upstream to finish")
 
 
 def test_upstream_5xx_is_502(bridge, sandbox):
