@@ -320,8 +320,11 @@ class Outbox:
     # -- delivery ------------------------------------------------------------------------------
     def run_due(self, limit: int = 100) -> int:
         """Deliver up to ``limit`` due jobs in this thread; return the number of attempts made."""
+        return self._run(limit, stoppable=False)
+
+    def _run(self, limit: int, stoppable: bool) -> int:
         done = 0
-        while done < limit and not self._stop.is_set():
+        while done < limit and not (stoppable and self._stop.is_set()):
             claimed = self._claim()
             if claimed is None:
                 break
@@ -450,7 +453,7 @@ class Outbox:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                if self.run_due(limit=10):
+                if self._run(10, stoppable=True):
                     continue
                 wait = self._seconds_until_due()
             except Exception:  # keep the worker alive; the lease brings the job back

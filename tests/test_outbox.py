@@ -131,6 +131,14 @@ def test_dead_after_twenty_one_attempts_then_redrive(db, clock, receiver) -> Non
     assert receiver.count() == 22 and ob.dead_letters() == []
 
 
+def test_run_due_works_after_workers_stopped(db, clock, receiver) -> None:
+    ob = make_outbox(db, clock, workers=1)
+    ob.start()
+    assert ob.stop(5)
+    jid = ob.enqueue("dlr", receiver.url())
+    assert ob.run_due() == 1 and ob.job(jid).state == "done"  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
 def test_any_2xx_is_success(db, clock, receiver, status) -> None:
     receiver.status = status
