@@ -41,3 +41,10 @@ def raw_get(host: str, port: int, target: bytes, headers: dict[str, str] | None 
             out, rest = out + rest[:size], rest[size + 2 :]
         body = out
     return status, body
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (connections to it are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 import time
 import xml.etree.ElementTree as ET
 
@@ -11,7 +10,7 @@ from gateway.config import SandboxSettings
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
 from tests.conftest import DEMO
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 OK = {"to": "41793026727", "text": "hello"}
 
@@ -59,14 +58,6 @@ def test_404_and_405_in_envelope(bridge):
     assert m.status_code == 405 and _exc(m)["messageId"] == "METHOD_NOT_ALLOWED" and "GET" in m.headers["Allow"]
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_upstream_down_gives_503_quickly(make_bridge):
     own = ServerThread(create_sandbox_app(SandboxSettings()), "127.0.0.1", 0).start()
     bridge = make_bridge(upstream_url=own.url)
@@ -82,7 +73,7 @@ def test_upstream_down_gives_503_quickly(make_bridge):
 
 
 def test_upstream_never_listening_503(make_bridge):
-    bridge = make_bridge(upstream_url=f"http://127.0.0.1:{_closed_port()}")
+    bridge = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
     r = bridge.get("/sms/1/text/query.xml", params={**DEMO, **OK})
     assert r.status_code == 503 and ET.fromstring(r.content).findtext("serviceException/messageId") == "SERVICE_UNAVAILABLE"
 

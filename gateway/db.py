@@ -1,0 +1,218 @@
+"""SQLite persistence: one connection per thread, explicit transactions, versioned migrations.
+
+Durability policy: the database runs in WAL mode. With ``synchronous=FULL`` (the default) every
+committed transaction is fsynced to the WAL before ``COMMIT`` returns, so an acknowledged write
+(a stored report, an enqueued outbox job) survives a power loss. ``synchronous=NORMAL`` skips that
+fsync: the database never corrupts, but the last transactions before a power loss (not a process
+crash) may be lost; choose it only when throughput matters more than those last writes.
+
+Everything SQLite-specific (PRAGMAs, ``BEGIN IMMEDIATE``, statement splitting) stays inside
+:class:`Database`; the migration SQL keeps to types and statements PostgreSQL also accepts where
+that is cheap, so a PostgreSQL backend with the same interface can follow.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+Migration = tuple[int, str, str]
+
+_OUTBOX_V1 = """
+CREATE TABLE outbox_jobs (
+    id INTEGER PRIMARY KEY,            -- PostgreSQL: BIGINT GENERATED ALWAYS AS IDENTITY
+    kind TEXT NOT NULL,
+    caller TEXT,
+    ref TEXT,
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,             -- JSON object
+    body BLOB,                         -- PostgreSQL: BYTEA
+    content_type TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,             -- epoch seconds; PostgreSQL: DOUBLE PRECISION
+    state TEXT NOT NULL,               -- pending | leased | done | dead
+    lease_until REAL,
+    lease_token TEXT,
+    last_error TEXT,
+    last_status INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX outbox_jobs_due ON outbox_jobs (state, next_at);
+CREATE INDEX outbox_jobs_ref ON outbox_jobs (kind, ref);
+CREATE TABLE outbox_attempts (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES outbox_jobs (id),
+    attempt INTEGER NOT NULL,
+    at REAL NOT NULL,
+    http_status INTEGER,
+    error TEXT,
+    duration_ms REAL NOT NULL
+);
+CREATE INDEX outbox_attempts_job ON outbox_attempts (job_id);
+"""
+
+#: The schema history, applied in order at open. Append a new ``(version, name, sql)`` to add one;
+#: never edit a migration that has shipped.
+MIGRATIONS: list[Migration] = [
+    (1, "outbox", _OUTBOX_V1),
+]
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a migration script into complete statements (no ``executescript``: it commits)."""
+    out: list[str] = []
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip().strip(";").strip():
+        raise ValueError(f"incomplete SQL statement in migration: {buf.strip()[:80]!r}")
+    return out
+
+
+class Database:
+    """A SQLite database file shared by threads (one connection each) and processes.
+
+    ``transaction()`` opens ``BEGIN IMMEDIATE`` (the write lock is taken at once, so a
+    read-then-write inside it is atomic); nested use joins the outer transaction.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 10_000,
+        migrations: Sequence[Migration] | None = None,
+    ) -> None:
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
+        self.path = str(path)
+        self.synchronous = synchronous
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._closed = False
+        self.migrate(MIGRATIONS if migrations is None else migrations)
+
+    # -- connections ---------------------------------------------------------------------------
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and configured) on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise RuntimeError(f"database {self.path} is closed")
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_ms / 1000,
+            isolation_level=None,  # autocommit; transactions are explicit
+            check_same_thread=False,  # only used by its thread, but close() may run elsewhere
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._local.conn = conn
+        self._local.after_commit = []
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this object opened (all threads)."""
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    # -- transactions --------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error); yields the connection."""
+        conn = self.connection()
+        if conn.in_transaction:  # nested: join the outer transaction
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._local.after_commit = []
+            raise
+        conn.execute("COMMIT")
+        callbacks, self._local.after_commit = self._local.after_commit, []
+        for fn in callbacks:
+            fn()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this thread's open transaction commits (now, if none is open)."""
+        conn = self.connection()
+        if conn.in_transaction:
+            self._local.after_commit.append(fn)
+        else:
+            fn()
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement on this thread's connection (autocommit unless in a transaction)."""
+        return self.connection().execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """All rows of a query."""
+        return self.connection().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        """The first row of a query, or None."""
+        return self.connection().execute(sql, params).fetchone()
+
+    # -- schema --------------------------------------------------------------------------------
+    def migrate(self, migrations: Sequence[Migration]) -> list[int]:
+        """Apply the migrations not yet applied, each in its own transaction; return their versions."""
+        versions = [v for v, _, _ in migrations]
+        if versions != sorted(set(versions)):
+            raise ValueError(f"migration versions must be unique and ascending: {versions}")
+        self.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        applied: list[int] = []
+        for version, name, sql in migrations:
+            with self.transaction() as conn:  # re-checked under the write lock: safe across processes
+                done = conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ).fetchone()
+                if done:
+                    continue
+                for stmt in split_statements(sql):
+                    conn.execute(stmt)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+                applied.append(version)
+        return applied
+
+    def schema_version(self) -> int:
+        """The highest applied migration version (0 for an empty database)."""
+        row = self.query_one("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(row["v"]) if row and row["v"] is not None else 0

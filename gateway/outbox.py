@@ -1,0 +1,535 @@
+"""A durable outbox of prepared HTTP requests (delivery reports, inbound forwarding).
+
+A *job* is one target: a method, a URL, headers and a body prepared by whoever enqueued it. Jobs
+live in the database (``outbox_jobs``), so they survive restarts; every attempt is recorded in
+``outbox_attempts``. Delivery follows Infobip's push retry cycle: after a failed attempt, retry
+``n`` (0…19) comes ``1 min + 1 min·n²`` after the previous attempt; after the 20th retry fails the
+job is a *dead letter*: kept, listed, and re-drivable.
+
+Workers claim a job atomically (``state='leased'`` with a lease deadline and a token), so several
+workers, threads or processes, never deliver the same job at the same time; a lease that expires
+(a crashed worker) makes the job due again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from gateway.clock import Clock, scaled
+from gateway.db import Database
+from gateway.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy, redact_url
+
+log = logging.getLogger(__name__)
+
+#: Seconds between a failed attempt and retry n (n = 0…19), before the time scale.
+RETRY_DELAYS: tuple[int, ...] = tuple(60 * (1 + n * n) for n in range(20))
+#: The first attempt plus every retry.
+MAX_ATTEMPTS = 1 + len(RETRY_DELAYS)
+
+STATES = ("pending", "leased", "done", "dead")
+METHODS = ("GET", "POST", "PUT")
+RETRYABLE_4XX = (408, 429)
+_MAX_BODY_READ = 64 * 1024
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
+def retry_delay(attempts: int, time_scale: float = 1.0) -> float | None:
+    """Clock seconds from a failed attempt number ``attempts`` (1-based) to the next; None = dead."""
+    if attempts < 1:
+        raise ValueError("attempts counts from 1")
+    if attempts > len(RETRY_DELAYS):
+        return None
+    return scaled(RETRY_DELAYS[attempts - 1], time_scale)
+
+
+class DeliveryError(Exception):
+    """A failed delivery; ``reason`` is a human sentence without secrets, ``status`` the HTTP status.
+
+    ``permanent`` failures are not retried.
+    """
+
+    def __init__(self, reason: str, status: int | None = None, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.permanent = permanent
+
+
+@dataclass
+class Job:
+    """One outbox job as stored."""
+
+    id: int
+    kind: str
+    caller: str | None
+    ref: str | None
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    content_type: str | None = None
+    attempts: int = 0
+    next_at: float = 0.0
+    state: str = "pending"
+    last_error: str | None = None
+    last_status: int | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        body = row["body"]
+        return cls(
+            id=int(row["id"]),
+            kind=row["kind"],
+            caller=row["caller"],
+            ref=row["ref"],
+            method=row["method"],
+            url=row["url"],
+            headers=json.loads(row["headers"] or "{}"),
+            body=bytes(body) if body is not None else None,
+            content_type=row["content_type"],
+            attempts=int(row["attempts"]),
+            next_at=float(row["next_at"]),
+            state=row["state"],
+            last_error=row["last_error"],
+            last_status=row["last_status"],
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """A view safe to show (URL redacted, secret headers masked, body omitted)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "caller": self.caller,
+            "ref": self.ref,
+            "method": self.method,
+            "url": redact_url(self.url),
+            "headers": {
+                k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()
+            },
+            "content_type": self.content_type,
+            "body_bytes": len(self.body) if self.body is not None else 0,
+            "attempts": self.attempts,
+            "next_at": self.next_at,
+            "state": self.state,
+            "last_error": self.last_error,
+            "last_status": self.last_status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class HttpDeliverer:
+    """The one outbound HTTP helper: owns timeouts and redirect policy, and turns every failure
+    into a :class:`DeliveryError` with a sentence fit for an operator (never the URL's secrets)."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        connect_timeout: float = 5,
+        read_timeout: float = 10,
+        retry_on_4xx: bool = True,
+    ) -> None:
+        self.session = session
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.retry_on_4xx = retry_on_4xx
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> int:
+        """Send the request; return the 2xx status or raise :class:`DeliveryError`."""
+        hdrs = dict(headers or {})
+        if content_type and not any(k.lower() == "content-type" for k in hdrs):
+            hdrs["Content-Type"] = content_type
+        where = f"{method} {redact_url(url)}"
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                headers=hdrs,
+                data=body,
+                timeout=(self.connect_timeout, self.read_timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            raise DeliveryError(f"{where}: {self._describe(exc)}") from None
+        try:
+            read = 0
+            for chunk in resp.iter_content(8192):  # drain a little so the connection can be reused
+                read += len(chunk)
+                if read >= _MAX_BODY_READ:
+                    break
+        except requests.RequestException:
+            pass  # the status line is what counts
+        finally:
+            resp.close()
+        status = resp.status_code
+        if 200 <= status < 300:
+            return status
+        if 300 <= status < 400:
+            raise DeliveryError(
+                f"{where}: the server answered HTTP {status}, a redirect; redirects are not followed", status
+            )
+        if 400 <= status < 500 and status not in RETRYABLE_4XX:
+            permanent = not self.retry_on_4xx
+            raise DeliveryError(f"{where}: the server refused the request with HTTP {status}", status, permanent)
+        raise DeliveryError(f"{where}: the server answered HTTP {status}", status)
+
+    def _describe(self, exc: requests.RequestException) -> str:
+        causes = _causes(exc)
+        if isinstance(exc, requests.ConnectTimeout):
+            return f"could not connect within {self.connect_timeout:g} s"
+        if isinstance(exc, requests.ReadTimeout):
+            return f"connected, but no answer within {self.read_timeout:g} s"
+        if isinstance(exc, requests.exceptions.SSLError):
+            return "the TLS handshake failed (certificate or protocol)"
+        if any(isinstance(c, ConnectionRefusedError) for c in causes):
+            return "the connection was refused (nothing listening)"
+        if any(type(c).__name__ == "NameResolutionError" for c in causes) or any(
+            isinstance(c, OSError) and c.__class__.__name__ == "gaierror" for c in causes
+        ):
+            return "the host name could not be resolved"
+        if any(isinstance(c, ConnectionResetError) for c in causes):
+            return "the connection was reset by the server"
+        if isinstance(exc, requests.ConnectionError):
+            return "the connection failed or was dropped before an answer"
+        return f"the request failed ({type(exc).__name__})"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes/contexts, and exceptions carried in args / ``reason``."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 32:
+        e = todo.pop()
+        if any(e is s for s in seen):
+            continue
+        seen.append(e)
+        nxt = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+        todo.extend(x for x in nxt if isinstance(x, BaseException))
+    return seen
+
+
+def _public_only(caller: str | None) -> UrlPolicy:
+    return UrlPolicy(allow_public=True)
+
+
+class Outbox:
+    """The durable outbox: ``enqueue`` jobs, deliver them with workers or ``run_due``."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        session: requests.Session | None = None,
+        time_scale: float = 1.0,
+        workers: int = 2,
+        lease_seconds: float = 60,
+        connect_timeout: float = 5,
+        read_timeout: float = 10,
+        retry_on_4xx: bool = True,
+        policy_for: Callable[[str | None], UrlPolicy] | None = None,
+        idle_wait: float = 5.0,
+    ) -> None:
+        """``idle_wait`` caps a worker's sleep so jobs enqueued by another process are noticed."""
+        if time_scale <= 0:
+            raise ValueError("time_scale must be > 0")
+        if lease_seconds <= connect_timeout + read_timeout:
+            raise ValueError("lease_seconds must exceed connect_timeout + read_timeout")
+        self.db = db
+        self.clock = clock
+        self.time_scale = time_scale
+        self.workers = workers
+        self.lease_seconds = lease_seconds
+        self.idle_wait = idle_wait
+        self.policy_for = policy_for or _public_only
+        self._own_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.deliverer = HttpDeliverer(self.session, connect_timeout, read_timeout, retry_on_4xx)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._counters = {"attempts": 0, "delivered": 0, "retries": 0, "dead": 0}
+
+    # -- enqueue -------------------------------------------------------------------------------
+    def enqueue(
+        self,
+        kind: str,
+        url: str,
+        method: str = "POST",
+        body: bytes | str | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        caller: str | None = None,
+        ref: str | None = None,
+        conn: sqlite3.Connection | None = None,
+    ) -> int:
+        """Store a job due now and return its id; raise :class:`UrlNotAllowed` if the caller's
+        policy refuses the URL. With ``conn`` (inside an open transaction) the job commits with it."""
+        method = method.upper()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        try:
+            self.policy_for(caller).check(url)
+        except HostUnresolvable:
+            pass  # maybe a DNS hiccup: delivery checks again and retries on the schedule
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        now = self.clock.now()
+        params = (
+            kind, caller, ref, method, url, json.dumps(dict(headers or {})), body, content_type, now, now, now,
+        )
+        sql = (
+            "INSERT INTO outbox_jobs (kind, caller, ref, method, url, headers, body, content_type,"
+            " attempts, next_at, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?, ?)"
+        )
+        if conn is not None:
+            job_id = int(conn.execute(sql, params).lastrowid or 0)
+            if conn is self.db.connection():
+                self.db.after_commit(self._wake.set)  # wake workers once the job is visible
+            else:
+                self._wake.set()
+            return job_id
+        with self.db.transaction() as c:
+            job_id = int(c.execute(sql, params).lastrowid or 0)
+        self._wake.set()
+        return job_id
+
+    # -- delivery ------------------------------------------------------------------------------
+    def run_due(self, limit: int = 100) -> int:
+        """Deliver up to ``limit`` due jobs in this thread; return the number of attempts made."""
+        return self._run(limit, stoppable=False)
+
+    def _run(self, limit: int, stoppable: bool) -> int:
+        done = 0
+        while done < limit and not (stoppable and self._stop.is_set()):
+            claimed = self._claim()
+            if claimed is None:
+                break
+            self._deliver(*claimed)
+            done += 1
+        return done
+
+    def _claim(self) -> tuple[Job, str] | None:
+        """Lease the most overdue job (pending, or leased with an expired lease)."""
+        now = self.clock.now()
+        token = uuid.uuid4().hex
+        with self.db.transaction() as conn:  # BEGIN IMMEDIATE: select + update under the write lock
+            row = conn.execute(
+                "SELECT * FROM outbox_jobs WHERE (state = 'pending' AND next_at <= ?)"
+                " OR (state = 'leased' AND lease_until <= ?) ORDER BY next_at, id LIMIT 1",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            cur = conn.execute(
+                "UPDATE outbox_jobs SET state = 'leased', lease_until = ?, lease_token = ?, updated_at = ?"
+                " WHERE id = ? AND (state = 'pending' OR (state = 'leased' AND lease_until <= ?))",
+                (now + self.lease_seconds, token, now, row["id"], now),
+            )
+            if cur.rowcount != 1:
+                return None
+        job = Job.from_row(row)
+        job.state = "leased"
+        return job, token
+
+    def _deliver(self, job: Job, token: str) -> None:
+        at = self.clock.now()
+        try:
+            self.policy_for(job.caller).check(job.url)
+        except HostUnresolvable as exc:
+            self._record(job, token, at, DeliveryError(exc.reason), 0.0)
+            return
+        except UrlNotAllowed as exc:
+            self._refuse(job, token, exc.reason)
+            return
+        t0 = time.perf_counter()
+        result: int | DeliveryError
+        try:
+            result = self.deliverer.send(job.method, job.url, job.headers, job.body, job.content_type)
+        except DeliveryError as exc:
+            result = exc
+        self._record(job, token, at, result, (time.perf_counter() - t0) * 1000)
+
+    def _record(self, job: Job, token: str, at: float, result: int | DeliveryError, duration_ms: float) -> None:
+        attempts = job.attempts + 1
+        now = self.clock.now()
+        if isinstance(result, int):
+            state, status, error, next_at = "done", result, None, job.next_at
+        else:
+            status, error = result.status, result.reason
+            delay = None if result.permanent else retry_delay(attempts, self.time_scale)
+            state, next_at = ("dead", job.next_at) if delay is None else ("pending", at + delay)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO outbox_attempts (job_id, attempt, at, http_status, error, duration_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job.id, attempts, at, status, error, round(duration_ms, 3)),
+            )
+            cur = conn.execute(
+                "UPDATE outbox_jobs SET state = ?, attempts = ?, next_at = ?, last_status = ?,"
+                " last_error = ?, lease_until = NULL, lease_token = NULL, updated_at = ?"
+                " WHERE id = ? AND lease_token = ?",
+                (state, attempts, next_at, status, error, now, job.id, token),
+            )
+        if cur.rowcount != 1:
+            log.warning("outbox job %s: lease lost before the attempt was recorded", job.id)
+        counter = {"done": "delivered", "pending": "retries", "dead": "dead"}[state]
+        with self._lock:
+            self._counters["attempts"] += 1
+            self._counters[counter] += 1
+        if state == "done":
+            log.info("outbox job %s (%s) delivered: HTTP %s", job.id, job.kind, status)
+        else:
+            log.warning("outbox job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, attempts, state, error)
+
+    def _refuse(self, job: Job, token: str, reason: str) -> None:
+        """The URL is no longer allowed: dead at once, no request made."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE outbox_jobs SET state = 'dead', last_error = ?, last_status = NULL,"
+                " lease_until = NULL, lease_token = NULL, updated_at = ? WHERE id = ? AND lease_token = ?",
+                (f"not sent: {reason}", self.clock.now(), job.id, token),
+            )
+        with self._lock:
+            self._counters["dead"] += 1
+        log.warning("outbox job %s (%s) refused by URL policy: %s", job.id, job.kind, reason)
+
+    # -- workers -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker threads (daemon)."""
+        if self._threads:
+            return
+        self._stop.clear()
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"outbox-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the workers after their current attempt; True if all stopped within ``timeout``."""
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t for t in self._threads if t.is_alive()]
+        self._threads = alive
+        return not alive
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the workers and close the session if the outbox made it."""
+        self.stop(timeout)
+        if self._own_session:
+            self.session.close()
+
+    def wake(self) -> None:
+        """Make idle workers look at the database now (e.g. after a ManualClock jump)."""
+        self._wake.set()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                if self._run(10, stoppable=True):
+                    continue
+                wait = self._seconds_until_due()
+            except Exception:  # keep the worker alive; the lease brings the job back
+                log.exception("outbox worker error")
+                wait = 1.0
+            self._wake.wait(wait)
+
+    def _seconds_until_due(self) -> float:
+        row = self.db.query_one(
+            "SELECT MIN(CASE WHEN state = 'pending' THEN next_at ELSE lease_until END) AS t"
+            " FROM outbox_jobs WHERE state IN ('pending', 'leased')"
+        )
+        if row is None or row["t"] is None:
+            return self.idle_wait
+        return min(self.idle_wait, max(0.005, float(row["t"]) - self.clock.now()))
+
+    # -- inspection ----------------------------------------------------------------------------
+    def job(self, job_id: int) -> Job | None:
+        row = self.db.query_one("SELECT * FROM outbox_jobs WHERE id = ?", (job_id,))
+        return Job.from_row(row) if row else None
+
+    def jobs(self, state: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
+        """Jobs, newest first, optionally of one state."""
+        if state is not None and state not in STATES:
+            raise ValueError(f"state must be one of {STATES}")
+        where, params = ("WHERE state = ?", [state]) if state else ("", [])
+        rows = self.db.query(
+            f"SELECT * FROM outbox_jobs {where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [Job.from_row(r) for r in rows]
+
+    def dead_letters(self, limit: int = 100) -> list[Job]:
+        return self.jobs("dead", limit)
+
+    def attempts(self, job_id: int) -> list[dict[str, Any]]:
+        """The recorded attempts of a job, oldest first."""
+        rows = self.db.query(
+            "SELECT attempt, at, http_status, error, duration_ms FROM outbox_attempts"
+            " WHERE job_id = ? ORDER BY attempt, id",
+            (job_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def redrive(self, job_id: int) -> bool:
+        """Dead → pending with attempts reset, due now; False if the job is not dead."""
+        now = self.clock.now()
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE outbox_jobs SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'dead'",
+                (now, now, job_id),
+            )
+        if cur.rowcount == 1:
+            self._wake.set()
+            return True
+        return False
+
+    def depth(self) -> int:
+        """Jobs not finished yet (pending + leased)."""
+        row = self.db.query_one("SELECT COUNT(*) AS n FROM outbox_jobs WHERE state IN ('pending', 'leased')")
+        return int(row["n"]) if row else 0
+
+    def oldest_age(self) -> float | None:
+        """Seconds since the oldest unfinished job was enqueued, or None."""
+        row = self.db.query_one(
+            "SELECT MIN(created_at) AS t FROM outbox_jobs WHERE state IN ('pending', 'leased')"
+        )
+        if row is None or row["t"] is None:
+            return None
+        return max(0.0, self.clock.now() - float(row["t"]))
+
+    def stats(self) -> dict[str, int]:
+        """This instance's counters (attempts, delivered, retries, dead) plus depth and dead letters."""
+        with self._lock:
+            out = dict(self._counters)
+        row = self.db.query_one("SELECT COUNT(*) AS n FROM outbox_jobs WHERE state = 'dead'")
+        out["depth"] = self.depth()
+        out["dead_letters"] = int(row["n"]) if row else 0
+        return out
