@@ -27,7 +27,8 @@ import requests
 
 from gateway.clock import Clock, scaled
 from gateway.db import Database
-from gateway.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy, redact_url
+from gateway.redact import redact_url
+from gateway.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,14 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from gateway.redact import redact_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], list[str]]
 
 #: Query parameter names whose values never reach a log line or a stored error.
-SECRET_PARAMS = frozenset({"password", "pass", "apikey", "api_key", "token", "access_token"})
 
 #: Cloud instance metadata endpoints (AWS/GCP/Azure/OpenStack, AWS IPv6, Alibaba).
 METADATA_ADDRESSES = frozenset(
@@ -41,26 +42,6 @@ class UrlNotAllowed(ValueError):
 
 class HostUnresolvable(UrlNotAllowed):
     """The host name did not resolve (possibly a transient DNS failure, unlike the other refusals)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` without secrets: userinfo becomes ``***`` and secret query values become ``***``."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = "***@" + netloc.rsplit("@", 1)[1]
-        query = "&".join(_redact_pair(p) for p in parts.query.split("&")) if parts.query else ""
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "<unparseable URL>"
-
-
-def _redact_pair(pair: str) -> str:
-    name, _, _ = pair.partition("=")
-    if unquote_plus(name).strip().lower() in SECRET_PARAMS:
-        return f"{name}=***"
-    return pair
 
 
 def system_resolver(host: str) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy, redact_url
+from gateway.redact import redact_url
+from gateway.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 
 
 def fixed(table: dict[str, list[str]]):
