@@ -48,6 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("embedded Infobip sandbox on %s", sandbox.url)
     app = create_app(config, upstream_url)
     server = ServerThread(app, config.server.host, port, threads=config.server.threads)
+    bridge = app.extensions["smsbridge"]
+    bridge.start()
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
     print(f"smsbridge listening on {server.url}  (try {server.url}/sms/1/text/query?username=demo&password=demo"
           "&from=InfoSMS&to=41793026727&text=Hello)", flush=True)
@@ -55,6 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        bridge.stop()
     return 0
 
 

@@ -7,19 +7,24 @@ is (the embedded sandbox's address when ``upstream.base_url`` is ``sandbox``).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .auth import Authenticator
+from .clock import Clock, SystemClock
 from .config import Config, ConfigError
 from .context import Bridge
+from .db import Database
 from .formats import JSON, XML, render_error
 from .logs import install_access_log
 from .model import ApiError
+from .outbox import Outbox
 from .render import compile_fields, make_environment
 from .sender import Sender
 from .upstream import UpstreamClient
+from .urlpolicy import UrlPolicy, policy_table
 
 log = logging.getLogger("smsbridge")
 
@@ -71,22 +76,44 @@ def install_error_handlers(app: Flask) -> None:
         return render_error(ApiError(500, "GENERAL_ERROR", "Internal error; the incident was logged"), _fmt())
 
 
-def create_app(config: Config, upstream_url: str | None = None) -> Flask:
-    """The bridge's Flask app for ``config``; ``upstream_url`` overrides ``upstream.base_url``."""
+def url_policies(config: Config):
+    """``policy_for(caller)``: each caller's allow-list for URLs the bridge calls on its behalf."""
+    policies = {
+        name: UrlPolicy(allow_hosts=c.allow.hosts, allow_public=c.allow.public, allow_loopback=c.allow.loopback,
+                        allow_private=c.allow.private)
+        for name, c in config.callers.items()
+    }
+    return policy_table(policies, UrlPolicy())
+
+
+def create_app(config: Config, upstream_url: str | None = None, clock: Clock | None = None) -> Flask:
+    """The bridge's Flask app for ``config``; ``upstream_url`` overrides ``upstream.base_url``.
+
+    Background workers are not started here: call ``app.extensions["smsbridge"].start()``.
+    """
     app = Flask(__name__, template_folder="../templates")
     url = upstream_url or config.upstream.base_url
     if url == "sandbox":
         raise ConfigError([("upstream.base_url", "is 'sandbox': start the sandbox and pass its URL")])
-    upstream = UpstreamClient(config.upstream, url)
+    templates = compile_templates(config)
+    clock = clock or SystemClock()
+    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(config.store.path, synchronous=config.store.synchronous)
+    ob = config.outbox
+    outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
+                    connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=url_policies(config))
     app.extensions["smsbridge"] = Bridge(
         config=config,
         auth=Authenticator(config.callers),
-        sender=Sender(upstream),
-        templates=compile_templates(config),
+        sender=Sender(UpstreamClient(config.upstream, url)),
+        templates=templates,
+        db=db,
+        outbox=outbox,
+        clock=clock,
     )
-    from .entrances import advanced, query, templates
+    from .entrances import advanced, preview, query, templates
 
-    for bp in (query.bp, templates.bp, advanced.bp):
+    for bp in (query.bp, templates.bp, advanced.bp, preview.bp):
         app.register_blueprint(bp)
     install_error_handlers(app)
     if config.logging.access_log:

@@ -113,6 +113,22 @@ class Server:
     port: int = 8080
     threads: int = 16
     default_charset: str = "utf-8"
+    public_url: str = ""  # how the upstream reaches the bridge (its own notifyUrl); default http://host:port
+
+
+@dataclass
+class Store:
+    path: str = "data/smsbridge.db"  # relative paths are relative to the working directory
+    synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
+
+
+@dataclass
+class OutboxSettings:
+    workers: int = 2
+    time_scale: float = 1.0  # retry delays are multiplied by this (tests use 0.001)
+    retry_on_4xx: bool = True
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
 
 
 @dataclass
@@ -127,6 +143,8 @@ class Config:
     upstream: Upstream
     sandbox: SandboxSettings
     logging: Logging
+    store: Store
+    outbox: OutboxSettings
     callers: dict[str, Caller]
     templates: dict[str, TemplateSpec]
     limits: Limits
@@ -337,7 +355,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         raise ConfigError([("(top)", "the configuration must be a mapping")])
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
-    known = {"server", "upstream", "sandbox", "logging", "callers", "templates", "limits", "placeholders"}
+    known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
+             "placeholders"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -345,6 +364,10 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     upstream = r.fill(Upstream, r.section(raw.get("upstream"), "upstream"), "upstream")
     sandbox = r.fill(SandboxSettings, r.section(raw.get("sandbox"), "sandbox"), "sandbox")
     logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")
+    store = r.fill(Store, r.section(raw.get("store"), "store"), "store")
+    outbox = r.fill(OutboxSettings, r.section(raw.get("outbox"), "outbox"), "outbox")
+    if store.synchronous not in ("FULL", "NORMAL"):
+        problems.append(("store.synchronous", "must be FULL or NORMAL"))
     limits = _limits(r, raw.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)
@@ -385,7 +408,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                 )
     if problems:
         raise ConfigError(problems)
-    return Config(server, upstream, sandbox, logging_, callers, templates, limits, placeholders, source, warnings)
+    return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
+                  source, warnings)
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from flask import current_app
 
 from .auth import Authenticator
+from .clock import Clock
 from .config import Config
+from .db import Database
+from .outbox import Outbox
 from .render import CompiledFields
 from .sender import Sender
 
@@ -18,6 +21,17 @@ class Bridge:
     auth: Authenticator
     sender: Sender
     templates: dict[str, CompiledFields]
+    db: Database
+    outbox: Outbox
+    clock: Clock
+
+    def start(self) -> None:
+        """Start the background workers (explicit: creating an app starts no threads)."""
+        self.outbox.start()
+
+    def stop(self) -> None:
+        self.outbox.stop()
+        self.sender.upstream.close()
 
 
 def bridge() -> Bridge:

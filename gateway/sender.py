@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from .model import Submission, SubmissionResult
+from .sms import sms_count
 from .upstream import Attempt, UpstreamClient
 
 
@@ -35,4 +36,7 @@ class Sender:
                     sent.message_id = own
         if sub.bulk_id and not result.bulk_id:
             result.bulk_id = sub.bulk_id
+        counts = [sms_count(m.text, m.language_code, m.transliteration) for m in sub.messages for _ in m.destinations]
+        for sent, count in zip(result.messages, counts, strict=False):
+            sent.sms_count = count  # the bridge's own engine, the same one the preview uses
         return result, attempts

@@ -12,13 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import sms
 from .model import ApiError, Submission
+from .sms import sms_count
 
-LANGUAGE_CODES = ("NONE", "TR", "ES", "PT", "AUTODETECT")
-TRANSLITERATIONS = (
-    "NONE", "TURKISH", "GREEK", "CYRILLIC", "SERBIAN_CYRILLIC", "BULGARIAN_CYRILLIC", "CENTRAL_EUROPEAN",
-    "BALTIC", "PORTUGUESE", "COLOMBIAN", "NON_UNICODE", "ALL",
-)
+LANGUAGE_CODES = tuple(sorted(sms.LANGUAGE_CODES))
+TRANSLITERATIONS = tuple(sorted(sms.TRANSLITERATIONS))
 CONTENT_TYPES = ("application/json", "application/xml")
 TRACK_VALUES = ("SMS", "URL")
 
@@ -34,6 +33,7 @@ class Limits:
     sender_numeric_max: int = 16
     sender_min: int = 3
     text_max_chars: int = 4096
+    max_parts: int = 10
     callback_data_max: int = 4000
     bulk_id_max: int = 100
     message_id_max: int = 200
@@ -243,6 +243,10 @@ def validate_submission(
             errs.add(path(mi, "text"), "must not be empty: there is nothing to send")
         elif len(msg.text) > limits.text_max_chars:
             errs.add(path(mi, "text"), f"is {len(msg.text)} characters; the maximum is {limits.text_max_chars}")
+        else:
+            parts = sms_count(msg.text, msg.language_code, msg.transliteration)
+            if parts > limits.max_parts:
+                errs.add(path(mi, "text"), f"needs {parts} SMS parts; the maximum for this caller is {limits.max_parts}")
         if msg.callback_data is not None and len(msg.callback_data) > limits.callback_data_max:
             errs.add(path(mi, "callbackData"), f"must be at most {limits.callback_data_max} characters")
         if msg.notify_url:

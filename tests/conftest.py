@@ -78,23 +78,31 @@ BridgeFactory = Callable[..., Bridge]
 
 
 @pytest.fixture
-def make_bridge(sandbox: Sandbox) -> Iterator[BridgeFactory]:
-    """Start a bridge on the default config, changed by ``mutate(raw_config)``, against ``upstream_url``."""
-    started: list[ServerThread] = []
+def make_bridge(sandbox: Sandbox, tmp_path: Path) -> Iterator[BridgeFactory]:
+    """Start a bridge on the default config, changed by ``mutate(raw_config)``, against ``upstream_url``.
 
-    def make(mutate: Callable[[dict[str, Any]], None] | None = None, upstream_url: str | None = None) -> Bridge:
+    Each bridge gets its own SQLite file under ``tmp_path`` and a fast outbox time scale."""
+    started: list[tuple[ServerThread, Any]] = []
+
+    def make(mutate: Callable[[dict[str, Any]], None] | None = None, upstream_url: str | None = None,
+             clock: Any = None) -> Bridge:
         raw = copy.deepcopy(default_raw_config())
+        raw["store"] = {"path": str(tmp_path / f"bridge{len(started)}.db")}
+        raw["outbox"] = {"time_scale": 0.001, "workers": 2}
         if mutate:
             mutate(raw)
         config = build_config(raw, env={})
-        app = create_app(config, upstream_url or sandbox.url)
+        app = create_app(config, upstream_url or sandbox.url, clock=clock)
         server = ServerThread(app, "127.0.0.1", 0, threads=8).start()
-        started.append(server)
+        ctx = app.extensions["smsbridge"]
+        ctx.start()
+        started.append((server, ctx))
         return Bridge(server, app)
 
     yield make
-    for s in started:
-        s.stop()
+    for server, ctx in started:
+        server.stop()
+        ctx.stop()
 
 
 @pytest.fixture

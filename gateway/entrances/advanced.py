@@ -26,7 +26,7 @@ def send_advanced(ext: str | None) -> Response:
     errs = Errors()
     sub = submission_from_advanced(body, errs)
     sub.caller = caller.name
-    check_submission(caller.hygiene, sub)
+    check_submission(caller.hygiene, sub, errs)
     validate_submission(sub, caller.limits, flat=False, errs=errs)
     result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
     return render(result_to_wire(result, include_sms_count=sub.include_sms_count), fmt, "send")

@@ -7,9 +7,10 @@ from flask import g, request
 from ..config import Caller
 from ..context import bridge
 from ..formats import negotiate
-from ..model import ApiError, Submission
+from ..model import Submission
 from ..placeholders import Hygiene
 from ..querystring import QueryParams
+from ..validate import Errors
 
 CREDENTIAL_PARAMS = frozenset({"username", "password", "charset"})
 
@@ -32,33 +33,29 @@ def authenticate(params: QueryParams | None, scope: str) -> Caller:
     return caller
 
 
-def check_params(hygiene: Hygiene, params: QueryParams, address: frozenset[str], skip: frozenset[str] = frozenset()) -> None:
-    """Reject unsubstituted placeholders in any parameter, naming the parameter."""
-    errors: dict[str, list[str]] = {}
+def check_params(
+    hygiene: Hygiene, params: QueryParams, address: frozenset[str], errs: Errors, skip: frozenset[str] = frozenset()
+) -> None:
+    """Unsubstituted placeholders in any parameter, named, into ``errs`` (reported with the rest)."""
     for name, value in params.items():
         if name in CREDENTIAL_PARAMS or name in skip:
             continue
         reason = hygiene.check(name, value, address=name in address)
         if reason:
-            errors.setdefault(name, []).append(reason)
-    if errors:
-        raise ApiError.invalid(errors)
+            errs.add(name, reason)
 
 
-def check_submission(hygiene: Hygiene, sub: Submission) -> None:
+def check_submission(hygiene: Hygiene, sub: Submission, errs: Errors) -> None:
     """Placeholder hygiene on a JSON submission: addresses strictly, free text by the text rules."""
-    errors: dict[str, list[str]] = {}
     for mi, m in enumerate(sub.messages):
         p = f"messages[{mi}]."
         for di, d in enumerate(m.destinations):
             reason = hygiene.check("to", d.to, address=True)
             if reason:
-                errors.setdefault(f"{p}destinations[{di}].to", []).append(reason)
+                errs.add(f"{p}destinations[{di}].to", reason)
         checks = (("from", m.sender, True), ("text", m.text, False), ("callbackData", m.callback_data, False),
                   ("notifyUrl", m.notify_url, False))
         for name, value, address in checks:
             reason = hygiene.check(name, value, address=address) if value else None
             if reason:
-                errors.setdefault(p + name, []).append(reason)
-    if errors:
-        raise ApiError.invalid(errors)
+                errs.add(p + name, reason)

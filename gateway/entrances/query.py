@@ -23,8 +23,8 @@ def send_query(ext: str | None) -> Response:
     ctx = bridge()
     params = parse_query(request.query_string, ctx.config.server.default_charset)
     caller = authenticate(params, "query")
-    check_params(caller.hygiene, params, ADDRESS_PARAMS)
     errs = Errors()
+    check_params(caller.hygiene, params, ADDRESS_PARAMS, errs)
     sub = submission_from_query(params, errs)
     sub.caller, sub.entrance = caller.name, "query"
     validate_submission(sub, caller.limits, flat=True, errs=errs)

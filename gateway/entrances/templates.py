@@ -83,8 +83,8 @@ def send_template(name: str, ext: str | None) -> Response:
     except RenderError as exc:
         raise ApiError(500, "GENERAL_ERROR", str(exc)) from None
     rendered = QueryParams(list(fields.items()))
-    check_params(spec.hygiene or caller.hygiene, rendered, frozenset({"to", "from"}), skip=frozenset({"text"}))
     errs = Errors()
+    check_params(spec.hygiene or caller.hygiene, rendered, frozenset({"to", "from"}), errs, skip=frozenset({"text"}))
     sub = submission_from_query(rendered, errs)
     sub.caller, sub.entrance = caller.name, f"template:{name}"
     validate_submission(sub, spec.limits or caller.limits, flat=True, errs=errs)

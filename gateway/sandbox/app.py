@@ -15,19 +15,14 @@ from werkzeug.exceptions import HTTPException
 from ..config import SandboxSettings
 from ..formats import JSON, XML, negotiate, render, render_error
 from ..model import ApiError, SentMessage, Submission, SubmissionResult
+from ..preview import preview_body
 from ..querystring import parse_query
 from ..sender import new_id
+from ..sms import analyse
 from ..statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION
 from ..validate import Limits, normalise_destination, validate_submission
 from ..wire import result_to_wire, submission_from_advanced, submission_from_query
 from .state import Faults, SandboxState
-
-
-def sms_count(text: str) -> int:
-    """Parts for ``text``."""
-    from ..sms import sms_count as engine_count
-
-    return engine_count(text)
 
 
 def _state() -> SandboxState:
@@ -96,7 +91,8 @@ def _accept(sub: Submission, limits: Limits) -> SubmissionResult:
     bulk_id = sub.bulk_id or (new_id() if sub.destination_count > 1 else None)
     result = SubmissionResult(bulk_id=bulk_id)
     for mi, m in enumerate(sub.messages):
-        count = sms_count(m.text)
+        shown = analyse(m.text, m.language_code, m.transliteration)  # what the handset gets
+        count = shown.message_count
         for di, d in enumerate(m.destinations):
             if (mi, di) in bad:
                 result.messages.append(SentMessage(d.to, REJECTED_INVALID_DESTINATION))
@@ -106,6 +102,7 @@ def _accept(sub: Submission, limits: Limits) -> SubmissionResult:
             with state.lock:
                 state.messages[mid] = {
                     "messageId": mid, "bulkId": bulk_id, "to": d.to, "from": m.sender, "text": m.text,
+                    "textPreview": shown.text, "flash": m.flash, "validityPeriod": m.validity_period,
                     "smsCount": count, "notifyUrl": m.notify_url, "notifyContentType": m.notify_content_type,
                     "callbackData": m.callback_data, "sentAt": time.time(),
                 }
@@ -155,6 +152,11 @@ def create_sandbox_app(settings: SandboxSettings | None = None, limits: Limits |
             raise ApiError.bad_request("body", "must be JSON")
         sub = submission_from_advanced(body)
         return render(result_to_wire(_accept(sub, limits), sub.include_sms_count), g.fmt, "send")
+
+    @app.post("/sms/1/preview")
+    def preview() -> Response:
+        _auth()
+        return jsonify(preview_body(request.get_json(force=True, silent=True)))
 
     # ---- test and demo control (not part of Infobip's API) ----
     @app.get("/sandbox/requests")
