@@ -1,0 +1,113 @@
+"""The real entry point as a subprocess: secrets never reach its logs; the CLI's config checks."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+import yaml
+
+from tests.conftest import ROOT, default_raw_config
+
+SECRETS = ["demo-secret-pw", "upstream-secret-key", "caller-password-xyz"]
+
+
+def _start(config_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--config", str(config_path), "--port", "0", "--sandbox-port", "0"],
+        cwd=config_path.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    seen = []
+    for line in proc.stdout:  # the address line comes within a second; EOF means it died
+        seen.append(line)
+        url = re.search(r"smsbridge listening on (http://\S+)", line)
+        if url:
+            return proc, url.group(1), seen
+    raise AssertionError("the bridge exited before listening:\n" + "".join(seen))
+
+
+def test_no_secret_in_any_log_line(tmp_path):
+    raw = default_raw_config()
+    raw["store"] = {"path": str(tmp_path / "b.db")}
+    raw["callers"]["demo"]["password"] = "caller-password-xyz"
+    raw["sandbox"]["api_key"] = "upstream-secret-key"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "INFOBIP_API_KEY": "upstream-secret-key"}
+    proc, url, early = _start(tmp_path / "config.yaml", env)
+    try:
+        ok = requests.get(url + "/sms/1/text/query", params={"username": "demo", "password": "caller-password-xyz",
+                                                              "to": "41793026727", "text": "hi"}, timeout=10)
+        assert ok.status_code == 200
+        basic = base64.b64encode(b"demo:demo-secret-pw").decode()
+        bad = requests.get(url + "/sms/1/text/query", params={"to": "41793026727", "text": "hi", "apikey": "x",
+                                                               "token": "demo-secret-pw"},
+                           headers={"Authorization": f"Basic {basic}"}, timeout=10)
+        assert bad.status_code == 401
+        for resp in (ok, bad):
+            assert not any(s in resp.text for s in SECRETS)
+        requests.get(url + "/t/alarm", params={"username": "demo", "password": "demo-secret-pw", "phone": "1"},
+                     timeout=10)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    out = "".join(early) + out
+    assert "GET /sms/1/text/query?username=demo&password=*** " in out or "password=***" in out
+    for secret in SECRETS + [basic]:
+        assert secret not in out, f"{secret!r} leaked into the log"
+
+
+def test_check_config_reports_key_paths(tmp_path):
+    raw = default_raw_config()
+    raw["templates"]["alarm"]["fields"]["text"] = "{{ nope }}"
+    raw["callers"]["demo"]["scopes"] = ["query", "fly"]
+    raw["limits"]["max_destinations"] = "lots"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "check-config", "--config", str(path)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "callers.demo.scopes: unknown scope 'fly'" in out.stderr
+    assert "limits.max_destinations: must be a non-negative whole number" in out.stderr
+    good = subprocess.run([sys.executable, str(ROOT / "app.py"), "check-config", "--config", str(ROOT / "config.yaml")],
+                          capture_output=True, text=True, timeout=30)
+    assert good.returncode == 0 and "OK" in good.stdout
+
+
+def test_template_errors_reported_by_check_config(tmp_path):
+    raw = default_raw_config()
+    raw["templates"]["alarm"]["fields"]["text"] = "{{ nope }}"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "check-config", "--config", str(path)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "templates.alarm.fields.text: uses undeclared parameter(s) nope" in out.stderr
+
+
+def test_plain_password_refused_with_real_upstream(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(default_raw_config()))
+    env = {**os.environ, "INFOBIP_BASE_URL": "https://example.invalid", "INFOBIP_API_KEY": "k"}
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "check-config", "--config", str(path)],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 1 and "callers.demo.password: plain passwords are only accepted" in out.stderr
+
+
+def test_hash_password_cli_produces_a_working_hash(make_bridge, sandbox):
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "hash-password", "s3cret"],
+                         capture_output=True, text=True, timeout=60)
+    hashed = out.stdout.strip()
+    assert hashed.startswith("pbkdf2:sha256:") and "s3cret" not in hashed
+
+    def use_hash(raw):
+        raw["callers"]["demo"].pop("password")
+        raw["callers"]["demo"]["password_hash"] = hashed
+
+    bridge = make_bridge(use_hash)
+    params = {"username": "demo", "to": "41793026727", "text": "x"}
+    assert bridge.get("/sms/1/text/query", params={**params, "password": "s3cret"}).status_code == 200
+    assert bridge.get("/sms/1/text/query", params={**params, "password": "demo"}).status_code == 401
