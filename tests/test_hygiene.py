@@ -65,6 +65,26 @@ def test_patterns_configurable_per_caller(make_bridge, sandbox):
     assert bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "{{x}}"}).status_code == 400
 
 
+def test_detection_switched_off_per_parameter(make_bridge, sandbox):
+    def off_for_callback(raw):
+        raw["callers"]["demo"]["placeholders"] = {"off": ["callbackData"]}
+
+    bridge = make_bridge(off_for_callback)
+    ok = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x", "callbackData": "%id%"})
+    assert ok.status_code == 200
+    still = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "%message%"})
+    assert still.status_code == 400
+
+
+def test_detection_switched_off_per_template_parameter(make_bridge, sandbox):
+    def raw_msg(raw):
+        raw["templates"]["alarm"]["params"]["msg"] = {"required": True, "placeholders": False}
+
+    bridge = make_bridge(raw_msg)
+    r = bridge.get("/t/alarm", params={**DEMO, "phone": "41793026727", "msg": "load at 5%CPU%"})
+    assert r.status_code == 200 and sandbox.messages()[0]["text"] == "[ALARM] HQ: load at 5%CPU%"
+
+
 def test_detector_unit():
     h = Hygiene.from_config(None)
     assert h.check("to", "%SMSNUMBER", address=True)

@@ -111,3 +111,25 @@ def test_hash_password_cli_produces_a_working_hash(make_bridge, sandbox):
     params = {"username": "demo", "to": "41793026727", "text": "x"}
     assert bridge.get("/sms/1/text/query", params={**params, "password": "s3cret"}).status_code == 200
     assert bridge.get("/sms/1/text/query", params={**params, "password": "demo"}).status_code == 401
+
+
+def test_sandbox_runs_alone(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--config", str(ROOT / "config.yaml"), "sandbox",
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            m = re.search(r"sandbox listening on (http://\S+)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "the sandbox did not start"
+        r = requests.get(url + "/sms/1/text/query", params={"username": "sandbox", "password": "sandbox",
+                                                             "to": "41793026727", "text": "hi"}, timeout=10)
+        assert r.status_code == 200 and r.json()["messages"][0]["status"]["name"] == "PENDING_ACCEPTED"
+        bad = requests.get(url + "/sms/1/text/query", params={"username": "sandbox", "password": "x", "to": "1"},
+                           timeout=10)
+        assert bad.status_code == 401
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
