@@ -7,6 +7,7 @@ import binascii
 import hmac
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -82,8 +83,6 @@ def _accept(sub: Submission, limits: Limits) -> SubmissionResult:
     for mi, m in enumerate(sub.messages):
         keep = [d for di, d in enumerate(m.destinations) if (mi, di) not in bad]
         if keep:
-            from dataclasses import replace
-
             good.messages.append(replace(m, destinations=keep))
     if good.messages:
         validate_submission(good, limits, flat=sub.entrance == "query")
