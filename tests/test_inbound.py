@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -102,7 +103,6 @@ def test_rules_match_number_keyword_regex_first_wins_and_default(make_bridge, re
     assert later == {"x": "pin"}  # %k as typed
     body = by_path["/default"]
     assert body.method == "POST" and body.headers["Content-Type"].startswith("application/json")
-    import json
     assert json.loads(body.body)["text"] == "hello there"
 
 
@@ -121,7 +121,6 @@ def test_post_form_and_infobip_bodies(make_bridge, receiver):
     assert got["/form"].headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert dict(parse_qsl(got["/form"].body.decode("ascii"))) == {
         "msisdn": "41793026727", "message": "a&b+c 😀", "count": "1"}
-    import json
     ib = json.loads(got["/ib"].body)
     assert ib["messageCount"] == 1 and ib["results"][0]["text"] == "IB x"
 
