@@ -4,6 +4,8 @@ cycle, its own inbox pull, the conversion end tag; and the whole chain sandbox -
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -12,15 +14,17 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 import requests
+import yaml
 
 from gateway.config import SandboxSettings
 from gateway.outbox import RETRY_DELAYS
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
-from tests.conftest import ROOT
+from tests.conftest import ROOT, default_raw_config
 from tests.helpers import wait_for
 from tests.receiver import Receiver
 from tests.test_inbound import HOOK, NASTY, with_inbound
+from tests.test_secrets_cli import _start
 
 SCALE = 0.001
 SANDBOX_AUTH = {"Authorization": "App sandbox-key"}
@@ -113,3 +117,29 @@ def test_sandbox_accepts_conversion_end_tag(sandbox):
     unknown = requests.post(f"{sandbox.url}/ct/1/log/end/nope", headers=SANDBOX_AUTH, timeout=5)
     assert unknown.status_code == 404 and unknown.json()["requestError"]["serviceException"]["messageId"] == "NOT_FOUND"
     assert requests.post(f"{sandbox.url}/ct/1/log/end/{mid}", timeout=5).status_code == 401
+
+
+def test_serve_wires_the_embedded_sandbox_to_the_inbound_webhook(tmp_path):
+    """`python app.py` on the default config: an injected "INFO ..." is pushed by the embedded sandbox to
+    the bridge, auto-replied (a send the sandbox records) and kept for the demo caller's pull; the
+    token from the environment never reaches the log."""
+    raw = default_raw_config()
+    raw["store"] = {"path": str(tmp_path / "b.db")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    token = "serve-secret-inbound-token-31337"
+    proc, url, early = _start(tmp_path / "config.yaml", {**os.environ, "SMSBRIDGE_INBOUND_TOKEN": token})
+    try:
+        sandbox_url = next(m.group(1) for line in early if (m := re.search(r"sandbox on (http://\S+)", line)))
+        r = requests.post(sandbox_url + "/sandbox/inbound", timeout=5,
+                          json={"from": "41793026727", "to": "41793026834", "text": "info opening  hours?"})
+        assert r.json()["delivery"] == "pending"
+        pulled = wait_for(lambda: requests.get(url + "/sms/1/inbox/reports", timeout=5, params={
+            "username": "demo", "password": "demo"}).json()["results"], what="the pushed message in the inbox")
+        assert pulled[0]["messageId"] == r.json()["messageId"] and pulled[0]["text"] == "info opening  hours?"
+        replies = [m for m in requests.get(sandbox_url + "/sandbox/messages", timeout=5).json()
+                   if m["to"] == "41793026727"]
+        assert [m["text"] for m in replies] == ["Thanks, we got your message: opening hours?"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert token not in "".join(early) + out
