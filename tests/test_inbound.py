@@ -131,14 +131,16 @@ def test_auto_reply_reaches_sandbox_as_send_to_original_sender(make_bridge, sand
     bridge = make_bridge(with_inbound(rules))
     m = mo("info opening hours", frm="385916242493", to="385921004026", cleanText="opening hours")
     assert push(bridge, m).status_code == 200
-    sent = [s for s in sandbox.messages() if s["to"] == "385916242493"]
-    assert len(sent) == 1  # the reply was sent before the webhook answered
+    sent = wait_for(lambda: [s for s in sandbox.messages() if s["to"] == "385916242493"], what="the reply")
+    assert len(sent) == 1
     assert sent[0]["from"] == "InfoSMS" and sent[0]["text"] == "Hi 385916242493, you said: opening hours (opening)"
     assert push(bridge, m).json()["duplicates"] == 1  # a re-push replies no second time
-    assert len([s for s in sandbox.messages() if s["to"] == "385916242493"]) == 1
-    # a message that no rule matches gets no reply
-    push(bridge, mo("hello", frm="385916242494"))
-    assert not [s for s in sandbox.messages() if s["to"] == "385916242494"]
+    push(bridge, mo("hello", frm="385916242494"))  # no rule matches: no reply
+    db = bridge.app.extensions["smsbridge"].db
+    rows = wait_for(lambda: [dict(r) for r in db.query("SELECT * FROM inbound_replies") if r["state"] != "pending"])
+    assert len(rows) == 1 and rows[0]["state"] == "sent" and rows[0]["to_number"] == "385916242493"
+    assert rows[0]["message_id"] == sent[0]["messageId"] and rows[0]["status"] == "PENDING_ACCEPTED"
+    assert len([s for s in sandbox.messages() if s["to"] in ("385916242493", "385916242494")]) == 1
 
 
 def test_failed_auto_reply_does_not_fail_the_push(make_bridge, sandbox):
@@ -147,6 +149,9 @@ def test_failed_auto_reply_does_not_fail_the_push(make_bridge, sandbox):
     sandbox.faults(status=500, count=5)
     assert push(bridge, mo("INFO x")).status_code == 200
     assert pull(bridge).json()["messageCount"] == 1  # stored and kept although the reply failed
+    db = bridge.app.extensions["smsbridge"].db
+    failed = wait_for(lambda: db.query("SELECT * FROM inbound_replies WHERE state = 'failed'"), what="the failure")
+    assert failed[0]["error"] and "sandbox-key" not in failed[0]["error"]
 
 
 def test_pull_returns_each_message_once(make_bridge):

@@ -18,7 +18,7 @@ from ..context import bridge
 from ..formats import JSON, XML, render
 from ..inbound import message, store
 from ..inbound.routing import Router
-from ..inbound.service import handle_push
+from ..inbound.service import handle_push, send_replies
 from ..model import ApiError
 from ..querystring import parse_query
 from ..validate import Errors, parse_int
@@ -60,10 +60,13 @@ def push(token: str) -> Response:
         except (UnicodeDecodeError, ValueError):
             raise ApiError.bad_request("body", "must be JSON (or XML with Content-Type application/xml)") from None
         messages = message.parse_json(body, now)
-    outcomes = handle_push(ctx, router(), messages)
+    outcomes, replies = handle_push(ctx, router(), messages)
     stored = sum(o.stored for o in outcomes)
-    return render({"messageCount": len(outcomes), "stored": stored, "duplicates": len(outcomes) - stored},
+    resp = render({"messageCount": len(outcomes), "stored": stored, "duplicates": len(outcomes) - stored},
                   g.fmt, "generic")
+    if replies:  # sent once the answer is out, in this worker thread (no app context needed)
+        resp.call_on_close(lambda: send_replies(ctx, replies))
+    return resp
 
 
 @bp.get("/sms/1/inbox/reports", defaults={"ext": None})

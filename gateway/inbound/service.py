@@ -3,9 +3,10 @@
 Per message, one transaction stores it (``ON CONFLICT (messageId) DO NOTHING``), records the rule,
 queues it for pull, enqueues the forward job (so the job commits with the message, or neither does)
 and a *pending* reply row. A re-push of a stored messageId does nothing: no second forward, reply or
-pull entry. Auto-replies are sent after the commit, before the webhook answers; a failed reply is
-recorded on its row and logged, and does not fail the push (the message is stored, and Infobip
-re-pushing it would not help).
+pull entry. Auto-replies are sent after the commit, once the webhook has answered (the entrance runs
+:func:`send_replies` when the response is closed), so a bucket of messages is acknowledged at once
+and never re-pushed because replies were slow; a failed reply is recorded on its row and logged. A
+process that dies between the answer and the send leaves the reply ``pending`` (not retried).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from .templating import template_values
 
 log = logging.getLogger(__name__)
 OUTBOX_KIND = "inbound"
+
+
+@dataclass(frozen=True)
+class PendingReply:
+    reply_id: int
+    rule: CompiledRule
+    msg: dict[str, Any]
+    values: dict[str, Any]
 
 
 @dataclass
@@ -52,10 +61,10 @@ def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: dict[str, Any], valu
     return sub
 
 
-def _store_one(ctx: Bridge, router: Router, msg: dict[str, Any]) -> tuple[Outcome, list[tuple[int, Any]]]:
+def _store_one(ctx: Bridge, router: Router, msg: dict[str, Any]) -> tuple[Outcome, list[PendingReply]]:
     """Transaction for one message; returns its outcome and the replies to send after the commit."""
     now = ctx.clock.now()
-    replies: list[tuple[int, Any]] = []
+    replies: list[PendingReply] = []
     with ctx.db.transaction() as conn:
         inbound_id = store.insert_message(conn, msg, now)
         if inbound_id is None:
@@ -78,19 +87,20 @@ def _store_one(ctx: Bridge, router: Router, msg: dict[str, Any]) -> tuple[Outcom
         store.keep_for_pull(conn, inbound_id, r.pull)
         if rule.reply is not None:
             reply_id = store.add_reply(conn, inbound_id, r.name, r.caller, msg["from"], now)
-            replies.append((reply_id, (rule, msg, values)))
+            replies.append(PendingReply(reply_id, rule, msg, values))
     return Outcome(msg["messageId"], stored=True, rule=r.name), replies
 
 
-def _reply(ctx: Bridge, reply_id: int, rule: CompiledRule, msg: dict[str, Any], values: dict[str, Any]) -> None:
-    r = rule.rule
+def _reply(ctx: Bridge, p: PendingReply) -> None:
+    rule, msg, reply_id, r = p.rule, p.msg, p.reply_id, p.rule.rule
     caller = ctx.config.callers[r.caller]
     try:
-        sub = _reply_submission(ctx, rule, msg, values)
+        sub = _reply_submission(ctx, rule, msg, p.values)
         result = send_reply(ctx, sub, r.reply.api if r.reply and r.reply.api else caller.upstream_api)
-    except (ApiError, RenderError) as exc:
-        store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=str(exc))
-        log.warning("inbound %s: rule %s: auto-reply not sent: %s", msg["messageId"], r.name, exc)
+    except Exception as exc:  # noqa: BLE001 - ApiError, RenderError, or a bug: record it, keep going
+        reason = str(exc) if isinstance(exc, ApiError | RenderError) else f"unexpected {type(exc).__name__}"
+        store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=reason)
+        log.warning("inbound %s: rule %s: auto-reply not sent: %s", msg["messageId"], r.name, reason)
         return
     sent = result.messages[0] if result.messages else None
     store.finish_reply(ctx.db, reply_id, ctx.clock.now(), sent.message_id if sent else None,
@@ -99,12 +109,19 @@ def _reply(ctx: Bridge, reply_id: int, rule: CompiledRule, msg: dict[str, Any], 
              sent.message_id if sent else "?", msg["from"])
 
 
-def handle_push(ctx: Bridge, router: Router, messages: list[dict[str, Any]]) -> list[Outcome]:
-    """Store and route every message of one push; send the auto-replies; return the outcomes."""
+def handle_push(ctx: Bridge, router: Router, messages: list[dict[str, Any]]
+                ) -> tuple[list[Outcome], list[PendingReply]]:
+    """Store and route every message of one push; return the outcomes and the replies to send."""
     outcomes: list[Outcome] = []
+    replies: list[PendingReply] = []
     for msg in messages:
-        outcome, replies = _store_one(ctx, router, msg)
+        outcome, pending = _store_one(ctx, router, msg)
         outcomes.append(outcome)
-        for reply_id, (rule, m, values) in replies:
-            _reply(ctx, reply_id, rule, m, values)
-    return outcomes
+        replies += pending
+    return outcomes, replies
+
+
+def send_replies(ctx: Bridge, replies: list[PendingReply]) -> None:
+    """Send the auto-replies of one push, in order (each failure recorded, none raised)."""
+    for p in replies:
+        _reply(ctx, p)
