@@ -125,7 +125,7 @@ def _forward(d: Any, path: str, problems: Problems) -> Forward | None:
     d = _mapping(d, path, problems)
     _unknown(d, ("url", "method", "body", "fields"), path, problems)
     url = d.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://", "{{")):
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         problems.append((f"{path}.url", "must be an http(s):// URL template"))
         return None
     f = Forward(url=url, method=str(d.get("method", "GET")).upper(), body=str(d.get("body", "form")))
