@@ -1,6 +1,6 @@
 """One inbound push: store each message once, route it, forward through the outbox, reply.
 
-Per message, one transaction stores it (``ON CONFLICT (messageId) DO NOTHING``), records the rule,
+Per message, one transaction (joined into one per push) stores it (``ON CONFLICT (messageId) DO NOTHING``), records the rule,
 queues it for pull, enqueues the forward job (so the job commits with the message, or neither does)
 and a *pending* reply row. A re-push of a stored messageId does nothing: no second forward, reply or
 pull entry. Auto-replies are sent after the commit, once the webhook has answered (the entrance runs
@@ -114,10 +114,11 @@ def handle_push(ctx: Bridge, router: Router, messages: list[dict[str, Any]]
     """Store and route every message of one push; return the outcomes and the replies to send."""
     outcomes: list[Outcome] = []
     replies: list[PendingReply] = []
-    for msg in messages:
-        outcome, pending = _store_one(ctx, router, msg)
-        outcomes.append(outcome)
-        replies += pending
+    with ctx.db.transaction():  # one commit (one fsync) per bucket; each message's work joins it
+        for msg in messages:
+            outcome, pending = _store_one(ctx, router, msg)
+            outcomes.append(outcome)
+            replies += pending
     return outcomes, replies
 
 
