@@ -5,6 +5,7 @@
     python app.py sandbox [--port 8081]
     python app.py hash-password [PASSWORD]
     python app.py check-config [--config config.yaml]
+    python app.py inject-inbound --from 41793026727 --to 41793026834 --text "INFO hello" [--sandbox-url URL]
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import logging
 import os
 import sys
 
-from gateway import compile_templates, create_app
+import requests
+
+from gateway import compile_templates, create_app, url_policies
 from gateway.auth import hash_api_key, hash_password
 from gateway.config import ConfigError, load_config
+from gateway.inbound.routing import Router
 from gateway.logs import configure
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
@@ -48,6 +52,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("embedded Infobip sandbox on %s", sandbox.url)
     app = create_app(config, upstream_url)
     server = ServerThread(app, config.server.host, port, threads=config.server.threads)
+    if upstream_url and not config.sandbox.inbound_url and config.inbound.token:
+        # the embedded sandbox pushes injected inbound messages to this bridge's webhook
+        config.sandbox.inbound_url = f"{server.url}/hooks/inbound/{config.inbound.token}"
     bridge = app.extensions["smsbridge"]
     bridge.start()
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
@@ -75,6 +82,25 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inject_inbound(args: argparse.Namespace) -> int:
+    """Inject an inbound SMS into a running sandbox (which pushes it to its inbound URL)."""
+    url = args.sandbox_url
+    if not url:
+        config = load_config(args.config)
+        port = _first(_env_int("SANDBOX_PORT"), config.sandbox.port)
+        url = f"http://{config.sandbox.host}:{port}"
+    body = {"from": args.sender, "to": args.to, "text": args.text}
+    if args.keyword:
+        body["keyword"] = args.keyword
+    try:
+        resp = requests.post(url.rstrip("/") + "/sandbox/inbound", json=body, timeout=10)
+    except requests.RequestException as exc:
+        print(f"no sandbox at {url}: {type(exc).__name__} (is `python app.py` running?)", file=sys.stderr)
+        return 1
+    print(resp.text)
+    return 0 if resp.ok else 1
+
+
 def cmd_hash_password(args: argparse.Namespace) -> int:
     secret = args.secret or getpass.getpass("Password or key to hash: ")
     print(hash_api_key(secret) if args.api_key else hash_password(secret))
@@ -85,6 +111,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         compile_templates(config)
+        Router(config.inbound, url_policies(config))
     except ConfigError as exc:
         for path, msg in exc.problems:
             print(f"{path}: {msg}", file=sys.stderr)
@@ -109,11 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     hp.add_argument("secret", nargs="?")
     hp.add_argument("--api-key", action="store_true", help="hash an API key (api_key_hash) instead")
     sub.add_parser("check-config", help="validate the configuration; print every problem with its key path")
+    inj = sub.add_parser("inject-inbound", help="inject an inbound SMS into a running sandbox")
+    inj.add_argument("--from", dest="sender", required=True, help="the handset that sends it")
+    inj.add_argument("--to", required=True, help="the receiving (customer's) number")
+    inj.add_argument("--text", required=True)
+    inj.add_argument("--keyword", default=None, help="a keyword registered for the number (sets keyword/cleanText)")
+    inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:sandbox.port of the config")
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
-                "check-config": cmd_check_config}
+                "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -18,6 +18,7 @@ from .config import Config, ConfigError
 from .context import Bridge
 from .db import Database
 from .formats import JSON, XML, render_error
+from .inbound.routing import Router
 from .logs import install_access_log
 from .model import ApiError
 from .outbox import Outbox
@@ -96,12 +97,14 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     if url == "sandbox":
         raise ConfigError([("upstream.base_url", "is 'sandbox': start the sandbox and pass its URL")])
     templates = compile_templates(config)
+    policy_for = url_policies(config)
+    inbound_router = Router(config.inbound, policy_for)  # before opening anything: it may raise ConfigError
     clock = clock or SystemClock()
     Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
     db = Database(config.store.path, synchronous=config.store.synchronous)
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
-                    connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=url_policies(config))
+                    connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for)
     app.extensions["smsbridge"] = Bridge(
         config=config,
         auth=Authenticator(config.callers),
@@ -111,9 +114,10 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
         outbox=outbox,
         clock=clock,
     )
-    from .entrances import advanced, preview, query, templates
+    from .entrances import advanced, inbound, preview, query, templates
 
-    for bp in (query.bp, templates.bp, advanced.bp, preview.bp):
+    app.extensions[inbound.ROUTER] = inbound_router
+    for bp in (query.bp, templates.bp, advanced.bp, preview.bp, inbound.bp):
         app.register_blueprint(bp)
     install_error_handlers(app)
     if config.logging.access_log:

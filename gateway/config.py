@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
 from .validate import Limits
 
@@ -105,6 +106,8 @@ class SandboxSettings:
     username: str = "sandbox"
     password: str = "sandbox"
     threads: int = 8
+    inbound_url: str = ""  # where injected inbound messages are pushed; empty with `serve`: this bridge's hook
+    push_time_scale: float = 1.0  # the push retry cycle's delays are multiplied by this (tests: 0.001)
 
 
 @dataclass
@@ -151,6 +154,7 @@ class Config:
     placeholders: dict[str, Any]
     source: str = "<dict>"
     warnings: list[str] = field(default_factory=list)
+    inbound: InboundSettings = field(default_factory=InboundSettings)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -356,7 +360,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
     known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
-             "placeholders"}
+             "placeholders", "inbound"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -406,10 +410,11 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                     (f"callers.{c.name}.{kind}", f"plain {kind}s are only accepted while the upstream is the "
                      f"sandbox; store {kind}_hash instead (python app.py hash-password)")
                 )
+    inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
     if problems:
         raise ConfigError(problems)
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
-                  source, warnings)
+                  source, warnings, inbound)
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .inbound.schema import INBOUND_V3
+
 Migration = tuple[int, str, str]
 
 _OUTBOX_V1 = """
@@ -61,6 +63,7 @@ CREATE INDEX outbox_attempts_job ON outbox_attempts (job_id);
 #: never edit a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     (1, "outbox", _OUTBOX_V1),
+    (3, "inbound", INBOUND_V3),  # 2 is the message store (branch store)
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")

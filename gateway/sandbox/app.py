@@ -23,6 +23,7 @@ from ..sms import analyse
 from ..statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION
 from ..validate import Limits, normalise_destination, validate_submission
 from ..wire import result_to_wire, submission_from_advanced, submission_from_query
+from .inbound import register_inbound
 from .state import Faults, SandboxState
 
 
@@ -181,6 +182,8 @@ def create_sandbox_app(settings: SandboxSettings | None = None, limits: Limits |
     def reset() -> Response:
         _state().reset()
         return jsonify({"ok": True})
+
+    register_inbound(app, _auth)
 
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError) -> Response:

@@ -1,0 +1,83 @@
+"""Inbound SMS: Infobip's push webhook and the pull inbox.
+
+``POST /hooks/inbound/<token>`` takes Infobip's inbound push (JSON, or XML by Content-Type). The token
+is the configured ``inbound.token`` (compared in constant time, masked in every log line); a wrong one
+is refused with 401 in Infobip's envelope. ``GET /sms/1/inbox/reports[.json|.xml]?limit=`` (scope
+``inbox``) returns the caller's unfetched messages once each, in Infobip's shape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, g, request
+
+from ..context import bridge
+from ..formats import JSON, XML, render
+from ..inbound import message, store
+from ..inbound.routing import Router
+from ..inbound.service import handle_push, send_replies
+from ..model import ApiError
+from ..querystring import parse_query
+from ..validate import Errors, parse_int
+from .common import authenticate, begin
+
+bp = Blueprint("inbound", __name__)
+ROUTER = "smsbridge.inbound"  # app.extensions key of the compiled Router
+PULL_DEFAULT, PULL_MAX = 50, 1000
+
+
+def router() -> Router:
+    return current_app.extensions[ROUTER]
+
+
+def _is_xml() -> bool:
+    return request.mimetype in ("application/xml", "text/xml") or request.mimetype.endswith("+xml")
+
+
+@bp.post("/hooks/inbound/<token>")
+def push(token: str) -> Response:
+    g.fmt = XML if _is_xml() else JSON
+    ctx = bridge()
+    settings = ctx.config.inbound
+    if not settings.token:
+        raise ApiError(404, "NOT_FOUND", "The inbound webhook is not configured (inbound.token)")
+    if not hmac.compare_digest(token.encode("utf-8"), settings.token.encode("utf-8")):
+        raise ApiError(401, "UNAUTHORIZED", "Invalid inbound token")
+    if (request.content_length or 0) > settings.max_body_bytes:
+        raise ApiError(413, "BAD_REQUEST", f"The push body is larger than {settings.max_body_bytes} bytes")
+    data = request.get_data(cache=False)
+    if len(data) > settings.max_body_bytes:
+        raise ApiError(413, "BAD_REQUEST", f"The push body is larger than {settings.max_body_bytes} bytes")
+    now = datetime.fromtimestamp(ctx.clock.now(), UTC)
+    if _is_xml() or data.lstrip()[:1] == b"<":
+        messages = message.parse_xml(data, now)
+    else:
+        try:
+            body = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError.bad_request("body", "must be JSON (or XML with Content-Type application/xml)") from None
+        messages = message.parse_json(body, now)
+    outcomes, replies = handle_push(ctx, router(), messages)
+    stored = sum(o.stored for o in outcomes)
+    resp = render({"messageCount": len(outcomes), "stored": stored, "duplicates": len(outcomes) - stored},
+                  g.fmt, "generic")
+    if replies:  # sent once the answer is out, in this worker thread (no app context needed)
+        resp.call_on_close(lambda: send_replies(ctx, replies))
+    return resp
+
+
+@bp.get("/sms/1/inbox/reports", defaults={"ext": None})
+@bp.get("/sms/1/inbox/reports.<any(json,xml):ext>")
+def pull(ext: str | None) -> Response:
+    fmt = begin(ext)
+    ctx = bridge()
+    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    caller = authenticate(params, "inbox")
+    errs = Errors()
+    limit = parse_int("limit", params.get("limit"), 1, PULL_MAX, errs)
+    errs.raise_if_any()
+    results, pending = store.pull(ctx.db, caller.name, limit or PULL_DEFAULT, ctx.clock.now())
+    return render(message.pull_body(results, pending), fmt, "inbox")

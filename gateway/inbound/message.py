@@ -1,0 +1,117 @@
+"""Infobip's inbound (MO) shape: parsing a push (JSON or XML) and writing the pull/forward shape.
+
+A message is kept as a dict in Infobip's wire names (``messageId, from, to, text, cleanText, keyword,
+receivedAt, smsCount, price{pricePerMessage, currency}, callbackData`` and any other field such as
+``applicationId``), since that shape is what every exit (pull, forward, templates) speaks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
+from ..model import ApiError
+from ..validate import Errors, format_datetime
+
+REQUIRED = ("messageId", "from", "to")
+STRINGS = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "callbackData",
+           "applicationId", "entityId", "campaignReferenceId")
+MAX_RESULTS = 1000
+
+
+def _item(raw: Any, i: int, errs: Errors, now: datetime) -> dict[str, Any] | None:
+    path = f"results[{i}]"
+    if not isinstance(raw, dict):
+        errs.add(path, "must be an object")
+        return None
+    msg: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in STRINGS:
+            if value is None:
+                continue
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                errs.add(f"{path}.{key}", "must be a string")
+                continue
+            msg[key] = str(value)
+        elif key == "smsCount":
+            try:
+                msg[key] = int(value)
+            except (TypeError, ValueError):
+                errs.add(f"{path}.smsCount", "must be a whole number")
+        elif key == "price":
+            if isinstance(value, dict):
+                price: dict[str, Any] = {}
+                if value.get("pricePerMessage") is not None:
+                    try:
+                        price["pricePerMessage"] = float(value["pricePerMessage"])
+                    except (TypeError, ValueError):
+                        errs.add(f"{path}.price.pricePerMessage", "must be a number")
+                if value.get("currency") is not None:
+                    price["currency"] = str(value["currency"])
+                msg["price"] = price
+            elif value is not None:
+                errs.add(f"{path}.price", "must be an object")
+        # other keys are ignored: Infobip may add fields
+    for key in REQUIRED:
+        if not msg.get(key):
+            errs.add(f"{path}.{key}", "is required")
+    msg.setdefault("text", "")
+    msg.setdefault("cleanText", msg["text"])
+    msg.setdefault("keyword", "")
+    msg.setdefault("receivedAt", format_datetime(now))  # absent: when the bridge received it
+    msg.setdefault("smsCount", 1)
+    return msg
+
+
+def parse_json(body: Any, now: datetime) -> list[dict[str, Any]]:
+    """The messages of a JSON push ``{"results": [...]}``; 400 naming each bad field."""
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise ApiError.bad_request("results", "is required: a push body is {\"results\": [...]}")
+    results = body["results"]
+    if len(results) > MAX_RESULTS:
+        raise ApiError.bad_request("results", f"at most {MAX_RESULTS} messages per push")
+    errs = Errors()
+    out = [m for i, r in enumerate(results) if (m := _item(r, i, errs, now)) is not None]
+    errs.raise_if_any()
+    return out
+
+
+def _xml_value(el: Element) -> Any:
+    children = list(el)
+    if not children:
+        return el.text or ""
+    return {c.tag: _xml_value(c) for c in children}
+
+
+def _xml_items(root: Element) -> list[Element]:
+    """Message elements, whatever the list convention: ``<results><results>…`` (double-wrapped),
+    ``<results><result>…`` (the DLR style) or ``<results>…`` repeated under the root."""
+    items: list[Element] = []
+    for res in root.findall("results"):
+        kids = list(res)
+        if kids and all(k.tag in ("result", "results") for k in kids):
+            items.extend(kids)
+        else:
+            items.append(res)
+    return items
+
+
+def parse_xml(data: bytes, now: datetime) -> list[dict[str, Any]]:
+    """The messages of an XML push, parsed with defusedxml (no DTDs, entities or external fetches)."""
+    try:
+        root = fromstring(data)
+    except (ParseError, DefusedXmlException) as exc:
+        raise ApiError.bad_request("body", f"is not acceptable XML: {type(exc).__name__}") from None
+    results = [_xml_value(el) for el in _xml_items(root)]
+    if not results:
+        raise ApiError.bad_request("results", "is required: no <results> element in the XML body")
+    return parse_json({"results": [r if isinstance(r, dict) else {} for r in results]}, now)
+
+
+def pull_body(messages: list[dict[str, Any]], pending: int) -> dict[str, Any]:
+    """Infobip's pull (and forward) shape: ``{results, messageCount, pendingMessageCount}``."""
+    return {"results": messages, "messageCount": len(messages), "pendingMessageCount": pending}
