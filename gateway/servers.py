@@ -65,8 +65,13 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        """Close the listener and every open connection from inside the loop, then the workers."""
+        """Finish in-flight requests, then close every socket from inside waitress's loop thread.
+
+        The order matters: a worker still writing after its sockets were closed from another thread
+        would use a file descriptor number that may already belong to something else (a SQLite file).
+        """
         srv = self.server
-        srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))  # type: ignore[union-attr]
-        self.thread.join(timeout=5)
-        srv.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        srv.task_dispatcher.shutdown(timeout=30)  # type: ignore[union-attr]
+        if self.thread.is_alive():
+            srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))  # type: ignore[union-attr]
+            self.thread.join(timeout=10)
