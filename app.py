@@ -37,7 +37,7 @@ def _first(*values: int | None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level)
+    configure(config.logging.level, config.logging.format)
     port = _first(args.port, _env_int("PORT"), config.server.port)
     upstream_url = None
     if config.upstream.is_sandbox:
@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level)
+    configure(config.logging.level, config.logging.format)
     port = _first(args.port, _env_int("SANDBOX_PORT"), config.sandbox.port)
     server = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, port, threads=config.sandbox.threads)
     print(f"Infobip sandbox listening on {server.url}", flush=True)

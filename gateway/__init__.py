@@ -115,6 +115,11 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
 
     for bp in (query.bp, templates.bp, advanced.bp, preview.bp):
         app.register_blueprint(bp)
+    from .entrances.ui import install_ui
+    from .ops import install_ops
+
+    install_ops(app)  # /healthz, /readyz, /metrics, /openapi.json, X-Request-Id
+    install_ui(app, config)  # /ui/ when ui.enabled
     install_error_handlers(app)
     if config.logging.access_log:
         install_access_log(app)
