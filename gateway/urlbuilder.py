@@ -271,9 +271,9 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
     spec = Spec(base.rstrip("/"), target, fmt)
     query = parts.query.replace("\u00acify", "&notify").replace("%C2%ACify", "&notify")
     pairs = [(_decode(n), raw) for n, _, raw in (p.partition("=") for p in query.split("&") if p)]
-    if hint is None:  # a custom style seen as a whole value is looked for inside the other values too
+    if hint is None:  # the style of the first whole-value placeholder is looked for first everywhere
         found = (read_value(n, raw) for n, raw in pairs if n not in ("username", "password"))
-        hint = next((f.style for f in found if f.mode == "placeholder" and f.style and f.style.name == "custom"), None)
+        hint = next((f.style for f in found if f.mode == "placeholder"), None)
     for name, raw in pairs:
         if name == "username":
             spec.username = _decode(raw)
