@@ -103,8 +103,7 @@ def readyz() -> Response:
 def metrics_endpoint() -> Response:
     if not bridge().config.ops.metrics:
         raise ApiError(404, "NOT_FOUND", "Metrics are switched off (ops.metrics)")
-    return Response(metrics().exposition(), mimetype=CONTENT_TYPE.split(";")[0],
-                    headers={"Content-Type": CONTENT_TYPE})
+    return Response(metrics().exposition(), content_type=CONTENT_TYPE)
 
 
 @bp.get("/openapi.json")
