@@ -91,7 +91,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
 
     Background workers are not started here: call ``app.extensions["smsbridge"].start()``.
     """
-    app = Flask(__name__, template_folder="../templates")
+    app = Flask(__name__, template_folder="../templates", static_folder=None)  # the UI serves its own
     url = upstream_url or config.upstream.base_url
     if url == "sandbox":
         raise ConfigError([("upstream.base_url", "is 'sandbox': start the sandbox and pass its URL")])
