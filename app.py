@@ -5,6 +5,7 @@
     python app.py sandbox [--port 8081]
     python app.py hash-password [PASSWORD]
     python app.py check-config [--config config.yaml]
+    python app.py send TARGET name=value… | preview TEXT | url TARGET [--style S] | outbox list|redrive
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 
 from gateway import compile_templates, create_app
 from gateway.auth import hash_api_key, hash_password
+from gateway.cli import add_commands
 from gateway.config import ConfigError, load_config
 from gateway.logs import configure
 from gateway.sandbox import create_sandbox_app
@@ -109,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     hp.add_argument("secret", nargs="?")
     hp.add_argument("--api-key", action="store_true", help="hash an API key (api_key_hash) instead")
     sub.add_parser("check-config", help="validate the configuration; print every problem with its key path")
+    more = add_commands(sub)  # send, preview, url, outbox (gateway/cli.py)
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
-                "check-config": cmd_check_config}
+                "check-config": cmd_check_config, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
