@@ -143,3 +143,13 @@ def test_ui_is_off_unless_enabled(make_bridge):
     b = make_bridge(lambda raw: raw.pop("ui"))
     assert b.get("/ui/login").status_code == 404
     assert b.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x"}).status_code == 200
+
+
+def test_a_browsers_accept_header_gets_json_without_an_extension(bridge):
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+    resp = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x"},
+                      headers={"Accept": browser})
+    assert resp.headers["Content-Type"].startswith("application/json") and resp.json()["messages"]
+    xml = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x"},
+                     headers={"Accept": "application/xml"})
+    assert xml.headers["Content-Type"].startswith("application/xml")
