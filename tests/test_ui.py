@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import requests
+from werkzeug.security import generate_password_hash
 
-from gateway.auth import hash_password
 from tests.conftest import DEMO
 
 
@@ -122,7 +122,7 @@ def test_build_parse_default_and_preview_endpoints(bridge):
 def test_pages_never_show_a_stored_password(make_bridge):
     def mutate(raw):
         raw["callers"]["demo"]["password"] = "caller-pw-never-shown"
-        raw["ui"] = {"enabled": True, "admin_user": "root", "admin_password_hash": hash_password("admin-pw-42")}
+        raw["ui"] = {"enabled": True, "admin_user": "root", "admin_password_hash": generate_password_hash("admin-pw-42", "pbkdf2:sha256:1000")}
 
     b = make_bridge(mutate)
     s, token = login(b.url, "root", "admin-pw-42")
