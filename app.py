@@ -55,6 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
     print(f"smsbridge listening on {server.url}  (try {server.url}/sms/1/text/query?username=demo&password=demo"
           "&from=InfoSMS&to=41793026727&text=Hello)", flush=True)
+    if config.ui.enabled:
+        print(f"admin UI on {server.url}/ui/", flush=True)
     try:
         server.server.run()
     except KeyboardInterrupt:

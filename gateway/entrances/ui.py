@@ -69,7 +69,7 @@ def _guard() -> Response | None:
             raise ApiError(400, "BAD_REQUEST", "The form's CSRF token is missing or out of date: reload the page")
     if request.endpoint in OPEN_ENDPOINTS or session.get("admin"):
         return None
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
     raise ApiError(401, "UNAUTHORIZED", "Log in to the admin UI first")
 
