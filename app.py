@@ -6,6 +6,7 @@
     python app.py hash-password [PASSWORD]
     python app.py check-config [--config config.yaml]
     python app.py inject-inbound --from 41793026727 --to 41793026834 --text "INFO hello" [--sandbox-url URL]
+    python app.py send TARGET name=value… | preview TEXT | url TARGET [--style S] | outbox list|redrive
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import requests
 
 from gateway import compile_templates, create_app, url_policies
 from gateway.auth import hash_api_key, hash_password
+from gateway.cli import add_commands
 from gateway.config import ConfigError, load_config
 from gateway.inbound.routing import Router
 from gateway.logs import configure
@@ -41,7 +43,7 @@ def _first(*values: int | None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level)
+    configure(config.logging.level, config.logging.format)
     port = _first(args.port, _env_int("PORT"), config.server.port)
     upstream_url = None
     if config.upstream.is_sandbox:
@@ -60,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
     print(f"smsbridge listening on {server.url}  (try {server.url}/sms/1/text/query?username=demo&password=demo"
           "&from=InfoSMS&to=41793026727&text=Hello)", flush=True)
+    if config.ui.enabled:
+        print(f"admin UI on {server.url}/ui/", flush=True)
     try:
         server.server.run()
     except KeyboardInterrupt:
@@ -71,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level)
+    configure(config.logging.level, config.logging.format)
     port = _first(args.port, _env_int("SANDBOX_PORT"), config.sandbox.port)
     server = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, port, threads=config.sandbox.threads)
     print(f"Infobip sandbox listening on {server.url}", flush=True)
@@ -142,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     inj.add_argument("--text", required=True)
     inj.add_argument("--keyword", default=None, help="a keyword registered for the number (sets keyword/cleanText)")
     inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:sandbox.port of the config")
+    more = add_commands(sub)  # send, preview, url, outbox (gateway/cli.py)
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
-                "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound}
+                "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -92,7 +92,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
 
     Background workers are not started here: call ``app.extensions["smsbridge"].start()``.
     """
-    app = Flask(__name__, template_folder="../templates")
+    app = Flask(__name__, template_folder="../templates", static_folder=None)  # the UI serves its own
     url = upstream_url or config.upstream.base_url
     if url == "sandbox":
         raise ConfigError([("upstream.base_url", "is 'sandbox': start the sandbox and pass its URL")])
@@ -119,6 +119,11 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     app.extensions[inbound.ROUTER] = inbound_router
     for bp in (query.bp, templates.bp, advanced.bp, preview.bp, inbound.bp):
         app.register_blueprint(bp)
+    from .entrances.ui import install_ui
+    from .ops import install_ops
+
+    install_ops(app)  # /healthz, /readyz, /metrics, /openapi.json, X-Request-Id
+    install_ui(app, config)  # /ui/ when ui.enabled
     install_error_handlers(app)
     if config.logging.access_log:
         install_access_log(app)

@@ -138,6 +138,29 @@ class OutboxSettings:
 class Logging:
     level: str = "INFO"
     access_log: bool = True
+    format: str = "text"  # text | json (one JSON object per line)
+
+
+@dataclass
+class UiSettings:
+    """The admin web UI (URL builder, try-it): off unless enabled."""
+
+    enabled: bool = False
+    admin_user: str = "admin"
+    admin_password_hash: str | None = None
+    admin_password: str | None = None  # plain: sandbox demo only
+    secret_key: str = ""  # signs the session cookie; empty = a random key per start (sessions end on restart)
+    secure_cookie: bool = False  # set true behind HTTPS
+    session_minutes: int = 480
+
+
+@dataclass
+class OpsSettings:
+    """Health, readiness and metrics."""
+
+    ready_outbox_max: int = 1000  # /readyz fails when more outbox jobs than this are waiting
+    ready_upstream_timeout: float = 2.0  # seconds for the upstream reachability probe
+    metrics: bool = True  # serve GET /metrics
 
 
 @dataclass
@@ -155,6 +178,8 @@ class Config:
     source: str = "<dict>"
     warnings: list[str] = field(default_factory=list)
     inbound: InboundSettings = field(default_factory=InboundSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -360,7 +385,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
     known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
-             "placeholders", "inbound"}
+             "placeholders", "inbound", "ui", "ops"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -411,10 +436,31 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                      f"sandbox; store {kind}_hash instead (python app.py hash-password)")
                 )
     inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
+    ui = _ui(r, raw.get("ui"), upstream, warnings)
+    ops = r.fill(OpsSettings, r.section(raw.get("ops"), "ops"), "ops")
+    if logging_.format not in ("text", "json"):
+        problems.append(("logging.format", "must be text or json"))
     if problems:
         raise ConfigError(problems)
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
-                  source, warnings, inbound)
+                  source, warnings, inbound, ui, ops)
+
+
+def _ui(r: _Reader, d: Any, upstream: Upstream, warnings: list[str]) -> UiSettings:
+    ui = r.fill(UiSettings, r.section(d, "ui"), "ui")
+    if not ui.enabled:
+        return ui
+    if not (ui.admin_password_hash or ui.admin_password):
+        r.problems.append(("ui", "is enabled without admin_password_hash (see `python app.py hash-password`)"))
+    if ui.admin_password is not None:
+        if upstream.is_sandbox:
+            warnings.append("ui.admin_password is stored in plain text: acceptable only for the sandbox demo; "
+                            "use ui.admin_password_hash (python app.py hash-password) before pointing at the real "
+                            "Infobip")
+        else:
+            r.problems.append(("ui.admin_password", "a plain admin password is only accepted while the upstream "
+                               "is the sandbox; store admin_password_hash instead (python app.py hash-password)"))
+    return ui
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:

@@ -37,6 +37,9 @@ def negotiate(request: Request, ext: str | None) -> str:
     if ext:
         return XML if ext.lower() == "xml" else JSON
     accept = request.accept_mimetypes
+    if accept["text/html"]:
+        # A browser's address bar (Accept: text/html,…,application/xml;q=0.9,…): JSON, as for curl.
+        return JSON
     if accept and accept.best_match(["application/json", "application/xml", "text/xml"]) in (
         "application/xml",
         "text/xml",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 
 from .redact import redact
 
@@ -23,15 +24,46 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO") -> None:
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` (the current request's ``X-Request-Id``, or "-") to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = (g.get("request_id") if has_request_context() else None) or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        if record.exc_info:
+            out["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Root logging: one stream handler, redacted, with the request id; ``fmt`` is text or json."""
     root = logging.getLogger()
     if not any(isinstance(h, logging.StreamHandler) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        root.addHandler(handler)
+        root.addHandler(logging.StreamHandler())
     for h in root.handlers:
+        if fmt == "json":
+            formatter: logging.Formatter = JsonFormatter()
+            formatter.converter = time.gmtime
+        else:
+            formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        h.setFormatter(formatter)
         if not any(isinstance(f, RedactingFilter) for f in h.filters):
             h.addFilter(RedactingFilter())
+        if not any(isinstance(f, RequestIdFilter) for f in h.filters):
+            h.addFilter(RequestIdFilter())
     root.setLevel(level.upper())
 
 

@@ -7,11 +7,16 @@ carry) are kept in the answer, the upstream's ids beside them in the record.
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
 
 from .model import Submission, SubmissionResult
 from .sms import sms_count
 from .upstream import Attempt, UpstreamClient
+
+# Called after every send with (submission, result or None on failure, attempts); e.g. metrics.
+SendObserver = Callable[[Submission, SubmissionResult | None, list[Attempt]], None]
 
 
 def new_id() -> str:
@@ -22,12 +27,24 @@ def new_id() -> str:
 class Sender:
     def __init__(self, upstream: UpstreamClient):
         self.upstream = upstream
+        self.observers: list[SendObserver] = []
+
+    def _notify(self, sub: Submission, result: SubmissionResult | None, attempts: list[Attempt]) -> None:
+        for observe in self.observers:
+            try:
+                observe(sub, result, attempts)
+            except Exception:  # an observer never breaks a send
+                logging.getLogger("smsbridge").exception("send observer failed")
 
     def send(self, sub: Submission, api: str) -> tuple[SubmissionResult, list[Attempt]]:
         if api == "query" and len(sub.messages) > 1 and not sub.bulk_id:
             sub.bulk_id = new_id()
         attempts: list[Attempt] = []
-        result = self.upstream.send(sub, api, attempts)
+        try:
+            result = self.upstream.send(sub, api, attempts)
+        except Exception:
+            self._notify(sub, None, attempts)
+            raise
         if api == "query":
             wanted = [d.message_id for m in sub.messages for d in m.destinations]
             for sent, own in zip(result.messages, wanted, strict=False):
@@ -39,4 +56,5 @@ class Sender:
         counts = [sms_count(m.text, m.language_code, m.transliteration) for m in sub.messages for _ in m.destinations]
         for sent, count in zip(result.messages, counts, strict=False):
             sent.sms_count = count  # the bridge's own engine, the same one the preview uses
+        self._notify(sub, result, attempts)
         return result, attempts

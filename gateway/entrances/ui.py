@@ -1,0 +1,280 @@
+"""The admin web UI under ``/ui/``: URL builder and try-it (server-rendered Jinja pages from
+``templates/``, vanilla JS from ``static/``; no build step, nothing from a CDN).
+
+Security: its own admin login (``ui:`` in config.yaml), a signed session cookie (HttpOnly,
+SameSite=Strict, path /ui), a CSRF token on every POST (form field ``csrf_token`` or header
+``X-CSRF-Token``), a strict Content-Security-Policy. The pages never show a stored password.
+
+The message log (``/ui/log``) belongs to the store: add its page to ``NAV`` and a route here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, g, jsonify, redirect, render_template, request, session, url_for
+from werkzeug.security import check_password_hash
+
+from .. import urlbuilder as ub
+from ..config import Config, UiSettings
+from ..context import bridge
+from ..model import ApiError
+from ..render import RenderError
+from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
+
+bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
+
+# (endpoint, label) of the navigation; the store adds ("ui.log", "Message log").
+NAV: tuple[tuple[str, str], ...] = (("ui.builder", "URL builder"), ("ui.try_it", "Try it"))
+OPEN_ENDPOINTS = frozenset({"ui.login", "ui.login_post", "ui.static"})
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def install_ui(app: Flask, config: Config) -> None:
+    """Register the UI if ``ui.enabled``; set up the session cookie."""
+    ui = config.ui
+    if not ui.enabled:
+        return
+    app.secret_key = ui.secret_key or secrets.token_hex(32)
+    app.config.update(
+        SESSION_COOKIE_NAME="smsbridge_ui", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=ui.secure_cookie, SESSION_COOKIE_PATH="/ui",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=ui.session_minutes),
+    )
+    app.register_blueprint(bp)
+
+
+def _settings() -> UiSettings:
+    return bridge().config.ui
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+@bp.before_request
+def _guard() -> Response | None:
+    g.fmt = "json"
+    if request.method == "POST":
+        given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+        expected = session.get("csrf", "")
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ApiError(400, "BAD_REQUEST", "The form's CSRF token is missing or out of date: reload the page")
+    if request.endpoint in OPEN_ENDPOINTS or session.get("admin"):
+        return None
+    if request.method in ("GET", "HEAD"):
+        return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
+    raise ApiError(401, "UNAUTHORIZED", "Log in to the admin UI first")
+
+
+@bp.after_request
+def _headers(resp: Response) -> Response:
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    if request.endpoint != "ui.static":
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.app_context_processor
+def _globals() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "nav": NAV}
+
+
+def _upstream_label() -> dict[str, Any]:
+    ctx = bridge()
+    if ctx.config.upstream.is_sandbox:
+        return {"sandbox": True, "text": "Sandbox: the embedded Infobip stand-in. No real SMS is sent."}
+    return {"sandbox": False,
+            "text": f"REAL Infobip at {ctx.sender.upstream.host}: messages are delivered and charged."}
+
+
+# -- login ---------------------------------------------------------------------------------------------
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the UI (no scheme, no host, no //)."""
+    if target and target.startswith("/ui/") and not urlsplit(target).netloc and "\\" not in target:
+        return target
+    return url_for("ui.builder")
+
+
+@bp.get("/login")
+def login() -> str:
+    return render_template("login.html", next=request.args.get("next", ""), error=None, user="")
+
+
+@bp.post("/login")
+def login_post() -> Response | tuple[str, int]:
+    ui = _settings()
+    user, password = request.form.get("username", ""), request.form.get("password", "")
+    ok = hmac.compare_digest(user.encode(), ui.admin_user.encode())
+    if ui.admin_password_hash:
+        ok = check_password_hash(ui.admin_password_hash, password) and ok
+    elif ui.admin_password is not None:
+        ok = hmac.compare_digest(password.encode(), ui.admin_password.encode()) and ok
+    else:
+        ok = False
+    if not ok:
+        return render_template("login.html", next=request.form.get("next", ""), error="Wrong user name or password",
+                               user=user), 401
+    session.clear()  # a fresh session (and CSRF token) after login
+    session.permanent = True
+    session["admin"] = user
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("ui.login"))
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("ui.builder"))
+
+
+# -- pages ---------------------------------------------------------------------------------------------
+def _base_url() -> str:
+    return bridge().config.server.public_url or request.url_root.rstrip("/")
+
+
+def _targets() -> list[dict[str, str]]:
+    ctx = bridge()
+    out = [{"name": ub.QUERY_TARGET, "label": "Raw query API (/sms/1/text/query)"}]
+    for name, spec in ctx.config.templates.items():
+        out.append({"name": name, "label": f"Template {name}" + (f": {spec.description}" if spec.description else "")})
+    return out
+
+
+def _page_data() -> dict[str, Any]:
+    ctx = bridge()
+    return {
+        "base": _base_url(),
+        "targets": _targets(),
+        "callers": sorted(ctx.config.callers),
+        "styles": [{"name": s.name, "label": s.label} for s in ub.STYLES.values()]
+        + [{"name": "custom", "label": "custom prefix/suffix"}],
+        "presets": [{"name": k, "label": f"{v['label']} ({ub.STYLES[v['style']].token(v['to'])}, "
+                     f"{ub.STYLES[v['style']].token(v['text'])})"} for k, v in ub.PRESETS.items()],
+        "passwordToken": ub.PASSWORD_TOKEN,
+        "languageCodes": sorted(LANGUAGE_CODES),
+        "transliterations": sorted(TRANSLITERATIONS),
+        "upstream": _upstream_label(),
+    }
+
+
+@bp.get("/builder")
+def builder() -> str:
+    return render_template("builder.html", data=_page_data(), upstream=_upstream_label())
+
+
+@bp.get("/try")
+def try_it() -> str:
+    return render_template("try.html", data=_page_data(), upstream=_upstream_label())
+
+
+# -- JSON endpoints used by static/ui.js -----------------------------------------------------------------
+def _body() -> dict[str, Any]:
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError.bad_request("body", "must be a JSON object")
+    return body
+
+
+def _invalid(exc: Exception, prop: str = "spec") -> ApiError:
+    return ApiError.bad_request(prop, str(exc))
+
+
+def _params(target: str) -> list[dict[str, Any]]:
+    return [vars(p) for p in ub.target_params(target, bridge().config.templates)]
+
+
+def _style(body: dict[str, Any]) -> ub.Style:
+    return ub.style_of(str(body.get("style") or "percent"), str(body.get("prefix") or ""),
+                       str(body.get("suffix") or ""))
+
+
+@bp.post("/api/default")
+def api_default() -> Response:
+    """The starting form for a target, style and preset."""
+    body = _body()
+    target = str(body.get("target") or ub.QUERY_TARGET)
+    try:
+        spec = ub.default_spec(str(body.get("base") or _base_url()), target, bridge().config.templates,
+                               _style(body), body.get("username") or None, str(body.get("fmt") or ""),
+                               body.get("preset") or None)
+        return jsonify(spec=spec.to_dict(), params=_params(target))
+    except ValueError as exc:
+        raise _invalid(exc) from None
+
+
+@bp.post("/api/build")
+def api_build() -> Response:
+    body = _body()
+    try:
+        spec = ub.Spec.from_dict(body.get("spec") or {})
+        url = ub.build(spec)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _invalid(exc) from None
+    return jsonify(url=url, curl=ub.curl(url))
+
+
+@bp.post("/api/parse")
+def api_parse() -> Response:
+    body = _body()
+    try:
+        hint = ub.custom_style(str(body["prefix"]), str(body.get("suffix") or "")) if body.get("prefix") else None
+        parsed = ub.parse(str(body.get("url") or ""), bridge_base=str(body.get("base") or _base_url()), hint=hint)
+        params = _params(parsed.spec.target)
+    except ValueError as exc:
+        raise _invalid(exc, "url") from None
+    known = {p["name"] for p in params}
+    notes = list(parsed.notes)
+    unknown = [f.param for f in parsed.spec.fields if f.param not in known and f.param != "charset"]
+    if unknown:
+        notes.append(f"Not a parameter of this target (the bridge would reject it): {', '.join(unknown)}")
+    return jsonify(spec=parsed.spec.to_dict(), params=params, notes=notes)
+
+
+@bp.post("/api/preview")
+def api_preview() -> Response:
+    """What the handset will show: the text (rendered through the template if one is given)."""
+    body = _body()
+    ctx = bridge()
+    target = str(body.get("target") or ub.QUERY_TARGET)
+    raw_values = body.get("values") or {}
+    if not isinstance(raw_values, dict):
+        raise ApiError.bad_request("values", "must be an object")
+    values = {str(k): str(v) for k, v in raw_values.items()}
+    lang, translit = values.get("languageCode") or None, values.get("transliteration") or None
+    if target == ub.QUERY_TARGET:
+        text = values.get("text", "")
+    else:
+        spec, compiled = ctx.config.templates.get(target), ctx.templates.get(target)
+        if spec is None or compiled is None:
+            raise ApiError(404, "NOT_FOUND", f"No template named {target!r}")
+        filled = {n: values.get(n) or p.default or "" for n, p in spec.params.items()}
+        try:
+            fields = compiled.render(filled)
+        except RenderError as exc:
+            raise ApiError.bad_request("values", str(exc)) from None
+        text = fields.get("text", "")
+        lang, translit = fields.get("languageCode") or lang, fields.get("transliteration") or translit
+    if lang is not None and lang not in LANGUAGE_CODES:
+        raise ApiError.bad_request("languageCode", f"must be one of {', '.join(sorted(LANGUAGE_CODES))}")
+    if translit is not None and translit not in TRANSLITERATIONS:
+        raise ApiError.bad_request("transliteration", f"must be one of {', '.join(sorted(TRANSLITERATIONS))}")
+    a = analyse(text, lang, translit)
+    return jsonify(originalText=text, textPreview=a.text, encoding=a.encoding, parts=a.message_count,
+                   charactersRemaining=a.characters_remaining, characters=len(text),
+                   languageCode=a.language_code, segments=list(a.segments))
+

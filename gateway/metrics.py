@@ -1,0 +1,82 @@
+"""Prometheus metrics on a per-app ``CollectorRegistry`` (never the global one: two apps in one
+process, as in the tests, keep separate counts).
+
+Counted on the hot path (cheap increments): requests by entrance and outcome, messages and parts sent,
+upstream latency and errors (from the sender's attempts). Read at scrape time: the outbox's depth, the
+age of its oldest waiting job, its retries and dead letters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .model import Submission, SubmissionResult
+from .outbox import Outbox
+from .upstream import Attempt
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def outcome_of(status: int) -> str:
+    """``ok`` (2xx/3xx), ``rejected`` (4xx: the caller's request) or ``failed`` (5xx)."""
+    return "ok" if status < 400 else "rejected" if status < 500 else "failed"
+
+
+class OutboxCollector(Collector):
+    """Outbox gauges and counters, read from the database and the outbox when scraped."""
+
+    def __init__(self, outbox: Outbox):
+        self.outbox = outbox
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.outbox.stats()
+        age = self.outbox.oldest_age()
+        yield GaugeMetricFamily("smsbridge_outbox_depth", "Outbox jobs waiting or being delivered",
+                                value=stats["depth"])
+        yield GaugeMetricFamily("smsbridge_outbox_oldest_job_age_seconds",
+                                "Age of the oldest waiting outbox job (0 when none)", value=age or 0.0)
+        yield GaugeMetricFamily("smsbridge_outbox_dead_letters", "Outbox jobs that exhausted their retries",
+                                value=stats["dead_letters"])
+        for key, help_ in (("attempts", "Outbox delivery attempts"), ("delivered", "Outbox jobs delivered"),
+                           ("retries", "Outbox attempts that failed and were rescheduled"),
+                           ("dead", "Outbox jobs moved to dead letters")):
+            yield CounterMetricFamily(f"smsbridge_outbox_{key}", help_ + " (this process)", value=stats.get(key, 0))
+
+
+class Metrics:
+    """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
+
+    def __init__(self, outbox: Outbox | None = None):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
+                                ["entrance", "outcome"], registry=r)
+        self.messages = Counter("smsbridge_messages_sent", "Messages (one per destination) answered by the upstream",
+                                registry=r)
+        self.parts = Counter("smsbridge_sms_parts_sent", "SMS parts of those messages (the bridge's own count)", registry=r)
+        self.upstream_latency = Histogram("smsbridge_upstream_request_seconds", "Upstream call duration",
+                                          ["api"], buckets=LATENCY_BUCKETS, registry=r)
+        self.upstream_errors = Counter("smsbridge_upstream_errors", "Upstream calls that failed",
+                                       ["api", "reason"], registry=r)
+        if outbox is not None:
+            r.register(OutboxCollector(outbox))
+
+    def observe_request(self, entrance: str, status: int) -> None:
+        self.requests.labels(entrance, outcome_of(status)).inc()
+
+    def observe_send(self, sub: Submission, result: SubmissionResult | None, attempts: list[Attempt]) -> None:
+        for a in attempts:
+            self.upstream_latency.labels(a.api).observe(a.duration_ms / 1000.0)
+            if a.error or a.http_status is None or a.http_status >= 400:
+                self.upstream_errors.labels(a.api, a.error or f"http {a.http_status}").inc()
+        if result is not None:
+            self.messages.inc(len(result.messages))
+            self.parts.inc(sum(m.sms_count or 0 for m in result.messages))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,250 @@
+"""The OpenAPI 3 description of every bridge endpoint, served at ``/openapi.json``.
+
+``PATHS`` is assembled from one function per concern; a branch that adds routes adds a function here.
+tests/test_openapi.py keeps it in sync with the app's url_map (both ways) and runs schemathesis
+against a running bridge.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+
+JSON_CT = "application/json"
+XML_CT = "application/xml"
+HTML_CT = "text/html"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {JSON_CT: {"schema": _ref("RequestError")}, XML_CT: {"schema": {"type": "string"}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Invalid request (the envelope names each parameter)", 401: "Missing or wrong credentials",
+            403: "Scope or template not allowed", 404: "No such template or endpoint",
+            405: "Method not allowed", 413: "Request too large", 414: "URI too long",
+            429: "Upstream rate limit", 502: "Upstream refused the bridge's key or answered nonsense",
+            503: "Upstream unreachable; nothing was sent", 504: "Upstream did not answer in time"}
+    return {str(c): _error(text[c]) for c in codes}
+
+
+SEND_ERRORS = (400, 401, 403, 404, 429, 502, 503, 504)
+EXT = {"name": "ext", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "xml"]},
+       "description": "json or xml: the response format"}
+CREDS = [
+    {"name": "username", "in": "query", "schema": {"type": "string"}, "description": "the caller's name"},
+    {"name": "password", "in": "query", "schema": {"type": "string"}, "description": "the caller's password"},
+    {"name": "charset", "in": "query", "schema": {"type": "string"},
+     "description": "charset of the values (utf-8 default, windows-1252, iso-8859-1, …)"},
+]
+QUERY_FIELDS = ("bulkId", "from", "to", "text", "flash", "transliteration", "languageCode", "intermediateReport",
+                "notifyUrl", "notifyContentType", "callbackData", "validityPeriod", "sendAt", "track",
+                "processKey", "trackingType", "indiaDltContentTemplateId", "indiaDltPrincipalEntityId",
+                "indiaDltTelemarketerId")
+
+
+def _send_ok(description: str = "Accepted: per destination status and messageId") -> dict[str, Any]:
+    return {"description": description,
+            "content": {JSON_CT: {"schema": _ref("SendResponse")}, XML_CT: {"schema": {"type": "string"}}}}
+
+
+def _with_ext(path: str, ops: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The same operations at ``path`` and ``path.{ext}``."""
+    out = {path: ops, path + ".{ext}": {}}
+    for method, op in ops.items():
+        op2 = dict(op)
+        op2["operationId"] = op["operationId"] + "Ext"
+        op2["parameters"] = [EXT, *op.get("parameters", [])]
+        out[path + ".{ext}"][method] = op2
+    return out
+
+
+def send_paths() -> dict[str, Any]:
+    query_params = [*CREDS, *({"name": n, "in": "query", "schema": {"type": "string"}} for n in QUERY_FIELDS)]
+    paths: dict[str, Any] = {}
+    paths.update(_with_ext("/sms/1/text/query", {"get": {
+        "operationId": "sendQuery", "tags": ["send"], "summary": "Infobip's query API (GET), for legacy apps",
+        "parameters": query_params, "responses": {"200": _send_ok(), **_errors(*SEND_ERRORS)}}}))
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^./]+$"},
+            "description": "a template configured in config.yaml"}
+    tmpl = {"tags": ["send"], "parameters": [name, *CREDS],
+            "responses": {"200": _send_ok(), **_errors(*SEND_ERRORS)}}
+    paths.update(_with_ext("/t/{name}", {
+        "get": {**tmpl, "operationId": "sendTemplate",
+                "summary": "A configured template; its own parameters are query parameters"},
+        "post": {**tmpl, "operationId": "sendTemplateForm", "summary": "A configured template, form body",
+                 "requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {
+                     "schema": {"type": "object", "additionalProperties": {"type": "string"}}}}}},
+    }))
+    paths.update(_with_ext("/sms/2/text/advanced", {"post": {
+        "operationId": "sendAdvanced", "tags": ["send"], "summary": "Infobip's JSON send",
+        "requestBody": {"required": True, "content": {JSON_CT: {"schema": _ref("AdvancedRequest")}}},
+        "responses": {"200": _send_ok(), **_errors(*SEND_ERRORS)}}}))
+    preview_ok = {"description": "Parts, characters remaining, the text as it arrives",
+                  "content": {JSON_CT: {"schema": _ref("PreviewResponse")}, XML_CT: {"schema": {"type": "string"}}}}
+    preview_q = [*CREDS, {"name": "text", "in": "query", "schema": {"type": "string"}},
+                 {"name": "languageCode", "in": "query", "schema": {"type": "string"}},
+                 {"name": "transliteration", "in": "query", "schema": {"type": "string"}}]
+    paths.update(_with_ext("/sms/1/preview", {
+        "get": {"operationId": "previewGet", "tags": ["preview"], "summary": "Preview a text (query parameters)",
+                "parameters": preview_q, "responses": {"200": preview_ok, **_errors(400, 401, 403)}},
+        "post": {"operationId": "previewPost", "tags": ["preview"], "summary": "Infobip's preview (JSON body)",
+                 "requestBody": {"required": True, "content": {JSON_CT: {"schema": _ref("PreviewRequest")}}},
+                 "responses": {"200": preview_ok, **_errors(400, 401, 403)}},
+    }))
+    return paths
+
+
+def inbound_paths() -> dict[str, Any]:
+    limit = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+    pulled = {"description": "The caller's unfetched inbound messages, each once",
+              "content": {JSON_CT: {"schema": _ref("InboundResult")}, XML_CT: {"schema": {"type": "string"}}}}
+    paths: dict[str, Any] = dict(_with_ext("/sms/1/inbox/reports", {"get": {
+        "operationId": "pullInbound", "tags": ["inbound"], "summary": "Pull inbound SMS (Infobip's shape)",
+        "parameters": [*CREDS, limit], "responses": {"200": pulled, **_errors(400, 401, 403)}}}))
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "inbound.token of the configuration"}
+    paths["/hooks/inbound/{token}"] = {"post": {
+        "operationId": "inboundPush", "tags": ["inbound"], "security": [],
+        "summary": "Infobip's inbound push (JSON or XML), configured as the number's forward URL",
+        "parameters": [token],
+        "requestBody": {"required": True, "content": {JSON_CT: {"schema": _ref("InboundResult")},
+                                                      XML_CT: {"schema": {"type": "string"}}}},
+        "responses": {"200": {"description": "Stored", "content": {JSON_CT: {"schema": {"type": "object"}}}},
+                      **_errors(400, 401, 404, 413)}}}
+    return paths
+
+
+def ops_paths() -> dict[str, Any]:
+    def op(op_id: str, summary: str, ok: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"get": {"operationId": op_id, "tags": ["ops"], "summary": summary, "security": [],
+                        "responses": {"200": ok, **(extra or {})}}}
+
+    ready = {"description": "Readiness and each check", "content": {JSON_CT: {"schema": _ref("Ready")}}}
+    return {
+        "/healthz": op("healthz", "Liveness", {"description": "Alive", "content": {JSON_CT: {"schema": {
+            "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}}}}),
+        "/readyz": op("readyz", "Readiness: database writable, upstream reachable, outbox backlog", ready,
+                      {"503": {**ready, "description": "Not ready"}}),
+        "/metrics": op("metrics", "Prometheus metrics", {"description": "Prometheus text format", "content": {
+            "text/plain": {"schema": {"type": "string"}}}}, {"404": _error("Metrics are switched off")}),
+        "/openapi.json": op("openapi", "This description", {"description": "OpenAPI 3.1", "content": {
+            JSON_CT: {"schema": {"type": "object"}}}}),
+    }
+
+
+def ui_paths() -> dict[str, Any]:
+    html = {"description": "An HTML page", "content": {HTML_CT: {"schema": {"type": "string"}}}}
+    redirect = {"description": "To the login page (or the next page after logging in)"}
+    api_ok = {"description": "Result", "content": {JSON_CT: {"schema": {"type": "object"}}}}
+    body = {"required": True, "content": {JSON_CT: {"schema": {"type": "object"}}}}
+    csrf = {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": {"type": "string"}}
+    page_errors = _errors(400, 401, 403)
+
+    def page(op_id: str, summary: str) -> dict[str, Any]:
+        return {"get": {"operationId": op_id, "tags": ["ui"], "summary": summary, "security": [],
+                        "responses": {"200": html, "302": redirect}}}
+
+    def api(op_id: str, summary: str) -> dict[str, Any]:
+        return {"post": {"operationId": op_id, "tags": ["ui"], "summary": summary, "security": [],
+                         "parameters": [csrf], "requestBody": body,
+                         "responses": {"200": api_ok, "302": redirect, **page_errors}}}
+
+    form = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "properties": {"username": {"type": "string"}, "password": {"type": "string"},
+                                         "csrf_token": {"type": "string"}}}}}}
+    return {
+        "/ui/": page("uiIndex", "The admin UI (redirects to the URL builder)"),
+        "/ui/login": {**page("uiLoginPage", "Admin login page"), "post": {
+            "operationId": "uiLogin", "tags": ["ui"], "summary": "Log in", "security": [], "requestBody": form,
+            "responses": {"302": redirect, "401": html, **_errors(400)}}},
+        "/ui/logout": {"post": {"operationId": "uiLogout", "tags": ["ui"], "summary": "Log out", "security": [],
+                                "requestBody": form, "responses": {"302": redirect, **_errors(400)}}},
+        "/ui/builder": page("uiBuilder", "URL builder"),
+        "/ui/try": page("uiTry", "Try it: send with real values, live preview"),
+        "/ui/api/default": api("uiDefault", "The starting form for a target, style and preset"),
+        "/ui/api/build": api("uiBuild", "Form state to URL and curl command"),
+        "/ui/api/parse": api("uiParse", "A pasted URL to form state"),
+        "/ui/api/preview": api("uiPreview", "Live preview of a text or a template's rendered text"),
+        "/ui/static/{filename}": {"get": {
+            "operationId": "uiStatic", "tags": ["ui"], "summary": "The UI's JavaScript and CSS", "security": [],
+            "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "A static file"}, **_errors(404)}}},
+    }
+
+
+STATUS = {"type": "object", "properties": {
+    "groupId": {"type": "integer"}, "groupName": {"type": "string"}, "id": {"type": "integer"},
+    "name": {"type": "string"}, "description": {"type": "string"}}}
+SCHEMAS: dict[str, Any] = {
+    "SendResponse": {"type": "object", "required": ["messages"], "properties": {
+        "bulkId": {"type": "string"},
+        "messages": {"type": "array", "items": {"type": "object", "required": ["to", "status"], "properties": {
+            "to": {"type": "string"}, "status": STATUS, "smsCount": {"type": "integer"},
+            "messageId": {"type": "string"}}}}}},
+    "RequestError": {"type": "object", "required": ["requestError"], "properties": {"requestError": {
+        "type": "object", "required": ["serviceException"], "properties": {"serviceException": {
+            "type": "object", "required": ["messageId", "text"], "properties": {
+                "messageId": {"type": "string"}, "text": {"type": "string"},
+                "validationErrors": {"type": "object",
+                                     "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}}}},
+    "AdvancedRequest": {"type": "object", "required": ["messages"], "properties": {
+        "bulkId": {"type": "string"},
+        "messages": {"type": "array", "items": {"type": "object", "required": ["destinations", "text"],
+                                                "properties": {
+            "from": {"type": "string"}, "text": {"type": "string"},
+            "destinations": {"type": "array", "items": {"type": "object", "required": ["to"], "properties": {
+                "to": {"type": "string"}, "messageId": {"type": "string"}}}}}}}}},
+    "PreviewRequest": {"type": "object", "required": ["text"], "properties": {
+        "text": {"type": "string"}, "languageCode": {"type": "string"}, "transliteration": {"type": "string"}}},
+    "PreviewResponse": {"type": "object", "required": ["originalText", "previews"], "properties": {
+        "originalText": {"type": "string"},
+        "previews": {"type": "array", "items": {"type": "object", "properties": {
+            "textPreview": {"type": "string"}, "messageCount": {"type": "integer"},
+            "charactersRemaining": {"type": "integer"}, "configuration": {"type": "object"}}}}}},
+    "InboundResult": {"type": "object", "properties": {
+        "results": {"type": "array", "items": {"type": "object", "properties": {
+            "messageId": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
+            "text": {"type": "string"}, "cleanText": {"type": "string"}, "keyword": {"type": "string"},
+            "receivedAt": {"type": "string"}, "smsCount": {"type": "integer"}}}},
+        "messageCount": {"type": "integer"}, "pendingMessageCount": {"type": "integer"}}},
+    "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
+        "status": {"enum": ["ready", "not ready"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "object", "required": ["ok"]}}}},
+}
+
+
+def spec_for(app: Flask) -> dict[str, Any]:
+    """The description of ``app``'s endpoints (the UI's only when the UI is enabled)."""
+    config = app.extensions["smsbridge"].config
+    paths = {**send_paths(), **inbound_paths(), **ops_paths()}
+    if config.ui.enabled:
+        paths.update(ui_paths())
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "smsbridge", "version": "0.1",
+                 "description": "Legacy HTTP GET callers to the Infobip SMS API. Errors use Infobip's envelope; "
+                                "a path ending in .xml answers in XML."},
+        "servers": [{"url": "/"}],
+        "security": [{"basic": []}, {"appKey": []}, {}],
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic"},
+            "appKey": {"type": "apiKey", "in": "header", "name": "Authorization",
+                       "description": "App <key> (the caller's own API key)"}}},
+    }
+
+
+_RULE_ARG = re.compile(r"<(?:[^:<>]+:)?([A-Za-z_]+)>")
+
+
+def openapi_path(rule: str) -> str:
+    """A werkzeug rule as an OpenAPI path: ``/t/<name>.<any(json,xml):ext>`` → ``/t/{name}.{ext}``."""
+    return _RULE_ARG.sub(r"{\1}", rule)

@@ -1,0 +1,171 @@
+"""The admin UI in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
+
+The browser is installed by this module's own set-up when missing (root + apt-get); where it cannot
+be, the tests are skipped with the reason. Screenshots of each page go to tests/artifacts/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from gateway import urlbuilder as ub
+from gateway.sms import analyse
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def ensure_chromium() -> str | None:
+    """The reason no browser can be had, or None once /usr/bin/chromium exists."""
+    if os.path.exists(CHROMIUM):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            return f"installing chromium failed: {' '.join(cmd)}: {done.stderr.strip()[-300:]}"
+    return None if os.path.exists(CHROMIUM) else "apt-get installed chromium but /usr/bin/chromium is missing"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -r requirements-test.txt)")
+    reason = ensure_chromium()
+    if reason:
+        pytest.skip(reason)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(10000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def login(page, url: str) -> None:
+    page.goto(url + "/ui/builder")
+    assert "/ui/login" in page.url
+    shot(page, "01-login")
+    page.fill("#username", "admin")
+    page.fill("#password", "admin")
+    page.click("#login")
+    page.wait_for_url("**/ui/builder")
+
+
+def url_value(page) -> str:
+    return page.input_value("#url")
+
+
+def test_build_a_url_paste_it_as_a_legacy_app_and_see_infobips_answer(page, bridge, sandbox):
+    login(page, bridge.url)
+    page.select_option("#target", "alarm")
+    page.wait_for_selector("#value-phone")
+    page.fill("#value-phone", "phoneNumber")
+    page.fill("#value-msg", "message")
+    page.wait_for_function("() => document.getElementById('url').value.includes('msg=%message%')")
+    built = url_value(page)
+    assert built == f"{bridge.url}/t/alarm?username=demo&password=YOUR_PASSWORD&phone=%phoneNumber%&msg=%message%"
+    assert page.input_value("#curl") == f"curl -sS -g '{built}'"
+    shot(page, "02-builder")
+    page.click("#copy-url")
+    page.wait_for_function("() => document.getElementById('copy-url').textContent === 'Copied'")
+
+    # What the legacy application does: fill in its placeholders (URL-encoded), then call the URL.
+    filled = ub.substitute(built.replace(ub.PASSWORD_TOKEN, "demo"),
+                           {"phoneNumber": "41793026727", "message": "Pump 3 failed"}, ub.STYLES["percent"])
+    resp = page.goto(filled)
+    assert resp.status == 200 and "PENDING" in page.content()  # shown in the browser
+    answer = json.loads(resp.text())
+    assert answer["messages"][0]["status"]["groupName"] == "PENDING" and answer["messages"][0]["messageId"]
+    assert sandbox.messages()[-1]["text"] == "[ALARM] HQ: Pump 3 failed"
+    shot(page, "03-infobip-answer")
+
+
+def test_pasting_an_infobip_url_fills_the_form(page, bridge):
+    login(page, bridge.url)
+    page.wait_for_function("() => document.getElementById('url').value !== ''")
+    page.fill("#paste", "https://xyz.api.infobip.com/sms/1/text/query.xml?username=demo&password=secret"
+                        "&to={ALERT.SENDTO}&text={ALERT.MESSAGE}")
+    page.click("#parse")
+    page.wait_for_function("() => document.getElementById('url').value.includes('ALERT.SENDTO')")
+    assert url_value(page) == (f"{bridge.url}/sms/1/text/query.xml?username=demo&password=YOUR_PASSWORD"
+                               "&to={ALERT.SENDTO}&text={ALERT.MESSAGE}")
+    assert page.input_value("#style") == "brace" and page.input_value("#fmt") == "xml"
+    assert page.input_value("#value-to") == "ALERT.SENDTO"
+    notes = page.inner_text("#notes")
+    assert "Infobip" in notes and "password was removed" in notes and "secret" not in page.content()
+    page.select_option("#style", "nagios")  # restyle every placeholder at once
+    page.wait_for_function("() => document.getElementById('url').value.includes('$ALERT.SENDTO$')")
+    page.select_option("#preset", "prtg")
+    page.wait_for_function("() => document.getElementById('url').value.endsWith('to=%SMSNUMBER&text=%SMSTEXT')")
+    shot(page, "04-builder-pasted")
+
+
+def test_try_it_previews_while_typing_and_sends(page, bridge, sandbox):
+    login(page, bridge.url)
+    page.goto(bridge.url + "/ui/try")
+    assert "No real SMS is sent" in page.inner_text("#upstream")
+    page.wait_for_selector("#try-to")
+    page.fill("#try-to", "41793026727")
+    page.fill("#try-text", "Ωμέγα ok")
+    page.wait_for_function("() => document.getElementById('pv-encoding').textContent.startsWith('UCS2')")
+    assert page.inner_text("#pv-parts") == "1" and page.inner_text("#pv-remaining") == str(70 - 8)
+    page.fill("#try-transliteration", "GREEK")
+    page.wait_for_function("() => document.getElementById('pv-encoding').textContent.startsWith('GSM7')")
+    assert page.inner_text("#pv-text") == analyse("Ωμέγα ok", None, "GREEK").text == "ΩMEΓA ok"
+    assert page.inner_text("#pv-remaining") == str(160 - 8)
+    page.fill("#try-password", "demo")
+    page.click("#send")
+    page.wait_for_function("() => document.getElementById('try-status').textContent.startsWith('200')")
+    body = json.loads(page.inner_text("#try-response"))
+    assert body["messages"][0]["status"]["groupName"] == "PENDING"
+    assert "demo" not in page.inner_text("#try-url")  # the password went in a header, not the URL
+    assert sandbox.messages()[-1]["text"] == "Ωμέγα ok"
+    shot(page, "05-try-it")
+    page.fill("#try-password", "wrong")
+    page.click("#send")
+    page.wait_for_function("() => document.getElementById('try-status').textContent.startsWith('401')")
+    assert json.loads(page.inner_text("#try-response"))["requestError"]["serviceException"]["messageId"] == \
+        "UNAUTHORIZED"
+
+
+def test_raw_query_url_for_a_template_with_unicode_values(page, bridge, sandbox):
+    """A legacy app that URL-encodes UTF-8 (as PRTG does): the answer comes back, the text intact."""
+    login(page, bridge.url)
+    page.wait_for_function("() => document.getElementById('url').value !== ''")
+    built = url_value(page)  # the raw query API with %to% and %text%
+    assert built == f"{bridge.url}/sms/1/text/query?username=demo&password=YOUR_PASSWORD&to=%to%&text=%text%"
+    filled = built.replace(ub.PASSWORD_TOKEN, "demo").replace("%to%", "41793026727").replace(
+        "%text%", quote("Grüße 100% ✓", safe=""))
+    resp = page.goto(filled)
+    assert resp.status == 200
+    assert sandbox.messages()[-1]["text"] == "Grüße 100% ✓"

@@ -1,0 +1,133 @@
+"""Operations: liveness, readiness, Prometheus metrics, request ids, JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import DEMO, ROOT, default_raw_config
+from tests.helpers import free_port
+from tests.test_secrets_cli import _start
+
+SEND = {**DEMO, "to": "41793026727,41793026834", "text": "x" * 200}
+
+
+def metric(bridge, name: str, **labels: str) -> float:
+    """The current value of one sample of /metrics (0 when absent)."""
+    text = bridge.get("/metrics").text
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
+def test_healthz_and_readyz(bridge):
+    h = bridge.get("/healthz")
+    assert h.status_code == 200 and h.json() == {"status": "ok"}
+    r = bridge.get("/readyz")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "ready"
+    assert body["checks"]["database"]["ok"] and body["checks"]["upstream"]["ok"]
+    assert body["checks"]["outbox"] == {"ok": True, "depth": 0, "max": 1000, "oldestAgeSeconds": None}
+
+
+def test_readyz_fails_when_the_upstream_is_unreachable(make_bridge):
+    b = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+    r = b.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "not ready" and r.json()["checks"]["upstream"]["ok"] is False
+    assert r.json()["checks"]["database"]["ok"] is True
+    assert b.get("/healthz").status_code == 200  # alive all the same
+
+
+def test_readyz_fails_when_the_outbox_backlog_is_over_its_threshold(make_bridge):
+    b = make_bridge(lambda raw: raw.setdefault("ops", {}).update(ready_outbox_max=1))
+    outbox = b.app.extensions["smsbridge"].outbox
+    for _ in range(2):  # nobody listens there: the jobs stay pending on the retry schedule
+        outbox.enqueue("test", f"http://127.0.0.1:{free_port()}/hook", caller="demo")
+    r = b.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["outbox"]["depth"] == 2
+    assert r.json()["checks"]["outbox"]["oldestAgeSeconds"] >= 0
+    assert metric(b, "smsbridge_outbox_depth") == 2
+
+
+def test_metrics_count_requests_messages_parts_and_latency(bridge):
+    assert bridge.get("/sms/1/text/query", params=SEND).status_code == 200
+    assert bridge.get("/sms/1/text/query", params={**DEMO, "to": "1", "text": "x"}).status_code == 400
+    assert bridge.get("/t/alarm", params={**DEMO, "phone": "41793026727", "msg": "hi"}).status_code == 200
+    assert metric(bridge, "smsbridge_requests_total", entrance="query", outcome="ok") == 1
+    assert metric(bridge, "smsbridge_requests_total", entrance="query", outcome="rejected") == 1
+    assert metric(bridge, "smsbridge_requests_total", entrance="templates", outcome="ok") == 1
+    assert metric(bridge, "smsbridge_messages_sent_total") == 3
+    assert metric(bridge, "smsbridge_sms_parts_sent_total") == 2 * 2 + 1  # 200 GSM-7 chars = 2 parts
+    assert metric(bridge, "smsbridge_upstream_request_seconds_count", api="query") == 2
+    assert metric(bridge, "smsbridge_upstream_errors_total") == 0
+    assert bridge.get("/metrics").headers["Content-Type"].startswith("text/plain; version=0.0.4")
+
+
+def test_metrics_count_upstream_errors(make_bridge):
+    b = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+    assert b.get("/sms/1/text/query", params=SEND).status_code == 503
+    assert metric(b, "smsbridge_requests_total", entrance="query", outcome="failed") == 1
+    assert metric(b, "smsbridge_upstream_errors_total", api="query", reason="connection refused") == 1
+    assert metric(b, "smsbridge_upstream_request_seconds_count", api="query") == 1
+    assert metric(b, "smsbridge_messages_sent_total") == 0
+
+
+def test_each_app_has_its_own_registry(make_bridge):
+    a, b = make_bridge(), make_bridge()
+    assert a.get("/sms/1/text/query", params=SEND).status_code == 200
+    assert metric(a, "smsbridge_messages_sent_total") == 2 and metric(b, "smsbridge_messages_sent_total") == 0
+
+
+def test_metrics_can_be_switched_off(make_bridge):
+    b = make_bridge(lambda raw: raw.setdefault("ops", {}).update(metrics=False))
+    r = b.get("/metrics")
+    assert r.status_code == 404 and "requestError" in r.json()
+
+
+def test_request_id_is_echoed_or_made(bridge):
+    given = bridge.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert given.headers["X-Request-Id"] == "abc-123"
+    made = {bridge.get("/sms/1/text/query", params={"to": "1"}).headers["X-Request-Id"] for _ in range(3)}
+    assert len(made) == 3 and all(len(x) == 16 for x in made)  # on errors too, unique per request
+    hostile = bridge.get("/healthz", headers={"X-Request-Id": "x" * 65})
+    assert hostile.headers["X-Request-Id"] != "x" * 65  # not a token: replaced, never echoed
+
+
+def test_json_log_lines_carry_the_request_id(tmp_path):
+    raw = default_raw_config()
+    raw["store"] = {"path": str(tmp_path / "b.db")}
+    raw["logging"] = {"level": "INFO", "access_log": True, "format": "json"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    proc, url, early = _start(tmp_path / "config.yaml", dict(os.environ))
+    try:
+        import requests
+
+        resp = requests.get(url + "/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "hi"},
+                            headers={"X-Request-Id": "req-json-1"}, timeout=10)
+        assert resp.status_code == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    lines = [ln for ln in ("".join(early) + out).splitlines() if ln.startswith("{")]
+    records = [json.loads(ln) for ln in lines]  # every log line is one JSON object
+    assert records and all({"ts", "level", "logger", "msg", "request_id"} <= r.keys() for r in records)
+    access = [r for r in records if r["logger"] == "smsbridge.access" and r["request_id"] == "req-json-1"]
+    assert access and "password=***" in access[0]["msg"] and "demo&password=demo" not in access[0]["msg"]
+
+
+def test_json_format_is_validated(tmp_path):
+    raw = default_raw_config()
+    raw["logging"] = {"format": "xml"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--config", str(tmp_path / "c.yaml"), "check-config"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "logging.format: must be text or json" in out.stderr
