@@ -152,7 +152,16 @@ def bridge_config(workdir: Path, name: str, upstream_api: str) -> Path:
     return path
 
 
-def start_servers(workdir: Path, wanted: set[str]) -> dict[str, ServerProcess]:
+def export_ref(ref: str, workdir: Path) -> Path:
+    """The tree of git ``ref`` (e.g. a commit before a speed fix) unpacked under ``workdir``."""
+    dest = workdir / "ref"
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None) -> dict[str, ServerProcess]:
     procs: dict[str, ServerProcess] = {}
     try:
         procs["sandbox"] = ServerProcess("sandbox", "sandbox", [], workdir)
@@ -165,6 +174,10 @@ def start_servers(workdir: Path, wanted: set[str]) -> dict[str, ServerProcess]:
             if name in wanted:
                 cfg = bridge_config(workdir, name, api)
                 procs[name] = ServerProcess(name, "bridge", ["--config", str(cfg), "--upstream", sandbox], workdir)
+        if "bridge-ref" in wanted and ref_root:
+            cfg = bridge_config(workdir, "bridge-ref", "query")
+            procs["bridge-ref"] = ServerProcess("bridge-ref", "bridge", ["--config", str(cfg), "--upstream", sandbox,
+                                                                        "--root", str(ref_root)], workdir)
         for p in procs.values():
             if not p.url:
                 p.wait_ready()
@@ -405,7 +418,9 @@ RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ("bridge-query/floor", "bridge-query", "floor", "rps"),
     ("direct/floor", "direct", "floor", "rps"),
     ("bridge-query msgs/kannel e2e msgs", "bridge-query", "kannel", "msgs"),
+    ("bridge-query/bridge-ref (same bridge at --compare REF)", "bridge-query", "bridge-ref", "rps"),
     ("p50 bridge-query - direct (ms)", "bridge-query", "direct", "p50diff"),
+    ("p50 bridge-query - bridge-ref (ms)", "bridge-query", "bridge-ref", "p50diff"),
     ("p50 bridge-advanced - direct (ms)", "bridge-advanced", "direct", "p50diff"),
 )
 
@@ -511,6 +526,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", default="", help="comma list of scenarios (default all): "
                     + ", ".join([s.name for s in SCENARIOS] + list(EXTRA_SCENARIOS)))
     ap.add_argument("--bulk", default="1000,10000", help="bulk destination counts (default 1000,10000)")
+    ap.add_argument("--compare", metavar="REF", help="also run the query bridge from git REF (before/after, same run)")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--no-install", action="store_true", help="never apt-get install the Kannel peer")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default bench/results)")
@@ -529,6 +545,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if only - known:
         raise SystemExit(f"unknown scenario(s) {sorted(only - known)}; known: {sorted(known)}")
     scenarios = [s for s in SCENARIOS if not only or s.name in only]
+    if args.compare:
+        scenarios.append(Scenario("bridge-ref", f"(c) bridge sync, query upstream, at {args.compare}", "bridge-ref",
+                                  f"/sms/1/text/query?{SEED}", baseline="bridge-query"))
     extras = [n for n in EXTRA_SCENARIOS if not only or n in only]
     kind = args.loadgen if args.loadgen != "auto" else ("wrk" if loadgen.wrk_path() else "python")
     skipped: dict[str, str] = {}
@@ -552,7 +571,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     wanted = {s.server for s in scenarios} | ({"bridge-query"} if "bulk-sync" in extras else set())
     procs: dict[str, ServerProcess] = {}
     try:
-        procs = start_servers(workdir, wanted)
+        procs = start_servers(workdir, wanted, export_ref(args.compare, workdir) if args.compare else None)
         ctx = RunContext(procs, args.runs, tuple(int(n) for n in args.bulk.split(",") if n), workdir, kannel)
         for sc in scenarios:  # warm-up: imports, pools, caches; not recorded
             one_load(ctx, sc, kind, concurrencies[0], min(1.0, duration))
@@ -576,7 +595,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "environment": {"date": started.isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
                         "loadavg_start": loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
                         "platform": platform.platform(), "versions": versions()},
-        "settings": {"loadgen": kind, "duration_s": duration, "runs": args.runs, "concurrency": concurrencies,
+        "settings": {"loadgen": kind, "compare": args.compare, "duration_s": duration, "runs": args.runs, "concurrency": concurrencies,
                      "servers": "one process each (bench/serve.py), waitress on 127.0.0.1",
                      "store_synchronous": yaml.safe_load((ROOT / "config.yaml").read_text())["store"]["synchronous"]},
         "scenarios": table, "ratios": rat, "targets": targets(table, rat), "extra": extra, "skipped": skipped,

@@ -19,17 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-for p in (str(ROOT), str(HERE)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
 
-from baselines import create_floor_app, create_proxy_app  # noqa: E402
-
-from gateway import create_app  # noqa: E402
-from gateway.config import SandboxSettings, load_config  # noqa: E402
-from gateway.logs import configure  # noqa: E402
-from gateway.sandbox import create_sandbox_app  # noqa: E402
-from gateway.servers import ServerThread  # noqa: E402
 
 THREADS = 16  # the bridge's default server.threads; the baselines use the same
 
@@ -41,7 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--upstream", help="upstream URL (bridge, proxy)")
     ap.add_argument("--api-key", default="sandbox-key")
     ap.add_argument("--threads", type=int, default=THREADS)
+    ap.add_argument("--root", type=Path, default=ROOT, help="checkout to import gateway from")
     args = ap.parse_args(argv)
+    for p in (str(HERE), str(args.root)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    from baselines import create_floor_app, create_proxy_app
+
+    from gateway import create_app
+    from gateway.config import SandboxSettings, load_config
+    from gateway.logs import configure
+    from gateway.sandbox import create_sandbox_app
+    from gateway.servers import ServerThread
+
     stop_hooks = []
     if args.role == "sandbox":
         settings = SandboxSettings()
