@@ -372,7 +372,7 @@ def versions() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             pkgs[name] = None
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            check=False).stdout.strip() or None
+                            check=False).stdout.strip() or None if shutil.which("git") else None
     return {"python": platform.python_version(), **pkgs, "wrk": loadgen.wrk_version(), "kannel": kannel_version(),
             "smsbridge_commit": commit}
 
