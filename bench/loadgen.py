@@ -51,7 +51,7 @@ def _ms(text: str) -> float:
 
 def parse_wrk(out: str) -> dict[str, Any]:
     """The figures of ``wrk --latency`` output."""
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     total = re.search(r"^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m)", out, re.M)
     rps = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M)
     if not (pct.get("50") and pct.get("99") and total and rps):

@@ -65,7 +65,7 @@ def test_wrk_output_is_parsed() -> None:
      50%  812.00us
      75%    1.10ms
      90%    1.50ms
-     99%    2.31s
+     99%    2.31s 
   1234 requests in 1.00s, 1.2MB read
   Socket errors: connect 0, read 1, write 0, timeout 2
   Non-2xx or 3xx responses: 4
