@@ -1,0 +1,612 @@
+"""HTTP benchmark of the bridge against its baselines, in one run: ``python bench/run.py [--quick]``.
+
+Every server (the sandbox, the bridge of each scenario, the bare Flask floor and the bare Flask proxy)
+runs under waitress on a loopback ephemeral port in its own process (bench/serve.py): RSS is then per
+server, and the servers do not share a GIL with each other or with the load generator. The load
+generator is wrk when installed (keep-alive, 2 threads), else bench/loadgen.py's Python fallback.
+
+Runs are interleaved (repetition -> concurrency -> scenario) so that the machine's background noise
+hits every scenario alike, and every ratio is computed inside one repetition, then summarised as
+median/min/max over the repetitions. Results: bench/results/http.json and bench/results/http.md.
+
+Scenarios (issue 7): a floor, b direct, c bridge sync (query and advanced upstream) with the bare
+proxy as baseline, d bridge template, h peak RSS per bridge process, i Kannel peer (skipped with the
+reason when it cannot be installed), bulk (f) through the sync path; e queued, f queued bulk and
+g reports are one function each and are skipped with a note until queued mode is merged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _p in (str(ROOT), str(HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import loadgen  # noqa: E402
+
+DEFAULT_OUT = HERE / "results"
+KANNEL_DIR = Path(os.environ.get("KANNEL_PEER_DIR", ROOT.parent / "shared" / "peers" / "kannel"))
+KANNEL_PORTS = {"SENDSMS_PORT": 23013, "ADMIN_PORT": 23000, "SMSBOX_PORT": 23001, "FAKE_PORT": 20000}
+TO = "41793026727,41793026834"  # the README's browser example: two destinations, one upstream request
+SEED = f"username=demo&password=demo&from=InfoSMS&to={TO}&text=Hello%20world"
+DIRECT = f"username=sandbox&password=sandbox&from=InfoSMS&to={TO}&text=Hello%20world"
+TEMPLATE = f"username=demo&password=demo&phone={TO}&msg=Pump%203%20pressure%20low&site=HQ"
+KANNEL = "username=tester&password=secret&to=4915550001&text=Hello%20world"
+QUEUED_CONFIG_SECTION = "queue"  # the config section queued mode adds (branch store); scenarios e/f/g need it
+
+
+@dataclass
+class Scenario:
+    name: str
+    label: str
+    server: str  # key of the process (or "kannel") that serves it
+    target: str  # path and query
+    messages_per_request: int = 2
+    baseline: str | None = None
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("floor", "(a) floor: bare Flask+waitress, fixed JSON", "floor", f"/sms/1/text/query?{SEED}"),
+    Scenario("direct", "(b) direct to the sandbox /sms/1/text/query", "sandbox", f"/sms/1/text/query?{DIRECT}"),
+    Scenario("proxy", "baseline of (c): bare Flask proxy, one requests.Session", "proxy", f"/sms/1/text/query?{SEED}"),
+    Scenario("bridge-query", "(c) bridge sync, query upstream", "bridge-query", f"/sms/1/text/query?{SEED}",
+             baseline="proxy"),
+    Scenario("bridge-advanced", "(c) bridge sync, advanced upstream", "bridge-advanced", f"/sms/1/text/query?{SEED}",
+             baseline="proxy"),
+    Scenario("bridge-template", "(d) bridge template /t/alarm, 3 parameters", "bridge-template",
+             f"/t/alarm?{TEMPLATE}", baseline="bridge-query"),
+    Scenario("kannel", "(i) peer: Kannel 1.4.5 sendsms -> fake SMSC", "kannel", f"/cgi-bin/sendsms?{KANNEL}",
+             messages_per_request=1),
+)
+BRIDGES = {"bridge-query": "query", "bridge-advanced": "advanced", "bridge-template": "query"}
+
+
+# ---------------------------------------------------------------- processes
+
+
+class ServerProcess:
+    """A bench/serve.py child: started, its URL read from its first stdout line, stopped by its pid."""
+
+    def __init__(self, name: str, role: str, args: list[str], workdir: Path):
+        self.name = name
+        self.log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "serve.py"), role, *args], stdout=subprocess.PIPE, stderr=self.log,
+            cwd=str(workdir),
+        )
+        self.url = ""
+
+    def wait_ready(self, timeout: float = 30.0) -> ServerProcess:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line:
+            self.stop()
+            log = Path(self.log.name).read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} did not start:\n{log}")
+        self.url = json.loads(line)["url"]
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def memory(self) -> dict[str, float]:
+        """Peak (VmHWM) and current (VmRSS) resident memory in MB."""
+        out: dict[str, float] = {}
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "VmRSS"):
+                    out["peak_rss_mb" if key == "VmHWM" else "rss_mb"] = round(int(value.split()[0]) / 1024, 1)
+        except OSError:
+            pass
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def bridge_config(workdir: Path, name: str, upstream_api: str) -> Path:
+    """The repository's config.yaml as shipped, with its own SQLite file and the caller's upstream API."""
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    raw = copy.deepcopy(raw)
+    raw["store"] = {**(raw.get("store") or {}), "path": str(workdir / f"{name}.db")}
+    raw["upstream"] = {**(raw.get("upstream") or {}), "base_url": "sandbox", "api_key": "sandbox-key"}
+    raw["callers"]["demo"]["upstream_api"] = upstream_api
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def export_ref(ref: str, workdir: Path) -> Path:
+    """The tree of git ``ref`` (e.g. a commit before a speed fix) unpacked under ``workdir``."""
+    dest = workdir / "ref"
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None) -> dict[str, ServerProcess]:
+    procs: dict[str, ServerProcess] = {}
+    try:
+        procs["sandbox"] = ServerProcess("sandbox", "sandbox", [], workdir)
+        if "floor" in wanted:
+            procs["floor"] = ServerProcess("floor", "floor", [], workdir)
+        sandbox = procs["sandbox"].wait_ready().url
+        if "proxy" in wanted:
+            procs["proxy"] = ServerProcess("proxy", "proxy", ["--upstream", sandbox], workdir)
+        for name, api in BRIDGES.items():
+            if name in wanted:
+                cfg = bridge_config(workdir, name, api)
+                procs[name] = ServerProcess(name, "bridge", ["--config", str(cfg), "--upstream", sandbox], workdir)
+        if "bridge-ref" in wanted and ref_root:
+            cfg = bridge_config(workdir, "bridge-ref", "query")
+            procs["bridge-ref"] = ServerProcess("bridge-ref", "bridge", ["--config", str(cfg), "--upstream", sandbox,
+                                                                        "--root", str(ref_root)], workdir)
+        for p in procs.values():
+            if not p.url:
+                p.wait_ready()
+    except Exception:
+        for p in procs.values():
+            p.stop()
+        raise
+    return procs
+
+
+# ---------------------------------------------------------------- Kannel peer
+
+
+class KannelPeer:
+    """Kannel from Debian with its fake SMSC, started and stopped by the shared peer scripts."""
+
+    def __init__(self, workdir: Path):
+        self.dir = workdir / "k"
+        self.env = {**os.environ, "PEERS_WORK": str(workdir), "STORE": "file",
+                    **{k: str(v) for k, v in KANNEL_PORTS.items()}}
+        self.url = f"http://127.0.0.1:{KANNEL_PORTS['SENDSMS_PORT']}"
+
+    @staticmethod
+    def unavailable(install: bool) -> str | None:
+        """None when Kannel can run here; else the reason the row is skipped."""
+        if not KANNEL_DIR.is_dir():
+            return f"peer scripts not found at {KANNEL_DIR}"
+        installed = shutil.which("bearerbox") or Path("/usr/sbin/bearerbox").exists()
+        if not (installed and Path("/usr/lib/kannel/test/fakesmsc").exists()):
+            if not install:
+                return "kannel/kannel-extras not installed (run without --no-install)"
+            if os.geteuid() != 0 or not shutil.which("apt-get"):
+                return "kannel is not installed and installing needs root and apt-get"
+            setup = subprocess.run(["bash", str(KANNEL_DIR / "kannel-setup.sh")], capture_output=True, text=True,
+                                   check=False)
+            if setup.returncode != 0:
+                return f"kannel-setup.sh failed: {setup.stderr.strip()[-300:]}"
+        for name, port in KANNEL_PORTS.items():
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return f"port {port} ({name}) is already in use on 127.0.0.1"
+        return None
+
+    def start(self) -> None:
+        out = subprocess.run(["bash", str(KANNEL_DIR / "kannel-start.sh"), str(self.dir)], env=self.env,
+                             capture_output=True, text=True, check=False, timeout=60)
+        if out.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"kannel-start.sh failed: {(out.stdout + out.stderr).strip()[-500:]}")
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(KANNEL_DIR / "kannel-stop.sh"), str(self.dir)], env=self.env,
+                       capture_output=True, check=False, timeout=60)
+
+    def delivered(self) -> int:
+        """Messages the fake SMSC has received (one 'Got message' line each)."""
+        try:
+            return (self.dir / "fakesmsc.out").read_bytes().count(b"Got message")
+        except OSError:
+            return 0
+
+    def memory(self) -> dict[str, float]:
+        total = 0.0
+        for f in ("bb.pid", "sb.pid"):
+            try:
+                pid = int((self.dir / f).read_text().strip())
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) / 1024
+            except (OSError, ValueError):
+                pass
+        return {"peak_rss_mb": round(total, 1)} if total else {}
+
+
+def kannel_version() -> str | None:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "kannel"], capture_output=True, text=True, check=False) \
+        if shutil.which("dpkg-query") else None
+    return out.stdout.strip() or None if out and out.returncode == 0 else None
+
+
+def end_to_end(counter: Callable[[], int], before: int, t0: float, expected: int, settle: float = 1.0,
+               deadline: float = 30.0) -> dict[str, Any]:
+    """Wait until ``counter`` reaches ``before + expected`` or stops moving; delivered messages per second."""
+    last, last_change, stop_at = counter(), time.perf_counter(), time.perf_counter() + deadline
+    while last - before < expected and time.perf_counter() < stop_at:
+        time.sleep(0.05)  # polling a file another process writes; bounded by ``deadline``
+        now = counter()
+        if now != last:
+            last, last_change = now, time.perf_counter()
+        elif time.perf_counter() - last_change > settle:
+            break
+    delivered = last - before
+    return {"delivered": delivered, "e2e_msgs_per_s": delivered / max(1e-9, last_change - t0)}
+
+
+# ---------------------------------------------------------------- queued-mode scenarios (e, f, g)
+
+
+def queued_mode_missing() -> str | None:
+    """None when the bridge has queued mode; else the note the skipped rows carry."""
+    from gateway.config import Config
+
+    if QUEUED_CONFIG_SECTION not in {f.name for f in dataclasses.fields(Config)}:
+        return (f"needs queued mode: gateway.config.Config has no `{QUEUED_CONFIG_SECTION}` section yet "
+                "(branch store); switches on after the merge")
+    return None
+
+
+def scenario_queued(ctx: RunContext) -> dict[str, Any]:
+    """(e) accepted/s with durable commit, and end-to-end messages/s reaching the sandbox."""
+    missing = queued_mode_missing()
+    if missing:
+        return {"skipped": missing}
+    return {"skipped": "queued mode detected but this scenario is not wired to its config yet"}
+
+
+def scenario_bulk_queued(ctx: RunContext) -> dict[str, Any]:
+    """(f) one GET with 1,000 / 10,000 destinations in queued mode: answer time, time until all delivered."""
+    missing = queued_mode_missing()
+    if missing:
+        return {"skipped": missing}
+    return {"skipped": "queued mode detected but this scenario is not wired to its config yet"}
+
+
+def scenario_reports(ctx: RunContext) -> dict[str, Any]:
+    """(g) delivery reports in from the sandbox, relayed to a loopback receiver, per second."""
+    if importlib.util.find_spec("gateway.entrances.reports") is None:
+        return {"skipped": "needs delivery reports (gateway.entrances.reports, branch store); switches on after the "
+                           "merge"}
+    missing = queued_mode_missing()
+    if missing:
+        return {"skipped": missing}
+    return {"skipped": "reports detected but this scenario is not wired to its config yet"}
+
+
+def scenario_bulk_sync(ctx: RunContext) -> dict[str, Any]:
+    """(f) through today's sync path: one GET with N destinations, answered once the sandbox has them all."""
+    if "bridge-query" not in ctx.procs:
+        return {"skipped": "bridge-query not started (--only)"}
+    out: dict[str, Any] = {}
+    bridge, sandbox = ctx.procs["bridge-query"].url, ctx.procs["sandbox"].url
+    for n in ctx.bulk_sizes:
+        to = ",".join(str(41790000000 + i) for i in range(n))
+        seconds, errors, upstream_requests = [], 0, []
+        for run in range(ctx.runs):
+            text = f"Bulk-{n}-run-{run}"  # tells this run's messages from stragglers of the load runs
+            url = f"{bridge}/sms/1/text/query?username=demo&password=demo&from=InfoSMS&to={to}&text={text}"
+            requests.post(sandbox + "/sandbox/reset", timeout=10)
+            t0 = time.perf_counter()
+            resp = requests.get(url, timeout=120)
+            seconds.append(time.perf_counter() - t0)
+            sent = [m for m in requests.get(sandbox + "/sandbox/messages", timeout=60).json() if m["text"] == text]
+            seen = requests.get(sandbox + "/sandbox/requests", timeout=60).json()
+            upstream_requests.append(sum(1 for r in seen if text in r["query"] or text in json.dumps(r["json"])))
+            if resp.status_code != 200 or len(sent) != n:
+                errors += 1
+        out[str(n)] = {"answer_s": summary(seconds), "sandbox_has_all_s": summary(seconds), "errors": errors,
+                       "upstream_requests": max(upstream_requests), **ctx.procs["bridge-query"].memory()}
+    return {"mode": "sync (the answer comes after the sandbox accepted every destination)", "sizes": out}
+
+
+EXTRA_SCENARIOS: dict[str, Callable[[RunContext], dict[str, Any]]] = {
+    "bulk-sync": scenario_bulk_sync,
+    "queued": scenario_queued,
+    "bulk-queued": scenario_bulk_queued,
+    "reports": scenario_reports,
+}
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class RunContext:
+    procs: dict[str, ServerProcess]
+    runs: int
+    bulk_sizes: tuple[int, ...]
+    workdir: Path
+    kannel: KannelPeer | None = None
+    samples: dict[str, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def versions() -> dict[str, Any]:
+    pkgs = {}
+    for name in ("flask", "werkzeug", "waitress", "requests", "jinja2"):
+        try:
+            pkgs[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pkgs[name] = None
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            check=False).stdout.strip() or None if shutil.which("git") else None
+    return {"python": platform.python_version(), **pkgs, "wrk": loadgen.wrk_version(), "kannel": kannel_version(),
+            "smsbridge_commit": commit}
+
+
+def one_load(ctx: RunContext, sc: Scenario, kind: str, conc: int, duration: float) -> dict[str, Any]:
+    base = ctx.kannel.url if sc.server == "kannel" else ctx.procs[sc.server].url
+    if sc.server != "kannel" and "sandbox" in ctx.procs:
+        requests.post(ctx.procs["sandbox"].url + "/sandbox/reset", timeout=10)  # keep the sandbox's memory flat
+    before, t0 = (ctx.kannel.delivered(), time.perf_counter()) if sc.server == "kannel" else (0, 0.0)
+    r = loadgen.run_load(kind, base + sc.target, conc, duration)
+    r["msgs_per_s"] = r["rps"] * sc.messages_per_request
+    if sc.server == "kannel":
+        assert ctx.kannel is not None
+        r.update(end_to_end(ctx.kannel.delivered, before, t0, r["requests"] - r["non2xx"]))
+    return r
+
+
+def aggregate(ctx: RunContext, scenarios: list[Scenario], concurrencies: list[int]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for sc in scenarios:
+        rows = {}
+        for conc in concurrencies:
+            samples = ctx.samples[sc.name][conc]
+            row = {k: summary([s[k] for s in samples]) for k in ("rps", "msgs_per_s", "p50_ms", "p99_ms")}
+            row["errors"] = sum(s["errors"] for s in samples)
+            row["requests"] = sum(s["requests"] for s in samples)
+            if "e2e_msgs_per_s" in samples[0]:
+                row["e2e_msgs_per_s"] = summary([s["e2e_msgs_per_s"] for s in samples])
+                row["delivered"] = sum(s["delivered"] for s in samples)
+            rows[str(conc)] = row
+        mem = ctx.kannel.memory() if sc.server == "kannel" and ctx.kannel else ctx.procs[sc.server].memory()
+        table[sc.name] = {"label": sc.label, "messages_per_request": sc.messages_per_request, **mem,
+                          "concurrency": rows}
+    return table
+
+
+RATIOS: tuple[tuple[str, str, str, str], ...] = (
+    # name, numerator, denominator, what
+    ("bridge-query/proxy", "bridge-query", "proxy", "rps"),
+    ("bridge-advanced/proxy", "bridge-advanced", "proxy", "rps"),
+    ("bridge-template/bridge-query", "bridge-template", "bridge-query", "rps"),
+    ("proxy/floor", "proxy", "floor", "rps"),
+    ("bridge-query/floor", "bridge-query", "floor", "rps"),
+    ("direct/floor", "direct", "floor", "rps"),
+    ("bridge-query msgs/kannel e2e msgs", "bridge-query", "kannel", "msgs"),
+    ("bridge-query/bridge-ref (same bridge at --compare REF)", "bridge-query", "bridge-ref", "rps"),
+    ("p50 bridge-query - direct (ms)", "bridge-query", "direct", "p50diff"),
+    ("p50 bridge-query - bridge-ref (ms)", "bridge-query", "bridge-ref", "p50diff"),
+    ("p50 bridge-advanced - direct (ms)", "bridge-advanced", "direct", "p50diff"),
+)
+
+
+def ratios(ctx: RunContext, concurrencies: list[int]) -> dict[str, Any]:
+    """Each comparison computed inside one repetition, then median/min/max over repetitions."""
+    out: dict[str, Any] = {}
+    for name, num, den, what in RATIOS:
+        if num not in ctx.samples or den not in ctx.samples:
+            continue
+        per_conc = {}
+        for conc in concurrencies:
+            vals = []
+            for a, b in zip(ctx.samples[num][conc], ctx.samples[den][conc], strict=True):
+                if what == "rps":
+                    vals.append(a["rps"] / b["rps"] if b["rps"] else 0.0)
+                elif what == "msgs":
+                    vals.append(a["msgs_per_s"] / b["e2e_msgs_per_s"] if b.get("e2e_msgs_per_s") else 0.0)
+                else:
+                    vals.append(a["p50_ms"] - b["p50_ms"])
+            per_conc[str(conc)] = summary(vals)
+        out[name] = per_conc
+    return out
+
+
+def targets(table: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 7 item 3, judged on medians of per-repetition ratios."""
+    res = []
+
+    def add(what: str, key: str, ok: Callable[[float], bool], goal: str) -> None:
+        if key not in rat:
+            return
+        for conc, s in rat[key].items():
+            res.append({"target": what, "concurrency": int(conc), "goal": goal, "median": round(s["median"], 3),
+                        "met": ok(s["median"])})
+
+    add("(c) query upstream vs bare proxy", "bridge-query/proxy", lambda v: v >= 0.8, ">= 0.8")
+    add("(c) advanced upstream vs bare proxy", "bridge-advanced/proxy", lambda v: v >= 0.8, ">= 0.8")
+    add("(c) p50 overhead over direct, ms", "p50 bridge-query - direct (ms)", lambda v: v <= 2.0, "<= 2 ms")
+    add("(c) p50 overhead over direct (advanced), ms", "p50 bridge-advanced - direct (ms)", lambda v: v <= 2.0, "<= 2 ms")
+    add("(d) template vs (c)", "bridge-template/bridge-query", lambda v: v >= 0.9, ">= 0.9")
+    for name, row in table.items():
+        if name.startswith("bridge-") and "peak_rss_mb" in row:
+            res.append({"target": f"(h) peak RSS {name}, MB", "concurrency": None, "goal": "< 150",
+                        "median": row["peak_rss_mb"], "met": row["peak_rss_mb"] < 150})
+    return res
+
+
+def _fmt(s: dict[str, float], digits: int = 0) -> str:
+    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    env, cfg = report["environment"], report["settings"]
+    lines = [
+        "# smsbridge HTTP benchmark", "",
+        f"Date {env['date']} · `os.cpu_count()` = {env['cpu_count']} · load average at start {env['loadavg_start']} · "
+        f"{env['platform']}", "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v), "",
+        f"Load generator: {cfg['loadgen']}, keep-alive, {cfg['duration_s']} s per run, {cfg['runs']} repetitions "
+        f"interleaved across scenarios; each figure is the median (min–max) of the repetitions. Every server is its "
+        f"own process (waitress, 16 threads; sandbox 8) on 127.0.0.1. Bridges run config.yaml as shipped "
+        f"(access log on, SQLite {cfg['store_synchronous']}).", "",
+        "| scenario | conc | req/s | msgs/s | p50 ms | p99 ms | errors | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["scenarios"].values():
+        for conc, r in row["concurrency"].items():
+            msgs = _fmt(r["e2e_msgs_per_s"]) + " e2e" if "e2e_msgs_per_s" in r else _fmt(r["msgs_per_s"])
+            lines.append(f"| {row['label']} | {conc} | {_fmt(r['rps'])} | {msgs} | {_fmt(r['p50_ms'], 2)} | "
+                         f"{_fmt(r['p99_ms'], 2)} | {r['errors']} | {row.get('peak_rss_mb', '—')} |")
+    lines += ["", "## Ratios (same repetition, then median (min–max))", "", "| comparison | conc | value |",
+              "|---|---|---|"]
+    for name, per in report["ratios"].items():
+        for conc, s in per.items():
+            lines.append(f"| {name} | {conc} | {_fmt(s, 2)} |")
+    lines += ["", "## Targets (issue 7 item 3)", "", "| target | conc | goal | median | met |", "|---|---|---|---|---|"]
+    for t in report["targets"]:
+        lines.append(f"| {t['target']} | {t['concurrency'] or '—'} | {t['goal']} | {t['median']} | "
+                     f"{'yes' if t['met'] else '**no**'} |")
+    lines += ["", "## Other scenarios", ""]
+    for name, res in report["extra"].items():
+        if "skipped" in res:
+            lines.append(f"- **{name}**: skipped — {res['skipped']}")
+            continue
+        lines.append(f"- **{name}** ({res.get('mode', '')}):")
+        for n, r in res.get("sizes", {}).items():
+            lines.append(f"  - {int(n):,} destinations: answered in {_fmt(r['answer_s'], 3)} s, "
+                         f"{r['upstream_requests']} upstream request(s), errors {r['errors']}, "
+                         f"bridge peak RSS {r.get('peak_rss_mb', '—')} MB")
+    for name, why in report["skipped"].items():
+        lines.append(f"- **{name}**: skipped — {why}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 s per run instead of 5 (still 3 repetitions)")
+    ap.add_argument("--duration", type=float, default=None, help="seconds per run (default 5, --quick 2)")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions, at least 3 (default 3)")
+    ap.add_argument("--concurrency", default="1,16,64",
+                    help="comma list (default 1,16,64: 1 shows the unloaded latency, 16 and 64 the throughput)")
+    ap.add_argument("--only", default="", help="comma list of scenarios (default all): "
+                    + ", ".join([s.name for s in SCENARIOS] + list(EXTRA_SCENARIOS)))
+    ap.add_argument("--bulk", default="1000,10000", help="bulk destination counts (default 1000,10000)")
+    ap.add_argument("--compare", metavar="REF", help="also run the query bridge from git REF (before/after, same run)")
+    ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    ap.add_argument("--no-install", action="store_true", help="never apt-get install the Kannel peer")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default bench/results)")
+    args = ap.parse_args(argv)
+    if args.runs < 3:
+        ap.error("--runs must be at least 3 (figures are medians of at least 3 runs)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    duration = args.duration or (2.0 if args.quick else 5.0)
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    only = {s for s in args.only.split(",") if s}
+    known = {s.name for s in SCENARIOS} | set(EXTRA_SCENARIOS)
+    if only - known:
+        raise SystemExit(f"unknown scenario(s) {sorted(only - known)}; known: {sorted(known)}")
+    scenarios = [s for s in SCENARIOS if not only or s.name in only]
+    if args.compare:
+        scenarios.append(Scenario("bridge-ref", f"(c) bridge sync, query upstream, at {args.compare}", "bridge-ref",
+                                  f"/sms/1/text/query?{SEED}", baseline="bridge-query"))
+    extras = [n for n in EXTRA_SCENARIOS if not only or n in only]
+    kind = args.loadgen if args.loadgen != "auto" else ("wrk" if loadgen.wrk_path() else "python")
+    skipped: dict[str, str] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="smsbridge-bench-"))
+    started = dt.datetime.now(dt.UTC)
+    loadavg_start = [round(x, 2) for x in os.getloadavg()]
+    kannel = None
+    if any(s.server == "kannel" for s in scenarios):
+        why = KannelPeer.unavailable(install=not args.no_install)
+        if why is None and kind != "wrk":
+            why = "the peer is driven with wrk only (the Python load generator would measure itself)"
+        if why is None:
+            kannel = KannelPeer(workdir)
+            try:
+                kannel.start()
+            except RuntimeError as exc:
+                why, kannel = str(exc), None
+        if why:
+            skipped["kannel"] = why
+            scenarios = [s for s in scenarios if s.server != "kannel"]
+    wanted = {s.server for s in scenarios} | ({"bridge-query"} if "bulk-sync" in extras else set())
+    procs: dict[str, ServerProcess] = {}
+    try:
+        procs = start_servers(workdir, wanted, export_ref(args.compare, workdir) if args.compare else None)
+        ctx = RunContext(procs, args.runs, tuple(int(n) for n in args.bulk.split(",") if n), workdir, kannel)
+        for sc in scenarios:  # warm-up: imports, pools, caches; not recorded
+            one_load(ctx, sc, kind, concurrencies[0], min(1.0, duration))
+        ctx.samples = {s.name: {c: [] for c in concurrencies} for s in scenarios}
+        for rep in range(args.runs):
+            for conc in concurrencies:
+                for sc in scenarios:
+                    r = one_load(ctx, sc, kind, conc, duration)
+                    ctx.samples[sc.name][conc].append(r)
+                    print(f"[{rep + 1}/{args.runs}] c={conc:<3} {sc.name:<16} {r['rps']:>9,.0f} req/s  "
+                          f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}", flush=True)
+        table = aggregate(ctx, scenarios, concurrencies)
+        rat = ratios(ctx, concurrencies)
+        extra = {name: EXTRA_SCENARIOS[name](ctx) for name in extras}
+    finally:
+        for p in procs.values():
+            p.stop()
+        if kannel:
+            kannel.stop()
+    report = {
+        "environment": {"date": started.isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
+                        "loadavg_start": loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+                        "platform": platform.platform(), "versions": versions()},
+        "settings": {"loadgen": kind, "compare": args.compare, "duration_s": duration, "runs": args.runs, "concurrency": concurrencies,
+                     "servers": "one process each (bench/serve.py), waitress on 127.0.0.1",
+                     "store_synchronous": yaml.safe_load((ROOT / "config.yaml").read_text())["store"]["synchronous"]},
+        "scenarios": table, "ratios": rat, "targets": targets(table, rat), "extra": extra, "skipped": skipped,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "http.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (args.out / "http.md").write_text(markdown(report), encoding="utf-8")
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(f"wrote {args.out / 'http.json'} and {args.out / 'http.md'}", flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    main()
