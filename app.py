@@ -49,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(config, upstream_url)
     server = ServerThread(app, config.server.host, port, threads=config.server.threads)
     bridge = app.extensions["smsbridge"]
+    bridge.bind(server.url)  # port 0 picks a port: the upstream's report URL needs it
     bridge.start()
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
     print(f"smsbridge listening on {server.url}  (try {server.url}/sms/1/text/query?username=demo&password=demo"

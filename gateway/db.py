@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .schema_store import STORE_V2
+
 Migration = tuple[int, str, str]
 
 _OUTBOX_V1 = """
@@ -61,6 +63,7 @@ CREATE INDEX outbox_attempts_job ON outbox_attempts (job_id);
 #: never edit a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     (1, "outbox", _OUTBOX_V1),
+    (2, "store", STORE_V2),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")

@@ -95,6 +95,7 @@ def make_bridge(sandbox: Sandbox, tmp_path: Path) -> Iterator[BridgeFactory]:
         app = create_app(config, upstream_url or sandbox.url, clock=clock)
         server = ServerThread(app, "127.0.0.1", 0, threads=8).start()
         ctx = app.extensions["smsbridge"]
+        ctx.bind(server.url)  # the bridge's own notifyUrl needs the ephemeral port
         ctx.start()
         started.append((server, ctx))
         return Bridge(server, app)

@@ -49,21 +49,22 @@ def test_migrations_applied_once_and_tracked(path) -> None:
 
 def test_adding_a_migration_is_one_registration(path) -> None:
     Database(path).close()
-    extra = [*MIGRATIONS, (2, "messages", "CREATE TABLE messages (id TEXT PRIMARY KEY, body TEXT);\n"
-                                         "CREATE INDEX messages_body ON messages (body);")]
+    nxt = MIGRATIONS[-1][0] + 1
+    extra = [*MIGRATIONS, (nxt, "extra", "CREATE TABLE extra_things (id TEXT PRIMARY KEY, body TEXT);\n"
+                                        "CREATE INDEX extra_things_body ON extra_things (body);")]
     db = Database(path, migrations=extra)
-    assert db.schema_version() == 2
-    db.execute("INSERT INTO messages (id, body) VALUES ('m1', 'hi')")
+    assert db.schema_version() == nxt
+    db.execute("INSERT INTO extra_things (id, body) VALUES ('m1', 'hi')")
     assert db.migrate(extra) == []
     db.close()
 
 
 def test_failing_migration_rolls_back_entirely(path) -> None:
-    bad = [*MIGRATIONS, (2, "broken", "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;")]
+    bad = [*MIGRATIONS, (MIGRATIONS[-1][0] + 1, "broken", "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;")]
     with pytest.raises(sqlite3.OperationalError):
         Database(path, migrations=bad)
     db = Database(path)
-    assert db.schema_version() == 1
+    assert db.schema_version() == MIGRATIONS[-1][0]
     assert db.query("SELECT name FROM sqlite_master WHERE name = 'half'") == []
     db.close()
 
