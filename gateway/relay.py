@@ -18,7 +18,7 @@ Kannel ``dlr-url`` escapes are aliases in callback templates (legacy-gateways.md
 %F    the upstream's (Infobip's) messageId (Kannel: the SMSC's id)
 %I    the messageId the caller was given (Kannel's %I is the DLR's own id; the MT id is more useful)
 %B    the error id (Kannel: the SMPP ``err`` field)
-%n    the caller's name;  %i  ``infobip``;  %%  a literal ``%``
+%n    the caller's name;  %i  ``infobip``;  %%  a percent sign (``%25`` in a URL, ``%`` in a body)
 ====  ============================================================================================
 
 Every value put in a callback URL is percent-encoded (Jinja ``finalize``), so ``{{ to }}`` and ``%p``
@@ -63,9 +63,9 @@ FIELDS = (
 _ESCAPE = re.compile(r"%([%" + "".join(KANNEL) + "])")
 
 
-def kannel_to_jinja(src: str) -> str:
-    """``…&type=%d`` -> ``…&type={{ kannel_d }}``; ``%%`` -> ``%``; other ``%xx`` untouched."""
-    return _ESCAPE.sub(lambda m: "%" if m.group(1) == "%" else "{{ " + KANNEL[m.group(1)] + " }}", src)
+def kannel_to_jinja(src: str, percent: str = "%") -> str:
+    """``…&type=%d`` -> ``…&type={{ kannel_d }}``; ``%%`` -> ``percent``; other ``%xx`` untouched."""
+    return _ESCAPE.sub(lambda m: percent if m.group(1) == "%" else "{{ " + KANNEL[m.group(1)] + " }}", src)
 
 
 def _quote(value: Any) -> str:
@@ -138,7 +138,7 @@ def compile_callbacks(config: Config) -> dict[str, CompiledCallback]:
             if src is None:
                 continue
             try:
-                source = kannel_to_jinja(src)
+                source = kannel_to_jinja(src, "%25" if part == "url" else "%")
                 unknown = sorted(meta.find_undeclared_variables(env.parse(source)) - set(FIELDS))
                 if unknown:
                     problems.append((f"{path}.{part}", f"uses unknown field(s) {', '.join(unknown)}; known: "
@@ -170,7 +170,7 @@ class CallbackChannel:
         self.compiled = compiled
 
     def prepare(self, report: dict[str, Any], msg: Mapping[str, Any], intermediate: bool) -> tuple[str, str, bytes | None, str | None]:
-        url, body = self.compiled.prepare(report_fields(report, msg, intermediate))
+        url, body = self.compiled.prepare(report_fields(report, dict(msg), intermediate))
         spec = self.compiled.spec
         return spec.method, url, body, spec.content_type if body is not None else None
 
