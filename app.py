@@ -5,6 +5,9 @@
     python app.py sandbox [--port 8081]
     python app.py hash-password [PASSWORD]
     python app.py check-config [--config config.yaml]
+    python app.py prune [--config config.yaml]          # delete records past store.retention_hours
+    python app.py dead-letters [--config config.yaml]   # list outbox jobs that exhausted their retries
+    python app.py redrive ID... | --all                 # make dead letters due again
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import getpass
 import logging
 import os
 import sys
+from pathlib import Path
 
 from gateway import compile_templates, create_app
 from gateway.auth import hash_api_key, hash_password
 from gateway.config import ConfigError, load_config
 from gateway.logs import configure
+from gateway.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
 
@@ -86,6 +91,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         compile_templates(config)
+        compile_callbacks(config)
     except ConfigError as exc:
         for path, msg in exc.problems:
             print(f"{path}: {msg}", file=sys.stderr)
@@ -94,6 +100,46 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{args.config}: OK ({len(config.callers)} callers, {len(config.templates)} templates)")
     return 0
+
+
+def _store(args: argparse.Namespace):
+    from gateway.clock import SystemClock
+    from gateway.db import Database
+    from gateway.outbox import Outbox
+    from gateway.store import Store
+
+    config = load_config(args.config)
+    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(config.store.path, synchronous=config.store.synchronous)
+    return config, db, Store(db, SystemClock()), Outbox(db, SystemClock())
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    config, db, store, _ = _store(args)
+    counts = store.prune(config.store.retention_hours * 3600)
+    db.close()
+    print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" pruned (older than {config.store.retention_hours:g} h)")
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    _, db, _, outbox = _store(args)
+    for job in outbox.dead_letters(1000):
+        p = job.public()
+        print(f"{p['id']}\t{p['kind']}\t{p['caller']}\t{p['method']} {p['url']}\t{p['attempts']} attempts\t"
+              f"{p['last_error']}")
+    db.close()
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    _, db, _, outbox = _store(args)
+    ids = [j.id for j in outbox.dead_letters(100_000)] if args.all else args.ids
+    done = [i for i in ids if outbox.redrive(int(i))]
+    db.close()
+    print(f"{len(done)} job(s) due again" + (f"; not dead letters: {sorted(set(ids) - set(done))}"
+                                              if len(done) < len(ids) else ""))
+    return 0 if len(done) == len(ids) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,11 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     hp.add_argument("secret", nargs="?")
     hp.add_argument("--api-key", action="store_true", help="hash an API key (api_key_hash) instead")
     sub.add_parser("check-config", help="validate the configuration; print every problem with its key path")
+    sub.add_parser("prune", help="delete messages, reports and delivered jobs past store.retention_hours")
+    sub.add_parser("dead-letters", help="list outbox jobs that exhausted their retries")
+    rd = sub.add_parser("redrive", help="make dead-letter jobs due again (attempts reset)")
+    rd.add_argument("ids", nargs="*", type=int)
+    rd.add_argument("--all", action="store_true")
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
-                "check-config": cmd_check_config}
+                "check-config": cmd_check_config, "prune": cmd_prune, "dead-letters": cmd_dead_letters,
+                "redrive": cmd_redrive}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
