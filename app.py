@@ -25,6 +25,7 @@ from gateway.config import ConfigError, load_config
 from gateway.logs import configure
 from gateway.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
+from gateway.sandbox.reports import parse_rules
 from gateway.servers import ServerThread
 
 log = logging.getLogger("smsbridge")
@@ -92,6 +93,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         compile_templates(config)
         compile_callbacks(config)
+        parse_rules(config.sandbox)
     except ConfigError as exc:
         for path, msg in exc.problems:
             print(f"{path}: {msg}", file=sys.stderr)

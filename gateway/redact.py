@@ -11,6 +11,7 @@ _PARAM = re.compile(
     r"(?i)(^|[?&;])(" + "|".join(re.escape(p) for p in sorted(SECRET_PARAMS)) + r")=([^&;#\s]*)"
 )
 _USERINFO = re.compile(r"(?i)(https?://)[^/@\s]+@")
+_HOOK = re.compile(r"(/hooks/[A-Za-z]+/)[A-Za-z0-9_-]{8,}")  # webhook path tokens (/hooks/dlr/<token>)
 _AUTH = re.compile(r"(?i)\b(App|Basic|Bearer|IBSSO)\s+[A-Za-z0-9+/=._~-]+")
 
 
@@ -18,6 +19,7 @@ def redact(text: str) -> str:
     """Mask secret query values, URL userinfo and Authorization values in any text."""
     text = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}=***", text)
     text = _USERINFO.sub(r"\1***@", text)
+    text = _HOOK.sub(r"\1***", text)
     return _AUTH.sub(lambda m: f"{m.group(1)} ***", text)
 
 
@@ -29,7 +31,7 @@ def redact_url(url: str) -> str:
         if "@" in netloc:
             netloc = "***@" + netloc.rsplit("@", 1)[1]
         query = "&".join(_redact_pair(p) for p in parts.query.split("&")) if parts.query else ""
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return urlunsplit((parts.scheme, netloc, _HOOK.sub(r"\1***", parts.path), query, parts.fragment))
     except ValueError:
         return "<unparseable URL>"
 

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from .config import Callback, Config, ConfigError
@@ -194,7 +194,7 @@ class Relay:
         if channel is not None:
             try:
                 jobs.append((CallbackChannel.kind, *channel.prepare(report, msg, intermediate)))
-            except (TemplateError, Exception) as exc:  # a filter may raise anything; log, never a trace
+            except Exception as exc:  # a filter may raise anything: logged (type only), never a trace
                 log.warning("callback %s for message %s failed to render: %s", channel.compiled.name,
                             msg["message_id"], type(exc).__name__)
         made = 0

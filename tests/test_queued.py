@@ -117,3 +117,31 @@ def test_prune_removes_old_finished_records_only(make_bridge, sandbox):
     counts = ctx.prune()
     assert counts["messages"] == 1 and counts["submissions"] == 1 and counts["status_changes"] == 1
     assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
+
+
+def test_queued_upstream_5xx_is_retried_and_a_400_becomes_a_rejected_report(make_bridge, sandbox):
+    from tests.receiver import Receiver
+
+    receiver = Receiver().start()
+    try:
+        bridge = make_bridge(queued)
+        db = bridge.app.extensions["smsbridge"].db
+        sandbox.faults(status=503, count=2)
+        ok = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "retried"}).json()
+        wait_for(lambda: len(sandbox.messages()) == 1, what="the message after two 503s")
+        assert sandbox.messages()[0]["messageId"] == ok["messages"][0]["messageId"]
+        statuses = [r[0] for r in db.query("SELECT http_status FROM upstream_attempts ORDER BY id")]
+        assert statuses == [503, 503, 200]
+        sandbox.faults(status=400, count=1)
+        bad = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026834", "text": "refused",
+                                                       "notifyUrl": receiver.url("/dlr"), "callbackData": "c9"}).json()
+        assert bad["messages"][0]["status"]["name"] == "PENDING_ACCEPTED"
+        wait_for(lambda: receiver.count() == 1, what="the rejection relayed as a report")
+        import json as _json
+
+        report = _json.loads(receiver.snapshot()[0].body)["results"][0]
+        assert report["messageId"] == bad["messages"][0]["messageId"] and report["callbackData"] == "c9"
+        assert report["status"]["groupName"] == "REJECTED"
+        assert db.query_one("SELECT state FROM messages WHERE text = 'refused'")[0] == "rejected"
+    finally:
+        receiver.close()

@@ -98,6 +98,10 @@ def test_kill_9_during_a_queued_burst_loses_and_duplicates_nothing(tmp_path):
         assert len(seen) == len(set(seen)), "a message reached the upstream twice"
         got = {m["text"]: m["messageId"] for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()}
         assert all(got[t] == mid for t, mid in accepted.items())  # the ids the callers were given
+        forwarded = [d for r in requests.get(sandbox.url + "/sandbox/requests", timeout=5).json()
+                     if r["path"] == "/sms/2/text/advanced" for m in r["json"]["messages"] for d in m["destinations"]]
+        print(f"\naccepted {len(accepted)} before the kill; {len(forwarded)} destinations forwarded for {len(seen)} "
+              f"messages ({len(forwarded) - len(seen)} resent after the restart, refused upstream as duplicates)")
         sent = db.query_one("SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0]
         assert sent == len(seen)  # every committed message was sent once (accepted or answer lost in the kill)
         db.close()

@@ -288,3 +288,45 @@ def test_sandbox_serves_its_own_reports_and_logs(dlr_sandbox):
     assert pulled() == []
     logs = requests.get(dlr_sandbox.url + "/sms/1/logs.xml", headers=auth, timeout=5)
     assert ET.fromstring(logs.content).findtext("results/results/status/groupName") == "DELIVERED"
+
+
+def test_legacy_post_callback_on_the_caller_and_token_redacted(make_bridge, dlr_sandbox, receiver):
+    from gateway.redact import redact
+
+    def mutate(raw):
+        raw["callers"]["demo"]["callback"] = {
+            "url": receiver.url("/post") + "?k=%I", "method": "POST",
+            "body": "id={{ messageId|urlencode }}&status={{ status }}&price={{ price }}&cb={{ callbackData|urlencode }}",
+        }
+
+    dlr_sandbox.reset()
+    bridge = make_bridge(mutate, upstream_url=dlr_sandbox.url)
+    mid = _send(bridge, to="41793026727", callbackData="a b&c")["messages"][0]["messageId"]
+    wait_for(lambda: receiver.count() == 1, what="the POST callback")
+    got = receiver.snapshot()[0]
+    assert got.method == "POST" and got.query == f"k={mid}"
+    assert got.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    form = {k: v[0] for k, v in parse_qs(got.body.decode()).items()}
+    assert form == {"id": mid, "status": "DELIVERED_TO_HANDSET", "price": "0.01", "cb": "a b&c"}
+    token = bridge.app.extensions["smsbridge"].db.query_one("SELECT dlr_token FROM submissions")[0]
+    assert token not in redact(f"POST /hooks/dlr/{token} 200 1.0ms")
+
+
+def test_callback_template_errors_reported_at_load(tmp_path):
+    import copy
+
+    from gateway.config import ConfigError, build_config
+    from gateway.relay import compile_callbacks
+    from tests.conftest import default_raw_config
+
+    raw = copy.deepcopy(default_raw_config())
+    raw["templates"]["alarm"]["callback"] = {"url": "http://x/?a={{ nope }}"}
+    raw["callers"]["demo"]["callback"] = {"url": "http://x/?a={{ ''.__class__.__mro__ }}", "method": "PUT"}
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, env={})
+    assert ("callers.demo.callback.method", "must be one of GET, POST") in err.value.problems
+    raw["callers"]["demo"]["callback"]["method"] = "GET"
+    with pytest.raises(ConfigError) as err:
+        compile_callbacks(build_config(raw, env={}))
+    paths = [p for p, _ in err.value.problems]
+    assert "templates.alarm.callback.url" in paths and "callers.demo.callback.url" in paths

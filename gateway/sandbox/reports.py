@@ -33,6 +33,7 @@ from ..dlr import fmt_time, reports_body
 from ..formats import render
 from ..outbox import RETRY_DELAYS, DeliveryError, HttpDeliverer
 from ..querystring import parse_query
+from ..redact import redact_url
 from ..statuses import ERROR_BY_NAME, PENDING_ENROUTE, STATUS_BY_NAME, error_object
 from ..validate import Errors, parse_datetime, parse_int
 from .state import SandboxState
@@ -154,7 +155,7 @@ class DlrEngine:
             self.deliverer.send("POST", url, None, body, ctype)
         except DeliveryError as exc:
             if attempt >= len(RETRY_DELAYS):
-                log.warning("sandbox report to %s dropped after %d retries: %s", url, attempt, exc.reason)
+                log.warning("sandbox report to %s dropped after %d retries: %s", redact_url(url), attempt, exc.reason)
                 return
             delay = scaled(RETRY_DELAYS[attempt], self.settings.time_scale)
             self._at(time.time() + delay, "push", (url, body, ctype, attempt + 1))
