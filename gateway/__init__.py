@@ -95,6 +95,9 @@ def wire_store(ctx: Bridge) -> None:
     dispatch.py, intake.py, relay.py); the public URL defaults to http://host:port (see Bridge.bind)."""
     config = ctx.config
     ctx.public_url = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
+    if not config.upstream.is_sandbox and not config.server.public_url:
+        log.warning("server.public_url is not set: the upstream is told to report to this bridge's own "
+                    "address, which it can only reach if that address is public; set server.public_url")
     ctx.store = Store(ctx.db, ctx.clock)
     ctx.intake = ReportIntake(ctx.db, ctx.store, Relay(config, ctx.outbox), ctx.clock)
     ctx.dispatch = Dispatcher(config, ctx.store, ctx.sender, ctx.clock, url_policies(config), lambda: ctx.public_url)

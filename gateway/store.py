@@ -287,7 +287,7 @@ class Store:
 
     def logs(self, caller: str, f: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         """The caller's messages, newest first, filtered like Infobip's ``GET /sms/1/logs``."""
-        where, args = ["caller = ?"], [caller]
+        where, args = ["caller = ?", "state != 'failed'"], [caller]  # a send that never reached the upstream is no log
         for key, col in (("from", "sender"), ("to", "to_addr"), ("generalStatus", "status_group_name")):
             if f.get(key):
                 where.append(f"{col} = ?")

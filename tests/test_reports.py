@@ -27,7 +27,8 @@ SCALE = 0.001  # the bridge's outbox time scale in make_bridge: one minute is 60
 def dlr_sandbox() -> Iterator[Sandbox]:
     """A sandbox that reports quickly: DELIVERED after 50 ms; 4179000… undeliverable, 4179001… rejected."""
     settings = SandboxSettings(dlr_delay=0.05, time_scale=SCALE, dlr_rules=[
-        "4179000 UNDELIVERABLE_NOT_DELIVERED EC_ABSENT_SUBSCRIBER", "4179001 REJECTED_DESTINATION"])
+        "4179000 UNDELIVERABLE_NOT_DELIVERED EC_ABSENT_SUBSCRIBER", "4179001 REJECTED_DESTINATION",
+        "4179002 EXPIRED_EXPIRED"])
     server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=8).start()
     yield Sandbox(server, settings)
     server.stop()
@@ -330,3 +331,32 @@ def test_callback_template_errors_reported_at_load(tmp_path):
         compile_callbacks(build_config(raw, env={}))
     paths = [p for p, _ in err.value.problems]
     assert "templates.alarm.callback.url" in paths and "callers.demo.callback.url" in paths
+
+
+def test_sandbox_intermediate_then_final_and_expiry_after_validity(make_bridge, dlr_sandbox, receiver):
+    from gateway.dlr import parse_time
+
+    dlr_sandbox.reset()
+    bridge = make_bridge(upstream_url=dlr_sandbox.url)
+    _send(bridge, to="41793026727", notifyUrl=receiver.url("/a"), intermediateReport="true")
+    _send(bridge, to="41790020001", notifyUrl=receiver.url("/b"), validityPeriod="1")  # 1 min = 60 ms here
+    wait_for(lambda: receiver.count() == 3, what="intermediate, final and expired reports")
+    by_path: dict[str, list[dict]] = {}
+    for got in receiver.snapshot():
+        by_path.setdefault(got.path, []).append(json.loads(got.body)["results"][0])
+    assert [r["status"]["name"] for r in by_path["/a"]] == ["PENDING_ENROUTE", "DELIVERED_TO_HANDSET"]
+    expired = by_path["/b"][0]
+    assert expired["status"]["name"] == "EXPIRED_EXPIRED" and expired["error"]["name"] == "EC_VALIDITYEXPIRED"
+    assert parse_time(expired["doneAt"]) - parse_time(expired["sentAt"]) >= 0.059  # ms-rounded times
+    db = bridge.app.extensions["smsbridge"].db
+    assert [r[0] for r in db.query("SELECT intermediate FROM reports ORDER BY id")].count(1) == 1
+
+
+def test_sync_upstream_down_is_503_and_nothing_accepted(make_bridge):
+    bridge = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x"})
+    assert r.status_code == 503 and r.json()["requestError"]["serviceException"]["messageId"] == "SERVICE_UNAVAILABLE"
+    db = bridge.app.extensions["smsbridge"].db
+    assert db.query_one("SELECT state, status_name FROM messages")[:] == ("failed", None)
+    assert "unreachable" in db.query_one("SELECT error FROM submissions")[0]
+    assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
