@@ -36,7 +36,7 @@ from .statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .store import MessageRow, Store, SubmissionRecord, new_token
 from .upstream import Attempt
 from .urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
-from .wire import message_to_advanced, submission_from_advanced
+from .wire import message_to_advanced, submission_from_advanced, submission_to_advanced
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,7 @@ class Dispatcher:
 
 
 def submission_to_extras(sub: Submission) -> dict[str, Any]:
-    from .wire import submission_to_advanced
-
+    """The submission-level advanced-API fields (tracking, urlOptions, sendingSpeedLimit)."""
     return submission_to_advanced(dataclasses.replace(sub, messages=[]))
 
 

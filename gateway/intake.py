@@ -44,11 +44,15 @@ class ReportIntake:
     def __init__(self, db: Database, store: Store, relay: Relay, clock: Clock) -> None:
         self.db, self.store, self.relay, self.clock = db, store, relay, clock
 
-    def accept(self, token: str, body: bytes, content_type: str | None) -> dict[str, int]:
-        """Store and relay the reports in ``body``; counts of new, duplicate and unknown items."""
+    def submission(self, token: str) -> sqlite3.Row:
+        """The submission a report address belongs to; 404 for an unknown (forged) token."""
         sub = self.store.submission_by_token(token)
         if sub is None:
             raise ApiError(404, "NOT_FOUND", "Unknown report address")
+        return sub
+
+    def accept(self, sub: sqlite3.Row, body: bytes, content_type: str | None) -> dict[str, int]:
+        """Store and relay the reports in ``body``; counts of new, duplicate and unknown items."""
         items = parse_reports(body, content_type)
         counts = {"stored": 0, "duplicates": 0, "unknown": 0}
         with self.db.transaction() as c:

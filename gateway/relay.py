@@ -156,6 +156,9 @@ def compile_callbacks(config: Config) -> dict[str, CompiledCallback]:
 
 
 class NotifyUrlChannel:
+    """Infobip's v1/v2 report shape. A v3 entrance (``messages.entrance = 'messages'``) will need the v3
+    shape (``sender``, ``messageCount``, ``platform``): choose it here from ``msg["entrance"]``."""
+
     kind = "dlr"
 
     def prepare(self, report: dict[str, Any], msg: Mapping[str, Any]) -> tuple[str, str, bytes, str]:

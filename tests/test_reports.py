@@ -146,8 +146,9 @@ def test_bridge_restarted_between_attempts_still_delivers(make_bridge, dlr_sandb
     try:
         second = make_bridge(same_db, upstream_url=dlr_sandbox.url)
         wait_for(lambda: receiver.count() == 1, timeout=15, what="delivery by the restarted bridge")
-        job = second.app.extensions["smsbridge"].outbox.jobs()[0]
-        assert job.state == "done" and job.attempts >= 2
+        outbox = second.app.extensions["smsbridge"].outbox
+        job = wait_for(lambda: outbox.jobs()[0].state == "done" and outbox.jobs()[0], what="the job recorded done")
+        assert job.attempts >= 2
         assert json.loads(receiver.snapshot()[0].body)["results"][0]["status"]["name"] == "DELIVERED_TO_HANDSET"
     finally:
         receiver.close()

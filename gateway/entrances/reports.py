@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..context import bridge
 from ..formats import render
+from ..model import ApiError
 from ..querystring import QueryParams, parse_query
 from ..statuses import GROUPS
 from ..validate import Errors, parse_datetime, parse_enum, parse_int
@@ -16,14 +17,20 @@ from .common import authenticate, begin
 bp = Blueprint("reports", __name__)
 
 MAX_LIMIT = 1000
+MAX_REPORT_BODY = 4 << 20  # Infobip pushes buckets of up to 100 reports: a few hundred kB at most
 
 
 @bp.post("/hooks/dlr/<token>")
 def report_hook(token: str) -> Response:
     begin(None)
     ctx = bridge()
-    counts = ctx.intake.accept(token, request.get_data(cache=False), request.content_type)
-    return jsonify(counts)
+    sub = ctx.intake.submission(token)  # the token is checked before the body is read
+    if (request.content_length or 0) > MAX_REPORT_BODY:
+        raise ApiError(413, "BAD_REQUEST", f"A report body may be at most {MAX_REPORT_BODY} bytes")
+    body = request.stream.read(MAX_REPORT_BODY + 1)
+    if len(body) > MAX_REPORT_BODY:
+        raise ApiError(413, "BAD_REQUEST", f"A report body may be at most {MAX_REPORT_BODY} bytes")
+    return jsonify(ctx.intake.accept(sub, body, request.content_type))
 
 
 def _list(params: QueryParams, name: str) -> list[str]:
