@@ -145,3 +145,20 @@ def test_queued_upstream_5xx_is_retried_and_a_400_becomes_a_rejected_report(make
         assert db.query_one("SELECT state FROM messages WHERE text = 'refused'")[0] == "rejected"
     finally:
         receiver.close()
+
+
+def test_template_mode_queued_overrides_a_sync_caller(make_bridge, sandbox):
+    def otp_queued(raw):
+        raw["templates"]["otp"]["mode"] = "queued"  # the otp template uses the advanced API
+
+    bridge = make_bridge(otp_queued)
+    r = bridge.get("/t/otp", params={**DEMO, "to": "41793026727", "code": "123456"})
+    assert r.status_code == 200 and r.json()["messages"][0]["status"]["name"] == "PENDING_ACCEPTED"
+    mid = r.json()["messages"][0]["messageId"]
+    wait_for(lambda: [m["messageId"] for m in sandbox.messages()] == [mid], what="the queued template message")
+    db = bridge.app.extensions["smsbridge"].db
+    row = db.query_one("SELECT entrance, mode, upstream_message_id FROM messages")
+    assert tuple(row) == ("template:otp", "queued", mid)
+    sync = bridge.get("/t/alarm", params={**DEMO, "phone": "41793026727", "msg": "x"})  # the caller's own mode
+    assert sync.status_code == 200
+    assert db.query_one("SELECT mode FROM messages WHERE entrance = 'template:alarm'")[0] == "sync"
