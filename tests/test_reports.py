@@ -253,7 +253,7 @@ def test_logs_filters_and_isolation(make_bridge, dlr_sandbox):
     assert [entry["text"] for entry in logs] == ["second", "first"]  # newest first
     und = bridge.get("/sms/1/logs", params={**DEMO, "generalStatus": "UNDELIVERABLE"}).json()["results"]
     assert [e["to"] for e in und] == ["41790000002"] and und[0]["error"]["name"] == "EC_ABSENT_SUBSCRIBER"
-    assert bridge.get("/sms/1/logs", params={**DEMO, "to": "41793026727"}).json()["results"][0]["text"] == "first"
+    assert bridge.get("/sms/1/logs", params={**DEMO, "to": "+41793026727"}).json()["results"][0]["text"] == "first"
     future = bridge.get("/sms/1/logs", params={**DEMO, "sentSince": "2099-01-01T00:00:00.000+0000"}).json()
     assert future == {"results": []}
     xml = ET.fromstring(bridge.get("/sms/1/logs.xml", params={**DEMO, "limit": "1"}).content)

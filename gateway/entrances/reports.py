@@ -71,7 +71,8 @@ def logs(ext: str | None) -> Response:
                         tuple(GROUPS.values()), errs)
     errs.raise_if_any()
     filters = {
-        "from": params.get("from"), "to": params.get("to"), "generalStatus": status,
+        "from": params.get("from"), "generalStatus": status,
+        "to": (params.get("to") or "").strip().lstrip("+") or None,  # stored as international digits
         "bulkId": _list(params, "bulkId"), "messageId": _list(params, "messageId"),
         "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
     }
