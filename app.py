@@ -7,6 +7,7 @@
     python app.py check-config [--config config.yaml]
     python app.py inject-inbound --from 41793026727 --to 41793026834 --text "INFO hello" [--sandbox-url URL]
     python app.py send TARGET name=value… | preview TEXT | url TARGET [--style S] | outbox list|redrive
+    python app.py prune [--config config.yaml]          # delete records past store.retention_hours
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import getpass
 import logging
 import os
 import sys
+from pathlib import Path
 
 import requests
 
@@ -25,7 +27,9 @@ from gateway.cli import add_commands
 from gateway.config import ConfigError, load_config
 from gateway.inbound.routing import Router
 from gateway.logs import configure
+from gateway.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
+from gateway.sandbox.reports import parse_rules
 from gateway.servers import ServerThread
 
 log = logging.getLogger("smsbridge")
@@ -58,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # the embedded sandbox pushes injected inbound messages to this bridge's webhook
         config.sandbox.inbound_url = f"{server.url}/hooks/inbound/{config.inbound.token}"
     bridge = app.extensions["smsbridge"]
+    bridge.bind(server.url)  # port 0 picks a port: the upstream's report URL needs it
     bridge.start()
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
     print(f"smsbridge listening on {server.url}  (try {server.url}/sms/1/text/query?username=demo&password=demo"
@@ -116,6 +121,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         compile_templates(config)
         Router(config.inbound, url_policies(config))
+        compile_callbacks(config)
+        parse_rules(config.sandbox)
     except ConfigError as exc:
         for path, msg in exc.problems:
             print(f"{path}: {msg}", file=sys.stderr)
@@ -123,6 +130,26 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for w in config.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{args.config}: OK ({len(config.callers)} callers, {len(config.templates)} templates)")
+    return 0
+
+
+def _store(args: argparse.Namespace):
+    from gateway.clock import SystemClock
+    from gateway.db import Database
+    from gateway.outbox import Outbox
+    from gateway.store import Store
+
+    config = load_config(args.config)
+    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(config.store.path, synchronous=config.store.synchronous)
+    return config, db, Store(db, SystemClock()), Outbox(db, SystemClock())
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    config, db, store, _ = _store(args)
+    counts = store.prune(config.store.retention_hours * 3600)
+    db.close()
+    print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" pruned (older than {config.store.retention_hours:g} h)")
     return 0
 
 
@@ -146,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     inj.add_argument("--text", required=True)
     inj.add_argument("--keyword", default=None, help="a keyword registered for the number (sets keyword/cleanText)")
     inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:sandbox.port of the config")
-    more = add_commands(sub)  # send, preview, url, outbox (gateway/cli.py)
+    sub.add_parser("prune", help="delete messages, reports and delivered jobs past store.retention_hours")
+    more = add_commands(sub)  # send, preview, url, outbox list|redrive (gateway/cli.py)
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
-                "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, **more}
+                "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, "prune": cmd_prune, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

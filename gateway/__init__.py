@@ -17,13 +17,17 @@ from .clock import Clock, SystemClock
 from .config import Config, ConfigError
 from .context import Bridge
 from .db import Database
+from .dispatch import Dispatcher, QueueWorker
 from .formats import JSON, XML, render_error
 from .inbound.routing import Router
+from .intake import ReportIntake
 from .logs import install_access_log
 from .model import ApiError
 from .outbox import Outbox
+from .relay import Relay
 from .render import compile_fields, make_environment
 from .sender import Sender
+from .store import Store
 from .upstream import UpstreamClient
 from .urlpolicy import UrlPolicy, policy_table
 
@@ -87,6 +91,20 @@ def url_policies(config: Config):
     return policy_table(policies, UrlPolicy())
 
 
+def wire_store(ctx: Bridge) -> None:
+    """The durable record, store-and-forward dispatch and the report relay (gateway/store.py,
+    dispatch.py, intake.py, relay.py); the public URL defaults to http://host:port (see Bridge.bind)."""
+    config = ctx.config
+    ctx.public_url = config.server.public_url or f"http://{config.server.host}:{config.server.port}"
+    if not config.upstream.is_sandbox and not config.server.public_url:
+        log.warning("server.public_url is not set: the upstream is told to report to this bridge's own "
+                    "address, which it can only reach if that address is public; set server.public_url")
+    ctx.store = Store(ctx.db, ctx.clock)
+    ctx.intake = ReportIntake(ctx.db, ctx.store, Relay(config, ctx.outbox), ctx.clock)
+    ctx.dispatch = Dispatcher(config, ctx.store, ctx.sender, ctx.clock, url_policies(config), lambda: ctx.public_url)
+    ctx.queue = QueueWorker(config, ctx.store, ctx.sender, ctx.clock, ctx.dispatch.wake, ctx.intake.rejected)
+
+
 def create_app(config: Config, upstream_url: str | None = None, clock: Clock | None = None) -> Flask:
     """The bridge's Flask app for ``config``; ``upstream_url`` overrides ``upstream.base_url``.
 
@@ -105,7 +123,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
                     connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for)
-    app.extensions["smsbridge"] = Bridge(
+    ctx = app.extensions["smsbridge"] = Bridge(
         config=config,
         auth=Authenticator(config.callers),
         sender=Sender(UpstreamClient(config.upstream, url)),
@@ -114,10 +132,11 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
         outbox=outbox,
         clock=clock,
     )
-    from .entrances import advanced, inbound, preview, query, templates
+    wire_store(ctx)
+    from .entrances import advanced, inbound, preview, query, reports, templates
 
     app.extensions[inbound.ROUTER] = inbound_router
-    for bp in (query.bp, templates.bp, advanced.bp, preview.bp, inbound.bp):
+    for bp in (query.bp, templates.bp, advanced.bp, preview.bp, reports.bp, inbound.bp):
         app.register_blueprint(bp)
     from .entrances.ui import install_ui
     from .ops import install_ops

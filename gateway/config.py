@@ -23,6 +23,8 @@ SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
 UPSTREAM_APIS = ("query", "advanced")
 SCOPES = ("query", "advanced", "templates", "preview", "reports", "logs", "inbox")
 PARAM_TYPES = ("string", "phone", "int", "bool")
+MODES = ("sync", "queued")  # delivery modes (gateway/dispatch.py)
+CALLBACK_METHODS = ("GET", "POST")
 
 
 class ConfigError(Exception):
@@ -42,6 +44,17 @@ class UrlAllow:
 
 
 @dataclass
+class Callback:
+    """A legacy delivery-report callback: ``url`` (and ``body``) are Jinja templates rendered with the
+    report's fields; Kannel ``%``-escapes are aliases (gateway/relay.py)."""
+
+    url: str
+    method: str = "GET"
+    body: str | None = None
+    content_type: str = "application/x-www-form-urlencoded"
+
+
+@dataclass
 class Caller:
     name: str
     password_hash: str | None = None
@@ -54,6 +67,8 @@ class Caller:
     limits: Limits = field(default_factory=Limits)
     hygiene: Hygiene = field(default_factory=lambda: Hygiene.from_config(None))
     allow: UrlAllow = field(default_factory=UrlAllow)
+    mode: str = "sync"  # sync | queued (queued needs upstream_api: advanced)
+    callback: Callback | None = None  # legacy delivery-report callback (gateway/relay.py)
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -80,6 +95,8 @@ class TemplateSpec:
     description: str = ""
     hygiene: Hygiene | None = None
     limits: Limits | None = None
+    mode: str | None = None  # None: the caller's mode
+    callback: Callback | None = None  # None: the caller's callback
 
 
 @dataclass
@@ -108,6 +125,12 @@ class SandboxSettings:
     threads: int = 8
     inbound_url: str = ""  # where injected inbound messages are pushed; empty with `serve`: this bridge's hook
     push_time_scale: float = 1.0  # the push retry cycle's delays are multiplied by this (tests: 0.001)
+    # Delivery reports (gateway/sandbox/reports.py): final status after dlr_delay seconds; rules are
+    # "<prefix> <STATUS_NAME> [<ERROR_NAME>]", first match wins; time_scale shrinks the push retry cycle.
+    dlr_delay: float = 1.0
+    dlr_status: str = "DELIVERED_TO_HANDSET"
+    dlr_rules: list[str] = field(default_factory=list)
+    time_scale: float = 1.0
 
 
 @dataclass
@@ -123,6 +146,19 @@ class Server:
 class Store:
     path: str = "data/smsbridge.db"  # relative paths are relative to the working directory
     synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
+    retention_hours: float = 48.0  # messages and reports are pruned this long after their last update
+    prune_interval: float = 3600.0  # seconds between prune runs of a serving bridge (0: never)
+
+
+@dataclass
+class QueueSettings:
+    """Queued mode's forwarder (gateway/dispatch.py)."""
+
+    workers: int = 2
+    max_batch: int = 1000  # destinations per advanced-API request
+    retry_base: float = 1.0  # seconds before the first retry; doubles up to retry_max
+    retry_max: float = 60.0
+    time_scale: float = 1.0  # multiplies retry delays (tests use a small value)
 
 
 @dataclass
@@ -180,6 +216,7 @@ class Config:
     inbound: InboundSettings = field(default_factory=InboundSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -294,8 +331,14 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     lim = _limits(r, d.pop("limits", None), f"{path}.limits", limits)
     hyg = _hygiene(r, d.pop("placeholders", None), f"{path}.placeholders", placeholders)
     allow = r.fill(UrlAllow, r.section(d.pop("allow", None), f"{path}.allow"), f"{path}.allow")
+    callback = _callback(r, d.pop("callback", None), f"{path}.callback")
     c = r.fill(Caller, d, path, name=name)
-    c.limits, c.allow = lim, allow
+    c.limits, c.allow, c.callback = lim, allow, callback
+    if c.mode not in MODES:
+        r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
+    elif c.mode == "queued" and c.upstream_api == "query":
+        r.problems.append((f"{path}.mode", "queued needs upstream_api: advanced (the bridge passes its own "
+                           "messageId/bulkId upstream as custom IDs, which the query API cannot carry)"))
     if hyg:
         c.hygiene = hyg
     for s in c.scopes:
@@ -306,6 +349,22 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     if not (c.password_hash or c.password or c.api_key_hash or c.api_key):
         r.problems.append((path, "has no credentials: set password_hash (see `python app.py hash-password`)"))
     return c
+
+
+def _callback(r: _Reader, d: Any, path: str) -> Callback | None:
+    if d is None:
+        return None
+    if isinstance(d, str):
+        d = {"url": d}
+    d = r.section(d, path)
+    if not isinstance(d.get("url"), str) or not d.get("url"):
+        r.problems.append((f"{path}.url", "is required: the URL template to call for each report"))
+        return None
+    cb = r.fill(Callback, d, path)
+    cb.method = cb.method.upper()
+    if cb.method not in CALLBACK_METHODS:
+        r.problems.append((f"{path}.method", f"must be one of {', '.join(CALLBACK_METHODS)}"))
+    return cb
 
 
 def _param(r: _Reader, name: str, d: Any, path: str) -> Param:
@@ -362,8 +421,16 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
     if api not in UPSTREAM_APIS:
         r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     for key in d:
-        if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits"):
-            r.problems.append((f"{path}.{key}", "unknown key; known: api, callers, description, fields, limits, params, placeholders"))
+        if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
+                       "callback"):
+            r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, description, fields, "
+                               "limits, mode, params, placeholders"))
+    mode = d.get("mode")
+    if mode is not None and mode not in MODES:
+        r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
+    elif mode == "queued" and api == "query":
+        r.problems.append((f"{path}.mode", "queued needs api: advanced (the bridge passes its own messageId/bulkId "
+                           "upstream as custom IDs, which the query API cannot carry)"))
     callers = r.coerce(d.get("callers", ["*"]), ("*",), f"{path}.callers")
     return TemplateSpec(
         name=name,
@@ -374,6 +441,8 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         description=str(d.get("description", "")),
         hygiene=_hygiene(r, d.get("placeholders"), f"{path}.placeholders", placeholders) if "placeholders" in d else None,
         limits=_limits(r, d.get("limits"), f"{path}.limits", limits) if "limits" in d else None,
+        mode=mode,
+        callback=_callback(r, d.get("callback"), f"{path}.callback"),
     )
 
 
@@ -385,7 +454,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
     known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
-             "placeholders", "inbound", "ui", "ops"}
+             "placeholders", "inbound", "ui", "ops", "queue"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -394,6 +463,9 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     sandbox = r.fill(SandboxSettings, r.section(raw.get("sandbox"), "sandbox"), "sandbox")
     logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")
     store = r.fill(Store, r.section(raw.get("store"), "store"), "store")
+    queue = r.fill(QueueSettings, r.section(raw.get("queue"), "queue"), "queue")
+    if queue.max_batch < 1 or queue.workers < 1 or queue.time_scale <= 0:
+        problems.append(("queue", "workers and max_batch must be at least 1, time_scale above 0"))
     outbox = r.fill(OutboxSettings, r.section(raw.get("outbox"), "outbox"), "outbox")
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(("store.synchronous", "must be FULL or NORMAL"))
@@ -420,6 +492,12 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         for cn in t.callers:
             if cn != "*" and cn not in callers:
                 problems.append((f"templates.{tn}.callers", f"unknown caller {cn!r}"))
+        if t.mode is None and t.api == "query":  # inherits the caller's mode: a queued caller cannot use it
+            users = [c for c in callers.values() if c.mode == "queued" and c.may_use_template(tn)
+                     and ("*" in t.callers or c.name in t.callers)]
+            for c in users:
+                problems.append((f"templates.{tn}.mode", f"caller {c.name!r} is queued but this template uses the "
+                                 "query API (no custom IDs): set mode: sync here, or api: advanced"))
     warnings: list[str] = []
     for c in callers.values():
         for plain, kind in ((c.password, "password"), (c.api_key, "api_key")):
@@ -443,7 +521,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if problems:
         raise ConfigError(problems)
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
-                  source, warnings, inbound, ui, ops)
+                  source, warnings, inbound, ui, ops, queue)
 
 
 def _ui(r: _Reader, d: Any, upstream: Upstream, warnings: list[str]) -> UiSettings:

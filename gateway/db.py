@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .inbound.schema import INBOUND_V3
+from .schema_store import STORE_V2
 
 Migration = tuple[int, str, str]
 
@@ -63,7 +64,8 @@ CREATE INDEX outbox_attempts_job ON outbox_attempts (job_id);
 #: never edit a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     (1, "outbox", _OUTBOX_V1),
-    (3, "inbound", INBOUND_V3),  # 2 is the message store (branch store)
+    (2, "store", STORE_V2),
+    (3, "inbound", INBOUND_V3),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")

@@ -122,6 +122,35 @@ def inbound_paths() -> dict[str, Any]:
     return paths
 
 
+def report_paths() -> dict[str, Any]:
+    def q(*names: str) -> list[dict[str, Any]]:
+        return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
+
+    limit = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+    results = {"description": "The caller's own reports or log entries",
+               "content": {JSON_CT: {"schema": _ref("Results")}, XML_CT: {"schema": {"type": "string"}}}}
+    paths: dict[str, Any] = {}
+    paths.update(_with_ext("/sms/1/reports", {"get": {
+        "operationId": "pullReports", "tags": ["reports"], "summary": "Delivery reports, each returned once",
+        "parameters": [*CREDS, *q("bulkId", "messageId"), limit],
+        "responses": {"200": results, **_errors(400, 401, 403)}}}))
+    paths.update(_with_ext("/sms/1/logs", {"get": {
+        "operationId": "logs", "tags": ["reports"], "summary": "Message logs (re-readable)",
+        "parameters": [*CREDS, *q("from", "to", "bulkId", "messageId", "generalStatus", "sentSince", "sentUntil"),
+                       limit],
+        "responses": {"200": results, **_errors(400, 401, 403)}}}))
+    token = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "the token the bridge put in the notifyUrl it gave the upstream"}
+    paths["/hooks/dlr/{token}"] = {"post": {
+        "operationId": "reportPush", "tags": ["reports"], "security": [], "parameters": [token],
+        "summary": "Infobip's delivery report push (JSON or XML) to the bridge's own notifyUrl",
+        "requestBody": {"required": True, "content": {JSON_CT: {"schema": _ref("Results")},
+                                                      XML_CT: {"schema": {"type": "string"}}}},
+        "responses": {"200": {"description": "Stored", "content": {JSON_CT: {"schema": {"type": "object"}}}},
+                      **_errors(400, 404, 413)}}}
+    return paths
+
+
 def ops_paths() -> dict[str, Any]:
     def op(op_id: str, summary: str, ok: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"get": {"operationId": op_id, "tags": ["ops"], "summary": summary, "security": [],
@@ -209,6 +238,8 @@ SCHEMAS: dict[str, Any] = {
         "previews": {"type": "array", "items": {"type": "object", "properties": {
             "textPreview": {"type": "string"}, "messageCount": {"type": "integer"},
             "charactersRemaining": {"type": "integer"}, "configuration": {"type": "object"}}}}}},
+    "Results": {"type": "object", "required": ["results"], "properties": {
+        "results": {"type": "array", "items": {"type": "object"}}}},
     "InboundResult": {"type": "object", "properties": {
         "results": {"type": "array", "items": {"type": "object", "properties": {
             "messageId": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
@@ -224,7 +255,7 @@ SCHEMAS: dict[str, Any] = {
 def spec_for(app: Flask) -> dict[str, Any]:
     """The description of ``app``'s endpoints (the UI's only when the UI is enabled)."""
     config = app.extensions["smsbridge"].config
-    paths = {**send_paths(), **inbound_paths(), **ops_paths()}
+    paths = {**send_paths(), **report_paths(), **inbound_paths(), **ops_paths()}
     if config.ui.enabled:
         paths.update(ui_paths())
     return {

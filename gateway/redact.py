@@ -11,8 +11,8 @@ _PARAM = re.compile(
     r"(?i)(^|[?&;])(" + "|".join(re.escape(p) for p in sorted(SECRET_PARAMS)) + r")=([^&;#\s]*)"
 )
 _USERINFO = re.compile(r"(?i)(https?://)[^/@\s]+@")
-#: Path segments that are secrets: the inbound webhook's token (/hooks/inbound/<token>).
-_SECRET_PATH = re.compile(r"(/hooks/inbound/)[^/?#\s]+")
+#: Webhook path tokens are secrets (/hooks/dlr/<token>, /hooks/inbound/<token>).
+_HOOK = re.compile(r"(/hooks/[A-Za-z]+/)[^/?#\s]+")
 _AUTH = re.compile(r"(?i)\b(App|Basic|Bearer|IBSSO)\s+[A-Za-z0-9+/=._~-]+")
 
 
@@ -20,7 +20,7 @@ def redact(text: str) -> str:
     """Mask secret query values, URL userinfo and Authorization values in any text."""
     text = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}=***", text)
     text = _USERINFO.sub(r"\1***@", text)
-    text = _SECRET_PATH.sub(r"\1***", text)
+    text = _HOOK.sub(r"\1***", text)
     return _AUTH.sub(lambda m: f"{m.group(1)} ***", text)
 
 
@@ -32,8 +32,7 @@ def redact_url(url: str) -> str:
         if "@" in netloc:
             netloc = "***@" + netloc.rsplit("@", 1)[1]
         query = "&".join(_redact_pair(p) for p in parts.query.split("&")) if parts.query else ""
-        path = _SECRET_PATH.sub(r"\1***", parts.path)
-        return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
+        return urlunsplit((parts.scheme, netloc, _HOOK.sub(r"\1***", parts.path), query, parts.fragment))
     except ValueError:
         return "<unparseable URL>"
 

@@ -50,7 +50,9 @@ class Sandbox:
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
-    settings = SandboxSettings()
+    # No delivery reports from the shared sandbox within a test (seed examples carry public notifyUrls that
+    # a relayed report would call); tests of reports start their own sandbox (tests/test_reports.py).
+    settings = SandboxSettings(dlr_delay=3600)
     server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=8).start()
     yield Sandbox(server, settings)
     server.stop()
@@ -95,6 +97,7 @@ def make_bridge(sandbox: Sandbox, tmp_path: Path) -> Iterator[BridgeFactory]:
         app = create_app(config, upstream_url or sandbox.url, clock=clock)
         server = ServerThread(app, "127.0.0.1", 0, threads=8).start()
         ctx = app.extensions["smsbridge"]
+        ctx.bind(server.url)  # the bridge's own notifyUrl needs the ephemeral port
         ctx.start()
         started.append((server, ctx))
         return Bridge(server, app)

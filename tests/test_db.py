@@ -49,12 +49,12 @@ def test_migrations_applied_once_and_tracked(path) -> None:
 
 def test_adding_a_migration_is_one_registration(path) -> None:
     Database(path).close()
-    nxt = MIGRATIONS[-1][0] + 1  # whatever migrations the branches registered
-    extra = [*MIGRATIONS, (nxt, "messages", "CREATE TABLE messages (id TEXT PRIMARY KEY, body TEXT);\n"
-                                         "CREATE INDEX messages_body ON messages (body);")]
+    nxt = MIGRATIONS[-1][0] + 1
+    extra = [*MIGRATIONS, (nxt, "extra", "CREATE TABLE extra_things (id TEXT PRIMARY KEY, body TEXT);\n"
+                                        "CREATE INDEX extra_things_body ON extra_things (body);")]
     db = Database(path, migrations=extra)
     assert db.schema_version() == nxt
-    db.execute("INSERT INTO messages (id, body) VALUES ('m1', 'hi')")
+    db.execute("INSERT INTO extra_things (id, body) VALUES ('m1', 'hi')")
     assert db.migrate(extra) == []
     db.close()
 

@@ -70,7 +70,10 @@ def test_seed_query_example_verbatim(bridge, sandbox):
     q = _sent_query(sandbox)
     assert q["flash"] == ["true"] and q["transliteration"] == ["TURKISH"] and q["languageCode"] == ["TR"]
     assert q["intermediateReport"] == ["true"] and q["validityPeriod"] == ["720"]
-    assert q["notifyUrl"] == ["https://www.example.com"] and q["notifyContentType"] == ["application/json"]
+    # The upstream reports to the bridge's own address; the caller's notifyUrl is kept for relaying.
+    assert q["notifyUrl"][0].startswith(bridge.url + "/hooks/dlr/") and q["notifyContentType"] == ["application/json"]
+    row = bridge.app.extensions["smsbridge"].db.query_one("SELECT notify_url, notify_content_type FROM messages")
+    assert (row["notify_url"], row["notify_content_type"]) == ("https://www.example.com", "application/json")
     assert q["callbackData"] == ["callbackData"] and q["track"] == ["URL"]
     assert q["trackingType"] == ["Custom tracking type"] and q["text"] == ["Message text"]
 
@@ -87,7 +90,7 @@ def test_seed_query_example_with_advanced_upstream(make_bridge, sandbox):
     msg = sent[0]["json"]["messages"][0]
     assert msg["flash"] is True and msg["transliteration"] == "TURKISH"
     assert msg["language"] == {"languageCode": "TR"} and msg["validityPeriod"] == 720
-    assert msg["notifyUrl"] == "https://www.example.com" and msg["intermediateReport"] is True
+    assert msg["notifyUrl"].startswith(bridge.url + "/hooks/dlr/") and msg["intermediateReport"] is True
     assert [d["to"] for d in msg["destinations"]] == ["41793026727", "41793026834"]
     assert sent[0]["json"]["tracking"] == {"track": "URL", "type": "Custom tracking type"}
 

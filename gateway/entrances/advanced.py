@@ -28,5 +28,5 @@ def send_advanced(ext: str | None) -> Response:
     sub.caller = caller.name
     check_submission(caller.hygiene, sub, errs)
     validate_submission(sub, caller.limits, flat=False, errs=errs)
-    result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
+    result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
     return render(result_to_wire(result, include_sms_count=sub.include_sms_count), fmt, "send")

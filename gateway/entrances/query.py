@@ -28,5 +28,5 @@ def send_query(ext: str | None) -> Response:
     sub = submission_from_query(params, errs)
     sub.caller, sub.entrance = caller.name, "query"
     validate_submission(sub, caller.limits, flat=True, errs=errs)
-    result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
+    result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -88,5 +88,5 @@ def send_template(name: str, ext: str | None) -> Response:
     sub = submission_from_query(rendered, errs)
     sub.caller, sub.entrance = caller.name, f"template:{name}"
     validate_submission(sub, spec.limits or caller.limits, flat=True, errs=errs)
-    result, g.attempts = ctx.sender.send(sub, spec.api)
+    result, g.attempts = ctx.dispatch.send(sub, spec.api, caller, spec)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -20,10 +20,11 @@ from ..preview import preview_body
 from ..querystring import parse_query
 from ..sender import new_id
 from ..sms import analyse
-from ..statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION
+from ..statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION, STATUS_BY_NAME
 from ..validate import Limits, normalise_destination, validate_submission
 from ..wire import result_to_wire, submission_from_advanced, submission_from_query
 from .inbound import register_inbound
+from .reports import install_reports
 from .state import Faults, SandboxState
 
 
@@ -98,14 +99,19 @@ def _accept(sub: Submission, limits: Limits) -> SubmissionResult:
                 result.messages.append(SentMessage(d.to, REJECTED_INVALID_DESTINATION))
                 continue
             mid = d.message_id or str(uuid.uuid4())
-            result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
             with state.lock:
+                if mid in state.messages:  # like Infobip: a repeated messageId is not sent twice
+                    result.messages.append(SentMessage(d.to, STATUS_BY_NAME["REJECTED_DUPLICATE_MESSAGE_ID"], mid))
+                    continue
+                result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
                 state.messages[mid] = {
                     "messageId": mid, "bulkId": bulk_id, "to": d.to, "from": m.sender, "text": m.text,
                     "textPreview": shown.text, "flash": m.flash, "validityPeriod": m.validity_period,
                     "smsCount": count, "notifyUrl": m.notify_url, "notifyContentType": m.notify_content_type,
                     "callbackData": m.callback_data, "sentAt": time.time(),
+                    "intermediateReport": m.intermediate_report, "status": PENDING_ACCEPTED.to_wire(),
                 }
+                current_app.extensions["sandbox.dlr"].accepted(dict(state.messages[mid]))
     return result
 
 
@@ -178,9 +184,12 @@ def create_sandbox_app(settings: SandboxSettings | None = None, limits: Limits |
             )
         return jsonify({"ok": True})
 
+    install_reports(app, app.extensions["sandbox.settings"], _auth)
+
     @app.post("/sandbox/reset")
     def reset() -> Response:
         _state().reset()
+        current_app.extensions["sandbox.dlr"].reset()
         return jsonify({"ok": True})
 
     register_inbound(app, _auth)

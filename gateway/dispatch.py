@@ -1,0 +1,282 @@
+"""Store-and-forward: every send is recorded; ``sync`` forwards now, ``queued`` forwards from workers.
+
+* **sync** - the upstream is called in the request; its answer is recorded (one short transaction)
+  and returned. Upstream unreachable -> 503 and the submission is recorded as failed, never accepted.
+* **queued** - the submission is committed first (every destination a ``queued`` message with a
+  bridge-assigned messageId, and a bulkId when there are several), then answered PENDING_ACCEPTED at
+  once. :class:`QueueWorker` threads lease due messages of one bulk, up to ``queue.max_batch``
+  destinations per advanced-API request, passing the bridge's ids as the custom ``messageId``/``bulkId``.
+  Unreachable upstream, 5xx, 429, timeouts: retried with exponential backoff (``queue.retry_base``
+  doubling up to ``queue.retry_max``) until the upstream accepts or rejects. After a crash, leased
+  messages are due again at start-up; a resend is harmless because the upstream answers a repeated
+  messageId with REJECTED_DUPLICATE_MESSAGE_ID, which the bridge reads as "already accepted".
+
+In both modes the upstream gets the bridge's own ``notifyUrl`` (``{public_url}/hooks/dlr/<token>``,
+one unguessable token per submission); the caller's notifyUrl/notifyContentType/callbackData stay in
+the record and are used by gateway/relay.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .clock import Clock, scaled
+from .config import Caller, Config, TemplateSpec
+from .model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
+from .sender import Sender, new_id
+from .sms import sms_count
+from .statuses import PENDING_ACCEPTED, STATUS_BY_NAME
+from .store import MessageRow, Store, SubmissionRecord, new_token
+from .upstream import Attempt
+from .urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
+from .wire import message_to_advanced, submission_from_advanced, submission_to_advanced
+
+log = logging.getLogger(__name__)
+
+DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
+_SUB_KEYS = ("tracking", "urlOptions", "sendingSpeedLimit")
+
+
+def _spec(msg: Message, hook: str | None, extras: dict[str, Any]) -> str:
+    """The advanced-API message minus destinations, with the bridge's own notifyUrl (JSON)."""
+    body = message_to_advanced(dataclasses.replace(msg, destinations=[]))
+    body.pop("destinations", None)
+    if hook:
+        body["notifyUrl"], body["notifyContentType"] = hook, "application/json"
+    else:
+        body.pop("notifyUrl", None)
+        body.pop("notifyContentType", None)
+    if extras:
+        body["_submission"] = extras
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+class Dispatcher:
+    def __init__(self, config: Config, store: Store, sender: Sender, clock: Clock,
+                 policy_for: Callable[[str | None], UrlPolicy], public_url: Callable[[], str]) -> None:
+        self.config = config
+        self.store = store
+        self.sender = sender
+        self.clock = clock
+        self.policy_for = policy_for
+        self.public_url = public_url
+        self.wake = threading.Event()
+
+    def hook_url(self, token: str) -> str:
+        return f"{self.public_url().rstrip('/')}/hooks/dlr/{token}"
+
+    @staticmethod
+    def mode_of(caller: Caller, template: TemplateSpec | None) -> str:
+        return (template.mode if template and template.mode else None) or caller.mode
+
+    def callback_of(self, caller: Caller, template: TemplateSpec | None) -> str | None:
+        if template is not None and template.callback is not None:
+            return f"template:{template.name}"
+        return f"caller:{caller.name}" if caller.callback is not None else None
+
+    def _check_notify_urls(self, sub: Submission, flat: bool) -> None:
+        policy = self.policy_for(sub.caller)
+        errors: dict[str, list[str]] = {}
+        for mi, m in enumerate(sub.messages):
+            if not m.notify_url:
+                continue
+            try:
+                policy.check(m.notify_url)
+            except HostUnresolvable:
+                pass  # may be a DNS hiccup: delivery checks again and retries
+            except UrlNotAllowed as exc:
+                errors["notifyUrl" if flat else f"messages[{mi}].notifyUrl"] = [
+                    f"is not allowed for this caller: {exc.reason}"]
+        if errors:
+            raise ApiError.invalid(errors)
+
+    def send(self, sub: Submission, api: str, caller: Caller,
+             template: TemplateSpec | None = None) -> tuple[SubmissionResult, list[Attempt]]:
+        """Record and forward ``sub`` in the caller's (or template's) mode."""
+        self._check_notify_urls(sub, flat=sub.entrance != "advanced")
+        mode = self.mode_of(caller, template)
+        record = SubmissionRecord(sub.caller, sub.entrance, mode, api, sub.bulk_id, new_token(),
+                                  self.callback_of(caller, template))
+        if mode == "queued":
+            return self._queue(sub, api, record), []
+        return self._sync(sub, api, record)
+
+    # -- sync ----------------------------------------------------------------------------------
+    def _sync(self, sub: Submission, api: str, record: SubmissionRecord) -> tuple[SubmissionResult, list[Attempt]]:
+        hook = self.hook_url(record.token)
+        upstream_sub = dataclasses.replace(sub, messages=[
+            dataclasses.replace(m, notify_url=hook, notify_content_type="application/json") for m in sub.messages])
+        flat = [(m, d) for m in sub.messages for d in m.destinations]
+        try:
+            result, attempts = self.sender.send(upstream_sub, api)
+        except ApiError as exc:
+            rows = [self._row(m, d.message_id, None, "", None, None, "failed", d.to) for m, d in flat]
+            self.store.record(record, rows, getattr(exc, "attempts", []), error=exc.text)
+            raise
+        record.bulk_id = result.bulk_id
+        rows = []
+        for (m, d), sent in zip(flat, result.messages, strict=False):
+            state = "rejected" if sent.status.group_name == "REJECTED" else "sent"
+            rows.append(self._row(m, sent.message_id, sent.upstream_message_id or sent.message_id, "",
+                                  sent.sms_count, sent.status, state, d.to))
+        self.store.record(record, rows, attempts, upstream_bulk_id=result.bulk_id)
+        return result, attempts
+
+    @staticmethod
+    def _row(m: Message, message_id: str | None, upstream_id: str | None, spec: str, count: int | None,
+             status: Status | None, state: str, to: str | None = None) -> MessageRow:
+        return MessageRow(message_id, upstream_id, to or "", m.sender, m.text, spec, m.notify_url,
+                          m.notify_content_type, m.callback_data, m.intermediate_report, count, status, state)
+
+    # -- queued --------------------------------------------------------------------------------
+    def _queue(self, sub: Submission, api: str, record: SubmissionRecord) -> SubmissionResult:
+        if sub.bulk_id is None and sub.destination_count > 1:
+            sub.bulk_id = new_id()
+        record.bulk_id = sub.bulk_id
+        hook = self.hook_url(record.token)
+        extras = {}
+        if sub.tracking or sub.url_options or sub.sending_speed_limit:
+            wire = submission_to_extras(sub)
+            extras = {k: wire[k] for k in _SUB_KEYS if k in wire}
+        result = SubmissionResult(bulk_id=sub.bulk_id)
+        rows: list[MessageRow] = []
+        for m in sub.messages:
+            spec = _spec(m, hook, extras)
+            count = sms_count(m.text, m.language_code, m.transliteration)
+            for d in m.destinations:
+                upstream_id = new_id()
+                mid = d.message_id or upstream_id
+                rows.append(self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to))
+                result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
+        self.store.record(record, rows)
+        self.wake.set()
+        return result
+
+
+def submission_to_extras(sub: Submission) -> dict[str, Any]:
+    """The submission-level advanced-API fields (tracking, urlOptions, sendingSpeedLimit)."""
+    return submission_to_advanced(dataclasses.replace(sub, messages=[]))
+
+
+class QueueWorker:
+    """Threads that forward queued messages in batches (see the module docstring)."""
+
+    def __init__(self, config: Config, store: Store, sender: Sender, clock: Clock, wake: threading.Event,
+                 on_rejected: Callable[[list[int]], None] | None = None) -> None:
+        q = config.queue
+        self.store, self.sender, self.clock = store, sender, clock
+        self.workers, self.max_batch = q.workers, q.max_batch
+        self.retry_base, self.retry_max, self.time_scale = q.retry_base, q.retry_max, q.time_scale
+        up = config.upstream
+        self.lease_seconds = up.connect_timeout + up.read_timeout + 30  # real seconds: the request's own limit
+        self.on_rejected = on_rejected
+        self._wake = wake
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        n = self.store.requeue_inflight()
+        if n:
+            log.info("queue: %d message(s) leased before a restart are due again", n)
+        self._stop.clear()
+        for i in range(self.workers):
+            t = threading.Thread(target=self._loop, name=f"queue-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                if self.run_once():
+                    continue
+                due = self.store.next_due()
+                wait = 1.0 if due is None else min(1.0, max(0.005, due - self.clock.now()))
+            except Exception:  # keep the worker alive; leases bring messages back
+                log.exception("queue worker error")
+                wait = 1.0
+            self._wake.wait(wait)
+
+    def backoff(self, tries: int) -> float:
+        """Clock seconds before retry ``tries`` (1-based): base·2^(tries-1), capped, time-scaled."""
+        return scaled(min(self.retry_max, self.retry_base * 2 ** max(0, tries - 1)), self.time_scale)
+
+    def run_once(self) -> int:
+        """Forward one batch; return the number of messages it held (0: nothing due)."""
+        rows = self.store.claim_batch(self.max_batch, self.lease_seconds)
+        if not rows:
+            return 0
+        first = json.loads(rows[0]["spec"]).get("_submission")
+        same = [r for r in rows if json.loads(r["spec"]).get("_submission") == first]
+        if len(same) < len(rows):
+            self.store.release([r for r in rows if r not in same])
+            rows = same
+        self._forward(rows, first or {})
+        return len(rows)
+
+    def _forward(self, rows: list[Any], extras: dict[str, Any]) -> None:
+        groups: dict[str, list[Any]] = {}
+        for r in rows:
+            groups.setdefault(r["spec"], []).append(r)
+        messages = []
+        for spec, members in groups.items():
+            m = json.loads(spec)
+            m.pop("_submission", None)
+            m["destinations"] = [{"to": r["to_addr"], "messageId": r["upstream_message_id"]} for r in members]
+            messages.append(m)
+        body: dict[str, Any] = {"messages": messages, **extras}
+        if rows[0]["bulk_id"]:
+            body["bulkId"] = rows[0]["bulk_id"]
+        sub = submission_from_advanced(body)
+        batch = uuid.uuid4().hex[:16]
+        attempts: list[Attempt] = []
+        now = self.clock.now()
+        try:
+            result = self.sender.upstream.send(sub, "advanced", attempts)
+        except ApiError as exc:
+            attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text)
+            if exc.http_status == 400:  # the upstream refused the request itself: final
+                status = STATUS_BY_NAME["REJECTED_SYSTEM_ERROR"]
+                rejected = [(r["id"], "rejected", status, None) for r in rows]
+                self.store.batch_answered(batch, rejected, None, attempt, len(rows))
+                log.warning("queue: upstream rejected a batch of %d: %s", len(rows), exc.text)
+                if self.on_rejected:
+                    self.on_rejected([r["id"] for r in rows])
+                return
+            retry = [(r["id"], now + self.backoff(r["tries"] + 1), exc.text) for r in rows]
+            self.store.batch_failed(batch, attempt, len(rows), retry)
+            log.warning("queue: batch of %d not accepted (%s); retrying", len(rows), exc.text)
+            return
+        answered = {m.message_id: m for m in result.messages if m.message_id}
+        outcomes, retry, rejected_ids = [], [], []
+        for r in rows:
+            sent = answered.get(r["upstream_message_id"])
+            if sent is None:
+                retry.append((r["id"], now + self.backoff(r["tries"] + 1), "missing from the upstream's answer"))
+            elif sent.status.name == DUPLICATE:  # accepted by an earlier attempt whose answer was lost
+                outcomes.append((r["id"], "sent", PENDING_ACCEPTED, sent.sms_count))
+            elif sent.status.group_name == "REJECTED":
+                outcomes.append((r["id"], "rejected", sent.status, sent.sms_count))
+                rejected_ids.append(r["id"])
+            else:
+                outcomes.append((r["id"], "sent", sent.status, sent.sms_count))
+        self.store.batch_answered(batch, outcomes, result.bulk_id, attempts[-1], len(rows), retry)
+        if rejected_ids and self.on_rejected:
+            self.on_rejected(rejected_ids)

@@ -1,0 +1,88 @@
+"""Delivery-report bodies on the wire (v1/v2 shape), shared by the bridge and the sandbox.
+
+JSON: ``{"results": [report, ...]}``. XML (``notifyContentType: application/xml``, infobip-sms-api.md
+§7.3): ``<reportResponse><results><result>…</result></results></reportResponse>``, child elements
+named like the JSON properties. XML from outside is parsed with defusedxml only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from defusedxml import ElementTree as SafeET
+
+from .formats import _xml
+from .model import ApiError
+from .validate import Errors, format_datetime, parse_datetime
+
+XML_TYPES = ("application/xml", "text/xml")
+_INTS = {"smsCount", "groupId", "id", "messageCount"}
+
+
+def fmt_time(t: float | None) -> str | None:
+    """Epoch seconds as Infobip's ``2019-11-09T16:00:00.000+0000``."""
+    return None if t is None else format_datetime(datetime.fromtimestamp(t, UTC))
+
+
+def parse_time(value: Any) -> float | None:
+    """Infobip's date-time (any accepted variant) as epoch seconds; None if absent or unreadable."""
+    dt = parse_datetime("t", value, Errors())
+    return dt.timestamp() if dt else None
+
+
+def is_xml(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() in XML_TYPES
+
+
+def reports_body(results: list[dict[str, Any]], content_type: str | None) -> tuple[bytes, str]:
+    """The push body for ``results`` and its content type (JSON unless ``content_type`` is XML)."""
+    if is_xml(content_type):
+        out = ['<?xml version="1.0" encoding="UTF-8"?><reportResponse><results>']
+        for r in results:
+            _xml("result", r, out)
+        out.append("</results></reportResponse>")
+        return "".join(out).encode("utf-8"), "application/xml"
+    return json.dumps({"results": results}, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), \
+        "application/json"
+
+
+def _element(e: Element) -> Any:
+    children = list(e)
+    if not children:
+        text = (e.text or "").strip()
+        if e.tag in _INTS and text.lstrip("-").isdigit():
+            return int(text)
+        if text in ("true", "false"):
+            return text == "true"
+        if e.tag == "pricePerMessage":
+            try:
+                return float(text)
+            except ValueError:
+                return text
+        return text
+    return {c.tag: _element(c) for c in children}
+
+
+def parse_reports(body: bytes, content_type: str | None) -> list[dict[str, Any]]:
+    """The report items of a pushed body (JSON, or XML by content type or a leading ``<``)."""
+    stripped = body.lstrip()
+    if is_xml(content_type) or stripped.startswith(b"<"):
+        try:
+            root = SafeET.fromstring(body)
+        except Exception:  # defusedxml raises several types for hostile or broken XML
+            raise ApiError.bad_request("body", "is not well-formed XML (or uses DTDs/entities, refused)") from None
+        results = root.find("results")
+        items = list(results) if results is not None else root.findall("result")
+        parsed = [_element(i) for i in items]  # <result> items (or <results> items: tolerated)
+        return [p for p in parsed if isinstance(p, dict)]
+    try:
+        doc = json.loads(body or b"null")
+    except ValueError:
+        raise ApiError.bad_request("body", "is not valid JSON") from None
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, list):
+        raise ApiError.bad_request("results", "is required: an array of delivery reports")
+    return [r for r in results if isinstance(r, dict)]

@@ -1,0 +1,79 @@
+"""Delivery reports: the upstream's push (``POST /hooks/dlr/<token>``) and the caller's pulls
+(``GET /sms/1/reports[.json|.xml]``, each report once; ``GET /sms/1/logs[.json|.xml]``, re-readable),
+each for the caller's own messages only."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..context import bridge
+from ..formats import render
+from ..model import ApiError
+from ..querystring import QueryParams, parse_query
+from ..statuses import GROUPS
+from ..validate import Errors, parse_datetime, parse_enum, parse_int
+from .common import authenticate, begin
+
+bp = Blueprint("reports", __name__)
+
+MAX_LIMIT = 1000
+MAX_REPORT_BODY = 4 << 20  # Infobip pushes buckets of up to 100 reports: a few hundred kB at most
+
+
+@bp.post("/hooks/dlr/<token>")
+def report_hook(token: str) -> Response:
+    begin(None)
+    ctx = bridge()
+    sub = ctx.intake.submission(token)  # the token is checked before the body is read
+    if (request.content_length or 0) > MAX_REPORT_BODY:
+        raise ApiError(413, "BAD_REQUEST", f"A report body may be at most {MAX_REPORT_BODY} bytes")
+    body = request.stream.read(MAX_REPORT_BODY + 1)
+    if len(body) > MAX_REPORT_BODY:
+        raise ApiError(413, "BAD_REQUEST", f"A report body may be at most {MAX_REPORT_BODY} bytes")
+    return jsonify(ctx.intake.accept(sub, body, request.content_type))
+
+
+def _list(params: QueryParams, name: str) -> list[str]:
+    return [v.strip() for value in params.getall(name) for v in value.split(",") if v.strip()]
+
+
+def _limit(params: QueryParams, errs: Errors) -> int:
+    limit = parse_int("limit", params.get("limit") or None, 1, MAX_LIMIT, errs)
+    return 50 if limit is None else limit
+
+
+@bp.get("/sms/1/reports", defaults={"ext": None})
+@bp.get("/sms/1/reports.<any(json,xml):ext>")
+def pull_reports(ext: str | None) -> Response:
+    fmt = begin(ext)
+    ctx = bridge()
+    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    caller = authenticate(params, "reports")
+    errs = Errors()
+    limit = _limit(params, errs)
+    errs.raise_if_any()
+    results = ctx.store.pull_reports(caller.name, _list(params, "bulkId"), _list(params, "messageId"), limit)
+    return render({"results": results}, fmt, "reports")
+
+
+@bp.get("/sms/1/logs", defaults={"ext": None})
+@bp.get("/sms/1/logs.<any(json,xml):ext>")
+def logs(ext: str | None) -> Response:
+    fmt = begin(ext)
+    ctx = bridge()
+    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    caller = authenticate(params, "logs")
+    errs = Errors()
+    limit = _limit(params, errs)
+    since = parse_datetime("sentSince", params.get("sentSince"), errs)
+    until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
+    status = parse_enum("generalStatus", (params.get("generalStatus") or "").upper() or None,
+                        tuple(GROUPS.values()), errs)
+    errs.raise_if_any()
+    filters = {
+        "from": params.get("from"), "generalStatus": status,
+        "to": (params.get("to") or "").strip().lstrip("+") or None,  # stored as international digits
+        "bulkId": _list(params, "bulkId"), "messageId": _list(params, "messageId"),
+        "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
+    }
+    return render({"results": ctx.store.logs(caller.name, filters, limit)}, fmt, "logs")

@@ -1,0 +1,88 @@
+"""Reports in: a delivery-report body pushed to ``/hooks/dlr/<token>`` is matched, stored and relayed.
+
+The token (one per submission, 192 random bits) is the only credential: an unknown token is refused
+with 404 before the body is read. Items are matched by the upstream's messageId within that
+submission; unknown ids are counted and ignored. Storing is idempotent (a report repeated by the
+upstream's retry cycle is recognised and neither stored nor relayed twice); the report and its
+outbox jobs commit in one transaction. Reports in the PENDING/ACCEPTED groups are *intermediate*.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from .clock import Clock
+from .db import Database
+from .dlr import fmt_time, parse_reports, parse_time
+from .model import ApiError, Status
+from .relay import Relay
+from .store import Store, status_of
+
+log = logging.getLogger(__name__)
+
+INTERMEDIATE_GROUPS = frozenset({"PENDING", "ACCEPTED"})
+
+
+def caller_report(item: dict[str, Any], msg: sqlite3.Row) -> dict[str, Any]:
+    """The report as the caller sees it: the caller's ids and callbackData, the upstream's status."""
+    status = item.get("status")
+    out: dict[str, Any] = {
+        "bulkId": msg["bulk_id"], "messageId": msg["message_id"], "to": msg["to_addr"], "from": msg["sender"],
+        "sentAt": item.get("sentAt") or fmt_time(msg["sent_at"] or msg["created_at"]),
+        "doneAt": item.get("doneAt"), "smsCount": item.get("smsCount") or msg["sms_count"],
+        "mccMnc": item.get("mccMnc"), "callbackData": msg["callback_data"], "price": item.get("price"),
+        "status": Status.from_wire(status).to_wire() if isinstance(status, dict) else status_of(msg),
+        "error": item.get("error") if isinstance(item.get("error"), dict) else None,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+class ReportIntake:
+    def __init__(self, db: Database, store: Store, relay: Relay, clock: Clock) -> None:
+        self.db, self.store, self.relay, self.clock = db, store, relay, clock
+
+    def submission(self, token: str) -> sqlite3.Row:
+        """The submission a report address belongs to; 404 for an unknown (forged) token."""
+        sub = self.store.submission_by_token(token)
+        if sub is None:
+            raise ApiError(404, "NOT_FOUND", "Unknown report address")
+        return sub
+
+    def accept(self, sub: sqlite3.Row, body: bytes, content_type: str | None) -> dict[str, int]:
+        """Store and relay the reports in ``body``; counts of new, duplicate and unknown items."""
+        items = parse_reports(body, content_type)
+        counts = {"stored": 0, "duplicates": 0, "unknown": 0}
+        with self.db.transaction() as c:
+            for item in items:
+                msg = self.store.message_for_report(c, sub["id"], str(item.get("messageId", "")))
+                if msg is None:
+                    counts["unknown"] += 1
+                    continue
+                self._one(c, msg, caller_report(item, msg), counts)
+        if counts["unknown"]:
+            log.warning("report for submission %s: %d item(s) with unknown messageId", sub["id"], counts["unknown"])
+        return counts
+
+    def _one(self, c: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any], counts: dict[str, int]) -> None:
+        group = (report.get("status") or {}).get("groupName")
+        intermediate = group in INTERMEDIATE_GROUPS
+        if self.store.record_report(c, msg, report, intermediate, parse_time(report.get("doneAt"))):
+            counts["stored"] += 1
+            self.relay.enqueue(c, msg, report, intermediate)
+        else:
+            counts["duplicates"] += 1
+
+    def rejected(self, row_ids: Sequence[int]) -> None:
+        """A queued message the upstream rejected gets a final report of its own (the caller was told
+        PENDING_ACCEPTED), stored and relayed like a pushed one."""
+        counts = {"stored": 0, "duplicates": 0, "unknown": 0}
+        with self.db.transaction() as c:
+            for rid in row_ids:
+                msg = c.execute("SELECT * FROM messages WHERE id = ?", (rid,)).fetchone()
+                if msg is None:
+                    continue
+                item = {"doneAt": fmt_time(self.clock.now()), "status": status_of(msg)}
+                self._one(c, msg, caller_report(item, msg), counts)

@@ -1,0 +1,352 @@
+"""The durable record: submissions, messages (one row per destination), upstream attempts, status
+changes and delivery reports (schema: gateway/schema_store.py, migration 2).
+
+Everything the rest of the bridge needs from storage goes through :class:`Store`; the SQL keeps to
+what PostgreSQL also runs (no SQLite-only functions; ids read back with a query, not ``lastrowid``), so
+a PostgreSQL backend can follow by swapping :class:`gateway.db.Database`.
+
+A *message row* carries two ids: ``message_id`` (what the caller was given and sees in reports and
+logs) and ``upstream_message_id`` (what the upstream knows; reports arrive with it). In queued mode
+the bridge assigns ``upstream_message_id`` before sending and passes it as the custom id, so a resend
+after a crash is recognised by the upstream as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import Clock
+from .db import Database
+from .dlr import fmt_time
+from .model import Status
+from .upstream import Attempt
+
+FINAL_GROUPS = frozenset({"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"})
+OPEN_STATES = ("queued", "sending")
+
+_MSG_COLS = (
+    "submission_id, caller, entrance, mode, state, message_id, bulk_id, upstream_message_id, upstream_bulk_id,"
+    " to_addr, sender, text, spec, notify_url, notify_content_type, callback_data, intermediate, callback,"
+    " sms_count, status_group_id, status_group_name, status_id, status_name, status_description, sent_at,"
+    " next_at, last_error, created_at, updated_at"
+)
+_MSG_SQL = f"INSERT INTO messages ({_MSG_COLS}) VALUES ({', '.join('?' * 29)})"
+
+
+def new_token() -> str:
+    """An unguessable path token for the bridge's own notifyUrl (192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+@dataclass
+class MessageRow:
+    """One destination of a submission, as the entrance/dispatcher hands it to the store."""
+
+    message_id: str | None
+    upstream_message_id: str | None
+    to: str
+    sender: str | None
+    text: str
+    spec: str  # JSON
+    notify_url: str | None
+    notify_content_type: str | None
+    callback_data: str | None
+    intermediate: bool
+    sms_count: int | None
+    status: Status | None
+    state: str
+
+
+@dataclass
+class SubmissionRecord:
+    caller: str | None
+    entrance: str
+    mode: str
+    api: str
+    bulk_id: str | None
+    token: str
+    callback: str | None  # caller:<n> | template:<n> | None
+
+
+def status_of(row: sqlite3.Row) -> dict[str, Any] | None:
+    if row["status_id"] is None:
+        return None
+    return Status(row["status_group_id"], row["status_group_name"], row["status_id"], row["status_name"],
+                  row["status_description"] or "").to_wire()
+
+
+class Store:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- sends ---------------------------------------------------------------------------------
+    def record(
+        self,
+        sub: SubmissionRecord,
+        rows: Sequence[MessageRow],
+        attempts: Iterable[Attempt] = (),
+        error: str | None = None,
+        upstream_bulk_id: str | None = None,
+    ) -> int:
+        """Record one submission with its messages, attempts and first status change in one short
+        transaction (a few ``executemany`` statements); return the submission's row id."""
+        now = self.clock.now()
+        with self.db.transaction() as c:
+            sid = c.execute(
+                "INSERT INTO submissions (caller, entrance, mode, api, bulk_id, dlr_token, destinations, error,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now),
+            ).lastrowid
+            sent_at = now if sub.mode == "sync" and error is None else None
+            next_at = now if sub.mode == "queued" else None
+            c.executemany(_MSG_SQL, [
+                (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
+                 upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
+                 r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
+                 *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
+                   if r.status else (None,) * 5),
+                 sent_at, next_at, error, now, now)
+                for r in rows
+            ])
+            c.executemany(
+                "INSERT INTO upstream_attempts (submission_id, api, destinations, at, http_status, duration_ms, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(sid, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error) for a in attempts],
+            )
+            c.execute(
+                "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+                " SELECT id, ?, ?, status_name, status_group_name, state FROM messages WHERE submission_id = ?",
+                (now, "queue" if sub.mode == "queued" else "answer", sid),
+            )
+        return int(sid or 0)
+
+    # -- the queue (queued mode) ---------------------------------------------------------------
+    def claim_batch(self, max_batch: int, lease_seconds: float) -> list[sqlite3.Row]:
+        """Lease up to ``max_batch`` due queued messages of one bulk (the oldest due first)."""
+        now = self.clock.now()
+        with self.db.transaction() as c:
+            first = c.execute(
+                "SELECT id, bulk_id FROM messages WHERE (state = 'queued' AND next_at <= ?)"
+                " OR (state = 'sending' AND lease_until <= ?) ORDER BY next_at, id LIMIT 1",
+                (now, now),
+            ).fetchone()
+            if first is None:
+                return []
+            same = "bulk_id = ?" if first["bulk_id"] is not None else "bulk_id IS NULL"
+            args: list[Any] = [first["bulk_id"]] if first["bulk_id"] is not None else []
+            rows = c.execute(
+                f"SELECT * FROM messages WHERE {same} AND ((state = 'queued' AND next_at <= ?)"
+                " OR (state = 'sending' AND lease_until <= ?)) ORDER BY next_at, id LIMIT ?",
+                [*args, now, now, max_batch],
+            ).fetchall()
+            c.executemany(
+                "UPDATE messages SET state = 'sending', lease_until = ?, updated_at = ? WHERE id = ?",
+                [(now + lease_seconds, now, r["id"]) for r in rows],
+            )
+        return rows
+
+    def release(self, rows: Sequence[sqlite3.Row]) -> None:
+        """Give leased rows back, due now (not sent in this batch)."""
+        now = self.clock.now()
+        with self.db.transaction() as c:
+            c.executemany("UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ? WHERE id = ?"
+                          " AND state = 'sending'", [(now, r["id"]) for r in rows])
+
+    def requeue_inflight(self) -> int:
+        """Make every leased message due now (start-up after a crash). A resend is harmless: the
+        upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID."""
+        now = self.clock.now()
+        with self.db.transaction() as c:
+            cur = c.execute("UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ?"
+                            " WHERE state = 'sending'", (now,))
+        return cur.rowcount
+
+    def batch_answered(self, batch: str, outcomes: Sequence[tuple[int, str, Status, int | None]],
+                       upstream_bulk_id: str | None, attempt: Attempt, size: int,
+                       retry: Sequence[tuple[int, float, str]] = ()) -> None:
+        """Record an upstream answer: ``outcomes`` (row id, new state, status, smsCount); rows in
+        ``retry`` (row id, next_at, reason) go back to the queue."""
+        now = self.clock.now()
+        with self.db.transaction() as c:
+            self._attempt(c, batch, attempt, size, now)
+            c.executemany(
+                "UPDATE messages SET state = ?, status_group_id = ?, status_group_name = ?, status_id = ?,"
+                " status_name = ?, status_description = ?, sms_count = COALESCE(?, sms_count),"
+                " upstream_bulk_id = ?, sent_at = ?, tries = tries + 1, lease_until = NULL, last_error = NULL,"
+                " updated_at = ? WHERE id = ?",
+                [(state, s.group_id, s.group_name, s.id, s.name, s.description, count, upstream_bulk_id, now, now, rid)
+                 for rid, state, s, count in outcomes],
+            )
+            c.executemany(
+                "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+                " VALUES (?, ?, 'answer', ?, ?, ?)",
+                [(rid, now, s.name, s.group_name, state) for rid, state, s, _ in outcomes],
+            )
+            self._retry(c, retry, now)
+
+    def batch_failed(self, batch: str, attempt: Attempt, size: int, retry: Sequence[tuple[int, float, str]]) -> None:
+        """The upstream was unreachable or failed: every row back to the queue at its ``next_at``."""
+        now = self.clock.now()
+        with self.db.transaction() as c:
+            self._attempt(c, batch, attempt, size, now)
+            self._retry(c, retry, now)
+
+    def _attempt(self, c: sqlite3.Connection, batch: str, a: Attempt, size: int, now: float) -> None:
+        c.execute(
+            "INSERT INTO upstream_attempts (batch, api, destinations, at, http_status, duration_ms, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (batch, a.api, size, now, a.http_status, round(a.duration_ms, 3), a.error),
+        )
+
+    @staticmethod
+    def _retry(c: sqlite3.Connection, retry: Sequence[tuple[int, float, str]], now: float) -> None:
+        c.executemany(
+            "UPDATE messages SET state = 'queued', tries = tries + 1, next_at = ?, last_error = ?,"
+            " lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'sending'",
+            [(at, reason, now, rid) for rid, at, reason in retry],
+        )
+
+    def next_due(self) -> float | None:
+        row = self.db.query_one(
+            "SELECT MIN(CASE WHEN state = 'queued' THEN next_at ELSE lease_until END) AS t FROM messages"
+            " WHERE state IN ('queued', 'sending')"
+        )
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    def queue_depth(self) -> int:
+        row = self.db.query_one("SELECT COUNT(*) AS n FROM messages WHERE state IN ('queued', 'sending')")
+        return int(row["n"]) if row else 0
+
+    # -- reports in ----------------------------------------------------------------------------
+    def submission_by_token(self, token: str) -> sqlite3.Row | None:
+        return self.db.query_one("SELECT * FROM submissions WHERE dlr_token = ?", (token,))
+
+    def message_for_report(self, c: sqlite3.Connection, submission_id: int, upstream_id: str) -> sqlite3.Row | None:
+        return c.execute(
+            "SELECT * FROM messages WHERE submission_id = ? AND (upstream_message_id = ?"
+            " OR (upstream_message_id IS NULL AND message_id = ?)) LIMIT 1",
+            (submission_id, upstream_id, upstream_id),
+        ).fetchone()
+
+    def record_report(self, c: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any],
+                      intermediate: bool, done_at: float | None) -> bool:
+        """Store a report (caller-facing shape) for ``msg``; False if it is a duplicate. A final
+        report sets the message's status; an intermediate one only while no final status is known."""
+        now = self.clock.now()
+        status = report.get("status") or {}
+        dedupe = f"{msg['id']}|{status.get('id')}|{report.get('doneAt')}|{int(intermediate)}"
+        cur = c.execute(
+            "INSERT INTO reports (message_row, caller, dedupe, intermediate, body, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
+            (msg["id"], msg["caller"], dedupe, int(intermediate), json.dumps(report, ensure_ascii=False), now),
+        )
+        if cur.rowcount != 1:
+            return False
+        c.execute(
+            "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+            " VALUES (?, ?, 'report', ?, ?, ?)",
+            (msg["id"], now, status.get("name"), status.get("groupName"), "intermediate" if intermediate else "final"),
+        )
+        if intermediate and msg["status_group_name"] in FINAL_GROUPS:
+            return True
+        err, price = report.get("error"), report.get("price")
+        c.execute(
+            "UPDATE messages SET status_group_id = ?, status_group_name = ?, status_id = ?, status_name = ?,"
+            " status_description = ?, error = ?, price = COALESCE(?, price), mcc_mnc = COALESCE(?, mcc_mnc),"
+            " done_at = COALESCE(?, done_at), updated_at = ? WHERE id = ?",
+            (status.get("groupId"), status.get("groupName"), status.get("id"), status.get("name"),
+             status.get("description"), json.dumps(err) if err else None, json.dumps(price) if price else None,
+             report.get("mccMnc"), None if intermediate else done_at, now, msg["id"]),
+        )
+        return True
+
+    # -- pull ----------------------------------------------------------------------------------
+    def pull_reports(self, caller: str, bulk_ids: Sequence[str], message_ids: Sequence[str],
+                     limit: int) -> list[dict[str, Any]]:
+        """The caller's final reports not pulled yet (oldest first); each is returned only once."""
+        where, args = ["r.caller = ?", "r.pulled_at IS NULL", "r.intermediate = 0"], [caller]
+        if bulk_ids:
+            where.append(f"m.bulk_id IN ({', '.join('?' * len(bulk_ids))})")
+            args += list(bulk_ids)
+        if message_ids:
+            where.append(f"m.message_id IN ({', '.join('?' * len(message_ids))})")
+            args += list(message_ids)
+        with self.db.transaction() as c:
+            rows = c.execute(
+                f"SELECT r.id, r.body FROM reports r JOIN messages m ON m.id = r.message_row"
+                f" WHERE {' AND '.join(where)} ORDER BY r.id LIMIT ?", [*args, limit],
+            ).fetchall()
+            c.executemany("UPDATE reports SET pulled_at = ? WHERE id = ?", [(self.clock.now(), r["id"]) for r in rows])
+        return [json.loads(r["body"]) for r in rows]
+
+    def logs(self, caller: str, f: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """The caller's messages, newest first, filtered like Infobip's ``GET /sms/1/logs``."""
+        where, args = ["caller = ?", "state != 'failed'"], [caller]  # a send that never reached the upstream is no log
+        for key, col in (("from", "sender"), ("to", "to_addr"), ("generalStatus", "status_group_name")):
+            if f.get(key):
+                where.append(f"{col} = ?")
+                args.append(f[key])
+        for key, col in (("bulkId", "bulk_id"), ("messageId", "message_id")):
+            if f.get(key):
+                where.append(f"{col} IN ({', '.join('?' * len(f[key]))})")
+                args += list(f[key])
+        if f.get("sentSince") is not None:
+            where.append("COALESCE(sent_at, created_at) >= ?")
+            args.append(f["sentSince"])
+        if f.get("sentUntil") is not None:
+            where.append("COALESCE(sent_at, created_at) <= ?")
+            args.append(f["sentUntil"])
+        rows = self.db.query(
+            f"SELECT * FROM messages WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
+            [*args, limit],
+        )
+        return [log_entry(r) for r in rows]
+
+    def message(self, message_id: str, caller: str | None = None) -> sqlite3.Row | None:
+        sql, args = "SELECT * FROM messages WHERE message_id = ?", [message_id]
+        if caller is not None:
+            sql, args = sql + " AND caller = ?", [*args, caller]
+        return self.db.query_one(sql + " ORDER BY id DESC LIMIT 1", args)
+
+    # -- retention -----------------------------------------------------------------------------
+    def prune(self, retention_seconds: float) -> dict[str, int]:
+        """Delete what was last updated more than ``retention_seconds`` ago: finished messages with
+        their reports and status changes, empty submissions, old upstream attempts, delivered outbox
+        jobs. Queued messages and dead letters are kept."""
+        cutoff = self.clock.now() - retention_seconds
+        old = "SELECT id FROM messages WHERE updated_at < ? AND state NOT IN ('queued', 'sending')"
+        out: dict[str, int] = {}
+        with self.db.transaction() as c:
+            out["reports"] = c.execute(f"DELETE FROM reports WHERE message_row IN ({old})", (cutoff,)).rowcount
+            out["status_changes"] = c.execute(
+                f"DELETE FROM status_changes WHERE message_row IN ({old})", (cutoff,)).rowcount
+            out["messages"] = c.execute(
+                "DELETE FROM messages WHERE updated_at < ? AND state NOT IN ('queued', 'sending')", (cutoff,)).rowcount
+            out["submissions"] = c.execute(
+                "DELETE FROM submissions WHERE updated_at < ? AND NOT EXISTS"
+                " (SELECT 1 FROM messages m WHERE m.submission_id = submissions.id)", (cutoff,)).rowcount
+            out["upstream_attempts"] = c.execute("DELETE FROM upstream_attempts WHERE at < ?", (cutoff,)).rowcount
+            done = "SELECT id FROM outbox_jobs WHERE state = 'done' AND updated_at < ?"
+            c.execute(f"DELETE FROM outbox_attempts WHERE job_id IN ({done})", (cutoff,))
+            out["outbox_jobs"] = c.execute(
+                "DELETE FROM outbox_jobs WHERE state = 'done' AND updated_at < ?", (cutoff,)).rowcount
+        return out
+
+
+def log_entry(r: sqlite3.Row) -> dict[str, Any]:
+    """A message row in the ``GET /sms/1/logs`` v1 shape."""
+    out: dict[str, Any] = {
+        "bulkId": r["bulk_id"], "messageId": r["message_id"], "to": r["to_addr"], "from": r["sender"],
+        "text": r["text"], "sentAt": fmt_time(r["sent_at"] or r["created_at"]), "doneAt": fmt_time(r["done_at"]),
+        "smsCount": r["sms_count"], "mccMnc": r["mcc_mnc"],
+        "price": json.loads(r["price"]) if r["price"] else None,
+        "status": status_of(r),
+        "error": json.loads(r["error"]) if r["error"] else None,
+    }
+    return {k: v for k, v in out.items() if v is not None}

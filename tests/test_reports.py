@@ -1,0 +1,363 @@
+"""Delivery reports over real HTTP: sandbox -> bridge hook -> caller's notifyUrl / legacy callback,
+the retry cycle, restarts, forged and duplicate reports, pulls of reports and logs."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+
+from gateway.auth import hash_password
+from gateway.config import SandboxSettings
+from gateway.outbox import RETRY_DELAYS
+from gateway.sandbox import create_sandbox_app
+from gateway.servers import ServerThread
+from tests.conftest import DEMO, Sandbox
+from tests.helpers import free_port, wait_for
+from tests.receiver import Receiver
+
+SCALE = 0.001  # the bridge's outbox time scale in make_bridge: one minute is 60 ms
+
+
+@pytest.fixture(scope="module")
+def dlr_sandbox() -> Iterator[Sandbox]:
+    """A sandbox that reports quickly: DELIVERED after 50 ms; 4179000… undeliverable, 4179001… rejected."""
+    settings = SandboxSettings(dlr_delay=0.05, time_scale=SCALE, dlr_rules=[
+        "4179000 UNDELIVERABLE_NOT_DELIVERED EC_ABSENT_SUBSCRIBER", "4179001 REJECTED_DESTINATION",
+        "4179002 EXPIRED_EXPIRED"])
+    server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=8).start()
+    yield Sandbox(server, settings)
+    server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.close()
+
+
+def _send(bridge, **params) -> dict:
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "from": "InfoSMS", "text": "Hi", **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_report_reaches_json_notify_url(make_bridge, dlr_sandbox, receiver):
+    dlr_sandbox.reset()
+    bridge = make_bridge(upstream_url=dlr_sandbox.url)
+    sent = _send(bridge, to="41793026727", notifyUrl=receiver.url("/dlr"), callbackData="order-17")
+    mid = sent["messages"][0]["messageId"]
+    wait_for(lambda: receiver.count() == 1, what="the JSON report")
+    got = receiver.snapshot()[0]
+    assert got.method == "POST" and got.path == "/dlr" and got.headers["Content-Type"] == "application/json"
+    report = json.loads(got.body)["results"][0]
+    assert report["messageId"] == mid and report["to"] == "41793026727" and report["from"] == "InfoSMS"
+    assert report["callbackData"] == "order-17" and report["smsCount"] == 1
+    assert report["status"]["name"] == "DELIVERED_TO_HANDSET" and report["status"]["groupName"] == "DELIVERED"
+    assert report["error"]["name"] == "NO_ERROR" and report["doneAt"].endswith("+0000")
+
+
+def test_report_reaches_xml_notify_url_with_error(make_bridge, dlr_sandbox, receiver):
+    dlr_sandbox.reset()
+    bridge = make_bridge(upstream_url=dlr_sandbox.url)
+    sent = _send(bridge, to="41790000001", notifyUrl=receiver.url("/x"), notifyContentType="application/xml",
+                 callbackData="cb<&>")
+    wait_for(lambda: receiver.count() == 1, what="the XML report")
+    got = receiver.snapshot()[0]
+    assert got.headers["Content-Type"] == "application/xml"
+    root = ET.fromstring(got.body)
+    assert root.tag == "reportResponse"
+    result = root.find("results/result")
+    assert result.findtext("messageId") == sent["messages"][0]["messageId"]
+    assert result.findtext("callbackData") == "cb<&>"
+    assert result.findtext("status/name") == "UNDELIVERABLE_NOT_DELIVERED"
+    assert result.findtext("error/name") == "EC_ABSENT_SUBSCRIBER"
+
+
+def _with_callback(receiver: Receiver):
+    def mutate(raw):
+        raw["templates"]["alarm"]["callback"] = {
+            "url": receiver.url("/pbx") + "?id={{ messageId }}&st={{ status }}&grp={{ statusGroup }}&cb={{ callbackData }}"
+                   "&type=%d&to=%p&from=%P&fid=%F&mid=%I&t=%T&err={{ errorName }}&pct=%%d&dt={{ doneAt }}",
+        }
+    return mutate
+
+
+def test_legacy_get_callback_with_kannel_escapes(make_bridge, dlr_sandbox, receiver):
+    dlr_sandbox.reset()
+    bridge = make_bridge(_with_callback(receiver), upstream_url=dlr_sandbox.url)
+    r = bridge.get("/t/alarm", params={**DEMO, "phone": "+41 79 302 67 27", "msg": "Pump 3 down"})
+    assert r.status_code == 200, r.text
+    mid = r.json()["messages"][0]["messageId"]
+    wait_for(lambda: receiver.count() == 1, what="the legacy GET callback")
+    got = receiver.snapshot()[0]
+    q = {k: v[0] for k, v in parse_qs(got.query, keep_blank_values=True).items()}
+    assert got.method == "GET" and got.path == "/pbx"
+    assert q["id"] == mid and q["mid"] == mid and q["st"] == "DELIVERED_TO_HANDSET" and q["grp"] == "DELIVERED"
+    assert q["type"] == "1" and q["to"] == "41793026727" and q["from"] == "InfoSMS" and q["err"] == "NO_ERROR"
+    assert q["pct"] == "%d" and q["t"].isdigit() and q["dt"].endswith("+0000")
+    upstream_id = bridge.app.extensions["smsbridge"].db.query_one("SELECT upstream_message_id FROM messages")[0]
+    assert q["fid"] == upstream_id  # the query API gives the upstream's own id: %F
+
+
+def test_receiver_down_for_n_attempts_gets_attempt_n_plus_1_on_schedule(make_bridge, dlr_sandbox):
+    n = 3
+    dlr_sandbox.reset()
+    receiver = Receiver(fail_first=n).start()
+    try:
+        bridge = make_bridge(upstream_url=dlr_sandbox.url)
+        _send(bridge, to="41793026727", notifyUrl=receiver.url("/dlr"))
+        wait_for(lambda: receiver.count() == n + 1, what=f"attempt {n + 1}")
+        ctx = bridge.app.extensions["smsbridge"]
+        job = ctx.outbox.jobs()[0]
+        wait_for(lambda: ctx.outbox.job(job.id).state == "done", what="the job marked done")
+        attempts = ctx.outbox.attempts(job.id)
+        assert [a["http_status"] for a in attempts] == [500] * n + [200]
+        for i in range(n):  # retry i comes 1 min + 1 min·i² (scaled) after attempt i
+            gap = attempts[i + 1]["at"] - attempts[i]["at"]
+            assert RETRY_DELAYS[i] * SCALE <= gap < RETRY_DELAYS[i] * SCALE + 0.5, (i, gap)
+        arrivals = [r.at for r in receiver.snapshot()]
+        assert arrivals[n] - arrivals[0] >= sum(RETRY_DELAYS[:n]) * SCALE
+        assert receiver.count() == n + 1  # done: no further attempt
+    finally:
+        receiver.close()
+
+
+def test_bridge_restarted_between_attempts_still_delivers(make_bridge, dlr_sandbox, tmp_path):
+    dlr_sandbox.reset()
+    port = free_port()  # nothing listens yet: attempts fail with "connection refused"
+    db_path = str(tmp_path / "shared.db")
+
+    def same_db(raw):
+        raw["store"]["path"] = db_path
+        raw["outbox"]["time_scale"] = 0.01  # retries at 0.6 s, 1.2 s, ...: time to restart in between
+
+    first = make_bridge(same_db, upstream_url=dlr_sandbox.url)
+    _send(first, to="41793026727", notifyUrl=f"http://127.0.0.1:{port}/late")
+    ctx = first.app.extensions["smsbridge"]
+    wait_for(lambda: ctx.outbox.jobs() and ctx.outbox.jobs()[0].attempts >= 1, what="a failed first attempt")
+    ctx.stop()  # the first bridge's workers stop (its HTTP server is stopped at teardown)
+    receiver = Receiver().start(port)
+    try:
+        second = make_bridge(same_db, upstream_url=dlr_sandbox.url)
+        wait_for(lambda: receiver.count() == 1, timeout=15, what="delivery by the restarted bridge")
+        outbox = second.app.extensions["smsbridge"].outbox
+        job = wait_for(lambda: outbox.jobs()[0].state == "done" and outbox.jobs()[0], what="the job recorded done")
+        assert job.attempts >= 2
+        assert json.loads(receiver.snapshot()[0].body)["results"][0]["status"]["name"] == "DELIVERED_TO_HANDSET"
+    finally:
+        receiver.close()
+
+
+def _hook_url(bridge) -> str:
+    token = bridge.app.extensions["smsbridge"].db.query_one("SELECT dlr_token FROM submissions")[0]
+    return f"{bridge.url}/hooks/dlr/{token}"
+
+
+def _report(upstream_id: str, status: str = "DELIVERED_TO_HANDSET", group: str = "DELIVERED", gid: int = 3,
+            sid: int = 5, done: str = "2030-01-01T10:00:00.000+0000") -> dict:
+    return {"results": [{"messageId": upstream_id, "to": "41793026727", "doneAt": done, "smsCount": 1,
+                         "status": {"groupId": gid, "groupName": group, "id": sid, "name": status,
+                                    "description": "x"},
+                         "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
+                                   "description": "No Error", "permanent": False}}]}
+
+
+def test_forged_and_malformed_reports_refused(bridge, receiver):
+    _send(bridge, to="41793026727", notifyUrl=receiver.url())
+    r = requests.post(bridge.url + "/hooks/dlr/forged-token-guess", json=_report("1"), timeout=5)
+    assert r.status_code == 404 and r.json()["requestError"]["serviceException"]["messageId"] == "NOT_FOUND"
+    hook = _hook_url(bridge)
+    bomb = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><reportResponse>&a;</reportResponse>'
+    r = requests.post(hook, data=bomb, headers={"Content-Type": "application/xml"}, timeout=5)
+    assert r.status_code == 400 and "requestError" in r.json()
+    assert bridge.app.extensions["smsbridge"].db.query_one("SELECT COUNT(*) FROM reports")[0] == 0
+
+
+def test_duplicate_and_intermediate_reports(make_bridge, receiver):
+    bridge = make_bridge()  # the shared sandbox sends no reports: this test plays the upstream
+    _send(bridge, to="41793026727", notifyUrl=receiver.url(), intermediateReport="false")
+    db = bridge.app.extensions["smsbridge"].db
+    upstream_id = db.query_one("SELECT upstream_message_id FROM messages")[0]
+    hook = _hook_url(bridge)
+    pending = _report(upstream_id, "PENDING_ENROUTE", "PENDING", 1, 7)
+    assert requests.post(hook, json=pending, timeout=5).json()["stored"] == 1
+    final = _report(upstream_id)
+    assert requests.post(hook, json=final, timeout=5).json() == {"stored": 1, "duplicates": 0, "unknown": 0}
+    assert requests.post(hook, json=final, timeout=5).json() == {"stored": 0, "duplicates": 1, "unknown": 0}
+    rows = db.query("SELECT intermediate FROM reports ORDER BY id")
+    assert [r[0] for r in rows] == [1, 0]
+    wait_for(lambda: receiver.count() >= 1, what="the final report")
+    ctx = bridge.app.extensions["smsbridge"]
+    wait_for(lambda: ctx.outbox.depth() == 0, what="the outbox drained")
+    assert receiver.count() == 1  # intermediate not asked for; duplicate not relayed
+    assert db.query_one("SELECT status_name FROM messages")[0] == "DELIVERED_TO_HANDSET"
+
+
+def test_intermediate_report_relayed_when_asked_in_xml_body(make_bridge, receiver):
+    bridge = make_bridge()
+    _send(bridge, to="41793026727", notifyUrl=receiver.url(), intermediateReport="true")
+    upstream_id = bridge.app.extensions["smsbridge"].db.query_one("SELECT upstream_message_id FROM messages")[0]
+    xml = (f"<reportResponse><results><result><messageId>{upstream_id}</messageId><to>41793026727</to>"
+           "<status><groupId>1</groupId><groupName>PENDING</groupName><id>7</id><name>PENDING_ENROUTE</name>"
+           "<description>Message sent to next instance</description></status></result></results></reportResponse>")
+    r = requests.post(_hook_url(bridge), data=xml, headers={"Content-Type": "application/xml"}, timeout=5)
+    assert r.json()["stored"] == 1
+    wait_for(lambda: receiver.count() == 1, what="the intermediate report")
+    report = json.loads(receiver.snapshot()[0].body)["results"][0]
+    assert report["status"]["name"] == "PENDING_ENROUTE" and report["status"]["groupId"] == 1
+    assert bridge.app.extensions["smsbridge"].db.query_one("SELECT intermediate FROM reports")[0] == 1
+
+
+def _two_callers(raw):
+    raw["callers"]["other"] = {"password_hash": hash_password("other"), "scopes": ["query", "reports", "logs"],
+                               "allow": {"loopback": True}}
+
+
+def test_pull_reports_once_and_only_own(make_bridge, dlr_sandbox):
+    dlr_sandbox.reset()
+    bridge = make_bridge(_two_callers, upstream_url=dlr_sandbox.url)
+    sent = _send(bridge, to="41793026727,41790010001", bulkId="B-77")
+    ids = {m["messageId"] for m in sent["messages"]}
+    db = bridge.app.extensions["smsbridge"].db
+    wait_for(lambda: db.query_one("SELECT COUNT(*) FROM reports")[0] == 2, what="two reports stored")
+    other = bridge.get("/sms/1/reports", params={"username": "other", "password": "other"})
+    assert other.status_code == 200 and other.json() == {"results": []}
+    xml = bridge.get("/sms/1/reports.xml", params={**DEMO, "bulkId": "B-77", "limit": "1"})
+    root = ET.fromstring(xml.content)
+    assert root.tag == "SMSReportResponse" and len(root.findall("results/results")) == 1
+    rest = bridge.get("/sms/1/reports", params=DEMO).json()["results"]
+    assert len(rest) == 1
+    assert {root.findtext("results/results/messageId"), rest[0]["messageId"]} == ids
+    by_id = {rest[0]["messageId"]: rest[0]["status"]["name"], root.findtext("results/results/messageId"):
+             root.findtext("results/results/status/name")}
+    assert sorted(by_id.values()) == ["DELIVERED_TO_HANDSET", "REJECTED_DESTINATION"]
+    assert bridge.get("/sms/1/reports", params=DEMO).json() == {"results": []}  # each report once
+    bad = bridge.get("/sms/1/reports", params={**DEMO, "limit": "5000"})
+    assert bad.status_code == 400 and "limit" in bad.json()["requestError"]["serviceException"]["text"]
+
+
+def test_logs_filters_and_isolation(make_bridge, dlr_sandbox):
+    dlr_sandbox.reset()
+    bridge = make_bridge(_two_callers, upstream_url=dlr_sandbox.url)
+    _send(bridge, to="41793026727", text="first")
+    _send(bridge, to="41790000002", text="second")
+    db = bridge.app.extensions["smsbridge"].db
+    wait_for(lambda: db.query_one("SELECT COUNT(*) FROM reports")[0] == 2, what="reports")
+    logs = bridge.get("/sms/1/logs", params=DEMO).json()["results"]
+    assert [entry["text"] for entry in logs] == ["second", "first"]  # newest first
+    und = bridge.get("/sms/1/logs", params={**DEMO, "generalStatus": "UNDELIVERABLE"}).json()["results"]
+    assert [e["to"] for e in und] == ["41790000002"] and und[0]["error"]["name"] == "EC_ABSENT_SUBSCRIBER"
+    assert bridge.get("/sms/1/logs", params={**DEMO, "to": "+41793026727"}).json()["results"][0]["text"] == "first"
+    future = bridge.get("/sms/1/logs", params={**DEMO, "sentSince": "2099-01-01T00:00:00.000+0000"}).json()
+    assert future == {"results": []}
+    xml = ET.fromstring(bridge.get("/sms/1/logs.xml", params={**DEMO, "limit": "1"}).content)
+    assert xml.tag == "SMSLogsResponse" and xml.findtext("results/results/text") == "second"
+    assert bridge.get("/sms/1/logs", params={"username": "other", "password": "other"}).json() == {"results": []}
+    assert bridge.get("/sms/1/logs", params=DEMO).json()["results"] == logs  # logs are re-readable
+
+
+def test_notify_url_outside_the_callers_allow_list_is_refused(make_bridge):
+    def lock(raw):
+        raw["callers"]["demo"]["allow"] = {"hosts": ["hooks.example.com"]}
+
+    bridge = make_bridge(lock)
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x",
+                                                 "notifyUrl": "http://127.0.0.1:9/x"})
+    assert r.status_code == 400 and "notifyUrl" in r.json()["requestError"]["serviceException"]["validationErrors"]
+
+
+def test_sandbox_serves_its_own_reports_and_logs(dlr_sandbox):
+    dlr_sandbox.reset()
+    auth = {"Authorization": "App sandbox-key"}
+    sent = requests.post(dlr_sandbox.url + "/sms/2/text/advanced", headers=auth, timeout=5, json={
+        "messages": [{"destinations": [{"to": "41793026727", "messageId": "S-1"}], "text": "x"}]}).json()
+    assert sent["messages"][0]["messageId"] == "S-1"
+    again = requests.post(dlr_sandbox.url + "/sms/2/text/advanced", headers=auth, timeout=5, json={
+        "messages": [{"destinations": [{"to": "41793026727", "messageId": "S-1"}], "text": "x"}]}).json()
+    assert again["messages"][0]["status"]["name"] == "REJECTED_DUPLICATE_MESSAGE_ID"
+
+    def pulled():
+        return requests.get(dlr_sandbox.url + "/sms/1/reports", headers=auth, timeout=5).json()["results"]
+
+    first = wait_for(pulled, what="the sandbox's report")
+    assert first[0]["messageId"] == "S-1" and first[0]["status"]["name"] == "DELIVERED_TO_HANDSET"
+    assert pulled() == []
+    logs = requests.get(dlr_sandbox.url + "/sms/1/logs.xml", headers=auth, timeout=5)
+    assert ET.fromstring(logs.content).findtext("results/results/status/groupName") == "DELIVERED"
+
+
+def test_legacy_post_callback_on_the_caller_and_token_redacted(make_bridge, dlr_sandbox, receiver):
+    from gateway.redact import redact
+
+    def mutate(raw):
+        raw["callers"]["demo"]["callback"] = {
+            "url": receiver.url("/post") + "?k=%I", "method": "POST",
+            "body": "id={{ messageId|urlencode }}&status={{ status }}&price={{ price }}&cb={{ callbackData|urlencode }}",
+        }
+
+    dlr_sandbox.reset()
+    bridge = make_bridge(mutate, upstream_url=dlr_sandbox.url)
+    mid = _send(bridge, to="41793026727", callbackData="a b&c")["messages"][0]["messageId"]
+    wait_for(lambda: receiver.count() == 1, what="the POST callback")
+    got = receiver.snapshot()[0]
+    assert got.method == "POST" and got.query == f"k={mid}"
+    assert got.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    form = {k: v[0] for k, v in parse_qs(got.body.decode()).items()}
+    assert form == {"id": mid, "status": "DELIVERED_TO_HANDSET", "price": "0.01", "cb": "a b&c"}
+    token = bridge.app.extensions["smsbridge"].db.query_one("SELECT dlr_token FROM submissions")[0]
+    assert token not in redact(f"POST /hooks/dlr/{token} 200 1.0ms")
+
+
+def test_callback_template_errors_reported_at_load(tmp_path):
+    import copy
+
+    from gateway.config import ConfigError, build_config
+    from gateway.relay import compile_callbacks
+    from tests.conftest import default_raw_config
+
+    raw = copy.deepcopy(default_raw_config())
+    raw["templates"]["alarm"]["callback"] = {"url": "http://x/?a={{ nope }}"}
+    raw["callers"]["demo"]["callback"] = {"url": "http://x/?a={{ ''.__class__.__mro__ }}", "method": "PUT"}
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, env={})
+    assert ("callers.demo.callback.method", "must be one of GET, POST") in err.value.problems
+    raw["callers"]["demo"]["callback"]["method"] = "GET"
+    with pytest.raises(ConfigError) as err:
+        compile_callbacks(build_config(raw, env={}))
+    paths = [p for p, _ in err.value.problems]
+    assert "templates.alarm.callback.url" in paths and "callers.demo.callback.url" in paths
+
+
+def test_sandbox_intermediate_then_final_and_expiry_after_validity(make_bridge, dlr_sandbox, receiver):
+    from gateway.dlr import parse_time
+
+    dlr_sandbox.reset()
+    bridge = make_bridge(upstream_url=dlr_sandbox.url)
+    _send(bridge, to="41793026727", notifyUrl=receiver.url("/a"), intermediateReport="true")
+    _send(bridge, to="41790020001", notifyUrl=receiver.url("/b"), validityPeriod="1")  # 1 min = 60 ms here
+    wait_for(lambda: receiver.count() == 3, what="intermediate, final and expired reports")
+    by_path: dict[str, list[dict]] = {}
+    for got in receiver.snapshot():
+        by_path.setdefault(got.path, []).append(json.loads(got.body)["results"][0])
+    assert [r["status"]["name"] for r in by_path["/a"]] == ["PENDING_ENROUTE", "DELIVERED_TO_HANDSET"]
+    expired = by_path["/b"][0]
+    assert expired["status"]["name"] == "EXPIRED_EXPIRED" and expired["error"]["name"] == "EC_VALIDITYEXPIRED"
+    assert parse_time(expired["doneAt"]) - parse_time(expired["sentAt"]) >= 0.059  # ms-rounded times
+    db = bridge.app.extensions["smsbridge"].db
+    assert [r[0] for r in db.query("SELECT intermediate FROM reports ORDER BY id")].count(1) == 1
+
+
+def test_sync_upstream_down_is_503_and_nothing_accepted(make_bridge):
+    bridge = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x"})
+    assert r.status_code == 503 and r.json()["requestError"]["serviceException"]["messageId"] == "SERVICE_UNAVAILABLE"
+    db = bridge.app.extensions["smsbridge"].db
+    assert db.query_one("SELECT state, status_name FROM messages")[:] == ("failed", None)
+    assert "unreachable" in db.query_one("SELECT error FROM submissions")[0]
+    assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
