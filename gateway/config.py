@@ -19,8 +19,8 @@ from .placeholders import Hygiene
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
-UPSTREAM_APIS = ("query", "advanced")
-SCOPES = ("query", "advanced", "templates", "preview", "reports", "logs", "inbox")
+UPSTREAM_APIS = ("query", "advanced", "messages")
+SCOPES = ("query", "advanced", "messages", "templates", "preview", "reports", "logs", "inbox")
 PARAM_TYPES = ("string", "phone", "int", "bool")
 
 
