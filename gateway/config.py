@@ -399,12 +399,14 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
             if upstream.is_sandbox:
                 warnings.append(
                     f"callers.{c.name}.{kind} is stored in plain text: acceptable only for the sandbox demo; "
-                    f"use {kind}_hash (python app.py hash-password) before pointing at the real Infobip"
+                    f"use {kind}_hash (python app.py hash-password{' --api-key' * (kind == 'api_key')}) before "
+                    "pointing at the real Infobip"
                 )
             else:
                 problems.append(
                     (f"callers.{c.name}.{kind}", f"plain {kind}s are only accepted while the upstream is the "
-                     f"sandbox; store {kind}_hash instead (python app.py hash-password)")
+                     f"sandbox; store {kind}_hash instead (python app.py hash-password"
+                     f"{' --api-key' * (kind == 'api_key')})")
                 )
     if problems:
         raise ConfigError(problems)

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g, request
 from ..context import bridge
 from ..formats import JSON, render
 from ..model import ApiError
+from ..sender import new_id
 from ..validate import Errors, validate_submission
 from ..wire_v3 import result_to_v3, submission_from_v3, v3_errors
 from .common import authenticate, check_submission
@@ -32,6 +33,7 @@ def send_messages() -> Response:
         sub.caller = caller.name
         check_submission(caller.hygiene, sub, errs)
         validate_submission(sub, caller.limits, flat=False, errs=errs)
+        sub.bulk_id = sub.bulk_id or new_id()  # v3 always answers with a bulkId, whatever the upstream
         result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
     except ApiError as exc:
         if exc.http_status != 400 or not exc.validation_errors:

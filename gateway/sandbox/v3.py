@@ -84,9 +84,12 @@ def _bulks(msgs: list[dict[str, Any]], v3: V3State) -> dict[str, dict[str, str]]
         if not m.get("sendAt") or not bulk_id or bulk_id in out:
             continue
         override = v3.bulks.get(bulk_id, {})
-        send_at = override.get("sendAt") or m["sendAt"]
+        when = _when(override.get("sendAt") or m["sendAt"])
+        if when is None:
+            continue
+        send_at = format_datetime(when)
         status = override.get("status", "PENDING")
-        if status == "PENDING" and _when(send_at) <= now:  # type: ignore[operator]
+        if status == "PENDING" and when <= now:
             status = "FINISHED"
         out[bulk_id] = {"bulkId": bulk_id, "sendAt": send_at, "status": status}
     return out
@@ -177,6 +180,9 @@ def register_v3(app: Flask, limits: Limits, auth: Callable[[], str],
             errs.add("options.schedule.bulkId", "size must be between 1 and 100")
         errs.raise_if_any()
         sub.bulk_id = sub.bulk_id or new_id()  # v3 always returns a bulkId
+        for m in sub.messages:  # stored in Infobip's canonical form (bad values are reported by accept)
+            when = _when(m.send_at)
+            m.send_at = format_datetime(when) if when else m.send_at
         try:
             result = accept(sub, limits)
         except ApiError as exc:
