@@ -18,7 +18,7 @@ from .config import Config, ConfigError
 from .context import Bridge
 from .db import Database
 from .dispatch import Dispatcher, QueueWorker
-from .formats import JSON, XML, render_error
+from .formats import JSON, XML
 from .inbound.routing import Router
 from .intake import ReportIntake
 from .logs import install_access_log
@@ -30,6 +30,7 @@ from .sender import Sender
 from .store import Store
 from .upstream import UpstreamClient
 from .urlpolicy import UrlPolicy, policy_table
+from .wire_v3 import render_error_for
 
 log = logging.getLogger("smsbridge")
 
@@ -63,14 +64,14 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError) -> Response:
-        return render_error(err, _fmt())
+        return render_error_for(request.path, err, _fmt())
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
         text = {404: f"No such endpoint: {request.method} {request.path}",
                 405: f"Method {request.method} is not allowed on {request.path}"}.get(code, exc.description or exc.name)
-        resp = render_error(ApiError(code, _HTTP_IDS.get(code, "GENERAL_ERROR"), text), _fmt())
+        resp = render_error_for(request.path, ApiError(code, _HTTP_IDS.get(code, "GENERAL_ERROR"), text), _fmt())
         if code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return resp
@@ -78,7 +79,8 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
-        return render_error(ApiError(500, "GENERAL_ERROR", "Internal error; the incident was logged"), _fmt())
+        return render_error_for(request.path, ApiError(500, "GENERAL_ERROR", "Internal error; the incident was logged"),
+                                _fmt())
 
 
 def url_policies(config: Config):
@@ -133,10 +135,10 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
         clock=clock,
     )
     wire_store(ctx)
-    from .entrances import advanced, inbound, preview, query, reports, templates
+    from .entrances import advanced, inbound, messages, preview, query, reports, templates
 
     app.extensions[inbound.ROUTER] = inbound_router
-    for bp in (query.bp, templates.bp, advanced.bp, preview.bp, reports.bp, inbound.bp):
+    for bp in (query.bp, templates.bp, advanced.bp, preview.bp, messages.bp, reports.bp, inbound.bp):
         app.register_blueprint(bp)
     from .entrances.ui import install_ui
     from .ops import install_ops

@@ -20,8 +20,8 @@ from .placeholders import Hygiene
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
-UPSTREAM_APIS = ("query", "advanced")
-SCOPES = ("query", "advanced", "templates", "preview", "reports", "logs", "inbox")
+UPSTREAM_APIS = ("query", "advanced", "messages")
+SCOPES = ("query", "advanced", "messages", "templates", "preview", "reports", "logs", "inbox")
 PARAM_TYPES = ("string", "phone", "int", "bool")
 MODES = ("sync", "queued")  # delivery modes (gateway/dispatch.py)
 CALLBACK_METHODS = ("GET", "POST")
@@ -506,12 +506,14 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
             if upstream.is_sandbox:
                 warnings.append(
                     f"callers.{c.name}.{kind} is stored in plain text: acceptable only for the sandbox demo; "
-                    f"use {kind}_hash (python app.py hash-password) before pointing at the real Infobip"
+                    f"use {kind}_hash (python app.py hash-password{' --api-key' * (kind == 'api_key')}) before "
+                    "pointing at the real Infobip"
                 )
             else:
                 problems.append(
                     (f"callers.{c.name}.{kind}", f"plain {kind}s are only accepted while the upstream is the "
-                     f"sandbox; store {kind}_hash instead (python app.py hash-password)")
+                     f"sandbox; store {kind}_hash instead (python app.py hash-password"
+                     f"{' --api-key' * (kind == 'api_key')})")
                 )
     inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
     ui = _ui(r, raw.get("ui"), upstream, warnings)

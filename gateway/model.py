@@ -38,6 +38,8 @@ class Message:
     regional: dict[str, Any] | None = None
     entity_id: str | None = None
     application_id: str | None = None
+    campaign_reference_id: str | None = None  # v3 only
+    notify: bool | None = None  # v3 webhooks.delivery.notify; None = the account's default
 
 
 @dataclass(slots=True)

@@ -87,6 +87,12 @@ def send_paths() -> dict[str, Any]:
         "operationId": "sendAdvanced", "tags": ["send"], "summary": "Infobip's JSON send",
         "requestBody": {"required": True, "content": {JSON_CT: {"schema": _ref("AdvancedRequest")}}},
         "responses": {"200": _send_ok(), **_errors(*SEND_ERRORS)}}}))
+    v3_error = {"description": "v3 error envelope", "content": {JSON_CT: {"schema": _ref("ApiErrorV3")}}}
+    paths["/sms/3/messages"] = {"post": {
+        "operationId": "sendMessagesV3", "tags": ["send"], "summary": "Infobip's v3 send (official SDKs)",
+        "requestBody": {"required": True, "content": {JSON_CT: {"schema": {"type": "object"}}}},
+        "responses": {"200": {"description": "Accepted", "content": {JSON_CT: {"schema": _ref("SendResponseV3")}}},
+                      **{str(c): v3_error for c in (400, 401, 403, 404, 429, 502, 503, 504)}}}}
     preview_ok = {"description": "Parts, characters remaining, the text as it arrives",
                   "content": {JSON_CT: {"schema": _ref("PreviewResponse")}, XML_CT: {"schema": {"type": "string"}}}}
     preview_q = [*CREDS, {"name": "text", "in": "query", "schema": {"type": "string"}},
@@ -238,6 +244,17 @@ SCHEMAS: dict[str, Any] = {
         "previews": {"type": "array", "items": {"type": "object", "properties": {
             "textPreview": {"type": "string"}, "messageCount": {"type": "integer"},
             "charactersRemaining": {"type": "integer"}, "configuration": {"type": "object"}}}}}},
+    "SendResponseV3": {"type": "object", "required": ["messages"], "properties": {
+        "bulkId": {"type": "string"},
+        "messages": {"type": "array", "items": {"type": "object", "required": ["status"], "properties": {
+            "messageId": {"type": "string"}, "destination": {"type": "string"}, "status": STATUS,
+            "details": {"type": "object"}}}}}},
+    "ApiErrorV3": {"type": "object", "required": ["errorCode", "description", "action", "violations", "resources"],
+                   "properties": {
+        "errorCode": {"type": "string"}, "description": {"type": "string"}, "action": {"type": "string"},
+        "violations": {"type": "array", "items": {"type": "object", "properties": {
+            "property": {"type": "string"}, "violation": {"type": "string"}}}},
+        "resources": {"type": "array", "items": {"type": "object"}}}},
     "Results": {"type": "object", "required": ["results"], "properties": {
         "results": {"type": "array", "items": {"type": "object"}}}},
     "InboundResult": {"type": "object", "properties": {

@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from .config import Upstream
 from .model import ApiError, Submission, SubmissionResult
 from .wire import message_to_query, result_from_wire, submission_to_advanced
+from .wire_v3 import errors_from_v3, result_from_v3, submission_to_v3
 
 USER_AGENT = "smsbridge/0.1"
 
@@ -115,6 +116,8 @@ class UpstreamClient:
             )
         if status == 400:
             errors = exc.get("validationErrors") if isinstance(exc, dict) else None
+            if not exc and isinstance(body, dict) and "errorCode" in body:  # the v3 envelope
+                text, errors = body.get("description"), errors_from_v3(body)
             raise ApiError(
                 400, "BAD_REQUEST", f"Upstream rejected the request: {text or 'bad request'}",
                 errors if isinstance(errors, dict) else {},
@@ -126,8 +129,14 @@ class UpstreamClient:
         raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} failed with HTTP {status}")
 
     def send(self, sub: Submission, api: str, attempts: list[Attempt] | None = None) -> SubmissionResult:
-        """Send a validated submission with the ``query`` or ``advanced`` API."""
+        """Send a validated submission with the ``query``, ``advanced`` or ``messages`` (v3) API."""
         attempts = [] if attempts is None else attempts
+        if api == "messages":
+            body = self._call("POST", "/sms/3/messages", api, attempts, json=submission_to_v3(sub))
+            try:
+                return result_from_v3(body)
+            except (ValueError, TypeError, AttributeError):
+                raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body") from None
         if api == "advanced":
             body = self._call("POST", "/sms/2/text/advanced", api, attempts, json=submission_to_advanced(sub))
             return self._parsed(body)

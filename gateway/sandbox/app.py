@@ -14,7 +14,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..config import SandboxSettings
-from ..formats import JSON, XML, negotiate, render, render_error
+from ..formats import JSON, XML, negotiate, render
 from ..model import ApiError, SentMessage, Submission, SubmissionResult
 from ..preview import preview_body
 from ..querystring import parse_query
@@ -23,9 +23,11 @@ from ..sms import analyse
 from ..statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION, STATUS_BY_NAME
 from ..validate import Limits, normalise_destination, validate_submission
 from ..wire import result_to_wire, submission_from_advanced, submission_from_query
+from ..wire_v3 import render_error_for
 from .inbound import register_inbound
 from .reports import install_reports
 from .state import Faults, SandboxState
+from .v3 import register_v3
 
 
 def _state() -> SandboxState:
@@ -63,7 +65,7 @@ def _fault() -> Response | None:
     if f.delay_ms:
         time.sleep(f.delay_ms / 1000)  # simulated upstream latency, not test synchronisation
     if f.count and f.status:
-        return render_error(ApiError(f.status, "GENERAL_ERROR", "Injected fault"), g.fmt)
+        return render_error_for(request.path, ApiError(f.status, "GENERAL_ERROR", "Injected fault"), g.fmt)
     return None
 
 
@@ -89,7 +91,7 @@ def _accept(sub: Submission, limits: Limits) -> SubmissionResult:
     if good.messages:
         validate_submission(good, limits, flat=sub.entrance == "query")
     state = _state()
-    bulk_id = sub.bulk_id or (new_id() if sub.destination_count > 1 else None)
+    bulk_id = sub.bulk_id or (new_id() if sub.destination_count > 1 or any(m.send_at for m in sub.messages) else None)
     result = SubmissionResult(bulk_id=bulk_id)
     for mi, m in enumerate(sub.messages):
         shown = analyse(m.text, m.language_code, m.transliteration)  # what the handset gets
@@ -110,6 +112,7 @@ def _accept(sub: Submission, limits: Limits) -> SubmissionResult:
                     "smsCount": count, "notifyUrl": m.notify_url, "notifyContentType": m.notify_content_type,
                     "callbackData": m.callback_data, "sentAt": time.time(),
                     "intermediateReport": m.intermediate_report, "status": PENDING_ACCEPTED.to_wire(),
+                    "sendAt": m.send_at, "entityId": m.entity_id, "applicationId": m.application_id,
                 }
                 current_app.extensions["sandbox.dlr"].accepted(dict(state.messages[mid]))
     return result
@@ -185,24 +188,28 @@ def create_sandbox_app(settings: SandboxSettings | None = None, limits: Limits |
         return jsonify({"ok": True})
 
     install_reports(app, app.extensions["sandbox.settings"], _auth)
+    register_v3(app, limits, _auth, _accept)
 
     @app.post("/sandbox/reset")
     def reset() -> Response:
         _state().reset()
         current_app.extensions["sandbox.dlr"].reset()
+        for hook in app.extensions.get("sandbox.reset_hooks", []):
+            hook()
         return jsonify({"ok": True})
 
     register_inbound(app, _auth)
 
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError) -> Response:
-        return render_error(err, g.get("fmt", JSON))
+        return render_error_for(request.path, err, g.get("fmt", JSON))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
         fmt = g.get("fmt") or (XML if request.path.endswith(".xml") else JSON)
-        return render_error(ApiError(code, {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(code, "BAD_REQUEST"),
-                                     exc.description or exc.name), fmt)
+        return render_error_for(request.path, ApiError(
+            code, {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(code, "BAD_REQUEST"), exc.description or exc.name
+        ), fmt)
 
     return app

@@ -70,9 +70,19 @@ class InboundPusher:
             self._cond.notify()
         return entry
 
-    def pull(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+    def pull(self, limit: int, filters: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` waiting messages matching ``filters`` (applicationId, entityId, ...), each once."""
+        wanted = {k: v for k, v in (filters or {}).items() if v}
         with self._cond:
-            out = [self.pull_queue.popleft() for _ in range(min(limit, len(self.pull_queue)))]
+            out: list[dict[str, Any]] = []
+            keep: list[dict[str, Any]] = []
+            for m in self.pull_queue:
+                if len(out) < limit and all(m.get(k) == v for k, v in wanted.items()):
+                    out.append(m)
+                else:
+                    keep.append(m)
+            self.pull_queue.clear()
+            self.pull_queue.extend(keep)
             return out, len(self.pull_queue)
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -149,7 +159,8 @@ def _message(body: dict[str, Any]) -> dict[str, Any]:
         "text": text, "cleanText": rest.strip() if matched else text, "keyword": keyword if matched else "",
         "receivedAt": format_datetime(datetime.now(UTC)), "smsCount": analyse(text).message_count,
         "price": {"pricePerMessage": 0.0, "currency": "EUR"},
-        **({"callbackData": str(body["callbackData"])} if body.get("callbackData") is not None else {}),
+        **{k: str(body[k]) for k in ("callbackData", "applicationId", "entityId", "campaignReferenceId")
+           if body.get(k) is not None},
     }
 
 
@@ -185,7 +196,8 @@ def register_inbound(app: Flask, auth: Any) -> None:
         errs = Errors()
         limit = parse_int("limit", params.get("limit"), 1, 1000, errs)
         errs.raise_if_any()
-        results, pending = pusher().pull(limit or 50)
+        filters = {k: params.get(k) or "" for k in ("applicationId", "entityId", "campaignReferenceId")}
+        results, pending = pusher().pull(limit or 50, filters)
         return render(pull_body(results, pending), g.fmt, "inbox")
 
     @app.post("/ct/1/log/end/<message_id>")
