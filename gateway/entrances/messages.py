@@ -30,11 +30,11 @@ def send_messages() -> Response:
     errs = Errors()
     try:
         sub = submission_from_v3(body, errs)
-        sub.caller = caller.name
+        sub.caller, sub.entrance = caller.name, "messages"
         check_submission(caller.hygiene, sub, errs)
         validate_submission(sub, caller.limits, flat=False, errs=errs)
         sub.bulk_id = sub.bulk_id or new_id()  # v3 always answers with a bulkId, whatever the upstream
-        result, g.attempts = ctx.sender.send(sub, caller.upstream_api)
+        result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
     except ApiError as exc:
         if exc.http_status != 400 or not exc.validation_errors:
             raise

@@ -44,8 +44,9 @@ class Outcome:
 
 
 def send_reply(ctx: Bridge, sub: Submission, api: str) -> SubmissionResult:
-    """The single place where an auto-reply enters the send path (counted and logged with it)."""
-    result, _attempts = ctx.sender.send(sub, api)
+    """The single place where an auto-reply enters the send path: recorded, counted and reported like
+    any send, in the rule's caller's mode."""
+    result, _attempts = ctx.dispatch.send(sub, api, ctx.config.callers[sub.caller or ""])
     return result
 
 
