@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .inbound.schema import INBOUND_V3
+from .schema_conversion import CONVERSION_V4
 from .schema_store import STORE_V2
 
 Migration = tuple[int, str, str]
@@ -66,6 +67,7 @@ MIGRATIONS: list[Migration] = [
     (1, "outbox", _OUTBOX_V1),
     (2, "store", STORE_V2),
     (3, "inbound", INBOUND_V3),
+    (4, "conversion", CONVERSION_V4),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")

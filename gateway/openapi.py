@@ -157,6 +157,21 @@ def report_paths() -> dict[str, Any]:
     return paths
 
 
+def conversion_paths() -> dict[str, Any]:
+    mid = {"name": "messageId", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^./]+$"},
+           "description": "the messageId the caller was given for one of its own messages"}
+    ok = {"description": "Conversion logged upstream (or already logged: the same processKey again)",
+          "content": {JSON_CT: {"schema": _ref("Conversion")}, XML_CT: {"schema": {"type": "string"}}}}
+    errors = {**_errors(400, 401, 403, 502, 503, 504),
+              "404": _error("No such message among the caller's own (unknown and foreign ids alike)"),
+              "409": _error("The message is not forwarded yet, or was never accepted upstream")}
+    op = {"tags": ["conversion"], "parameters": [mid, *CREDS], "responses": {"200": ok, **errors}}
+    return dict(_with_ext("/ct/1/log/end/{messageId}", {
+        "get": {**op, "operationId": "logConversion", "summary": "Conversion tracking end tag, by a plain GET"},
+        "post": {**op, "operationId": "logConversionPost", "summary": "Conversion tracking end tag (Infobip's POST)"},
+    }))
+
+
 def ops_paths() -> dict[str, Any]:
     def op(op_id: str, summary: str, ok: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"get": {"operationId": op_id, "tags": ["ops"], "summary": summary, "security": [],
@@ -263,6 +278,7 @@ SCHEMAS: dict[str, Any] = {
             "text": {"type": "string"}, "cleanText": {"type": "string"}, "keyword": {"type": "string"},
             "receivedAt": {"type": "string"}, "smsCount": {"type": "integer"}}}},
         "messageCount": {"type": "integer"}, "pendingMessageCount": {"type": "integer"}}},
+    "Conversion": {"type": "object", "required": ["processKey"], "properties": {"processKey": {"type": "string"}}},
     "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
         "status": {"enum": ["ready", "not ready"]},
         "checks": {"type": "object", "additionalProperties": {"type": "object", "required": ["ok"]}}}},
@@ -272,7 +288,7 @@ SCHEMAS: dict[str, Any] = {
 def spec_for(app: Flask) -> dict[str, Any]:
     """The description of ``app``'s endpoints (the UI's only when the UI is enabled)."""
     config = app.extensions["smsbridge"].config
-    paths = {**send_paths(), **report_paths(), **inbound_paths(), **ops_paths()}
+    paths = {**send_paths(), **report_paths(), **inbound_paths(), **conversion_paths(), **ops_paths()}
     if config.ui.enabled:
         paths.update(ui_paths())
     return {

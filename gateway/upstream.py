@@ -14,12 +14,13 @@ per-call merging of environment, netrc and session settings as half of the bridg
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -65,11 +66,16 @@ class UpstreamClient:
         self.session.close()
 
     def _call(self, method: str, path: str, api: str, attempts: list[Attempt], **kw: Any) -> Any:
+        return self._answer(self._request(method, path, api, attempts, **kw))
+
+    def _request(self, method: str, path: str, api: str, attempts: list[Attempt],
+                 headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
+        """One upstream request; transport failures become 503/504/502 (see the module docstring)."""
         url = self.base_url + path
         started = time.perf_counter()
         try:
             prepared = requests.PreparedRequest()
-            prepared.prepare(method=method, url=url, headers=self.headers, **kw)
+            prepared.prepare(method=method, url=url, headers=headers or self.headers, **kw)
             resp = self.session.send(prepared, timeout=self.timeout, allow_redirects=True, proxies=self.proxies,
                                      verify=self.verify, stream=False, cert=None)
         except requests.ConnectTimeout:
@@ -95,7 +101,7 @@ class UpstreamClient:
             attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, type(exc).__name__))
             raise ApiError(502, "BAD_GATEWAY", f"Upstream request failed ({type(exc).__name__})") from None
         attempts.append(Attempt(api, resp.status_code, (time.perf_counter() - started) * 1000))
-        return self._answer(resp)
+        return resp
 
     def _answer(self, resp: requests.Response) -> Any:
         try:
@@ -153,6 +159,26 @@ class UpstreamClient:
                 merged.messages.extend(result.messages)
         assert merged is not None
         return merged
+
+    def log_conversion(self, upstream_message_id: str, attempts: list[Attempt] | None = None) -> str:
+        """``POST /ct/1/log/end/<messageId>`` (conversion tracking's end tag); return the processKey.
+
+        Authorised with the bridge's own key (or Basic with upstream.username/password when there is
+        no key). The upstream's 404 (it does not know the message) stays a 404."""
+        attempts = [] if attempts is None else attempts
+        headers = None
+        if not self.settings.api_key and self.settings.username and self.settings.password:
+            basic = base64.b64encode(f"{self.settings.username}:{self.settings.password}".encode()).decode()
+            headers = {**self.headers, "Authorization": f"Basic {basic}"}
+        path = "/ct/1/log/end/" + quote(upstream_message_id, safe="")
+        resp = self._request("POST", path, "conversion", attempts, headers=headers)
+        if resp.status_code == 404:
+            raise ApiError(404, "NOT_FOUND", f"Upstream {self.host} does not know this message")
+        body = self._answer(resp)
+        key = body.get("processKey") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key:
+            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered without a processKey")
+        return key
 
     def _parsed(self, body: Any) -> SubmissionResult:
         try:

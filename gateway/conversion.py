@@ -1,0 +1,79 @@
+"""Conversion tracking: a caller confirms a conversion for a message it sent; the bridge forwards
+Infobip's end tag (``POST /ct/1/log/end/<upstream messageId>``) and records it on the message.
+
+* The message is looked up by the id the caller was given, among **this caller's** messages only;
+  another caller's id and an unknown id get the same 404, so ids cannot be probed.
+* A message not yet forwarded (queued mode) or never accepted upstream (failed, rejected) gets 409:
+  the upstream could not know it.
+* **Idempotent:** the first conversion the upstream accepts is recorded (``converted_at``,
+  ``process_key``); a repeated call answers the stored processKey without calling the upstream
+  again (legacy apps fire a URL more than once: retries, link prefetchers, a pixel loaded twice).
+  Every answered call is counted in ``conversion_calls``. Two calls racing before the first is
+  recorded may both reach the upstream; the first processKey recorded is kept and answered.
+* Upstream failures map like sends: 503 unreachable, 504 no answer in time (calling again is safe),
+  502 bad key or answer; the upstream's own 404 stays a 404.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .clock import Clock
+from .db import Database
+from .model import ApiError
+from .upstream import Attempt, UpstreamClient
+
+NOT_YET = ("queued", "sending")
+NEVER = ("failed", "rejected")
+
+
+def not_found(message_id: str) -> ApiError:
+    """The one answer for an unknown id and another caller's id alike."""
+    return ApiError(404, "NOT_FOUND", f"No message with messageId {message_id!r} sent by this caller")
+
+
+class Conversions:
+    """Stateless over the database and the upstream client; cheap to build per request."""
+
+    def __init__(self, db: Database, clock: Clock, upstream: UpstreamClient) -> None:
+        self.db, self.clock, self.upstream = db, clock, upstream
+
+    def find(self, caller: str, message_id: str) -> sqlite3.Row | None:
+        return self.db.query_one(
+            "SELECT id, state, upstream_message_id, process_key FROM messages WHERE message_id = ? AND caller = ?"
+            " ORDER BY id DESC LIMIT 1", (message_id, caller))
+
+    def log_end(self, caller: str, message_id: str, attempts: list[Attempt] | None = None) -> str:
+        """Confirm a conversion of ``caller``'s message ``message_id``; return the processKey."""
+        row = self.find(caller, message_id)
+        if row is None:
+            raise not_found(message_id)
+        if row["process_key"]:
+            return self._recorded(row["id"], row["process_key"])
+        if row["state"] in NOT_YET:
+            raise ApiError(409, "CONFLICT", f"Message {message_id!r} is not forwarded yet; log the conversion "
+                                            "once it is sent")
+        if row["state"] in NEVER or not row["upstream_message_id"]:
+            raise ApiError(409, "CONFLICT", f"Message {message_id!r} was not accepted upstream; there is no "
+                                            "conversion to log")
+        try:
+            key = self.upstream.log_conversion(row["upstream_message_id"], attempts)
+        except ApiError as exc:
+            if exc.http_status == 504:
+                raise ApiError(504, "GATEWAY_TIMEOUT", "Upstream did not answer in time; the conversion may have "
+                                                       "been logged: calling again is safe") from None
+            if exc.http_status == 404:
+                raise ApiError(404, "NOT_FOUND", f"The upstream does not know message {message_id!r} (any more)"
+                               ) from None
+            raise
+        return self._recorded(row["id"], key)
+
+    def _recorded(self, row_id: int, key: str) -> str:
+        """Record ``key`` unless one is recorded already; count the call; return the recorded key."""
+        now = self.clock.now()
+        with self.db.transaction() as c:
+            c.execute(
+                "UPDATE messages SET process_key = COALESCE(process_key, ?), converted_at = COALESCE(converted_at, ?),"
+                " conversion_calls = conversion_calls + 1, updated_at = ? WHERE id = ?", (key, now, now, row_id))
+            stored = c.execute("SELECT process_key FROM messages WHERE id = ?", (row_id,)).fetchone()
+        return str(stored["process_key"]) if stored else key

@@ -1,0 +1,32 @@
+"""``GET|POST /ct/1/log/end/<messageId>[.json|.xml]``: conversion tracking by a plain GET.
+
+The caller (query username/password, a form body on POST, or an Authorization header; scope
+``conversions``) names a message by the id it was given; gateway/conversion.py forwards Infobip's end
+tag upstream with the bridge's own key and answers Infobip's ``{"processKey": …}``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from ..context import bridge
+from ..conversion import Conversions
+from ..formats import render
+from ..querystring import QueryParams, parse_form, parse_query
+from .common import authenticate, begin
+
+bp = Blueprint("conversion", __name__)
+
+
+@bp.route("/ct/1/log/end/<messageId>", defaults={"ext": None}, methods=["GET", "POST"])
+@bp.route("/ct/1/log/end/<messageId>.<any(json,xml):ext>", methods=["GET", "POST"])
+def log_end(messageId: str, ext: str | None) -> Response:  # noqa: N803 (the path names it as Infobip does)
+    fmt = begin(ext)
+    ctx = bridge()
+    charset = ctx.config.server.default_charset
+    params = parse_query(request.query_string, charset)
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        params = QueryParams(params.items() + parse_form(request.get_data(), charset).items())
+    caller = authenticate(params, "conversions")
+    key = Conversions(ctx.db, ctx.clock, ctx.sender.upstream).log_end(caller.name, messageId)
+    return render({"processKey": key}, fmt, "generic")
