@@ -220,3 +220,11 @@ def test_a_template_switches_tracking_on_through_either_upstream_api(make_bridge
     mid = r.json()["messages"][0]["messageId"]
     assert bridge.get(f"/ct/1/log/end/{mid}", params=DEMO).status_code == 200
     assert len(conversions(sandbox, mid)) == 1
+
+
+def test_without_an_upstream_key_the_end_tag_uses_the_upstream_username_and_password(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["upstream"].update(api_key="", username="sandbox", password="sandbox"))
+    mid = send(bridge)
+    r = bridge.get(f"/ct/1/log/end/{mid}", params=DEMO)
+    assert r.status_code == 200, r.text
+    assert [c["auth"] for c in ct_calls(sandbox)] == ["Basic"] and len(conversions(sandbox, mid)) == 1
