@@ -136,9 +136,12 @@ def test_serve_wires_the_embedded_sandbox_to_the_inbound_webhook(tmp_path):
         pulled = wait_for(lambda: requests.get(url + "/sms/1/inbox/reports", timeout=5, params={
             "username": "demo", "password": "demo"}).json()["results"], what="the pushed message in the inbox")
         assert pulled[0]["messageId"] == r.json()["messageId"] and pulled[0]["text"] == "info opening  hours?"
-        replies = [m for m in requests.get(sandbox_url + "/sandbox/messages", timeout=5).json()
-                   if m["to"] == "41793026727"]
-        assert [m["text"] for m in replies] == ["Thanks, we got your message: opening hours?"]
+        def replies() -> list[dict]:  # the auto-reply is sent after the webhook has answered
+            return [m for m in requests.get(sandbox_url + "/sandbox/messages", timeout=5).json()
+                    if m["to"] == "41793026727"]
+
+        wait_for(replies, what="the auto-reply at the sandbox")
+        assert [m["text"] for m in replies()] == ["Thanks, we got your message: opening hours?"]
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
