@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from gateway.config import SandboxSettings
+from gateway.config import ConfigError, SandboxSettings, build_config
 from gateway.logview import mask
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
-from tests.conftest import DEMO, Sandbox
+from tests.conftest import DEMO, Sandbox, default_raw_config
 from tests.helpers import wait_for
 from tests.receiver import Receiver
 from tests.test_ui import login
@@ -174,3 +174,12 @@ def test_inbound_messages_in_the_log(make_bridge):
     assert got[0]["cells"]["text"] == "STO… (15 chars)"
     assert rows(s, b.url, view="inbound", number="41700000000")["rows"] == []
     assert rows(s, b.url, view="inbound", bulkId="x")["rows"] == []
+
+
+def test_log_settings_are_checked():
+    raw = default_raw_config()
+    raw["ui"].update(mask_keep=-1, log_page_size=0)
+    with pytest.raises(ConfigError) as exc:
+        build_config(raw, env={})
+    assert {"ui.mask_keep", "ui.log_page_size"} <= {path for path, _ in exc.value.problems}
+    assert build_config(default_raw_config(), env={}).ui.mask_text is True  # masked unless switched off
