@@ -189,6 +189,9 @@ class UiSettings:
     secret_key: str = ""  # signs the session cookie; empty = a random key per start (sessions end on restart)
     secure_cookie: bool = False  # set true behind HTTPS
     session_minutes: int = 480
+    mask_text: bool = True  # the message log shows only the first mask_keep characters and the length of texts
+    mask_keep: int = 3
+    log_page_size: int = 50  # rows per page of the message log
 
 
 @dataclass
@@ -529,6 +532,10 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
 
 def _ui(r: _Reader, d: Any, upstream: Upstream, warnings: list[str]) -> UiSettings:
     ui = r.fill(UiSettings, r.section(d, "ui"), "ui")
+    if ui.mask_keep < 0:
+        r.problems.append(("ui.mask_keep", "must be 0 or more"))
+    if not 1 <= ui.log_page_size <= 500:
+        r.problems.append(("ui.log_page_size", "must be between 1 and 500"))
     if not ui.enabled:
         return ui
     if not (ui.admin_password_hash or ui.admin_password):

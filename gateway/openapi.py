@@ -223,10 +223,43 @@ def ui_paths() -> dict[str, Any]:
         "/ui/api/build": api("uiBuild", "Form state to URL and curl command"),
         "/ui/api/parse": api("uiParse", "A pasted URL to form state"),
         "/ui/api/preview": api("uiPreview", "Live preview of a text or a template's rendered text"),
+        **log_paths(),
         "/ui/static/{filename}": {"get": {
             "operationId": "uiStatic", "tags": ["ui"], "summary": "The UI's JavaScript and CSS", "security": [],
             "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "A static file"}, **_errors(404)}}},
+    }
+
+
+def log_paths() -> dict[str, Any]:
+    """The admin UI's message log (gateway/logview.py)."""
+    def q(name: str, description: str, **schema: Any) -> dict[str, Any]:
+        return {"name": name, "in": "query", "description": description, "schema": {"type": "string", **schema}}
+
+    params = [q("view", "messages, attempts, outbox, dead or inbound",
+                enum=["messages", "attempts", "outbox", "dead", "inbound"]),
+              q("number", "a destination, sender or inbound number"), q("bulkId", "a bulkId"),
+              q("messageId", "a messageId (outbox jobs: their ref)"),
+              q("status", "status group or name, message state, outbox job state, or an HTTP code (attempts)"),
+              {"name": "page", "in": "query", "description": "1-based page",
+               "schema": {"type": "integer", "minimum": 1, "maximum": 100000}}]
+    html = {"description": "An HTML page", "content": {HTML_CT: {"schema": {"type": "string"}}}}
+    redirect = {"description": "To the login page"}
+    return {
+        "/ui/log": {"get": {"operationId": "uiLog", "tags": ["ui"], "summary": "The message log (paged, filtered)",
+                            "security": [], "parameters": params,
+                            "responses": {"200": html, "302": redirect, **_errors(400)}}},
+        "/ui/api/log": {"get": {"operationId": "uiLogData", "tags": ["ui"], "security": [], "parameters": params,
+                                "summary": "One page of the message log as JSON (polled by the page)",
+                                "responses": {"200": {"description": "Rows of display cells", "content": {
+                                    JSON_CT: {"schema": _ref("LogPage")}}}, **_errors(400, 401)}}},
+        "/ui/log/redrive/{job_id}": {"post": {
+            "operationId": "uiRedrive", "tags": ["ui"], "security": [],
+            "summary": "Re-drive a dead letter (form with csrf_token)",
+            "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "properties": {"csrf_token": {"type": "string"}}}}}},
+            "responses": {"302": {"description": "Back to the dead letters"}, **_errors(400, 401, 404)}}},
     }
 
 
@@ -279,6 +312,13 @@ SCHEMAS: dict[str, Any] = {
             "receivedAt": {"type": "string"}, "smsCount": {"type": "integer"}}}},
         "messageCount": {"type": "integer"}, "pendingMessageCount": {"type": "integer"}}},
     "Conversion": {"type": "object", "required": ["processKey"], "properties": {"processKey": {"type": "string"}}},
+    "LogPage": {"type": "object", "required": ["view", "page", "hasNext", "rows", "columns"], "properties": {
+        "view": {"type": "string"}, "page": {"type": "integer"}, "hasNext": {"type": "boolean"},
+        "columns": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "label": {"type": "string"}}}},
+        "rows": {"type": "array", "items": {"type": "object", "required": ["key", "cells"], "properties": {
+            "key": {"type": "string"},
+            "cells": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
     "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
         "status": {"enum": ["ready", "not ready"]},
         "checks": {"type": "object", "additionalProperties": {"type": "object", "required": ["ok"]}}}},

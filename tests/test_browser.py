@@ -17,7 +17,11 @@ from urllib.parse import quote
 import pytest
 
 from gateway import urlbuilder as ub
+from gateway.config import SandboxSettings
+from gateway.sandbox import create_sandbox_app
+from gateway.servers import ServerThread
 from gateway.sms import analyse
+from tests.conftest import Sandbox
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -169,3 +173,60 @@ def test_raw_query_url_for_a_template_with_unicode_values(page, bridge, sandbox)
     resp = page.goto(filled)
     assert resp.status == 200
     assert sandbox.messages()[-1]["text"] == "Grüße 100% ✓"
+
+
+@pytest.fixture(scope="module")
+def slow_dlr_sandbox() -> Iterator[Sandbox]:
+    """A sandbox that reports DELIVERED 3 s after a send: long enough to see PENDING in the log first."""
+    settings = SandboxSettings(dlr_delay=3.0, time_scale=0.001)
+    server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=4).start()
+    yield Sandbox(server, settings)
+    server.stop()
+
+
+STATUS_CELL = '#log-table td[data-cell="status"]'
+
+
+def test_a_legacy_url_sends_and_the_log_shows_it_reach_delivered(page, make_bridge, slow_dlr_sandbox):
+    """Build a template URL, call it as a legacy app would, then watch the log turn PENDING into
+    DELIVERED from the sandbox's report, without reloading the page."""
+    slow_dlr_sandbox.reset()
+    b = make_bridge(upstream_url=slow_dlr_sandbox.url)
+    login(page, b.url)
+    page.select_option("#target", "alarm")
+    page.wait_for_selector("#value-phone")
+    page.fill("#value-phone", "phoneNumber")
+    page.fill("#value-msg", "message")
+    page.wait_for_function("() => document.getElementById('url').value.includes('msg=%message%')")
+    built = url_value(page)
+    filled = ub.substitute(built.replace(ub.PASSWORD_TOKEN, "demo"),
+                           {"phoneNumber": "41793026727", "message": "Pump 7 overheated"}, ub.STYLES["percent"])
+    resp = page.goto(filled)
+    assert resp.status == 200
+    mid = json.loads(resp.text())["messages"][0]["messageId"]
+
+    page.goto(b.url + "/ui/log")
+    page.fill("#f-messageId", mid)
+    page.click("#f-apply")
+    page.wait_for_url("**/ui/log?*messageId=*")
+    assert page.locator("#log-table tbody tr").count() == 1
+    assert page.inner_text('#log-table td[data-cell="messageId"]') == mid
+    assert page.inner_text('#log-table td[data-cell="text"]') == "[AL… (29 chars)"  # "[ALARM] HQ: Pump 7 overheated", masked
+    assert page.inner_text(STATUS_CELL).startswith("PENDING")
+    shot(page, "06-log-pending")
+    page.evaluate("window.__notReloaded = true")
+    page.wait_for_function(f"() => document.querySelector('{STATUS_CELL}').textContent.startsWith('DELIVERED')",
+                           timeout=20000)
+    assert page.evaluate("window.__notReloaded") is True  # updated in place by the polling script
+    assert page.inner_text(STATUS_CELL) == "DELIVERED (DELIVERED_TO_HANDSET)"
+    assert "DELIVERED_TO_HANDSET [report]" in page.inner_text('#log-table td[data-cell="history"]')
+    shot(page, "07-log-delivered")
+    for n, view in enumerate(("attempts", "outbox", "dead", "inbound"), start=8):
+        page.click(f"#view-{view}")
+        page.wait_for_url(f"**/ui/log?view={view}*")
+        shot(page, f"{n:02d}-log-{view}")
+    page.fill("#f-messageId", "")
+    page.click("#f-apply")
+    page.wait_for_url("**/ui/log?view=inbound*")
+    page.click("#view-attempts")
+    assert page.inner_text('#log-table td[data-cell="http"]') == "200"

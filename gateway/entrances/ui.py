@@ -5,7 +5,8 @@ Security: its own admin login (``ui:`` in config.yaml), a signed session cookie 
 SameSite=Strict, path /ui), a CSRF token on every POST (form field ``csrf_token`` or header
 ``X-CSRF-Token``), a strict Content-Security-Policy. The pages never show a stored password.
 
-The message log (``/ui/log``) belongs to the store: add its page to ``NAV`` and a route here.
+The message log (``/ui/log``, queries in gateway/logview.py) polls ``GET /ui/api/log`` for status
+changes; a dead letter is re-driven with ``POST /ui/log/redrive/<job id>`` (CSRF form).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from werkzeug.security import check_password_hash
 from .. import urlbuilder as ub
 from ..config import Config, UiSettings
 from ..context import bridge
+from ..logview import COLUMNS, VIEWS, LogFilter, LogView, Page
 from ..model import ApiError
 from ..render import RenderError
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
 
-# (endpoint, label) of the navigation; the store adds ("ui.log", "Message log").
-NAV: tuple[tuple[str, str], ...] = (("ui.builder", "URL builder"), ("ui.try_it", "Try it"))
+# (endpoint, label) of the navigation.
+NAV: tuple[tuple[str, str], ...] = (("ui.builder", "URL builder"), ("ui.try_it", "Try it"), ("ui.log", "Message log"))
 OPEN_ENDPOINTS = frozenset({"ui.login", "ui.login_post", "ui.static"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -69,7 +71,7 @@ def _guard() -> Response | None:
             raise ApiError(400, "BAD_REQUEST", "The form's CSRF token is missing or out of date: reload the page")
     if request.endpoint in OPEN_ENDPOINTS or session.get("admin"):
         return None
-    if request.method in ("GET", "HEAD"):
+    if request.method in ("GET", "HEAD") and not request.path.startswith("/ui/api/"):
         return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
     raise ApiError(401, "UNAUTHORIZED", "Log in to the admin UI first")
 
@@ -278,3 +280,67 @@ def api_preview() -> Response:
                    charactersRemaining=a.characters_remaining, characters=len(text),
                    languageCode=a.language_code, segments=list(a.segments))
 
+
+
+# -- the message log -------------------------------------------------------------------------------------
+def _log_query() -> tuple[str, LogFilter, int]:
+    """The view, filter and page of a log request (query parameters), checked."""
+    a = request.args
+    view = a.get("view") or "messages"
+    if view not in dict(VIEWS):
+        raise ApiError.bad_request("view", f"must be one of {', '.join(dict(VIEWS))}")
+    try:
+        page = int(a.get("page") or 1)
+    except ValueError:
+        page = 0
+    if not 1 <= page <= 100000:
+        raise ApiError.bad_request("page", "must be a whole number from 1")
+    f = LogFilter(*(str(a.get(k) or "")[:100] for k in ("number", "bulkId", "messageId", "status")))
+    return view, f, page
+
+
+def _log_page(view: str, f: LogFilter, page: int) -> Page:
+    ctx, ui = bridge(), _settings()
+    lv = LogView(ctx.db, ctx.clock.now(), ui.mask_text, ui.mask_keep)
+    return lv.page(view, f, page, ui.log_page_size)
+
+
+def _log_args(view: str, f: LogFilter, page: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"view": view, "number": f.number, "bulkId": f.bulk_id, "messageId": f.message_id,
+                           "status": f.status}
+    if page:
+        out["page"] = page
+    return {k: v for k, v in out.items() if v}
+
+
+@bp.get("/log")
+def log() -> str:
+    view, f, page = _log_query()
+    result = _log_page(view, f, page)
+    args = _log_args(view, f)
+    return render_template(
+        "log.html", view=view, views=VIEWS, f=f, result=result, columns=COLUMNS[view],
+        masked=_settings().mask_text, redriven=request.args.get("redriven", ""),
+        view_urls={v: url_for("ui.log", **_log_args(v, f)) for v, _ in VIEWS},
+        prev_url=url_for("ui.log", **args, page=page - 1) if page > 1 else None,
+        next_url=url_for("ui.log", **args, page=page + 1) if result.has_next else None,
+        log_data={"api": url_for("ui.api_log", **_log_args(view, f, page)), "interval": 2000})
+
+
+@bp.get("/api/log")
+def api_log() -> Response:
+    """One page of the log as JSON (the page's script polls it for status changes)."""
+    view, f, page = _log_query()
+    return jsonify(_log_page(view, f, page).to_dict())
+
+
+@bp.post("/log/redrive/<int:job_id>")
+def log_redrive(job_id: int) -> Response:
+    """Re-drive a dead letter (due now, attempts reset) and go back to the dead letters."""
+    outbox = bridge().outbox
+    job = outbox.job(job_id)
+    if job is None:
+        raise ApiError(404, "NOT_FOUND", f"No outbox job {job_id}")
+    if not outbox.redrive(job_id):
+        raise ApiError.bad_request("job", f"job {job_id} is {job.state}, not a dead letter")
+    return redirect(url_for("ui.log", view="dead", redriven=job_id))

@@ -1,0 +1,283 @@
+"""Read-only queries behind the admin UI's message log (``/ui/log``).
+
+Five views of the record: ``messages`` (one row per destination, with its status changes),
+``attempts`` (upstream attempts), ``outbox`` (report and inbound-forward jobs with their next retry
+time), ``dead`` (dead letters) and ``inbound`` (received SMS). Each returns display-ready rows: a
+stable ``key`` and ``cells`` (column name -> string), so the page and its polling script render the
+same thing.
+
+Nothing secret leaves here: URLs go through :func:`redact_url`, error texts through :func:`redact`,
+bodies, headers, report tokens and passwords are never selected. Message texts are masked unless
+``mask_text`` is off (see :func:`mask`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .db import Database
+from .redact import redact, redact_url
+
+VIEWS: tuple[tuple[str, str], ...] = (
+    ("messages", "Messages"), ("attempts", "Upstream attempts"), ("outbox", "Outbox jobs"),
+    ("dead", "Dead letters"), ("inbound", "Inbound"),
+)
+COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "messages": (("created", "Submitted"), ("caller", "Caller"), ("entrance", "Entrance"), ("to", "To"),
+                 ("from", "From"), ("text", "Text"), ("messageId", "messageId"), ("bulkId", "bulkId"),
+                 ("state", "State"), ("status", "Status"), ("history", "Status changes"),
+                 ("done", "Done at"), ("error", "Error")),
+    "attempts": (("at", "At"), ("api", "API"), ("submission", "Submission"), ("bulkId", "bulkId"),
+                 ("destinations", "Destinations"), ("http", "HTTP"), ("ms", "ms"), ("error", "Error")),
+    "outbox": (("id", "Job"), ("created", "Created"), ("kind", "Kind"), ("caller", "Caller"), ("ref", "Ref"),
+               ("target", "Target"), ("state", "State"), ("attempts", "Attempts"), ("next", "Next retry"),
+               ("last", "Last result")),
+    "inbound": (("received", "Received"), ("from", "From"), ("to", "To"), ("text", "Text"),
+                ("keyword", "Keyword"), ("messageId", "messageId"), ("rule", "Rule"), ("forward", "Forward")),
+}
+COLUMNS["dead"] = COLUMNS["outbox"]
+_PHONE = re.compile(r"[\s+().-]")
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What the log is narrowed to; empty strings mean "any"."""
+
+    number: str = ""
+    bulk_id: str = ""
+    message_id: str = ""
+    status: str = ""
+
+    def normalized_number(self) -> str:
+        """A phone number without ``+``, spaces and punctuation; an alphanumeric sender as given."""
+        plain = _PHONE.sub("", self.number)
+        return plain if plain.isdigit() else self.number.strip()
+
+
+@dataclass
+class Page:
+    view: str
+    rows: list[dict[str, Any]]
+    page: int
+    has_next: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"view": self.view, "page": self.page, "hasNext": self.has_next, "rows": self.rows,
+                "columns": [{"name": n, "label": label} for n, label in COLUMNS[self.view]]}
+
+
+def mask(text: str | None, enabled: bool, keep: int = 3) -> str:
+    """``text`` as the log shows it: masked, only the first ``keep`` characters (none for a text of
+    at most ``2*keep``) and the length, e.g. ``Pum… (13 chars)``."""
+    if text is None:
+        return ""
+    if not enabled:
+        return text
+    shown = text[:keep] if len(text) > 2 * keep else ""
+    return f"{shown}… ({len(text)} chars)"
+
+
+def fmt(t: float | None) -> str:
+    """Epoch seconds as ``2024-05-01 12:00:03`` (UTC); empty for None."""
+    return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _in(column: str, n: int) -> str:
+    return f"{column} IN ({', '.join('?' * n)})"
+
+
+class LogView:
+    """The queries; instances hold only the database, the time source and the masking choice."""
+
+    def __init__(self, db: Database, now: float, mask_text: bool = True, mask_keep: int = 3) -> None:
+        self.db = db
+        self.now = now
+        self.mask_text = mask_text
+        self.mask_keep = mask_keep
+
+    def page(self, view: str, f: LogFilter, page: int = 1, size: int = 50) -> Page:
+        """One page (1-based) of ``view``, newest first."""
+        query = {"messages": self.messages, "attempts": self.attempts, "outbox": self.outbox,
+                 "dead": self.outbox, "inbound": self.inbound}[view]
+        status = "dead" if view == "dead" else f.status
+        rows = query(LogFilter(f.number, f.bulk_id, f.message_id, status), size + 1, (page - 1) * size)
+        return Page(view, rows[:size], page, len(rows) > size)
+
+    def _mask(self, text: str | None) -> str:
+        return mask(text, self.mask_text, self.mask_keep)
+
+    # -- messages ------------------------------------------------------------------------------
+    def messages(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
+        where, args = _message_where(f)
+        rows = self.db.query(
+            "SELECT id, caller, entrance, mode, state, message_id, bulk_id, to_addr, sender, text, status_group_name,"
+            " status_name, error, done_at, next_at, last_error, created_at FROM messages"
+            f" WHERE {' AND '.join(where) or '1 = 1'} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+        history = self._history([r["id"] for r in rows])
+        return [self._message(r, history.get(r["id"], [])) for r in rows]
+
+    def _history(self, ids: list[int]) -> dict[int, list[sqlite3.Row]]:
+        out: dict[int, list[sqlite3.Row]] = {}
+        if ids:
+            for c in self.db.query(f"SELECT * FROM status_changes WHERE {_in('message_row', len(ids))} ORDER BY id",
+                                   ids):
+                out.setdefault(c["message_row"], []).append(c)
+        return out
+
+    def _message(self, r: sqlite3.Row, changes: list[sqlite3.Row]) -> dict[str, Any]:
+        status = r["status_group_name"] or ""
+        if r["status_name"]:
+            status = f"{status} ({r['status_name']})" if status else r["status_name"]
+        steps = [f"{fmt(c['at'])[11:]} {c['status_name'] or c['detail'] or '?'} [{c['source']}]" for c in changes]
+        error = ""
+        if r["state"] in ("queued", "failed", "rejected") and r["last_error"]:
+            error = redact(r["last_error"])
+        elif r["error"]:
+            error = redact(_error_name(r["error"]))
+        state = r["state"] + (f", next try {fmt(r['next_at'])}" if r["state"] == "queued" and r["next_at"] else "")
+        return {"key": f"m{r['id']}", "group": r["status_group_name"] or "", "cells": {
+            "created": fmt(r["created_at"]), "caller": r["caller"] or "", "entrance": f"{r['entrance']} ({r['mode']})",
+            "to": r["to_addr"], "from": r["sender"] or "", "text": self._mask(r["text"]),
+            "messageId": r["message_id"] or "", "bulkId": r["bulk_id"] or "", "state": state, "status": status,
+            "history": " → ".join(steps), "done": fmt(r["done_at"]), "error": error}}
+
+    # -- upstream attempts ---------------------------------------------------------------------
+    def attempts(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Sync attempts belong to a submission; a queued batch's attempts only show unfiltered by
+        number/bulkId/messageId (a batch spans submissions). ``status``: an HTTP code, ``ok`` or ``error``."""
+        where: list[str] = []
+        args: list[Any] = []
+        sub_where, sub_args = _message_where(LogFilter(f.number, f.bulk_id, f.message_id))
+        if sub_where:
+            where.append(f"EXISTS (SELECT 1 FROM messages WHERE submission_id = a.submission_id AND"
+                         f" {' AND '.join(sub_where)})")
+            args += sub_args
+        st = f.status.strip().lower()
+        if st.isdigit():
+            where.append("a.http_status = ?")
+            args.append(int(st))
+        elif st == "ok":
+            where.append("a.error IS NULL")
+        elif st == "error":
+            where.append("a.error IS NOT NULL")
+        elif st:
+            where.append("1 = 0")
+        rows = self.db.query(
+            "SELECT a.*, s.bulk_id FROM upstream_attempts a LEFT JOIN submissions s ON s.id = a.submission_id"
+            f" WHERE {' AND '.join(where) or '1 = 1'} ORDER BY a.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+        return [{"key": f"a{r['id']}", "cells": {
+            "at": fmt(r["at"]), "api": r["api"],
+            "submission": f"#{r['submission_id']}" if r["submission_id"] is not None else f"batch {r['batch']}",
+            "bulkId": r["bulk_id"] or "", "destinations": str(r["destinations"]),
+            "http": "" if r["http_status"] is None else str(r["http_status"]), "ms": f"{r['duration_ms']:.1f}",
+            "error": redact(r["error"] or "")}} for r in rows]
+
+    # -- outbox --------------------------------------------------------------------------------
+    def outbox(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Outbox jobs (delivery reports to callers, inbound forwards); ``ref`` is the messageId."""
+        where: list[str] = []
+        args: list[Any] = []
+        if f.status:
+            where.append("state = ?")
+            args.append(f.status.strip().lower())
+        if f.message_id:
+            where.append("ref = ?")
+            args.append(f.message_id.strip())
+        if f.bulk_id:
+            where.append("ref IN (SELECT message_id FROM messages WHERE bulk_id = ?)")
+            args.append(f.bulk_id.strip())
+        if f.number:
+            n = f.normalized_number()
+            where.append("(ref IN (SELECT message_id FROM messages WHERE to_addr = ? OR sender = ?)"
+                         " OR ref IN (SELECT message_id FROM inbound_messages WHERE sender = ? OR receiver = ?))")
+            args += [n, n, n, n]
+        rows = self.db.query(
+            "SELECT id, kind, caller, ref, method, url, state, attempts, next_at, last_status, last_error, created_at"
+            f" FROM outbox_jobs WHERE {' AND '.join(where) or '1 = 1'} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset])
+        return [self._job(r) for r in rows]
+
+    def _job(self, r: sqlite3.Row) -> dict[str, Any]:
+        nxt = ""
+        if r["state"] == "pending":
+            wait = r["next_at"] - self.now
+            nxt = fmt(r["next_at"]) + (f" (in {wait:.0f} s)" if wait >= 1 else " (due)")
+        last = "" if r["last_status"] is None else f"HTTP {r['last_status']}"
+        if r["last_error"]:
+            last = f"{last}: {redact(r['last_error'])}" if last else redact(r["last_error"])
+        return {"key": f"j{r['id']}", "redrive": r["id"] if r["state"] == "dead" else None, "cells": {
+            "id": str(r["id"]), "created": fmt(r["created_at"]), "kind": r["kind"], "caller": r["caller"] or "",
+            "ref": r["ref"] or "", "target": f"{r['method']} {redact_url(r['url'])}", "state": r["state"],
+            "attempts": str(r["attempts"]), "next": nxt, "last": last}}
+
+    # -- inbound -------------------------------------------------------------------------------
+    def inbound(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Received SMS; ``status`` is the forward job's state (pending/done/dead…) or ``none``."""
+        where: list[str] = []
+        args: list[Any] = []
+        if f.bulk_id:
+            where.append("1 = 0")  # inbound messages have no bulkId
+        if f.number:
+            n = f.normalized_number()
+            where.append("(i.sender = ? OR i.receiver = ?)")
+            args += [n, n]
+        if f.message_id:
+            where.append("i.message_id = ?")
+            args.append(f.message_id.strip())
+        st = f.status.strip().lower()
+        if st == "none":
+            where.append("i.forward_job IS NULL")
+        elif st:
+            where.append("j.state = ?")
+            args.append(st)
+        rows = self.db.query(
+            "SELECT i.id, i.message_id, i.sender, i.receiver, i.text, i.keyword, i.received_at, i.rule,"
+            " i.forward_job, i.forward_error, j.state AS job_state FROM inbound_messages i"
+            " LEFT JOIN outbox_jobs j ON j.id = i.forward_job"
+            f" WHERE {' AND '.join(where) or '1 = 1'} ORDER BY i.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+        out = []
+        for r in rows:
+            forward = f"job {r['forward_job']}: {r['job_state']}" if r["forward_job"] is not None else ""
+            if r["forward_error"]:
+                forward = f"not forwarded: {redact(r['forward_error'])}"
+            out.append({"key": f"i{r['id']}", "cells": {
+                "received": r["received_at"], "from": r["sender"], "to": r["receiver"], "text": self._mask(r["text"]),
+                "keyword": r["keyword"] or "", "messageId": r["message_id"], "rule": r["rule"] or "",
+                "forward": forward}})
+        return out
+
+
+def _message_where(f: LogFilter) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if f.number:
+        n = f.normalized_number()
+        where.append("(to_addr = ? OR sender = ?)")
+        args += [n, n]
+    if f.bulk_id:
+        where.append("bulk_id = ?")
+        args.append(f.bulk_id.strip())
+    if f.message_id:
+        where.append("(message_id = ? OR upstream_message_id = ?)")
+        args += [f.message_id.strip()] * 2
+    if f.status:
+        s = f.status.strip().upper()
+        where.append("(UPPER(COALESCE(status_group_name, '')) = ? OR UPPER(COALESCE(status_name, '')) = ?"
+                     " OR UPPER(state) = ?)")
+        args += [s, s, s]
+    return where, args
+
+
+def _error_name(raw: str) -> str:
+    """The ``name`` of a stored report error (JSON); NO_ERROR shows as nothing."""
+    try:
+        err = json.loads(raw)
+    except ValueError:
+        return raw
+    name = err.get("name") if isinstance(err, dict) else None
+    return "" if name in (None, "NO_ERROR") else str(name)
