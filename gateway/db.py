@@ -22,6 +22,7 @@ from typing import Any
 
 from .inbound.schema import INBOUND_V3
 from .schema_store import STORE_V2
+from .schema_v3pull import V3_PULLS
 
 Migration = tuple[int, str, str]
 
@@ -66,6 +67,7 @@ MIGRATIONS: list[Migration] = [
     (1, "outbox", _OUTBOX_V1),
     (2, "store", STORE_V2),
     (3, "inbound", INBOUND_V3),
+    (4, "v3 pulls", V3_PULLS),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")

@@ -64,7 +64,8 @@ class UpstreamClient:
     def close(self) -> None:
         self.session.close()
 
-    def _call(self, method: str, path: str, api: str, attempts: list[Attempt], **kw: Any) -> Any:
+    def _call(self, method: str, path: str, api: str, attempts: list[Attempt], not_found: str | None = None,
+              **kw: Any) -> Any:
         url = self.base_url + path
         started = time.perf_counter()
         try:
@@ -95,6 +96,8 @@ class UpstreamClient:
             attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, type(exc).__name__))
             raise ApiError(502, "BAD_GATEWAY", f"Upstream request failed ({type(exc).__name__})") from None
         attempts.append(Attempt(api, resp.status_code, (time.perf_counter() - started) * 1000))
+        if resp.status_code == 404 and not_found:
+            raise ApiError(404, "NOT_FOUND", not_found)
         return self._answer(resp)
 
     def _answer(self, resp: requests.Response) -> Any:
@@ -153,6 +156,16 @@ class UpstreamClient:
                 merged.messages.extend(result.messages)
         assert merged is not None
         return merged
+
+    def bulk(self, method: str, bulk_id: str, status: bool = False, body: dict[str, Any] | None = None,
+             attempts: list[Attempt] | None = None) -> dict[str, Any]:
+        """``GET|PUT /sms/1/bulks[/status]?bulkId=`` upstream (a scheduled bulk); 404 passed on."""
+        path = "/sms/1/bulks" + ("/status" if status else "") + "?" + urlencode({"bulkId": bulk_id})
+        answer = self._call(method, path, "bulks", [] if attempts is None else attempts,
+                            not_found=f"No scheduled bulk with bulkId {bulk_id!r}", json=body)
+        if not isinstance(answer, dict):
+            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body")
+        return answer
 
     def _parsed(self, body: Any) -> SubmissionResult:
         try:
