@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from infobip_api_client.exceptions import BadRequestException, NotFoundException, UnauthorizedException
 from infobip_api_client.models import ApiError as ApiErrorModel
 from infobip_api_client.models import (
@@ -30,7 +31,7 @@ from gateway.config import SandboxSettings
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
 from tests.conftest import DEMO, Sandbox
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 from tests.official_client import in_days, message, sms_api
 from tests.receiver import Receiver
 from tests.test_inbound import mo, push, with_inbound
@@ -288,3 +289,40 @@ def test_v1_entrance_gets_v2_report_whatever_the_upstream(make_bridge, dlr_sandb
     assert report["messageId"] == r.json()["messages"][0]["messageId"] and report["from"] == "InfoSMS"
     assert report["smsCount"] == 1 and report["callbackData"] == "cb-v2"
     assert "sender" not in report and "messageCount" not in report and "platform" not in report
+
+
+def _queued(raw):
+    _setup("advanced")(raw)
+    raw["callers"]["demo"]["mode"] = "queued"
+    raw["templates"]["alarm"]["mode"] = "sync"  # the alarm template uses the query API
+
+
+def _scheduled_request(bulk_id: str) -> SmsRequest:
+    return SmsRequest(messages=[message(["41793026727"], ids=[f"{bulk_id}-a"])],
+                      options=SmsMessageRequestOptions(schedule=SmsRequestSchedulingSettings(bulk_id=bulk_id,
+                                                                                              send_at=in_days(1))))
+
+
+def test_queued_scheduled_bulk_is_forwarded_then_proxied(make_bridge, sandbox):
+    bridge = make_bridge(_queued)
+    with sms_api(bridge.url, KEY) as api:
+        assert api.send_sms_messages(_scheduled_request("q-sched")).bulk_id == "q-sched"
+        wait_for(lambda: len(sandbox.messages()) == 1, what="the queue worker's forward")
+        assert sandbox.messages()[0]["bulkId"] == "q-sched" and sandbox.messages()[0]["sendAt"]
+        upd = api.update_scheduled_sms_messages_status(
+            bulk_id="q-sched", sms_update_status_request=SmsUpdateStatusRequest(status=SmsBulkStatus.CANCELED))
+        assert upd.status == SmsBulkStatus.CANCELED
+        assert api.get_scheduled_sms_messages_status(bulk_id="q-sched").status == SmsBulkStatus.CANCELED
+
+
+def test_queued_bulk_not_yet_upstream_is_read_from_the_record(make_bridge, sandbox):
+    bridge = make_bridge(_queued, upstream_url=f"http://127.0.0.1:{free_port()}")  # nobody listens
+    req = _scheduled_request("q-held")
+    with sms_api(bridge.url, KEY) as api:
+        api.send_sms_messages(req)
+        assert api.get_scheduled_sms_messages(bulk_id="q-held").send_at == req.options.schedule.send_at
+        assert api.get_scheduled_sms_messages_status(bulk_id="q-held").status == SmsBulkStatus.PENDING
+    put = requests.put(bridge.url + "/sms/1/bulks/status", params={"bulkId": "q-held"}, json={"status": "PAUSED"},
+                       headers={"Authorization": f"App {KEY}"}, timeout=10)
+    assert put.status_code == 503
+    assert put.json()["requestError"]["serviceException"]["messageId"] == "SERVICE_UNAVAILABLE"
