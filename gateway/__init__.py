@@ -135,10 +135,21 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
         clock=clock,
     )
     wire_store(ctx)
-    from .entrances import advanced, conversion, inbound, messages, preview, query, reports, templates
+    from .entrances import (
+        advanced,
+        conversion,
+        inbound,
+        messages,
+        preview,
+        pull_v3,
+        query,
+        reports,
+        templates,
+    )
 
     app.extensions[inbound.ROUTER] = inbound_router
-    for bp in (query.bp, templates.bp, advanced.bp, preview.bp, messages.bp, reports.bp, inbound.bp, conversion.bp):
+    for bp in (query.bp, templates.bp, advanced.bp, preview.bp, messages.bp, reports.bp, inbound.bp, conversion.bp,
+               pull_v3.bp):
         app.register_blueprint(bp)
     from .entrances.ui import install_ui
     from .ops import install_ops

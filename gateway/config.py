@@ -22,7 +22,7 @@ from .validate import Limits
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
 UPSTREAM_APIS = ("query", "advanced", "messages")
 SCOPES = ("query", "advanced", "messages", "templates", "preview", "reports", "logs", "inbox",
-          "conversions")
+          "conversions", "bulks")
 PARAM_TYPES = ("string", "phone", "int", "bool")
 MODES = ("sync", "queued")  # delivery modes (gateway/dispatch.py)
 CALLBACK_METHODS = ("GET", "POST")

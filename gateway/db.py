@@ -23,6 +23,7 @@ from typing import Any
 from .inbound.schema import INBOUND_V3
 from .schema_conversion import CONVERSION_V4
 from .schema_store import STORE_V2
+from .schema_v3pull import V3_PULLS
 
 Migration = tuple[int, str, str]
 
@@ -68,6 +69,7 @@ MIGRATIONS: list[Migration] = [
     (2, "store", STORE_V2),
     (3, "inbound", INBOUND_V3),
     (4, "conversion", CONVERSION_V4),
+    (5, "v3 pulls", V3_PULLS),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")

@@ -29,6 +29,7 @@ from typing import Any
 
 from .clock import Clock, scaled
 from .config import Caller, Config, TemplateSpec
+from .dlr import parse_time
 from .model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
 from .sender import Sender, new_id
 from .sms import sms_count
@@ -133,7 +134,8 @@ class Dispatcher:
     def _row(m: Message, message_id: str | None, upstream_id: str | None, spec: str, count: int | None,
              status: Status | None, state: str, to: str | None = None) -> MessageRow:
         return MessageRow(message_id, upstream_id, to or "", m.sender, m.text, spec, m.notify_url,
-                          m.notify_content_type, m.callback_data, m.intermediate_report, count, status, state)
+                          m.notify_content_type, m.callback_data, m.intermediate_report, count, status, state,
+                          m.entity_id, m.application_id, m.campaign_reference_id, parse_time(m.send_at))
 
     # -- queued --------------------------------------------------------------------------------
     def _queue(self, sub: Submission, api: str, record: SubmissionRecord) -> SubmissionResult:

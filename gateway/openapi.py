@@ -170,6 +170,64 @@ def conversion_paths() -> dict[str, Any]:
         "get": {**op, "operationId": "logConversion", "summary": "Conversion tracking end tag, by a plain GET"},
         "post": {**op, "operationId": "logConversionPost", "summary": "Conversion tracking end tag (Infobip's POST)"},
     }))
+def v3_pull_paths() -> dict[str, Any]:
+    """``GET /sms/3/reports``, ``GET /sms/3/logs`` (v3 shapes, v3 errors) and the scheduled bulks."""
+    def q(*names: str, array: bool = False) -> list[dict[str, Any]]:
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if array else {"type": "string"}
+        return [{"name": n, "in": "query", "schema": schema, **({"explode": True} if array else {})} for n in names]
+
+    limit = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+    v3_error = {"description": "v3 error envelope", "content": {JSON_CT: {"schema": _ref("ApiErrorV3")}}}
+    errors = {str(c): v3_error for c in (400, 401, 403)}
+    paths: dict[str, Any] = {
+        "/sms/3/reports": {"get": {
+            "operationId": "pullReportsV3", "tags": ["reports"],
+            "summary": "Delivery reports in the v3 shape, each returned once (shared with /sms/1/reports)",
+            "parameters": [*q("bulkId", "messageId", "entityId", "applicationId", "campaignReferenceId"), limit],
+            "responses": {"200": {"description": "The caller's unfetched final reports",
+                                  "content": {JSON_CT: {"schema": _ref("Results")}}}, **errors}}},
+        "/sms/3/logs": {"get": {
+            "operationId": "logsV3", "tags": ["reports"], "summary": "Message logs in the v3 shape, cursor paging",
+            "parameters": [*q("mcc", "mnc", "sender", "destination", "generalStatus", "sentSince", "sentUntil",
+                              "entityId", "applicationId", "cursor"),
+                           *q("bulkId", "messageId", "campaignReferenceId", array=True), limit,
+                           {"name": "useCursor", "in": "query", "schema": {"type": "boolean"}}],
+            "responses": {"200": {"description": "The caller's own messages, newest first", "content": {JSON_CT: {
+                "schema": {"type": "object", "required": ["results"], "properties": {
+                    "results": {"type": "array", "items": {"type": "object"}},
+                    "cursor": {"type": "object", "properties": {"limit": {"type": "integer"},
+                                                                "nextCursor": {"type": "string"}}}}}}}},
+                          **errors}}},
+    }
+    bulk_id = {"name": "bulkId", "in": "query", "required": True, "schema": {"type": "string"}}
+    bulk_errors = _errors(400, 401, 403, 404, 429, 502, 503, 504)
+
+    def bulk_ok(field: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": "The scheduled bulk (the upstream's answer, the caller's bulkId)",
+                "content": {JSON_CT: {"schema": {"type": "object", "required": ["bulkId"], "properties": {
+                    "bulkId": {"type": "string"}, field: schema}}}}}
+
+    send_at = bulk_ok("sendAt", {"type": "string"})
+    status = bulk_ok("status", {"type": "string"})
+    paths["/sms/1/bulks"] = {
+        "get": {"operationId": "getScheduledBulk", "tags": ["bulks"], "summary": "A scheduled bulk's sendAt",
+                "parameters": [bulk_id], "responses": {"200": send_at, **bulk_errors}},
+        "put": {"operationId": "rescheduleBulk", "tags": ["bulks"], "summary": "Move a scheduled bulk",
+                "parameters": [bulk_id], "requestBody": {"required": True, "content": {JSON_CT: {"schema": {
+                    "type": "object", "required": ["sendAt"], "properties": {"sendAt": {"type": "string"}}}}}},
+                "responses": {"200": send_at, **bulk_errors}},
+    }
+    paths["/sms/1/bulks/status"] = {
+        "get": {"operationId": "getScheduledBulkStatus", "tags": ["bulks"], "summary": "A scheduled bulk's status",
+                "parameters": [bulk_id], "responses": {"200": status, **bulk_errors}},
+        "put": {"operationId": "updateScheduledBulkStatus", "tags": ["bulks"],
+                "summary": "Pause (PAUSED), resume (PENDING) or cancel (CANCELED) a scheduled bulk",
+                "parameters": [bulk_id], "requestBody": {"required": True, "content": {JSON_CT: {"schema": {
+                    "type": "object", "required": ["status"], "properties": {
+                        "status": {"enum": ["PENDING", "PAUSED", "CANCELED"]}}}}}},
+                "responses": {"200": status, **bulk_errors}},
+    }
+    return paths
 
 
 def ops_paths() -> dict[str, Any]:
@@ -328,7 +386,8 @@ SCHEMAS: dict[str, Any] = {
 def spec_for(app: Flask) -> dict[str, Any]:
     """The description of ``app``'s endpoints (the UI's only when the UI is enabled)."""
     config = app.extensions["smsbridge"].config
-    paths = {**send_paths(), **report_paths(), **inbound_paths(), **conversion_paths(), **ops_paths()}
+    paths = {**send_paths(), **report_paths(), **inbound_paths(), **conversion_paths(), **ops_paths(),
+             **v3_pull_paths()}
     if config.ui.enabled:
         paths.update(ui_paths())
     return {

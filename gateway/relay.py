@@ -44,6 +44,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .config import Callback, Config, ConfigError
 from .dlr import parse_time, reports_body
 from .outbox import Outbox
+from .pull_v3 import report_v3
 from .urlpolicy import UrlNotAllowed
 
 log = logging.getLogger(__name__)
@@ -156,12 +157,16 @@ def compile_callbacks(config: Config) -> dict[str, CompiledCallback]:
 
 
 class NotifyUrlChannel:
-    """Infobip's v1/v2 report shape. A v3 entrance (``messages.entrance = 'messages'``) will need the v3
-    shape (``sender``, ``messageCount``, ``platform``): choose it here from ``msg["entrance"]``."""
+    """The report in the shape of the caller's entrance, whatever the upstream: Infobip's v1/v2 shape
+    (``from``, ``smsCount``), or the v3 shape (``sender``, ``messageCount``, ``platform``,
+    ``campaignReferenceId``: infobip-sms-api.md §7.2) for a message sent to ``POST /sms/3/messages``
+    (``messages.entrance = 'messages'``)."""
 
     kind = "dlr"
 
     def prepare(self, report: dict[str, Any], msg: Mapping[str, Any]) -> tuple[str, str, bytes, str]:
+        if msg["entrance"] == "messages":
+            report = report_v3(report, msg)
         body, ctype = reports_body([report], msg["notify_content_type"])
         return "POST", msg["notify_url"], body, ctype
 

@@ -33,9 +33,9 @@ _MSG_COLS = (
     "submission_id, caller, entrance, mode, state, message_id, bulk_id, upstream_message_id, upstream_bulk_id,"
     " to_addr, sender, text, spec, notify_url, notify_content_type, callback_data, intermediate, callback,"
     " sms_count, status_group_id, status_group_name, status_id, status_name, status_description, sent_at,"
-    " next_at, last_error, created_at, updated_at"
+    " next_at, last_error, created_at, updated_at, entity_id, application_id, campaign_reference_id, send_at"
 )
-_MSG_SQL = f"INSERT INTO messages ({_MSG_COLS}) VALUES ({', '.join('?' * 29)})"
+_MSG_SQL = f"INSERT INTO messages ({_MSG_COLS}) VALUES ({', '.join('?' * 33)})"
 
 
 def new_token() -> str:
@@ -60,6 +60,10 @@ class MessageRow:
     sms_count: int | None
     status: Status | None
     state: str
+    entity_id: str | None = None
+    application_id: str | None = None
+    campaign_reference_id: str | None = None
+    send_at: float | None = None  # a scheduled message: when the upstream sends it (epoch seconds)
 
 
 @dataclass
@@ -111,7 +115,8 @@ class Store:
                  r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
                  *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
                    if r.status else (None,) * 5),
-                 sent_at, next_at, error, now, now)
+                 sent_at, next_at, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id,
+                 r.send_at)
                 for r in rows
             ])
             c.executemany(

@@ -65,8 +65,13 @@ class UpstreamClient:
     def close(self) -> None:
         self.session.close()
 
-    def _call(self, method: str, path: str, api: str, attempts: list[Attempt], **kw: Any) -> Any:
-        return self._answer(self._request(method, path, api, attempts, **kw))
+    def _call(self, method: str, path: str, api: str, attempts: list[Attempt], not_found: str | None = None,
+              **kw: Any) -> Any:
+        """A request whose JSON answer is returned; with ``not_found``, the upstream's 404 stays a 404."""
+        resp = self._request(method, path, api, attempts, **kw)
+        if resp.status_code == 404 and not_found:
+            raise ApiError(404, "NOT_FOUND", not_found)
+        return self._answer(resp)
 
     def _request(self, method: str, path: str, api: str, attempts: list[Attempt],
                  headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
@@ -179,6 +184,15 @@ class UpstreamClient:
         if not isinstance(key, str) or not key:
             raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered without a processKey")
         return key
+    def bulk(self, method: str, bulk_id: str, status: bool = False, body: dict[str, Any] | None = None,
+             attempts: list[Attempt] | None = None) -> dict[str, Any]:
+        """``GET|PUT /sms/1/bulks[/status]?bulkId=`` upstream (a scheduled bulk); 404 passed on."""
+        path = "/sms/1/bulks" + ("/status" if status else "") + "?" + urlencode({"bulkId": bulk_id})
+        answer = self._call(method, path, "bulks", [] if attempts is None else attempts,
+                            not_found=f"No scheduled bulk with bulkId {bulk_id!r}", json=body)
+        if not isinstance(answer, dict):
+            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body")
+        return answer
 
     def _parsed(self, body: Any) -> SubmissionResult:
         try:

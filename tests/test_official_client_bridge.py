@@ -1,7 +1,6 @@
 """The bridge's v3 entrance with Infobip's official Python client v6: every send variant through the
 ``advanced`` and the ``messages`` upstream, preview, caller API keys, and the typed errors.
-
-(The bridge's /sms/3/reports, /sms/3/logs and /sms/1/bulks need the bridge's record: not here yet.)
+(Pulls and scheduled bulks through the bridge: tests/test_official_client_bridge_pulls.py.)
 """
 
 from __future__ import annotations

@@ -130,6 +130,8 @@ def test_queued_upstream_5xx_is_retried_and_a_400_becomes_a_rejected_report(make
         ok = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "retried"}).json()
         wait_for(lambda: len(sandbox.messages()) == 1, what="the message after two 503s")
         assert sandbox.messages()[0]["messageId"] == ok["messages"][0]["messageId"]
+        # the upstream stores the message before the bridge records the answer: wait for the third attempt row
+        wait_for(lambda: len(db.query("SELECT id FROM upstream_attempts")) == 3, what="the accepted attempt's row")
         statuses = [r[0] for r in db.query("SELECT http_status FROM upstream_attempts ORDER BY id")]
         assert statuses == [503, 503, 200]
         sandbox.faults(status=400, count=1)

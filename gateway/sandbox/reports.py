@@ -37,6 +37,7 @@ from ..redact import redact_url
 from ..statuses import ERROR_BY_NAME, PENDING_ENROUTE, STATUS_BY_NAME, error_object
 from ..validate import Errors, parse_datetime, parse_int
 from .state import SandboxState
+from .v3 import mcc_mnc
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def report_of(msg: dict[str, Any], final: bool = True) -> dict[str, Any]:
     out = {
         "bulkId": msg.get("bulkId"), "messageId": msg["messageId"], "to": msg["to"], "from": msg.get("from"),
         "sentAt": fmt_time(msg["sentAt"]), "doneAt": fmt_time(msg.get("doneAt") if final else time.time()),
-        "smsCount": msg.get("smsCount"), "mccMnc": "22801", "callbackData": msg.get("callbackData"),
+        "smsCount": msg.get("smsCount"), "mccMnc": mcc_mnc(msg["to"]), "callbackData": msg.get("callbackData"),
         "price": {"pricePerMessage": 0.01, "currency": "EUR"}, "status": msg.get("status"), "error": msg.get("error"),
     }
     return {k: v for k, v in out.items() if v is not None}
