@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import datetime as dt
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
@@ -58,7 +56,6 @@ SEED = f"username=demo&password=demo&from=InfoSMS&to={TO}&text=Hello%20world"
 DIRECT = f"username=sandbox&password=sandbox&from=InfoSMS&to={TO}&text=Hello%20world"
 TEMPLATE = f"username=demo&password=demo&phone={TO}&msg=Pump%203%20pressure%20low&site=HQ"
 KANNEL = "username=tester&password=secret&to=4915550001&text=Hello%20world"
-QUEUED_CONFIG_SECTION = "queue"  # the config section queued mode adds (branch store); scenarios e/f/g need it
 
 
 @dataclass
@@ -69,6 +66,7 @@ class Scenario:
     target: str  # path and query
     messages_per_request: int = 2
     baseline: str | None = None
+    e2e: bool = False  # also wait until the sandbox has every accepted message (queued mode)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -81,10 +79,21 @@ SCENARIOS: tuple[Scenario, ...] = (
              baseline="proxy"),
     Scenario("bridge-template", "(d) bridge template /t/alarm, 3 parameters", "bridge-template",
              f"/t/alarm?{TEMPLATE}", baseline="bridge-query"),
+    Scenario("queued", "(e) bridge queued, synchronous FULL: accepted; e2e to the sandbox", "bridge-queued",
+             f"/sms/1/text/query?{SEED}", baseline="floor", e2e=True),
+    Scenario("queued-normal", "(e) bridge queued, synchronous NORMAL: accepted; e2e to the sandbox",
+             "bridge-queued-normal", f"/sms/1/text/query?{SEED}", baseline="floor", e2e=True),
     Scenario("kannel", "(i) peer: Kannel 1.4.5 sendsms -> fake SMSC", "kannel", f"/cgi-bin/sendsms?{KANNEL}",
              messages_per_request=1),
 )
-BRIDGES = {"bridge-query": "query", "bridge-advanced": "advanced", "bridge-template": "query"}
+# bridge process -> (upstream_api, mode, store.synchronous)
+BRIDGES: dict[str, tuple[str, str, str]] = {
+    "bridge-query": ("query", "sync", "FULL"), "bridge-advanced": ("advanced", "sync", "FULL"),
+    "bridge-template": ("query", "sync", "FULL"), "bridge-queued": ("advanced", "queued", "FULL"),
+    "bridge-queued-normal": ("advanced", "queued", "NORMAL"), "bridge-reports": ("advanced", "queued", "FULL"),
+}
+SANDBOX_DLR_DELAY = 3600.0  # (a)-(f): the sandbox's reports would load the bridge mid-run; (g) has its own sandbox
+REPORTS_DLR_DELAY = 0.5
 
 
 # ---------------------------------------------------------------- processes
@@ -140,13 +149,19 @@ class ServerProcess:
         self.log.close()
 
 
-def bridge_config(workdir: Path, name: str, upstream_api: str) -> Path:
-    """The repository's config.yaml as shipped, with its own SQLite file and the caller's upstream API."""
+def bridge_config(workdir: Path, name: str, upstream_api: str, mode: str = "sync", synchronous: str = "FULL") -> Path:
+    """The repository's config.yaml as shipped, with its own SQLite file, the caller's upstream API and
+    delivery mode, and the store's fsync policy."""
     raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     raw = copy.deepcopy(raw)
-    raw["store"] = {**(raw.get("store") or {}), "path": str(workdir / f"{name}.db")}
+    raw["store"] = {**(raw.get("store") or {}), "path": str(workdir / f"{name}.db"), "synchronous": synchronous}
     raw["upstream"] = {**(raw.get("upstream") or {}), "base_url": "sandbox", "api_key": "sandbox-key"}
     raw["callers"]["demo"]["upstream_api"] = upstream_api
+    raw["callers"]["demo"]["mode"] = mode
+    if mode == "queued":  # queued mode needs custom ids: the shipped query-API templates move to advanced
+        for t in (raw.get("templates") or {}).values():
+            if t.get("api") == "query":
+                t["api"] = "advanced"
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
@@ -164,16 +179,21 @@ def export_ref(ref: str, workdir: Path) -> Path:
 def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None) -> dict[str, ServerProcess]:
     procs: dict[str, ServerProcess] = {}
     try:
-        procs["sandbox"] = ServerProcess("sandbox", "sandbox", [], workdir)
+        procs["sandbox"] = ServerProcess("sandbox", "sandbox", ["--dlr-delay", str(SANDBOX_DLR_DELAY)], workdir)
         if "floor" in wanted:
             procs["floor"] = ServerProcess("floor", "floor", [], workdir)
+        if "bridge-reports" in wanted:
+            procs["sandbox-dlr"] = ServerProcess("sandbox-dlr", "sandbox", ["--dlr-delay", str(REPORTS_DLR_DELAY)],
+                                                 workdir)
+            procs["receiver"] = ServerProcess("receiver", "receiver", [], workdir)
         sandbox = procs["sandbox"].wait_ready().url
         if "proxy" in wanted:
             procs["proxy"] = ServerProcess("proxy", "proxy", ["--upstream", sandbox], workdir)
-        for name, api in BRIDGES.items():
+        for name, (api, mode, sync) in BRIDGES.items():
             if name in wanted:
-                cfg = bridge_config(workdir, name, api)
-                procs[name] = ServerProcess(name, "bridge", ["--config", str(cfg), "--upstream", sandbox], workdir)
+                upstream = procs["sandbox-dlr"].wait_ready().url if name == "bridge-reports" else sandbox
+                cfg = bridge_config(workdir, name, api, mode, sync)
+                procs[name] = ServerProcess(name, "bridge", ["--config", str(cfg), "--upstream", upstream], workdir)
         if "bridge-ref" in wanted and ref_root:
             cfg = bridge_config(workdir, "bridge-ref", "query")
             procs["bridge-ref"] = ServerProcess("bridge-ref", "bridge", ["--config", str(cfg), "--upstream", sandbox,
@@ -270,47 +290,86 @@ def end_to_end(counter: Callable[[], int], before: int, t0: float, expected: int
         elif time.perf_counter() - last_change > settle:
             break
     delivered = last - before
-    return {"delivered": delivered, "e2e_msgs_per_s": delivered / max(1e-9, last_change - t0)}
+    return {"delivered": delivered, "e2e_msgs_per_s": delivered / max(1e-9, last_change - t0),
+            "last_change_s": last_change - t0}
 
 
 # ---------------------------------------------------------------- queued-mode scenarios (e, f, g)
 
 
-def queued_mode_missing() -> str | None:
-    """None when the bridge has queued mode; else the note the skipped rows carry."""
-    from gateway.config import Config
-
-    if QUEUED_CONFIG_SECTION not in {f.name for f in dataclasses.fields(Config)}:
-        return (f"needs queued mode: gateway.config.Config has no `{QUEUED_CONFIG_SECTION}` section yet "
-                "(branch store); switches on after the merge")
-    return None
+def sandbox_count(url: str) -> dict[str, int]:
+    """Messages the sandbox accepted and advanced requests it served (bench/serve.py's count route)."""
+    return requests.get(url + "/sandbox/bench-count", timeout=30).json()
 
 
-def scenario_queued(ctx: RunContext) -> dict[str, Any]:
-    """(e) accepted/s with durable commit, and end-to-end messages/s reaching the sandbox."""
-    missing = queued_mode_missing()
-    if missing:
-        return {"skipped": missing}
-    return {"skipped": "queued mode detected but this scenario is not wired to its config yet"}
+def bridge_backlog_drained(ctx: RunContext, bridge: str, sandbox: str, expected: int, deadline: float = 60.0) -> None:
+    """Before the next run: wait (bounded) until the sandbox stops receiving what ``bridge`` had queued."""
+    end_to_end(lambda: sandbox_count(sandbox)["messages"], 0, time.perf_counter(), expected, settle=0.3,
+               deadline=deadline)
 
 
 def scenario_bulk_queued(ctx: RunContext) -> dict[str, Any]:
-    """(f) one GET with 1,000 / 10,000 destinations in queued mode: answer time, time until all delivered."""
-    missing = queued_mode_missing()
-    if missing:
-        return {"skipped": missing}
-    return {"skipped": "queued mode detected but this scenario is not wired to its config yet"}
+    """(f) one GET with 1,000 / 10,000 destinations in queued mode: answer time, time until the sandbox has
+    them all, upstream (advanced) requests it took, delivered messages/s."""
+    if "bridge-queued" not in ctx.procs:
+        return {"skipped": "bridge-queued not started (--only)"}
+    out: dict[str, Any] = {}
+    bridge, sandbox = ctx.procs["bridge-queued"].url, ctx.procs["sandbox"].url
+    for n in ctx.bulk_sizes:
+        to = ",".join(str(41790000000 + i) for i in range(n))
+        answer, all_in, rates, errors, batches = [], [], [], 0, []
+        for run in range(ctx.runs):
+            bridge_backlog_drained(ctx, "bridge-queued", sandbox, 10**9, deadline=60)  # (e)'s backlog is out
+            requests.post(sandbox + "/sandbox/reset", timeout=10)
+            url = f"{bridge}/sms/1/text/query?username=demo&password=demo&from=InfoSMS&to={to}&text=Bulk-{n}-{run}"
+            t0 = time.perf_counter()
+            resp = requests.get(url, timeout=120)
+            answer.append(time.perf_counter() - t0)
+            got = end_to_end(lambda: sandbox_count(sandbox)["messages"], 0, t0, n, settle=3.0, deadline=120)
+            all_in.append(got["last_change_s"])
+            rates.append(got["e2e_msgs_per_s"])
+            batches.append(sandbox_count(sandbox)["advanced"])
+            if resp.status_code != 200 or got["delivered"] < n:
+                errors += 1
+        out[str(n)] = {"answer_s": summary(answer), "sandbox_has_all_s": summary(all_in),
+                       "e2e_msgs_per_s": summary(rates), "errors": errors, "upstream_requests": max(batches),
+                       **ctx.procs["bridge-queued"].memory()}
+    return {"mode": "queued (answered once committed; forwarded by the queue workers in batches of "
+                    "queue.max_batch)", "sizes": out}
 
 
 def scenario_reports(ctx: RunContext) -> dict[str, Any]:
-    """(g) delivery reports in from the sandbox, relayed to a loopback receiver, per second."""
-    if importlib.util.find_spec("gateway.entrances.reports") is None:
-        return {"skipped": "needs delivery reports (gateway.entrances.reports, branch store); switches on after the "
-                           "merge"}
-    missing = queued_mode_missing()
-    if missing:
-        return {"skipped": missing}
-    return {"skipped": "reports detected but this scenario is not wired to its config yet"}
+    """(g) delivery reports: a queued bulk send with a loopback notifyUrl through its own sandbox (reports after
+    REPORTS_DLR_DELAY s); the sandbox pushes each report to the bridge's hook, the bridge stores it and relays it
+    through its outbox to bench/receiver.py. Reports/s = reports received / (last - first arrival)."""
+    if "bridge-reports" not in ctx.procs:
+        return {"skipped": "bridge-reports not started (--only)"}
+    bridge, sandbox = ctx.procs["bridge-reports"].url, ctx.procs["sandbox-dlr"].url
+    receiver = ctx.procs["receiver"].url
+    n = ctx.reports
+    to = ",".join(str(41790000000 + i) for i in range(n))
+    rates, total, errors = [], [], 0
+    for run in range(ctx.runs):
+        requests.post(sandbox + "/sandbox/reset", timeout=10)
+        requests.post(receiver + "/reset", timeout=10)
+        url = (f"{bridge}/sms/1/text/query?username=demo&password=demo&from=InfoSMS&to={to}&text=Report-{run}"
+               f"&notifyUrl={receiver}/dlr")
+        t0 = time.time()
+        resp = requests.get(url, timeout=120)
+        got = end_to_end(lambda: requests.get(receiver + "/count", timeout=10).json()["count"], 0,
+                         time.perf_counter(), n, settle=5.0, deadline=180)
+        c = requests.get(receiver + "/count", timeout=10).json()
+        if resp.status_code != 200 or got["delivered"] != n or not c["first"]:
+            errors += 1
+            continue
+        rates.append(c["count"] / max(1e-9, c["last"] - c["first"]))
+        total.append(c["last"] - t0)
+    if not rates:
+        return {"skipped": f"no run relayed all {n} reports"}
+    return {"mode": f"queued send with notifyUrl, sandbox dlr_delay {REPORTS_DLR_DELAY} s, one report per sandbox "
+                    "push, relayed by the outbox (synchronous FULL)", "reports": n, "errors": errors,
+            "relayed_per_s": summary(rates), "send_to_last_report_s": summary(total),
+            **ctx.procs["bridge-reports"].memory()}
 
 
 def scenario_bulk_sync(ctx: RunContext) -> dict[str, Any]:
@@ -341,7 +400,6 @@ def scenario_bulk_sync(ctx: RunContext) -> dict[str, Any]:
 
 EXTRA_SCENARIOS: dict[str, Callable[[RunContext], dict[str, Any]]] = {
     "bulk-sync": scenario_bulk_sync,
-    "queued": scenario_queued,
     "bulk-queued": scenario_bulk_queued,
     "reports": scenario_reports,
 }
@@ -357,6 +415,7 @@ class RunContext:
     bulk_sizes: tuple[int, ...]
     workdir: Path
     kannel: KannelPeer | None = None
+    reports: int = 2000
     samples: dict[str, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
@@ -381,12 +440,16 @@ def one_load(ctx: RunContext, sc: Scenario, kind: str, conc: int, duration: floa
     base = ctx.kannel.url if sc.server == "kannel" else ctx.procs[sc.server].url
     if sc.server != "kannel" and "sandbox" in ctx.procs:
         requests.post(ctx.procs["sandbox"].url + "/sandbox/reset", timeout=10)  # keep the sandbox's memory flat
-    before, t0 = (ctx.kannel.delivered(), time.perf_counter()) if sc.server == "kannel" else (0, 0.0)
+    before, t0 = (ctx.kannel.delivered(), time.perf_counter()) if sc.server == "kannel" else (0, time.perf_counter())
     r = loadgen.run_load(kind, base + sc.target, conc, duration)
     r["msgs_per_s"] = r["rps"] * sc.messages_per_request
     if sc.server == "kannel":
         assert ctx.kannel is not None
         r.update(end_to_end(ctx.kannel.delivered, before, t0, r["requests"] - r["non2xx"]))
+    elif sc.e2e:  # queued: accepted during the load; delivered when the sandbox has them all
+        sandbox = ctx.procs["sandbox"].url
+        r.update(end_to_end(lambda: sandbox_count(sandbox)["messages"], 0, t0,
+                            (r["requests"] - r["non2xx"]) * sc.messages_per_request, settle=2.0, deadline=60))
     return r
 
 
@@ -422,6 +485,11 @@ RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ("p50 bridge-query - direct (ms)", "bridge-query", "direct", "p50diff"),
     ("p50 bridge-query - bridge-ref (ms)", "bridge-query", "bridge-ref", "p50diff"),
     ("p50 bridge-advanced - direct (ms)", "bridge-advanced", "direct", "p50diff"),
+    ("queued accepted/floor", "queued", "floor", "rps"),
+    ("queued-normal accepted/floor", "queued-normal", "floor", "rps"),
+    ("queued e2e msgs/direct msgs", "queued", "direct", "e2e/msgs"),
+    ("queued-normal e2e msgs/direct msgs", "queued-normal", "direct", "e2e/msgs"),
+    ("queued e2e msgs/kannel e2e msgs", "queued", "kannel", "e2e/e2e"),
 )
 
 
@@ -439,6 +507,10 @@ def ratios(ctx: RunContext, concurrencies: list[int]) -> dict[str, Any]:
                     vals.append(a["rps"] / b["rps"] if b["rps"] else 0.0)
                 elif what == "msgs":
                     vals.append(a["msgs_per_s"] / b["e2e_msgs_per_s"] if b.get("e2e_msgs_per_s") else 0.0)
+                elif what == "e2e/msgs":
+                    vals.append(a["e2e_msgs_per_s"] / b["msgs_per_s"] if b["msgs_per_s"] else 0.0)
+                elif what == "e2e/e2e":
+                    vals.append(a["e2e_msgs_per_s"] / b["e2e_msgs_per_s"] if b.get("e2e_msgs_per_s") else 0.0)
                 else:
                     vals.append(a["p50_ms"] - b["p50_ms"])
             per_conc[str(conc)] = summary(vals)
@@ -446,9 +518,10 @@ def ratios(ctx: RunContext, concurrencies: list[int]) -> dict[str, Any]:
     return out
 
 
-def targets(table: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 7 item 3, judged on medians of per-repetition ratios."""
-    res = []
+def targets(table: dict[str, Any], rat: dict[str, Any], extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Issue 7 item 3, judged on medians of per-repetition ratios (and of the extra scenarios' runs)."""
+    res: list[dict[str, Any]] = []
+    extra = extra or {}
 
     def add(what: str, key: str, ok: Callable[[float], bool], goal: str) -> None:
         if key not in rat:
@@ -462,8 +535,41 @@ def targets(table: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
     add("(c) p50 overhead over direct, ms", "p50 bridge-query - direct (ms)", lambda v: v <= 2.0, "<= 2 ms")
     add("(c) p50 overhead over direct (advanced), ms", "p50 bridge-advanced - direct (ms)", lambda v: v <= 2.0, "<= 2 ms")
     add("(d) template vs (c)", "bridge-template/bridge-query", lambda v: v >= 0.9, ">= 0.9")
+    add("(e) queued accepted vs floor (FULL)", "queued accepted/floor", lambda v: v >= 0.6, ">= 0.6")
+    add("(e) queued accepted vs floor (NORMAL)", "queued-normal accepted/floor", lambda v: v >= 0.6, ">= 0.6")
+    add("(e) queued e2e msgs/s vs direct msgs/s (FULL)", "queued e2e msgs/direct msgs", lambda v: v >= 2, ">= 2")
+    add("(e) queued e2e msgs/s vs direct msgs/s (NORMAL)", "queued-normal e2e msgs/direct msgs", lambda v: v >= 2,
+        ">= 2")
+
+    def one(what: str, value: float, ok: bool, goal: str) -> None:
+        res.append({"target": what, "concurrency": None, "goal": goal, "median": round(value, 3), "met": ok})
+
+    direct = table.get("direct", {}).get("concurrency", {})
+    best_direct = max((r["msgs_per_s"]["median"] for r in direct.values()), default=0.0)
+    kannel = table.get("kannel", {}).get("concurrency", {})
+    best_kannel = max((r["e2e_msgs_per_s"]["median"] for r in kannel.values() if "e2e_msgs_per_s" in r), default=0.0)
+    for n, r in extra.get("bulk-queued", {}).get("sizes", {}).items():
+        if int(n) >= 10000:
+            one(f"(f) queued bulk {int(n):,}: answered, s", r["answer_s"]["median"], r["answer_s"]["median"] < 1, "< 1 s")
+        one(f"(f) queued bulk {int(n):,}: upstream requests", r["upstream_requests"],
+            r["upstream_requests"] < int(n) and r["errors"] == 0, f"batches, < {int(n):,}")
+        if best_direct:
+            v = r["e2e_msgs_per_s"]["median"] / best_direct
+            one(f"(e/f) queued bulk {int(n):,} e2e msgs/s vs best direct msgs/s", v, v >= 2, ">= 2")
+        if best_kannel:
+            v = r["e2e_msgs_per_s"]["median"] / best_kannel
+            one(f"(e/f) queued bulk {int(n):,} e2e msgs/s vs Kannel's best e2e msgs/s", v, v > 1, "> 1")
+        if "peak_rss_mb" in r:
+            one(f"(h) peak RSS bridge-queued after bulk {int(n):,}, MB", r["peak_rss_mb"], r["peak_rss_mb"] < 150,
+                "< 150")
+    rep = extra.get("reports", {})
+    if "relayed_per_s" in rep:
+        v = rep["relayed_per_s"]["median"]
+        one("(g) reports relayed per second", v, v >= 1000 and rep["errors"] == 0, ">= 1000")
+        if "peak_rss_mb" in rep:
+            one("(h) peak RSS bridge-reports, MB", rep["peak_rss_mb"], rep["peak_rss_mb"] < 150, "< 150")
     for name, row in table.items():
-        if name.startswith("bridge-") and "peak_rss_mb" in row:
+        if name.startswith(("bridge-", "queued")) and "peak_rss_mb" in row:
             res.append({"target": f"(h) peak RSS {name}, MB", "concurrency": None, "goal": "< 150",
                         "median": row["peak_rss_mb"], "met": row["peak_rss_mb"] < 150})
     return res
@@ -483,7 +589,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Load generator: {cfg['loadgen']}, keep-alive, {cfg['duration_s']} s per run, {cfg['runs']} repetitions "
         f"interleaved across scenarios; each figure is the median (min–max) of the repetitions. Every server is its "
         f"own process (waitress, 16 threads; sandbox 8) on 127.0.0.1. Bridges run config.yaml as shipped "
-        f"(access log on, SQLite {cfg['store_synchronous']}).", "",
+        f"(access log on, SQLite WAL, synchronous {cfg['store_synchronous']} unless the row says NORMAL). The "
+        f"sandbox's reports are off in (a)-(f) (dlr_delay {SANDBOX_DLR_DELAY:.0f} s); (g) has its own sandbox.", "",
         "| scenario | conc | req/s | msgs/s | p50 ms | p99 ms | errors | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -508,9 +615,15 @@ def markdown(report: dict[str, Any]) -> str:
             continue
         lines.append(f"- **{name}** ({res.get('mode', '')}):")
         for n, r in res.get("sizes", {}).items():
-            lines.append(f"  - {int(n):,} destinations: answered in {_fmt(r['answer_s'], 3)} s, "
+            e2e = (f"sandbox has all after {_fmt(r['sandbox_has_all_s'], 3)} s = {_fmt(r['e2e_msgs_per_s'])} msgs/s "
+                   "e2e, ") if "e2e_msgs_per_s" in r else ""
+            lines.append(f"  - {int(n):,} destinations: answered in {_fmt(r['answer_s'], 3)} s, {e2e}"
                          f"{r['upstream_requests']} upstream request(s), errors {r['errors']}, "
                          f"bridge peak RSS {r.get('peak_rss_mb', '—')} MB")
+        if "relayed_per_s" in res:
+            lines.append(f"  - {res['reports']:,} reports: {_fmt(res['relayed_per_s'])} relayed/s at the receiver, "
+                         f"send to last report {_fmt(res['send_to_last_report_s'], 2)} s, failed runs "
+                         f"{res['errors']}, bridge peak RSS {res.get('peak_rss_mb', '—')} MB")
     for name, why in report["skipped"].items():
         lines.append(f"- **{name}**: skipped — {why}")
     return "\n".join(lines) + "\n"
@@ -526,6 +639,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", default="", help="comma list of scenarios (default all): "
                     + ", ".join([s.name for s in SCENARIOS] + list(EXTRA_SCENARIOS)))
     ap.add_argument("--bulk", default="1000,10000", help="bulk destination counts (default 1000,10000)")
+    ap.add_argument("--reports", type=int, default=2000, help="delivery reports relayed per run of (g) (default 2000)")
     ap.add_argument("--compare", metavar="REF", help="also run the query bridge from git REF (before/after, same run)")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--no-install", action="store_true", help="never apt-get install the Kannel peer")
@@ -568,11 +682,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if why:
             skipped["kannel"] = why
             scenarios = [s for s in scenarios if s.server != "kannel"]
-    wanted = {s.server for s in scenarios} | ({"bridge-query"} if "bulk-sync" in extras else set())
+    wanted = {s.server for s in scenarios} | ({"bridge-query"} if "bulk-sync" in extras else set()) \
+        | ({"bridge-queued"} if "bulk-queued" in extras else set()) \
+        | ({"bridge-reports"} if "reports" in extras else set())
     procs: dict[str, ServerProcess] = {}
     try:
         procs = start_servers(workdir, wanted, export_ref(args.compare, workdir) if args.compare else None)
-        ctx = RunContext(procs, args.runs, tuple(int(n) for n in args.bulk.split(",") if n), workdir, kannel)
+        ctx = RunContext(procs, args.runs, tuple(int(n) for n in args.bulk.split(",") if n), workdir, kannel,
+                         reports=args.reports)
         for sc in scenarios:  # warm-up: imports, pools, caches; not recorded
             one_load(ctx, sc, kind, concurrencies[0], min(1.0, duration))
         ctx.samples = {s.name: {c: [] for c in concurrencies} for s in scenarios}
@@ -598,7 +715,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "settings": {"loadgen": kind, "compare": args.compare, "duration_s": duration, "runs": args.runs, "concurrency": concurrencies,
                      "servers": "one process each (bench/serve.py), waitress on 127.0.0.1",
                      "store_synchronous": yaml.safe_load((ROOT / "config.yaml").read_text())["store"]["synchronous"]},
-        "scenarios": table, "ratios": rat, "targets": targets(table, rat), "extra": extra, "skipped": skipped,
+        "scenarios": table, "ratios": rat, "targets": targets(table, rat, extra), "extra": extra, "skipped": skipped,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "http.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

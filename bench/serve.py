@@ -1,7 +1,9 @@
 """One benchmark server in its own process: ``python bench/serve.py ROLE [options]``.
 
-Roles: ``sandbox`` (gateway.sandbox), ``bridge`` (gateway.create_app with ``--config``), ``floor`` and
-``proxy`` (bench/baselines.py). Each runs under waitress via gateway.servers.ServerThread on a loopback
+Roles: ``sandbox`` (gateway.sandbox; ``--dlr-delay``, plus a bench-only ``GET /sandbox/bench-count`` answering
+how many messages and advanced requests it has, without serialising them), ``bridge`` (gateway.create_app
+with ``--config``; told the address it really got, so the upstream's reports reach it), ``floor`` and
+``proxy`` (bench/baselines.py), ``receiver`` (bench/receiver.py, asyncio). Each runs under waitress via gateway.servers.ServerThread on a loopback
 ephemeral port, prints one JSON line ``{"role", "url", "pid"}`` on stdout when it listens, and serves
 until SIGTERM. The runner starts one process per server so that RSS is per server and the load
 generator does not share a GIL with what it measures.
@@ -16,6 +18,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -26,11 +29,12 @@ THREADS = 16  # the bridge's default server.threads; the baselines use the same
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("role", choices=("sandbox", "bridge", "floor", "proxy"))
+    ap.add_argument("role", choices=("sandbox", "bridge", "floor", "proxy", "receiver"))
     ap.add_argument("--config", help="bridge configuration file")
     ap.add_argument("--upstream", help="upstream URL (bridge, proxy)")
     ap.add_argument("--api-key", default="sandbox-key")
     ap.add_argument("--threads", type=int, default=THREADS)
+    ap.add_argument("--dlr-delay", type=float, default=1.0, help="sandbox: seconds until a message's report")
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout to import gateway from")
     args = ap.parse_args(argv)
     for p in (str(HERE), str(args.root)):
@@ -44,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.sandbox import create_sandbox_app
     from gateway.servers import ServerThread
 
+    if args.role == "receiver":
+        return run_receiver()
     stop_hooks = []
+    ctx = None
     if args.role == "sandbox":
-        settings = SandboxSettings()
+        settings = SandboxSettings(dlr_delay=args.dlr_delay)
         app = create_sandbox_app(settings)
+        add_count_route(app)
         threads = settings.threads
     elif args.role == "floor":
         app, threads = create_floor_app(), args.threads
@@ -58,19 +66,52 @@ def main(argv: list[str] | None = None) -> int:
         configure(config.logging.level)
         app = create_app(config, args.upstream)
         ctx = app.extensions["smsbridge"]
-        ctx.start()
         stop_hooks.append(ctx.stop)
         threads = config.server.threads
     server = ServerThread(app, "127.0.0.1", 0, threads=threads)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
+    if ctx is not None:
+        ctx.bind(server.url)  # the bridge's own notifyUrl must name the port it really got
+        ctx.start()
     server.start()
     print(json.dumps({"role": args.role, "url": server.url, "pid": os.getpid()}), flush=True)
     done.wait()
     server.stop()
     for hook in stop_hooks:
         hook()
+    return 0
+
+
+def add_count_route(app: Any) -> None:
+    """``GET /sandbox/bench-count``: messages the sandbox accepted and advanced-API requests it served (cheap)."""
+    from flask import jsonify
+
+    @app.get("/sandbox/bench-count")
+    def bench_count() -> Any:
+        state = app.extensions["sandbox"]
+        with state.lock:
+            advanced = sum(1 for r in state.requests if "advanced" in str(r.get("path", "")))
+            return jsonify({"messages": len(state.messages), "requests": len(state.requests), "advanced": advanced})
+
+
+def run_receiver() -> int:
+    import asyncio
+
+    from receiver import serve
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[str] = loop.create_future()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        task = asyncio.create_task(serve(ready, stop))
+        print(json.dumps({"role": "receiver", "url": await ready, "pid": os.getpid()}), flush=True)
+        await task
+
+    asyncio.run(go())
     return 0
 
 

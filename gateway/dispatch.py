@@ -4,8 +4,9 @@
   and returned. Upstream unreachable -> 503 and the submission is recorded as failed, never accepted.
 * **queued** - the submission is committed first (every destination a ``queued`` message with a
   bridge-assigned messageId, and a bulkId when there are several), then answered PENDING_ACCEPTED at
-  once. :class:`QueueWorker` threads lease due messages of one bulk, up to ``queue.max_batch``
-  destinations per advanced-API request, passing the bridge's ids as the custom ``messageId``/``bulkId``.
+  once. :class:`QueueWorker` threads lease the oldest due messages, up to ``queue.max_batch``
+  destinations per advanced-API request (across submissions: many small sends share one request), passing
+  the bridge's ids as the custom ``messageId`` (and ``bulkId`` when the batch is one submission's).
   Unreachable upstream, 5xx, 429, timeouts: retried with exponential backoff (``queue.retry_base``
   doubling up to ``queue.retry_max``) until the upstream accepts or rejects. After a crash, leased
   messages are due again at start-up; a resend is harmless because the upstream answers a repeated
@@ -225,8 +226,9 @@ class QueueWorker:
         rows = self.store.claim_batch(self.max_batch, self.lease_seconds)
         if not rows:
             return 0
-        first = json.loads(rows[0]["spec"]).get("_submission")
-        same = [r for r in rows if json.loads(r["spec"]).get("_submission") == first]
+        extras = {spec: json.loads(spec).get("_submission") for spec in {r["spec"] for r in rows}}
+        first = extras[rows[0]["spec"]]
+        same = [r for r in rows if extras[r["spec"]] == first]
         if len(same) < len(rows):
             self.store.release([r for r in rows if r not in same])
             rows = same
@@ -244,8 +246,9 @@ class QueueWorker:
             m["destinations"] = [{"to": r["to_addr"], "messageId": r["upstream_message_id"]} for r in members]
             messages.append(m)
         body: dict[str, Any] = {"messages": messages, **extras}
-        if rows[0]["bulk_id"]:
-            body["bulkId"] = rows[0]["bulk_id"]
+        bulks = {r["bulk_id"] for r in rows}
+        if len(bulks) == 1 and rows[0]["bulk_id"]:  # a batch mixing submissions leaves the bulkId to the upstream;
+            body["bulkId"] = rows[0]["bulk_id"]  # the caller's bulkId stays in the record and in its reports
         sub = submission_from_advanced(body)
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []

@@ -53,6 +53,9 @@ def retry_delay(attempts: int, time_scale: float = 1.0) -> float | None:
     return scaled(RETRY_DELAYS[attempts - 1], time_scale)
 
 
+CLAIM_BATCH = 16  # jobs a worker leases per transaction (their outcomes are recorded in one transaction too)
+
+
 class DeliveryError(Exception):
     """A failed delivery; ``reason`` is a human sentence without secrets, ``status`` the HTTP status.
 
@@ -326,97 +329,130 @@ class Outbox:
     def _run(self, limit: int, stoppable: bool) -> int:
         done = 0
         while done < limit and not (stoppable and self._stop.is_set()):
-            claimed = self._claim()
-            if claimed is None:
+            claimed = self._claim_many(min(CLAIM_BATCH, limit - done))
+            if not claimed:
                 break
-            self._deliver(*claimed)
-            done += 1
+            done += self._deliver_all(claimed)
         return done
 
     def _claim(self) -> tuple[Job, str] | None:
-        """Lease the most overdue job (pending, or leased with an expired lease)."""
-        now = self.clock.now()
-        token = uuid.uuid4().hex
-        with self.db.transaction() as conn:  # BEGIN IMMEDIATE: select + update under the write lock
-            row = conn.execute(
-                "SELECT * FROM outbox_jobs WHERE (state = 'pending' AND next_at <= ?)"
-                " OR (state = 'leased' AND lease_until <= ?) ORDER BY next_at, id LIMIT 1",
-                (now, now),
-            ).fetchone()
-            if row is None:
-                return None
-            cur = conn.execute(
-                "UPDATE outbox_jobs SET state = 'leased', lease_until = ?, lease_token = ?, updated_at = ?"
-                " WHERE id = ? AND (state = 'pending' OR (state = 'leased' AND lease_until <= ?))",
-                (now + self.lease_seconds, token, now, row["id"], now),
-            )
-            if cur.rowcount != 1:
-                return None
-        job = Job.from_row(row)
-        job.state = "leased"
-        return job, token
+        """Lease the most overdue job, or None."""
+        claimed = self._claim_many(1)
+        return claimed[0] if claimed else None
 
     def _deliver(self, job: Job, token: str) -> None:
+        """Attempt one leased job and record the outcome."""
+        self._deliver_all([(job, token)])
+
+    def _claim_many(self, limit: int) -> list[tuple[Job, str]]:
+        """Lease up to ``limit`` of the most overdue jobs (pending, or leased with an expired lease) in
+        one transaction: one commit (one fsync) per batch, not per job."""
+        now = self.clock.now()
+        with self.db.transaction() as conn:  # BEGIN IMMEDIATE: select + update under the write lock
+            rows = conn.execute(
+                "SELECT * FROM outbox_jobs WHERE (state = 'pending' AND next_at <= ?)"
+                " OR (state = 'leased' AND lease_until <= ?) ORDER BY next_at, id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            out = []
+            for row in rows:
+                token = uuid.uuid4().hex
+                cur = conn.execute(
+                    "UPDATE outbox_jobs SET state = 'leased', lease_until = ?, lease_token = ?, updated_at = ?"
+                    " WHERE id = ? AND (state = 'pending' OR (state = 'leased' AND lease_until <= ?))",
+                    (now + self.lease_seconds, token, now, row["id"], now),
+                )
+                if cur.rowcount == 1:
+                    job = Job.from_row(row)
+                    job.state = "leased"
+                    out.append((job, token))
+        return out
+
+    def _deliver_all(self, claimed: list[tuple[Job, str]]) -> int:
+        """Attempt each claimed job, then record every outcome in one transaction. A job whose lease
+        could run out before its attempt ends (the batch took long) is handed back untouched."""
+        started = time.monotonic()
+        budget = self.lease_seconds - self.deliverer.connect_timeout - self.deliverer.read_timeout
+        outcomes: list[tuple[Job, str, float, int | DeliveryError | None, float, str | None]] = []
+        for job, token in claimed:
+            if outcomes and time.monotonic() - started > budget:
+                outcomes.append((job, token, 0.0, None, 0.0, None))  # released, not attempted
+                continue
+            outcomes.append(self._attempt(job, token))
+        self._record(outcomes)
+        return sum(1 for o in outcomes if o[3] is not None or o[5] is not None)
+
+    def _attempt(self, job: Job, token: str) -> tuple[Job, str, float, int | DeliveryError | None, float, str | None]:
+        """(job, token, at, result, duration_ms, refused reason) of one attempt."""
         at = self.clock.now()
         try:
             self.policy_for(job.caller).check(job.url)
         except HostUnresolvable as exc:
-            self._record(job, token, at, DeliveryError(exc.reason), 0.0)
-            return
+            return job, token, at, DeliveryError(exc.reason), 0.0, None
         except UrlNotAllowed as exc:
-            self._refuse(job, token, exc.reason)
-            return
+            return job, token, at, None, 0.0, exc.reason
         t0 = time.perf_counter()
         result: int | DeliveryError
         try:
             result = self.deliverer.send(job.method, job.url, job.headers, job.body, job.content_type)
         except DeliveryError as exc:
             result = exc
-        self._record(job, token, at, result, (time.perf_counter() - t0) * 1000)
+        return job, token, at, result, (time.perf_counter() - t0) * 1000, None
 
-    def _record(self, job: Job, token: str, at: float, result: int | DeliveryError, duration_ms: float) -> None:
-        attempts = job.attempts + 1
+    def _record(self, outcomes: list[tuple[Job, str, float, int | DeliveryError | None, float, str | None]]) -> None:
         now = self.clock.now()
-        if isinstance(result, int):
-            state, status, error, next_at = "done", result, None, job.next_at
-        else:
-            status, error = result.status, result.reason
-            delay = None if result.permanent else retry_delay(attempts, self.time_scale)
-            state, next_at = ("dead", job.next_at) if delay is None else ("pending", at + delay)
+        done: list[tuple[Job, str, int | None, str | None, int]] = []
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO outbox_attempts (job_id, attempt, at, http_status, error, duration_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (job.id, attempts, at, status, error, round(duration_ms, 3)),
-            )
-            cur = conn.execute(
-                "UPDATE outbox_jobs SET state = ?, attempts = ?, next_at = ?, last_status = ?,"
-                " last_error = ?, lease_until = NULL, lease_token = NULL, updated_at = ?"
-                " WHERE id = ? AND lease_token = ?",
-                (state, attempts, next_at, status, error, now, job.id, token),
-            )
-        if cur.rowcount != 1:
-            log.warning("outbox job %s: lease lost before the attempt was recorded", job.id)
-        counter = {"done": "delivered", "pending": "retries", "dead": "dead"}[state]
-        with self._lock:
-            self._counters["attempts"] += 1
-            self._counters[counter] += 1
-        if state == "done":
-            log.info("outbox job %s (%s) delivered: HTTP %s", job.id, job.kind, status)
-        else:
-            log.warning("outbox job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, attempts, state, error)
-
-    def _refuse(self, job: Job, token: str, reason: str) -> None:
-        """The URL is no longer allowed: dead at once, no request made."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE outbox_jobs SET state = 'dead', last_error = ?, last_status = NULL,"
-                " lease_until = NULL, lease_token = NULL, updated_at = ? WHERE id = ? AND lease_token = ?",
-                (f"not sent: {reason}", self.clock.now(), job.id, token),
-            )
-        with self._lock:
-            self._counters["dead"] += 1
-        log.warning("outbox job %s (%s) refused by URL policy: %s", job.id, job.kind, reason)
+            for job, token, at, result, duration_ms, refused in outcomes:
+                if refused is not None:  # the URL is no longer allowed: dead at once, no request made
+                    conn.execute(
+                        "UPDATE outbox_jobs SET state = 'dead', last_error = ?, last_status = NULL,"
+                        " lease_until = NULL, lease_token = NULL, updated_at = ? WHERE id = ? AND lease_token = ?",
+                        (f"not sent: {refused}", now, job.id, token),
+                    )
+                    done.append((job, "refused", None, refused, job.attempts))
+                    continue
+                if result is None:  # not attempted: back to pending as it was
+                    conn.execute(
+                        "UPDATE outbox_jobs SET state = 'pending', lease_until = NULL, lease_token = NULL,"
+                        " updated_at = ? WHERE id = ? AND lease_token = ?", (now, job.id, token))
+                    continue
+                attempts = job.attempts + 1
+                if isinstance(result, int):
+                    state, status, error, next_at = "done", result, None, job.next_at
+                else:
+                    status, error = result.status, result.reason
+                    delay = None if result.permanent else retry_delay(attempts, self.time_scale)
+                    state, next_at = ("dead", job.next_at) if delay is None else ("pending", at + delay)
+                conn.execute(
+                    "INSERT INTO outbox_attempts (job_id, attempt, at, http_status, error, duration_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (job.id, attempts, at, status, error, round(duration_ms, 3)),
+                )
+                cur = conn.execute(
+                    "UPDATE outbox_jobs SET state = ?, attempts = ?, next_at = ?, last_status = ?,"
+                    " last_error = ?, lease_until = NULL, lease_token = NULL, updated_at = ?"
+                    " WHERE id = ? AND lease_token = ?",
+                    (state, attempts, next_at, status, error, now, job.id, token),
+                )
+                if cur.rowcount != 1:
+                    log.warning("outbox job %s: lease lost before the attempt was recorded", job.id)
+                done.append((job, state, status, error, attempts))
+        for job, state, status, error, attempts in done:
+            if state == "refused":
+                with self._lock:
+                    self._counters["dead"] += 1
+                log.warning("outbox job %s (%s) refused by URL policy: %s", job.id, job.kind, error)
+                continue
+            counter = {"done": "delivered", "pending": "retries", "dead": "dead"}[state]
+            with self._lock:
+                self._counters["attempts"] += 1
+                self._counters[counter] += 1
+            if state == "done":
+                log.info("outbox job %s (%s) delivered: HTTP %s", job.id, job.kind, status)
+            else:
+                log.warning("outbox job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, attempts, state,
+                            error)
 
     # -- workers -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -454,7 +490,7 @@ class Outbox:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                if self._run(10, stoppable=True):
+                if self._run(CLAIM_BATCH, stoppable=True):
                     continue
                 wait = self._seconds_until_due()
             except Exception:  # keep the worker alive; the lease brings the job back

@@ -133,27 +133,24 @@ class Store:
 
     # -- the queue (queued mode) ---------------------------------------------------------------
     def claim_batch(self, max_batch: int, lease_seconds: float) -> list[sqlite3.Row]:
-        """Lease up to ``max_batch`` due queued messages of one bulk (the oldest due first)."""
+        """Lease up to ``max_batch`` due queued messages, the oldest due first, across submissions (many
+        small queued sends share one upstream request; one select and one update per batch)."""
         now = self.clock.now()
         with self.db.transaction() as c:
-            first = c.execute(
-                "SELECT id, bulk_id FROM messages WHERE (state = 'queued' AND next_at <= ?)"
-                " OR (state = 'sending' AND lease_until <= ?) ORDER BY next_at, id LIMIT 1",
-                (now, now),
-            ).fetchone()
-            if first is None:
-                return []
-            same = "bulk_id = ?" if first["bulk_id"] is not None else "bulk_id IS NULL"
-            args: list[Any] = [first["bulk_id"]] if first["bulk_id"] is not None else []
             rows = c.execute(
-                f"SELECT * FROM messages WHERE {same} AND ((state = 'queued' AND next_at <= ?)"
-                " OR (state = 'sending' AND lease_until <= ?)) ORDER BY next_at, id LIMIT ?",
-                [*args, now, now, max_batch],
+                "SELECT * FROM messages WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
+                (now, max_batch),
             ).fetchall()
-            c.executemany(
-                "UPDATE messages SET state = 'sending', lease_until = ?, updated_at = ? WHERE id = ?",
-                [(now + lease_seconds, now, r["id"]) for r in rows],
-            )
+            if len(rows) < max_batch:  # leases that ran out (a worker died mid-request) are due again
+                rows += c.execute(
+                    "SELECT * FROM messages WHERE state = 'sending' AND lease_until <= ? ORDER BY lease_until, id"
+                    " LIMIT ?", (now, max_batch - len(rows)),
+                ).fetchall()
+            if rows:
+                c.executemany(
+                    "UPDATE messages SET state = 'sending', lease_until = ?, updated_at = ? WHERE id = ?",
+                    [(now + lease_seconds, now, r["id"]) for r in rows],
+                )
         return rows
 
     def release(self, rows: Sequence[sqlite3.Row]) -> None:

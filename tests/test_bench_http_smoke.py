@@ -29,15 +29,17 @@ def _load(name: str):
 def test_runner_writes_results_for_tiny_scenarios(tmp_path: Path) -> None:
     run = _load("run")
     report = run.main(["--loadgen", "python", "--duration", "0.2", "--runs", "3", "--concurrency", "2",
-                       "--only", "floor,bridge-query,bridge-template,bulk-sync,queued,reports", "--bulk", "25",
-                       "--no-install", "--out", str(tmp_path)])
+                       "--only", "floor,bridge-query,bridge-template,bulk-sync,queued,bulk-queued,reports",
+                       "--bulk", "25", "--reports", "20", "--no-install", "--out", str(tmp_path)])
     written = json.loads((tmp_path / "http.json").read_text(encoding="utf-8"))
     assert written == json.loads(json.dumps(report))
     env = written["environment"]
     assert {"date", "cpu_count", "versions", "loadavg_start"} <= set(env)
     assert {"python", "flask", "waitress", "requests"} <= set(env["versions"])
     assert written["settings"]["runs"] == 3 and written["settings"]["loadgen"] == "python"
-    assert set(written["scenarios"]) == {"floor", "bridge-query", "bridge-template"}
+    assert set(written["scenarios"]) == {"floor", "bridge-query", "bridge-template", "queued"}
+    queued = written["scenarios"]["queued"]["concurrency"]["2"]
+    assert queued["delivered"] > 0 and queued["e2e_msgs_per_s"]["runs"] == 3  # accepted ones reached the sandbox
     for name, row in written["scenarios"].items():
         assert row["peak_rss_mb"] > 0, name
         r = row["concurrency"]["2"]
@@ -50,8 +52,12 @@ def test_runner_writes_results_for_tiny_scenarios(tmp_path: Path) -> None:
     assert {t["target"] for t in written["targets"]} >= {"(d) template vs (c)", "(h) peak RSS bridge-query, MB"}
     bulk = written["extra"]["bulk-sync"]["sizes"]["25"]
     assert bulk["errors"] == 0 and bulk["upstream_requests"] == 1  # one upstream GET for 25 destinations
-    for name in ("queued", "reports"):
-        assert set(written["extra"][name]) == {"skipped"} or "skipped" not in written["extra"][name]
+    qbulk = written["extra"]["bulk-queued"]["sizes"]["25"]
+    assert qbulk["errors"] == 0 and qbulk["upstream_requests"] == 1  # 25 queued destinations, one batch upstream
+    reports = written["extra"]["reports"]
+    assert reports["errors"] == 0 and reports["reports"] == 20 and reports["relayed_per_s"]["runs"] == 3
+    assert {"(e) queued accepted vs floor (FULL)", "(g) reports relayed per second"} <= {
+        t["target"] for t in written["targets"]}
     markdown = (tmp_path / "http.md").read_text(encoding="utf-8")
     assert "os.cpu_count()" in markdown and "| scenario | conc | req/s |" in markdown
     assert "(d) template vs (c)" in markdown

@@ -11,6 +11,7 @@ Rules (``sandbox.dlr_rules``, first match on the destination's prefix wins), e.g
       - "4179002 EXPIRED_EXPIRED"        # reported when the validityPeriod runs out (default 48 h)
 
 A message sent with ``intermediateReport=true`` first gets a PENDING_ENROUTE report at half the delay.
+Reports that are due together for the same notifyUrl share one push (up to ``PUSH_BATCH``), as Infobip's do.
 State lives in the app (``app.extensions``); one daemon thread runs the timers, started on first use.
 """
 
@@ -42,6 +43,7 @@ from .v3 import mcc_mnc
 log = logging.getLogger(__name__)
 
 NO_ERROR = 0
+PUSH_BATCH = 100  # reports due at the same time for one notifyUrl go out in one push (Infobip's `results` array)
 _ERROR_FOR = {"UNDELIVERABLE": "EC_ABSENT_SUBSCRIBER", "EXPIRED": "EC_VALIDITYEXPIRED"}
 
 
@@ -121,35 +123,47 @@ class DlrEngine:
     # -- the timer thread ----------------------------------------------------------------------
     def _run(self) -> None:
         while True:
+            due: list[tuple[str, Any]] = []
             with self._cv:
                 while not self._heap or self._heap[0][0] > time.time():
                     self._cv.wait(None if not self._heap else max(0.0, self._heap[0][0] - time.time()))
-                _, _, kind, (gen, payload) = heapq.heappop(self._heap)
-                if gen != self._generation:
-                    continue
-            try:
-                if kind == "status":
-                    self._status(*payload)
-                else:
-                    self._push(*payload)
-            except Exception:  # the sandbox keeps running whatever a push does
-                log.exception("sandbox report %s failed", kind)
+                now = time.time()
+                while self._heap and self._heap[0][0] <= now and len(due) < PUSH_BATCH:
+                    _, _, kind, (gen, payload) = heapq.heappop(self._heap)
+                    if gen == self._generation:
+                        due.append((kind, payload))
+            pushes: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+            for kind, payload in due:
+                try:
+                    if kind == "status":
+                        made = self._status(*payload)
+                        if made:
+                            pushes.setdefault(made[:2], []).append(made[2])
+                    else:
+                        self._push(*payload)
+                except Exception:  # the sandbox keeps running whatever a push does
+                    log.exception("sandbox report %s failed", kind)
+            for (url, ctype), reports in pushes.items():  # like Infobip: reports due together share a push
+                try:
+                    body, ct = reports_body(reports, ctype)
+                    self._push(url, body, ct, 0)
+                except Exception:
+                    log.exception("sandbox report push failed")
 
-    def _status(self, mid: str, status_name: str, error_id: int) -> None:
+    def _status(self, mid: str, status_name: str, error_id: int) -> tuple[str, str | None, dict[str, Any]] | None:
+        """Apply a status; the (notifyUrl, notifyContentType, report) to push, if the message has a URL."""
         status = STATUS_BY_NAME[status_name]
         final = status.group_name not in ("PENDING", "ACCEPTED")
         with self.state.lock:
             msg = self.state.messages.get(mid)
             if msg is None:
-                return
+                return None
             msg["status"], msg["error"] = status.to_wire(), error_object(error_id)
             if final:
                 msg["doneAt"] = time.time()
             report = report_of(msg, final)
             url, ctype = msg.get("notifyUrl"), msg.get("notifyContentType")
-        if url:
-            body, ctype = reports_body([report], ctype)
-            self._push(url, body, ctype, 0)
+        return (url, ctype, report) if url else None
 
     def _push(self, url: str, body: bytes, ctype: str, attempt: int) -> None:
         try:
