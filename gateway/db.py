@@ -155,21 +155,32 @@ class Database:
 
     # -- transactions --------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error); yields the connection."""
+    def transaction(self, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error); yields the connection.
+
+        ``relaxed`` commits this one transaction with ``synchronous=NORMAL``: it survives a process
+        crash, not a power cut. For records whose truth lives elsewhere too (a sync send the upstream
+        already holds); a later FULL commit fsyncs it with everything before it."""
         conn = self.connection()
         if conn.in_transaction:  # nested: join the outer transaction
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
+        relax = relaxed and self.synchronous == "FULL"
+        if relax:
+            conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._local.after_commit = []
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._local.after_commit = []
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if relax:
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         callbacks, self._local.after_commit = self._local.after_commit, []
         for fn in callbacks:
             fn()

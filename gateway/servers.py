@@ -71,7 +71,13 @@ class ServerThread:
         would use a file descriptor number that may already belong to something else (a SQLite file).
         """
         srv = self.server
+        if getattr(self, "_stopped", False):
+            return
+        self._stopped = True
         srv.task_dispatcher.shutdown(timeout=30)  # type: ignore[union-attr]
         if self.thread.is_alive():
-            srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))  # type: ignore[union-attr]
+            try:
+                srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))  # type: ignore[union-attr]
+            except OSError:  # the trigger is already closed: no worker is left, close from here
+                wasyncore.close_all(srv._map)  # type: ignore[union-attr]
             self.thread.join(timeout=10)
