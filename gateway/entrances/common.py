@@ -9,10 +9,19 @@ from ..context import bridge
 from ..formats import negotiate
 from ..model import Submission
 from ..placeholders import Hygiene
-from ..querystring import QueryParams
+from ..querystring import QueryParams, parse_form, parse_query
 from ..validate import Errors
 
 CREDENTIAL_PARAMS = frozenset({"username", "password", "charset"})
+
+
+def request_params() -> QueryParams:
+    """The query string's parameters, plus a form body's on POST; decoded once, strictly."""
+    charset = bridge().config.server.default_charset
+    params = parse_query(request.query_string, charset)
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        params = QueryParams(params.items() + parse_form(request.get_data(), charset).items())
+    return params
 
 
 def begin(ext: str | None) -> str:

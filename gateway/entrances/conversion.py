@@ -7,13 +7,12 @@ tag upstream with the bridge's own key and answers Infobip's ``{"processKey": â€
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from ..context import bridge
 from ..conversion import Conversions
 from ..formats import render
-from ..querystring import QueryParams, parse_form, parse_query
-from .common import authenticate, begin
+from .common import authenticate, begin, request_params
 
 bp = Blueprint("conversion", __name__)
 
@@ -23,10 +22,7 @@ bp = Blueprint("conversion", __name__)
 def log_end(messageId: str, ext: str | None) -> Response:  # noqa: N803 (the path names it as Infobip does)
     fmt = begin(ext)
     ctx = bridge()
-    charset = ctx.config.server.default_charset
-    params = parse_query(request.query_string, charset)
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        params = QueryParams(params.items() + parse_form(request.get_data(), charset).items())
+    params = request_params()
     caller = authenticate(params, "conversions")
     key = Conversions(ctx.db, ctx.clock, ctx.sender.upstream).log_end(caller.name, messageId)
     return render({"processKey": key}, fmt, "generic")

@@ -7,17 +7,17 @@ exactly like query-API parameters, so both entrances share one set of rules.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g
 
 from ..config import Caller, TemplateSpec
 from ..context import bridge
 from ..formats import render
 from ..model import ApiError
-from ..querystring import QueryParams, parse_form, parse_query
+from ..querystring import QueryParams
 from ..render import RenderError
 from ..validate import Errors, normalise_destination, parse_bool, parse_int, validate_submission
 from ..wire import result_to_wire, split_destinations, submission_from_query
-from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params
+from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params, request_params
 
 bp = Blueprint("templates", __name__)
 
@@ -67,10 +67,7 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
 def send_template(name: str, ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
-    charset = ctx.config.server.default_charset
-    params = parse_query(request.query_string, charset)
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        params = QueryParams(params.items() + parse_form(request.get_data(), charset).items())
+    params = request_params()
     caller = authenticate(params, "templates")
     spec = ctx.config.templates.get(name)
     if spec is None:
