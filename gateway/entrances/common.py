@@ -10,7 +10,7 @@ from ..formats import negotiate
 from ..model import Submission
 from ..placeholders import Hygiene
 from ..querystring import QueryParams, parse_form, parse_query
-from ..validate import Errors
+from ..validate import Errors, parse_int
 
 CREDENTIAL_PARAMS = frozenset({"username", "password", "charset"})
 
@@ -22,6 +22,20 @@ def request_params() -> QueryParams:
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         params = QueryParams(params.items() + parse_form(request.get_data(), charset).items())
     return params
+
+
+PULL_DEFAULT, PULL_MAX = 50, 1000  # Infobip's pulls: limit defaults to 50, at most 1000
+
+
+def pull_limit(params: QueryParams, errs: Errors) -> int:
+    """The ``limit`` of a pull (reports, logs, inbox): 1..1000, default 50."""
+    limit = parse_int("limit", params.get("limit") or None, 1, PULL_MAX, errs)
+    return PULL_DEFAULT if limit is None else limit
+
+
+def param_list(params: QueryParams, name: str) -> list[str]:
+    """A multi-valued filter given as repeated keys and/or comma lists (``bulkId=a&bulkId=b,c``)."""
+    return [v.strip() for value in params.getall(name) for v in value.split(",") if v.strip()]
 
 
 def begin(ext: str | None) -> str:

@@ -20,13 +20,11 @@ from ..inbound import message, store
 from ..inbound.routing import Router
 from ..inbound.service import handle_push, send_replies
 from ..model import ApiError
-from ..querystring import parse_query
-from ..validate import Errors, parse_int
-from .common import authenticate, begin
+from ..validate import Errors
+from .common import authenticate, begin, pull_limit, request_params
 
 bp = Blueprint("inbound", __name__)
 ROUTER = "smsbridge.inbound"  # app.extensions key of the compiled Router
-PULL_DEFAULT, PULL_MAX = 50, 1000
 
 
 def router() -> Router:
@@ -74,10 +72,10 @@ def push(token: str) -> Response:
 def pull(ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
-    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    params = request_params()
     caller = authenticate(params, "inbox")
     errs = Errors()
-    limit = parse_int("limit", params.get("limit"), 1, PULL_MAX, errs)
+    limit = pull_limit(params, errs)
     errs.raise_if_any()
-    results, pending = store.pull(ctx.db, caller.name, limit or PULL_DEFAULT, ctx.clock.now())
+    results, pending = store.pull(ctx.db, caller.name, limit, ctx.clock.now())
     return render(message.pull_body(results, pending), fmt, "inbox")

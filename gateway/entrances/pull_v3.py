@@ -21,28 +21,13 @@ from ..dlr import fmt_time, parse_time
 from ..formats import JSON, render
 from ..model import ApiError
 from ..pull_v3 import decode_cursor, logs, pull_reports
-from ..querystring import QueryParams, parse_query
 from ..statuses import GROUPS
-from ..validate import Errors, format_datetime, parse_bool, parse_datetime, parse_enum, parse_int
-from .common import authenticate
+from ..validate import Errors, format_datetime, parse_bool, parse_datetime, parse_enum
+from .common import authenticate, param_list, pull_limit, request_params
 
 bp = Blueprint("pull_v3", __name__)
 
-MAX_LIMIT = 1000
 BULK_STATUSES = ("PENDING", "PAUSED", "CANCELED")
-
-
-def _params() -> QueryParams:
-    return parse_query(request.query_string, bridge().config.server.default_charset)
-
-
-def _list(params: QueryParams, name: str) -> list[str]:
-    return [v.strip() for value in params.getall(name) for v in value.split(",") if v.strip()]
-
-
-def _limit(params: QueryParams, errs: Errors) -> int:
-    limit = parse_int("limit", params.get("limit") or None, 1, MAX_LIMIT, errs)
-    return 50 if limit is None else limit
 
 
 def _auth(scope: str) -> Caller:
@@ -53,21 +38,21 @@ def _auth(scope: str) -> Caller:
 @bp.get("/sms/3/reports")
 def reports_v3() -> Response:
     caller = _auth("reports")
-    params = _params()
+    params = request_params()
     errs = Errors()
-    limit = _limit(params, errs)
+    limit = pull_limit(params, errs)
     errs.raise_if_any()
     singles = {k: params.get(k) for k in ("entityId", "applicationId", "campaignReferenceId")}
-    lists = {k: _list(params, k) for k in ("bulkId", "messageId")}
+    lists = {k: param_list(params, k) for k in ("bulkId", "messageId")}
     return render({"results": pull_reports(bridge().store, caller.name, singles, lists, limit)}, JSON, "reports")
 
 
 @bp.get("/sms/3/logs")
 def logs_v3() -> Response:
     caller = _auth("logs")
-    params = _params()
+    params = request_params()
     errs = Errors()
-    limit = _limit(params, errs)
+    limit = pull_limit(params, errs)
     since = parse_datetime("sentSince", params.get("sentSince"), errs)
     until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
     status = parse_enum("generalStatus", (params.get("generalStatus") or "").upper() or None,
@@ -85,8 +70,8 @@ def logs_v3() -> Response:
         "sender": params.get("sender"), "destination": (params.get("destination") or "").strip().lstrip("+") or None,
         "generalStatus": status, "entityId": params.get("entityId"), "applicationId": params.get("applicationId"),
         "mcc": params.get("mcc"), "mnc": params.get("mnc"),
-        "bulkId": _list(params, "bulkId"), "messageId": _list(params, "messageId"),
-        "campaignReferenceId": _list(params, "campaignReferenceId"),
+        "bulkId": param_list(params, "bulkId"), "messageId": param_list(params, "messageId"),
+        "campaignReferenceId": param_list(params, "campaignReferenceId"),
         "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
     }
     page, nxt = logs(bridge().store, caller.name, filters, limit, before)
@@ -98,7 +83,7 @@ def logs_v3() -> Response:
 
 # -- scheduled bulks ------------------------------------------------------------------------------
 def _bulk(caller: Caller) -> tuple[str, list[Any]]:
-    bulk_id = _params().get("bulkId")
+    bulk_id = request_params().get("bulkId")
     if not bulk_id:
         raise ApiError.bad_request("bulkId", "is required")
     rows = bridge().store.db.query(

@@ -9,14 +9,12 @@ from flask import Blueprint, Response, jsonify, request
 from ..context import bridge
 from ..formats import render
 from ..model import ApiError
-from ..querystring import QueryParams, parse_query
 from ..statuses import GROUPS
-from ..validate import Errors, parse_datetime, parse_enum, parse_int
-from .common import authenticate, begin
+from ..validate import Errors, parse_datetime, parse_enum
+from .common import authenticate, begin, param_list, pull_limit, request_params
 
 bp = Blueprint("reports", __name__)
 
-MAX_LIMIT = 1000
 MAX_REPORT_BODY = 4 << 20  # Infobip pushes buckets of up to 100 reports: a few hundred kB at most
 
 
@@ -33,26 +31,17 @@ def report_hook(token: str) -> Response:
     return jsonify(ctx.intake.accept(sub, body, request.content_type))
 
 
-def _list(params: QueryParams, name: str) -> list[str]:
-    return [v.strip() for value in params.getall(name) for v in value.split(",") if v.strip()]
-
-
-def _limit(params: QueryParams, errs: Errors) -> int:
-    limit = parse_int("limit", params.get("limit") or None, 1, MAX_LIMIT, errs)
-    return 50 if limit is None else limit
-
-
 @bp.get("/sms/1/reports", defaults={"ext": None})
 @bp.get("/sms/1/reports.<any(json,xml):ext>")
 def pull_reports(ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
-    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    params = request_params()
     caller = authenticate(params, "reports")
     errs = Errors()
-    limit = _limit(params, errs)
+    limit = pull_limit(params, errs)
     errs.raise_if_any()
-    results = ctx.store.pull_reports(caller.name, _list(params, "bulkId"), _list(params, "messageId"), limit)
+    results = ctx.store.pull_reports(caller.name, param_list(params, "bulkId"), param_list(params, "messageId"), limit)
     return render({"results": results}, fmt, "reports")
 
 
@@ -61,10 +50,10 @@ def pull_reports(ext: str | None) -> Response:
 def logs(ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
-    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    params = request_params()
     caller = authenticate(params, "logs")
     errs = Errors()
-    limit = _limit(params, errs)
+    limit = pull_limit(params, errs)
     since = parse_datetime("sentSince", params.get("sentSince"), errs)
     until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
     status = parse_enum("generalStatus", (params.get("generalStatus") or "").upper() or None,
@@ -73,7 +62,7 @@ def logs(ext: str | None) -> Response:
     filters = {
         "from": params.get("from"), "generalStatus": status,
         "to": (params.get("to") or "").strip().lstrip("+") or None,  # stored as international digits
-        "bulkId": _list(params, "bulkId"), "messageId": _list(params, "messageId"),
+        "bulkId": param_list(params, "bulkId"), "messageId": param_list(params, "messageId"),
         "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
     }
     return render({"results": ctx.store.logs(caller.name, filters, limit)}, fmt, "logs")
