@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from gateway import create_app
 from gateway.config import SandboxSettings, build_config
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
+from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -48,14 +50,31 @@ class Sandbox:
         requests.post(self.url + "/sandbox/reset", timeout=5).raise_for_status()
 
 
+@contextmanager
+def running_sandbox(**settings: Any) -> Iterator[Sandbox]:
+    """A sandbox of its own (e.g. fast delivery reports: ``dlr_delay=0.05, time_scale=0.001``)."""
+    config = SandboxSettings(**settings)
+    server = ServerThread(create_sandbox_app(config), "127.0.0.1", 0, threads=8).start()
+    try:
+        yield Sandbox(server, config)
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
     # No delivery reports from the shared sandbox within a test (seed examples carry public notifyUrls that
-    # a relayed report would call); tests of reports start their own sandbox (tests/test_reports.py).
-    settings = SandboxSettings(dlr_delay=3600)
-    server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=8).start()
-    yield Sandbox(server, settings)
-    server.stop()
+    # a relayed report would call); tests of reports start their own sandbox (running_sandbox).
+    with running_sandbox(dlr_delay=3600) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real loopback receiver that records what the bridge delivers to it."""
+    r = Receiver().start()
+    yield r
+    r.close()
 
 
 @pytest.fixture

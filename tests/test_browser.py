@@ -17,11 +17,8 @@ from urllib.parse import quote
 import pytest
 
 from gateway import urlbuilder as ub
-from gateway.config import SandboxSettings
-from gateway.sandbox import create_sandbox_app
-from gateway.servers import ServerThread
 from gateway.sms import analyse
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, running_sandbox
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -178,10 +175,8 @@ def test_raw_query_url_for_a_template_with_unicode_values(page, bridge, sandbox)
 @pytest.fixture(scope="module")
 def slow_dlr_sandbox() -> Iterator[Sandbox]:
     """A sandbox that reports DELIVERED 3 s after a send: long enough to see PENDING in the log first."""
-    settings = SandboxSettings(dlr_delay=3.0, time_scale=0.001)
-    server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=4).start()
-    yield Sandbox(server, settings)
-    server.stop()
+    with running_sandbox(dlr_delay=3.0, time_scale=0.001) as sandbox:
+        yield sandbox
 
 
 STATUS_CELL = '#log-table td[data-cell="status"]'

@@ -7,7 +7,6 @@ import itertools
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -17,7 +16,6 @@ from gateway import create_app
 from gateway.config import ConfigError, build_config
 from tests.conftest import DEMO, default_raw_config
 from tests.helpers import wait_for
-from tests.receiver import Receiver
 
 TOKEN = "test-inbound-token-5f2c9a"
 HOOK = f"/hooks/inbound/{TOKEN}"
@@ -44,13 +42,6 @@ def push(bridge: Any, *msgs: dict[str, Any], token: str = TOKEN):
 
 def pull(bridge: Any, fmt: str = "", **params: Any):
     return bridge.get(f"/sms/1/inbox/reports{fmt}", params={**DEMO, **params})
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
 
 
 def _values(query: str) -> dict[str, bytes]:

@@ -22,19 +22,11 @@ from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
 from tests.conftest import ROOT, default_raw_config
 from tests.helpers import wait_for
-from tests.receiver import Receiver
 from tests.test_inbound import HOOK, NASTY, with_inbound
 from tests.test_secrets_cli import _start
 
 SCALE = 0.001
 SANDBOX_AUTH = {"Authorization": "App sandbox-key"}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -27,13 +27,9 @@ from infobip_api_client.models import (
     SmsWebhooks,
 )
 
-from gateway.config import SandboxSettings
-from gateway.sandbox import create_sandbox_app
-from gateway.servers import ServerThread
-from tests.conftest import DEMO, Sandbox
+from tests.conftest import DEMO, Sandbox, running_sandbox
 from tests.helpers import free_port, wait_for
 from tests.official_client import in_days, message, sms_api
-from tests.receiver import Receiver
 from tests.test_inbound import mo, push, with_inbound
 
 KEY = "demo-key"
@@ -43,17 +39,8 @@ OTHER_KEY = "other-key-4d1e"
 @pytest.fixture(scope="module")
 def dlr_sandbox() -> Iterator[Sandbox]:
     """A sandbox that reports DELIVERED 20 ms after a send."""
-    settings = SandboxSettings(dlr_delay=0.02, time_scale=0.001)
-    server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=8).start()
-    yield Sandbox(server, settings)
-    server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
+    with running_sandbox(dlr_delay=0.02, time_scale=0.001) as sandbox:
+        yield sandbox
 
 
 def _setup(api: str = "advanced", inbound: bool = False):

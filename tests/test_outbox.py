@@ -24,13 +24,6 @@ def loopback_ok(caller: str | None) -> UrlPolicy:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
-
-
-@pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
     d = Database(str(tmp_path / "bridge.db"))
     yield d

@@ -12,11 +12,8 @@ import pytest
 import requests
 
 from gateway.auth import hash_password
-from gateway.config import SandboxSettings
 from gateway.outbox import RETRY_DELAYS
-from gateway.sandbox import create_sandbox_app
-from gateway.servers import ServerThread
-from tests.conftest import DEMO, Sandbox
+from tests.conftest import DEMO, Sandbox, running_sandbox
 from tests.helpers import free_port, wait_for
 from tests.receiver import Receiver
 
@@ -26,19 +23,10 @@ SCALE = 0.001  # the bridge's outbox time scale in make_bridge: one minute is 60
 @pytest.fixture(scope="module")
 def dlr_sandbox() -> Iterator[Sandbox]:
     """A sandbox that reports quickly: DELIVERED after 50 ms; 4179000… undeliverable, 4179001… rejected."""
-    settings = SandboxSettings(dlr_delay=0.05, time_scale=SCALE, dlr_rules=[
+    with running_sandbox(dlr_delay=0.05, time_scale=SCALE, dlr_rules=[
         "4179000 UNDELIVERABLE_NOT_DELIVERED EC_ABSENT_SUBSCRIBER", "4179001 REJECTED_DESTINATION",
-        "4179002 EXPIRED_EXPIRED"])
-    server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=8).start()
-    yield Sandbox(server, settings)
-    server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.close()
+        "4179002 EXPIRED_EXPIRED"]) as sandbox:
+        yield sandbox
 
 
 def _send(bridge, **params) -> dict:

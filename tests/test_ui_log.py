@@ -8,11 +8,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from gateway.config import ConfigError, SandboxSettings, build_config
+from gateway.config import ConfigError, build_config
 from gateway.logview import mask
-from gateway.sandbox import create_sandbox_app
-from gateway.servers import ServerThread
-from tests.conftest import DEMO, Sandbox, default_raw_config
+from tests.conftest import DEMO, Sandbox, default_raw_config, running_sandbox
 from tests.helpers import wait_for
 from tests.receiver import Receiver
 from tests.test_ui import login
@@ -21,10 +19,8 @@ from tests.test_ui import login
 @pytest.fixture(scope="module")
 def dlr_sandbox() -> Iterator[Sandbox]:
     """A sandbox that reports DELIVERED after 50 ms (reports relayed on a fast retry scale)."""
-    settings = SandboxSettings(dlr_delay=0.05, time_scale=0.001)
-    server = ServerThread(create_sandbox_app(settings), "127.0.0.1", 0, threads=4).start()
-    yield Sandbox(server, settings)
-    server.stop()
+    with running_sandbox(dlr_delay=0.05, time_scale=0.001) as sandbox:
+        yield sandbox
 
 
 def send(bridge, to: str, text: str = "Pump 3 failed on site", **extra) -> str:
