@@ -112,6 +112,11 @@ class Database:
         self.busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
         self._lock = threading.Lock()
+        # One writer at a time inside this process: threads queue on a lock instead of SQLite's busy
+        # handler, which sleeps with a growing back-off (up to 100 ms a try) and lets newcomers overtake a
+        # waiting thread, so under load some requests starved for a second. Other processes (the CLI)
+        # still meet busy_timeout.
+        self._write_lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
         self._closed = False
         self.migrate(MIGRATIONS if migrations is None else migrations)
@@ -168,6 +173,7 @@ class Database:
         relax = relaxed and self.synchronous == "FULL"
         if relax:
             conn.execute("PRAGMA synchronous = NORMAL")
+        self._write_lock.acquire()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -179,6 +185,7 @@ class Database:
                 raise
             conn.execute("COMMIT")
         finally:
+            self._write_lock.release()
             if relax:
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         callbacks, self._local.after_commit = self._local.after_commit, []
