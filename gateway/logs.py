@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import time
+from types import MappingProxyType
 
 from flask import Flask, Response, g, has_request_context, request
 
 from .redact import redact
 
 ACCESS = logging.getLogger("smsbridge.access")
+_REDACTED = MappingProxyType({"redacted": True})  # marker: this record's arguments are already redacted
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites the formatted message of every record so no secret reaches a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.__dict__.get("redacted"):  # the access log redacts its one variable part itself
+            return True
         msg = record.getMessage()
         clean = redact(msg)
         if clean != msg or record.args:
@@ -80,5 +84,6 @@ def install_access_log(app: Flask) -> None:
             qs = request.query_string.decode("latin-1")
             target = request.path + ("?" + qs if qs else "")
             ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-            ACCESS.info("%s %s %s %.1fms", request.method, redact(target), resp.status_code, ms)
+            ACCESS.info("%s %s %s %.1fms", request.method, redact(target), resp.status_code, ms,
+                        extra=_REDACTED)
         return resp

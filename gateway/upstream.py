@@ -83,6 +83,12 @@ class UpstreamClient:
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
         self.pool = pool_manager(self.base_url, settings.pool_size)
+        # Direct (no proxy): calls go to the origin's connection pool with a path, which urllib3 re-encodes once;
+        # through the pool manager it would parse and re-encode the whole URL twice per call.
+        parts = urlsplit(self.base_url)
+        self.prefix = parts.path.rstrip("/")
+        self.origin = None if isinstance(self.pool, urllib3.ProxyManager) else \
+            self.pool.connection_from_url(self.base_url)
         self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if settings.api_key:
             self.headers["Authorization"] = f"App {settings.api_key}"
@@ -113,8 +119,12 @@ class UpstreamClient:
             attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, reason))
 
         try:
-            resp = self.pool.request(method, self.base_url + path, body=body, headers=headers, timeout=self.timeout,
-                                     retries=False, redirect=False, preload_content=True)
+            if self.origin is not None:
+                resp = self.origin.urlopen(method, self.prefix + path, body=body, headers=headers,
+                                           timeout=self.timeout, retries=False, redirect=False, preload_content=True)
+            else:
+                resp = self.pool.request(method, self.base_url + path, body=body, headers=headers,
+                                         timeout=self.timeout, retries=False, redirect=False, preload_content=True)
         except (ConnectTimeoutError, NewConnectionError, ProxyError, SSLError, ProtocolError) as exc:
             if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
                 failed("connect timeout")
