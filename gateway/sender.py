@@ -53,7 +53,9 @@ class Sender:
                     sent.message_id = own
         if sub.bulk_id and not result.bulk_id:
             result.bulk_id = sub.bulk_id
-        counts = [sms_count(m.text, m.language_code, m.transliteration) for m in sub.messages for _ in m.destinations]
+        counts = []
+        for m in sub.messages:  # one count per message, repeated for each of its destinations
+            counts += [sms_count(m.text, m.language_code, m.transliteration)] * len(m.destinations)
         for sent, count in zip(result.messages, counts, strict=False):
             sent.sms_count = count  # the bridge's own engine, the same one the preview uses
         self._notify(sub, result, attempts)
