@@ -42,7 +42,7 @@ from jinja2 import StrictUndefined, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from .config import Callback, Config, ConfigError
-from .dlr import parse_time, reports_body
+from .dlr import merge_reports_bodies, parse_time, reports_body
 from .outbox import Outbox
 from .pull_v3 import report_v3
 from .urlpolicy import UrlNotAllowed
@@ -160,18 +160,28 @@ class NotifyUrlChannel:
     """The report in the shape of the caller's entrance, whatever the upstream: Infobip's v1/v2 shape
     (``from``, ``smsCount``), or the v3 shape (``sender``, ``messageCount``, ``platform``,
     ``campaignReferenceId``: infobip-sms-api.md §7.2) for a message sent to ``POST /sms/3/messages``
-    (``messages.entrance = 'messages'``)."""
+    (``messages.entrance = 'messages'``).
+
+    Each report is its own outbox job (its own attempts and retry schedule), but due jobs for one URL
+    in one shape and format are sent together, as Infobip does: one push of up to ``outbox.max_batch``
+    results (:func:`gateway.dlr.merge_reports_bodies`). The v3 shape has a kind of its own so that
+    the two shapes never share a push."""
 
     kind = "dlr"
+    kind_v3 = "dlr-v3"
 
-    def prepare(self, report: dict[str, Any], msg: Mapping[str, Any]) -> tuple[str, str, bytes, str]:
+    def prepare(self, report: dict[str, Any], msg: Mapping[str, Any]) -> tuple[str, str, str, bytes, str]:
+        """(kind, method, URL, body, content type) of the push of one report."""
+        kind = self.kind
         if msg["entrance"] == "messages":
-            report = report_v3(report, msg)
+            report, kind = report_v3(report, msg), self.kind_v3
         body, ctype = reports_body([report], msg["notify_content_type"])
-        return "POST", msg["notify_url"], body, ctype
+        return kind, "POST", msg["notify_url"], body, ctype
 
 
 class CallbackChannel:
+    """A legacy callback, rendered per report: never merged (its URL and body carry one report)."""
+
     kind = "dlr-callback"
 
     def __init__(self, compiled: CompiledCallback) -> None:
@@ -190,6 +200,8 @@ class Relay:
         self.outbox = outbox
         self.callbacks = {n: CallbackChannel(c) for n, c in compile_callbacks(config).items()}
         self.notify = NotifyUrlChannel()
+        for kind in (NotifyUrlChannel.kind, NotifyUrlChannel.kind_v3):
+            outbox.mergeable(kind, merge_reports_bodies)
 
     def enqueue(self, conn: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any], intermediate: bool) -> int:
         """Queue the report for the message's notifyUrl and legacy callback; return the jobs made."""
@@ -197,7 +209,7 @@ class Relay:
             return 0
         jobs = []
         if msg["notify_url"]:
-            jobs.append((NotifyUrlChannel.kind, *self.notify.prepare(report, msg)))
+            jobs.append(self.notify.prepare(report, msg))
         channel = self.callbacks.get(msg["callback"] or "")
         if channel is not None:
             try:
