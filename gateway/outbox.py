@@ -19,9 +19,9 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -138,6 +138,26 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
+
+
+_INSERT = (
+    "INSERT INTO outbox_jobs (kind, caller, ref, method, url, headers, body, content_type,"
+    " attempts, next_at, state, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?, ?)"
+)
+
+
+class NewJob(NamedTuple):
+    """A job to enqueue (see :meth:`Outbox.enqueue`)."""
+
+    kind: str
+    url: str
+    method: str = "POST"
+    body: bytes | str | None = None
+    content_type: str | None = None
+    headers: Mapping[str, str] | None = None
+    caller: str | None = None
+    ref: str | None = None
 
 
 #: (job, lease token, attempt time, 2xx status | error | None = not attempted, duration ms, refused reason)
@@ -320,35 +340,69 @@ class Outbox:
     ) -> int:
         """Store a job due now and return its id; raise :class:`UrlNotAllowed` if the caller's
         policy refuses the URL. With ``conn`` (inside an open transaction) the job commits with it."""
-        method = method.upper()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        job = NewJob(kind, url, method, body, content_type, headers, caller, ref)
+        params = self._params(job, self.clock.now())
+        self._check(job.caller, job.url)
+        if conn is not None:
+            job_id = int(conn.execute(_INSERT, params).lastrowid or 0)
+            self._wake_after(conn)
+            return job_id
+        with self.db.transaction() as c:
+            job_id = int(c.execute(_INSERT, params).lastrowid or 0)
+        self._wake.set()
+        return job_id
+
+    def enqueue_many(self, jobs: Sequence[NewJob], conn: sqlite3.Connection | None = None) -> list[str | None]:
+        """Store ``jobs`` due now with one statement (``executemany``): per job, None if queued or the
+        reason the caller's policy refused its URL (that job is not stored). The policy is asked once per
+        caller and URL. With ``conn`` (inside an open transaction) the jobs commit with it."""
+        now = self.clock.now()
+        verdicts: dict[tuple[str | None, str], str | None] = {}
+        out: list[str | None] = []
+        rows = []
+        for job in jobs:
+            key = (job.caller, job.url)
+            if key not in verdicts:
+                try:
+                    self._check(job.caller, job.url)
+                    verdicts[key] = None
+                except UrlNotAllowed as exc:
+                    verdicts[key] = exc.reason
+            out.append(verdicts[key])
+            if verdicts[key] is None:
+                rows.append(self._params(job, now))
+        if not rows:
+            return out
+        if conn is not None:
+            conn.executemany(_INSERT, rows)
+            self._wake_after(conn)
+            return out
+        with self.db.transaction() as c:
+            c.executemany(_INSERT, rows)
+        self._wake.set()
+        return out
+
+    def _check(self, caller: str | None, url: str) -> None:
+        """Raise :class:`UrlNotAllowed` if ``caller`` may not have ``url`` called."""
         try:
             self.policy_for(caller).check(url)
         except HostUnresolvable:
             pass  # maybe a DNS hiccup: delivery checks again and retries on the schedule
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        now = self.clock.now()
-        params = (
-            kind, caller, ref, method, url, json.dumps(dict(headers or {})), body, content_type, now, now, now,
-        )
-        sql = (
-            "INSERT INTO outbox_jobs (kind, caller, ref, method, url, headers, body, content_type,"
-            " attempts, next_at, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?, ?)"
-        )
-        if conn is not None:
-            job_id = int(conn.execute(sql, params).lastrowid or 0)
-            if conn is self.db.connection():
-                self.db.after_commit(self._wake.set)  # wake workers once the job is visible
-            else:
-                self._wake.set()
-            return job_id
-        with self.db.transaction() as c:
-            job_id = int(c.execute(sql, params).lastrowid or 0)
-        self._wake.set()
-        return job_id
+
+    @staticmethod
+    def _params(job: NewJob, now: float) -> tuple[Any, ...]:
+        method = job.method.upper()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        body = job.body.encode("utf-8") if isinstance(job.body, str) else job.body
+        headers = json.dumps(dict(job.headers)) if job.headers else "{}"
+        return job.kind, job.caller, job.ref, method, job.url, headers, body, job.content_type, now, now, now
+
+    def _wake_after(self, conn: sqlite3.Connection) -> None:
+        if conn is self.db.connection():
+            self.db.after_commit(self._wake.set)  # wake workers once the jobs are visible
+        else:
+            self._wake.set()
 
     # -- delivery ------------------------------------------------------------------------------
     def mergeable(self, kind: str, merge: Merge) -> None:
