@@ -492,7 +492,8 @@ class Outbox:
         order: list[tuple[Any, ...] | tuple[Job, str]] = []
         for item in claimed:
             job = item[0]
-            if job.kind not in self._merge:
+            merge = self._merge.get(job.kind)
+            if merge is None or merge([job.body], job.content_type) is None:  # not mergeable: alone
                 order.append(item)
                 continue
             key = (job.kind, job.method, job.url, json.dumps(job.headers), job.content_type, job.caller)
