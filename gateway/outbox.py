@@ -6,6 +6,11 @@ live in the database (``outbox_jobs``), so they survive restarts; every attempt 
 ``n`` (0…19) comes ``1 min + 1 min·n²`` after the previous attempt; after the 20th retry fails the
 job is a *dead letter*: kept, listed, and re-drivable.
 
+Jobs of a kind registered with :meth:`Outbox.mergeable` (delivery reports to a notifyUrl) that are due
+together and share method, URL, headers, content type and caller go out as one request, up to
+``max_batch`` of them, with a merged body; every job of it still gets its own attempt row, state and
+retry time, and the request's outcome applies to each.
+
 Workers claim a job atomically (``state='leased'`` with a lease deadline and a token), so several
 workers, threads or processes, never deliver the same job at the same time; a lease that expires
 (a crashed worker) makes the job due again.
