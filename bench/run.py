@@ -348,7 +348,7 @@ def scenario_reports(ctx: RunContext) -> dict[str, Any]:
     receiver = ctx.procs["receiver"].url
     n = ctx.reports
     to = ",".join(str(41790000000 + i) for i in range(n))
-    rates, total, errors = [], [], 0
+    rates, total, pushes, errors = [], [], [], 0
     for run in range(ctx.runs):
         requests.post(sandbox + "/sandbox/reset", timeout=10)
         requests.post(receiver + "/reset", timeout=10)
@@ -364,11 +364,14 @@ def scenario_reports(ctx: RunContext) -> dict[str, Any]:
             continue
         rates.append(c["count"] / max(1e-9, c["last"] - c["first"]))
         total.append(c["last"] - t0)
+        pushes.append(c["requests"])
     if not rates:
         return {"skipped": f"no run relayed all {n} reports"}
-    return {"mode": f"queued send with notifyUrl, sandbox dlr_delay {REPORTS_DLR_DELAY} s, one report per sandbox "
-                    "push, relayed by the outbox (synchronous FULL)", "reports": n, "errors": errors,
+    return {"mode": f"queued send with notifyUrl, sandbox dlr_delay {REPORTS_DLR_DELAY} s (reports due together "
+                    "share a sandbox push), relayed by the outbox (synchronous FULL; due reports for one notifyUrl "
+                    "share a POST of up to outbox.max_batch)", "reports": n, "errors": errors,
             "relayed_per_s": summary(rates), "send_to_last_report_s": summary(total),
+            "receiver_posts": summary(pushes),
             **ctx.procs["bridge-reports"].memory()}
 
 
@@ -622,7 +625,9 @@ def markdown(report: dict[str, Any]) -> str:
                          f"bridge peak RSS {r.get('peak_rss_mb', '—')} MB")
         if "relayed_per_s" in res:
             lines.append(f"  - {res['reports']:,} reports: {_fmt(res['relayed_per_s'])} relayed/s at the receiver, "
-                         f"send to last report {_fmt(res['send_to_last_report_s'], 2)} s, failed runs "
+                         f"send to last report {_fmt(res['send_to_last_report_s'], 2)} s, "
+                         f"{_fmt(res['receiver_posts'], 0) if 'receiver_posts' in res else '—'} POSTs at the "
+                         "receiver, failed runs "
                          f"{res['errors']}, bridge peak RSS {res.get('peak_rss_mb', '—')} MB")
     for name, why in report["skipped"].items():
         lines.append(f"- **{name}**: skipped — {why}")

@@ -124,7 +124,8 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     db = Database(config.store.path, synchronous=config.store.synchronous)
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
-                    connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for)
+                    connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,
+                    max_batch=ob.max_batch)
     ctx = app.extensions["smsbridge"] = Bridge(
         config=config,
         auth=Authenticator(config.callers),

@@ -169,6 +169,7 @@ class OutboxSettings:
     retry_on_4xx: bool = True
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
+    max_batch: int = 100  # due reports for one notifyUrl (same format, headers) share one POST, at most this many
 
 
 @dataclass
@@ -471,6 +472,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if queue.max_batch < 1 or queue.workers < 1 or queue.time_scale <= 0:
         problems.append(("queue", "workers and max_batch must be at least 1, time_scale above 0"))
     outbox = r.fill(OutboxSettings, r.section(raw.get("outbox"), "outbox"), "outbox")
+    if outbox.max_batch < 1:
+        problems.append(("outbox.max_batch", "must be at least 1 (1: one report per POST)"))
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(("store.synchronous", "must be FULL or NORMAL"))
     limits = _limits(r, raw.get("limits"), "limits", Limits())

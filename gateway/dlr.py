@@ -8,6 +8,8 @@ named like the JSON properties. XML from outside is parsed with defusedxml only.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -20,6 +22,10 @@ from .validate import Errors, format_datetime, parse_datetime
 
 XML_TYPES = ("application/xml", "text/xml")
 _INTS = {"smsCount", "groupId", "id", "messageCount"}
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
+_JSON_HEAD, _JSON_TAIL = b'{"results":[', b"]}"
+_XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?><reportResponse><results>'
+_XML_TAIL = b"</results></reportResponse>"
 
 
 def fmt_time(t: float | None) -> str | None:
@@ -29,6 +35,11 @@ def fmt_time(t: float | None) -> str | None:
 
 def parse_time(value: Any) -> float | None:
     """Infobip's date-time (any accepted variant) as epoch seconds; None if absent or unreadable."""
+    if isinstance(value, str) and _CANONICAL.match(value):  # what Infobip sends: the fast path
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None  # e.g. February 30th: unreadable either way
     dt = parse_datetime("t", value, Errors())
     return dt.timestamp() if dt else None
 
@@ -40,13 +51,31 @@ def is_xml(content_type: str | None) -> bool:
 def reports_body(results: list[dict[str, Any]], content_type: str | None) -> tuple[bytes, str]:
     """The push body for ``results`` and its content type (JSON unless ``content_type`` is XML)."""
     if is_xml(content_type):
-        out = ['<?xml version="1.0" encoding="UTF-8"?><reportResponse><results>']
+        out: list[str] = []
         for r in results:
             _xml("result", r, out)
-        out.append("</results></reportResponse>")
-        return "".join(out).encode("utf-8"), "application/xml"
-    return json.dumps({"results": results}, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), \
-        "application/json"
+        return _XML_HEAD + "".join(out).encode("utf-8") + _XML_TAIL, "application/xml"
+    items = ",".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in results)
+    return _JSON_HEAD + items.encode("utf-8") + _JSON_TAIL, "application/json"
+
+
+def merge_reports_bodies(bodies: Sequence[bytes | None], content_type: str | None) -> bytes | None:
+    """One push body with the results of several :func:`reports_body` bodies of one format, in order;
+    None when a body is not one (e.g. written by something else): those are sent one by one.
+
+    The bodies are spliced, not re-parsed: JSON ``{"results":[a]}`` + ``{"results":[b,c]}`` ->
+    ``{"results":[a,b,c]}``; XML keeps one declaration and one ``<reportResponse><results>`` around
+    every ``<result>``."""
+    head, tail, sep = (_XML_HEAD, _XML_TAIL, b"") if is_xml(content_type) else (_JSON_HEAD, _JSON_TAIL, b",")
+    parts = []
+    for body in bodies:
+        if body is None or len(body) < len(head) + len(tail) or not body.startswith(head) \
+                or not body.endswith(tail):
+            return None
+        inner = body[len(head):len(body) - len(tail)]
+        if inner:
+            parts.append(inner)
+    return head + sep.join(parts) + tail
 
 
 def _element(e: Element) -> Any:

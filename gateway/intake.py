@@ -18,12 +18,14 @@ from .clock import Clock
 from .db import Database
 from .dlr import fmt_time, parse_reports, parse_time
 from .model import ApiError, Status
+from .outbox import NewJob
 from .relay import Relay
 from .store import Store, status_of
 
 log = logging.getLogger(__name__)
 
 INTERMEDIATE_GROUPS = frozenset({"PENDING", "ACCEPTED"})
+_CHUNK = 500  # ids per IN (...) lookup (SQLite allows 32,766 parameters; this keeps statements small)
 
 
 def caller_report(item: dict[str, Any], msg: sqlite3.Row) -> dict[str, Any]:
@@ -52,26 +54,58 @@ class ReportIntake:
         return sub
 
     def accept(self, sub: sqlite3.Row, body: bytes, content_type: str | None) -> dict[str, int]:
-        """Store and relay the reports in ``body``; counts of new, duplicate and unknown items."""
+        """Store and relay the reports in ``body``; counts of new, duplicate and unknown items.
+
+        One transaction per pushed body: the messages are looked up with one query, the reports
+        stored, and their outbox jobs inserted with one statement at the end."""
         items = parse_reports(body, content_type)
         counts = {"stored": 0, "duplicates": 0, "unknown": 0}
+        jobs: list[NewJob] = []
         with self.db.transaction() as c:
+            found = self._messages(c, sub["id"], [str(item.get("messageId", "")) for item in items])
+            seen: set[int] = set()
             for item in items:
-                msg = self.store.message_for_report(c, sub["id"], str(item.get("messageId", "")))
+                msg = found.get(str(item.get("messageId", "")))
                 if msg is None:
                     counts["unknown"] += 1
                     continue
-                self._one(c, msg, caller_report(item, msg), counts)
+                if msg["id"] in seen:  # a second report for it in this body: see what the first one changed
+                    msg = c.execute("SELECT * FROM messages WHERE id = ?", (msg["id"],)).fetchone()
+                seen.add(msg["id"])
+                self._one(c, msg, caller_report(item, msg), counts, jobs)
+            self.relay.enqueue_jobs(c, jobs)
         if counts["unknown"]:
             log.warning("report for submission %s: %d item(s) with unknown messageId", sub["id"], counts["unknown"])
         return counts
 
-    def _one(self, c: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any], counts: dict[str, int]) -> None:
+    @staticmethod
+    def _messages(c: sqlite3.Connection, submission_id: int, ids: Sequence[str]) -> dict[str, sqlite3.Row]:
+        """The submission's messages by the id a report names: the upstream's messageId, or the
+        bridge's own while the upstream's is not known (as ``Store.message_for_report``, for a whole
+        body at once, through the ``messages_upstream`` index; the first row wins)."""
+        wanted = sorted(set(ids))
+        out: dict[str, sqlite3.Row] = {}
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in c.execute(f"SELECT * FROM messages WHERE upstream_message_id IN ({marks}) ORDER BY id", chunk):
+                if row["submission_id"] == submission_id:
+                    out.setdefault(row["upstream_message_id"], row)
+            rest = [m for m in chunk if m not in out]
+            if rest:
+                marks = ",".join("?" * len(rest))
+                for row in c.execute(f"SELECT * FROM messages WHERE submission_id = ? AND upstream_message_id IS NULL"
+                                     f" AND message_id IN ({marks}) ORDER BY id", (submission_id, *rest)):
+                    out.setdefault(row["message_id"], row)
+        return out
+
+    def _one(self, c: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any], counts: dict[str, int],
+             jobs: list[NewJob]) -> None:
         group = (report.get("status") or {}).get("groupName")
         intermediate = group in INTERMEDIATE_GROUPS
         if self.store.record_report(c, msg, report, intermediate, parse_time(report.get("doneAt"))):
             counts["stored"] += 1
-            self.relay.enqueue(c, msg, report, intermediate)
+            jobs += self.relay.jobs(msg, report, intermediate)
         else:
             counts["duplicates"] += 1
 
@@ -79,10 +113,12 @@ class ReportIntake:
         """A queued message the upstream rejected gets a final report of its own (the caller was told
         PENDING_ACCEPTED), stored and relayed like a pushed one."""
         counts = {"stored": 0, "duplicates": 0, "unknown": 0}
+        jobs: list[NewJob] = []
         with self.db.transaction() as c:
             for rid in row_ids:
                 msg = c.execute("SELECT * FROM messages WHERE id = ?", (rid,)).fetchone()
                 if msg is None:
                     continue
                 item = {"doneAt": fmt_time(self.clock.now()), "status": status_of(msg)}
-                self._one(c, msg, caller_report(item, msg), counts)
+                self._one(c, msg, caller_report(item, msg), counts, jobs)
+            self.relay.enqueue_jobs(c, jobs)

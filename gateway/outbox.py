@@ -6,6 +6,11 @@ live in the database (``outbox_jobs``), so they survive restarts; every attempt 
 ``n`` (0…19) comes ``1 min + 1 min·n²`` after the previous attempt; after the 20th retry fails the
 job is a *dead letter*: kept, listed, and re-drivable.
 
+Jobs of a kind registered with :meth:`Outbox.mergeable` (delivery reports to a notifyUrl) that are due
+together and share method, URL, headers, content type and caller go out as one request, up to
+``max_batch`` of them, with a merged body; every job of it still gets its own attempt row, state and
+retry time, and the request's outcome applies to each.
+
 Workers claim a job atomically (``state='leased'`` with a lease deadline and a token), so several
 workers, threads or processes, never deliver the same job at the same time; a lease that expires
 (a crashed worker) makes the job due again.
@@ -19,9 +24,9 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -54,6 +59,10 @@ def retry_delay(attempts: int, time_scale: float = 1.0) -> float | None:
 
 
 CLAIM_BATCH = 16  # jobs a worker leases per transaction (their outcomes are recorded in one transaction too)
+#: due: pending and due, or leased with an expired lease (parameters: now, now)
+_DUE = "(state = 'pending' AND next_at <= ?) OR (state = 'leased' AND lease_until <= ?)"
+#: merges the bodies of several jobs (same kind and target) into one request body, or None if they cannot be
+Merge = Callable[[list[bytes | None], str | None], bytes | None]
 
 
 class DeliveryError(Exception):
@@ -134,6 +143,30 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
+
+
+_INSERT = (
+    "INSERT INTO outbox_jobs (kind, caller, ref, method, url, headers, body, content_type,"
+    " attempts, next_at, state, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?, ?)"
+)
+
+
+class NewJob(NamedTuple):
+    """A job to enqueue (see :meth:`Outbox.enqueue`)."""
+
+    kind: str
+    url: str
+    method: str = "POST"
+    body: bytes | str | None = None
+    content_type: str | None = None
+    headers: Mapping[str, str] | None = None
+    caller: str | None = None
+    ref: str | None = None
+
+
+#: (job, lease token, attempt time, 2xx status | error | None = not attempted, duration ms, refused reason)
+Outcome = tuple[Job, str, float, int | DeliveryError | None, float, str | None]
 
 
 class HttpDeliverer:
@@ -234,6 +267,23 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _group_key(row: sqlite3.Row) -> tuple[Any, ...]:
+    """What jobs must share to be merged into one request (see :meth:`Outbox.mergeable`)."""
+    return row["kind"], row["method"], row["url"], row["headers"], row["content_type"], row["caller"]
+
+
+def _id_ranges(ids: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``1-3, 7`` (for one log line per merged request)."""
+    ids = sorted(ids)
+    spans: list[list[int]] = [[ids[0], ids[0]]]
+    for cur in ids[1:]:
+        if cur == spans[-1][1] + 1:
+            spans[-1][1] = cur
+        else:
+            spans.append([cur, cur])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def _public_only(caller: str | None) -> UrlPolicy:
     return UrlPolicy(allow_public=True)
 
@@ -254,8 +304,10 @@ class Outbox:
         retry_on_4xx: bool = True,
         policy_for: Callable[[str | None], UrlPolicy] | None = None,
         idle_wait: float = 5.0,
+        max_batch: int = 100,
     ) -> None:
-        """``idle_wait`` caps a worker's sleep so jobs enqueued by another process are noticed."""
+        """``idle_wait`` caps a worker's sleep so jobs enqueued by another process are noticed;
+        ``max_batch`` caps the jobs one merged request carries (see :meth:`mergeable`)."""
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         if lease_seconds <= connect_timeout + read_timeout:
@@ -266,6 +318,8 @@ class Outbox:
         self.workers = workers
         self.lease_seconds = lease_seconds
         self.idle_wait = idle_wait
+        self.max_batch = max(1, max_batch)
+        self._merge: dict[str, Merge] = {}
         self.policy_for = policy_for or _public_only
         self._own_session = session is None
         self.session = session if session is not None else requests.Session()
@@ -291,45 +345,85 @@ class Outbox:
     ) -> int:
         """Store a job due now and return its id; raise :class:`UrlNotAllowed` if the caller's
         policy refuses the URL. With ``conn`` (inside an open transaction) the job commits with it."""
-        method = method.upper()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        job = NewJob(kind, url, method, body, content_type, headers, caller, ref)
+        params = self._params(job, self.clock.now())
+        self._check(job.caller, job.url)
+        if conn is not None:
+            job_id = int(conn.execute(_INSERT, params).lastrowid or 0)
+            self._wake_after(conn)
+            return job_id
+        with self.db.transaction() as c:
+            job_id = int(c.execute(_INSERT, params).lastrowid or 0)
+        self._wake.set()
+        return job_id
+
+    def enqueue_many(self, jobs: Sequence[NewJob], conn: sqlite3.Connection | None = None) -> list[str | None]:
+        """Store ``jobs`` due now with one statement (``executemany``): per job, None if queued or the
+        reason the caller's policy refused its URL (that job is not stored). The policy is asked once per
+        caller and URL. With ``conn`` (inside an open transaction) the jobs commit with it."""
+        now = self.clock.now()
+        verdicts: dict[tuple[str | None, str], str | None] = {}
+        out: list[str | None] = []
+        rows = []
+        for job in jobs:
+            key = (job.caller, job.url)
+            if key not in verdicts:
+                try:
+                    self._check(job.caller, job.url)
+                    verdicts[key] = None
+                except UrlNotAllowed as exc:
+                    verdicts[key] = exc.reason
+            out.append(verdicts[key])
+            if verdicts[key] is None:
+                rows.append(self._params(job, now))
+        if not rows:
+            return out
+        if conn is not None:
+            conn.executemany(_INSERT, rows)
+            self._wake_after(conn)
+            return out
+        with self.db.transaction() as c:
+            c.executemany(_INSERT, rows)
+        self._wake.set()
+        return out
+
+    def _check(self, caller: str | None, url: str) -> None:
+        """Raise :class:`UrlNotAllowed` if ``caller`` may not have ``url`` called."""
         try:
             self.policy_for(caller).check(url)
         except HostUnresolvable:
             pass  # maybe a DNS hiccup: delivery checks again and retries on the schedule
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        now = self.clock.now()
-        params = (
-            kind, caller, ref, method, url, json.dumps(dict(headers or {})), body, content_type, now, now, now,
-        )
-        sql = (
-            "INSERT INTO outbox_jobs (kind, caller, ref, method, url, headers, body, content_type,"
-            " attempts, next_at, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?, ?)"
-        )
-        if conn is not None:
-            job_id = int(conn.execute(sql, params).lastrowid or 0)
-            if conn is self.db.connection():
-                self.db.after_commit(self._wake.set)  # wake workers once the job is visible
-            else:
-                self._wake.set()
-            return job_id
-        with self.db.transaction() as c:
-            job_id = int(c.execute(sql, params).lastrowid or 0)
-        self._wake.set()
-        return job_id
+
+    @staticmethod
+    def _params(job: NewJob, now: float) -> tuple[Any, ...]:
+        method = job.method.upper()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        body = job.body.encode("utf-8") if isinstance(job.body, str) else job.body
+        headers = json.dumps(dict(job.headers)) if job.headers else "{}"
+        return job.kind, job.caller, job.ref, method, job.url, headers, body, job.content_type, now, now, now
+
+    def _wake_after(self, conn: sqlite3.Connection) -> None:
+        if conn is self.db.connection():
+            self.db.after_commit(self._wake.set)  # wake workers once the jobs are visible
+        else:
+            self._wake.set()
 
     # -- delivery ------------------------------------------------------------------------------
+    def mergeable(self, kind: str, merge: Merge) -> None:
+        """Let due jobs of ``kind`` that share method, URL, headers, content type and caller go out as one
+        request (up to ``max_batch`` jobs) whose body is ``merge(bodies, content_type)``; a merge that
+        answers None sends those jobs one by one."""
+        self._merge[kind] = merge
+
     def run_due(self, limit: int = 100) -> int:
-        """Deliver up to ``limit`` due jobs in this thread; return the number of attempts made."""
+        """Deliver up to ``limit`` due jobs in this thread; return the number of jobs attempted."""
         return self._run(limit, stoppable=False)
 
     def _run(self, limit: int, stoppable: bool) -> int:
         done = 0
         while done < limit and not (stoppable and self._stop.is_set()):
-            claimed = self._claim_many(min(CLAIM_BATCH, limit - done))
+            claimed = self._claim_many(min(CLAIM_BATCH, limit - done), limit - done)
             if not claimed:
                 break
             done += self._deliver_all(claimed)
@@ -337,69 +431,133 @@ class Outbox:
 
     def _claim(self) -> tuple[Job, str] | None:
         """Lease the most overdue job, or None."""
-        claimed = self._claim_many(1)
+        claimed = self._claim_many(1, 1)
         return claimed[0] if claimed else None
 
     def _deliver(self, job: Job, token: str) -> None:
         """Attempt one leased job and record the outcome."""
         self._deliver_all([(job, token)])
 
-    def _claim_many(self, limit: int) -> list[tuple[Job, str]]:
+    def _claim_many(self, limit: int, cap: int | None = None) -> list[tuple[Job, str]]:
         """Lease up to ``limit`` of the most overdue jobs (pending, or leased with an expired lease) in
-        one transaction: one commit (one fsync) per batch, not per job."""
+        one transaction: one commit (one fsync) per batch, not per job. Each mergeable group among them
+        is then filled up to ``max_batch`` with more due jobs of the same group, ``cap`` jobs in all."""
         now = self.clock.now()
+        cap = max(limit, cap or limit)
+        token = uuid.uuid4().hex  # one lease token for the claim: the jobs are leased and recorded together
         with self.db.transaction() as conn:  # BEGIN IMMEDIATE: select + update under the write lock
-            rows = conn.execute(
-                "SELECT * FROM outbox_jobs WHERE (state = 'pending' AND next_at <= ?)"
-                " OR (state = 'leased' AND lease_until <= ?) ORDER BY next_at, id LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
-            out = []
-            for row in rows:
-                token = uuid.uuid4().hex
-                cur = conn.execute(
-                    "UPDATE outbox_jobs SET state = 'leased', lease_until = ?, lease_token = ?, updated_at = ?"
-                    " WHERE id = ? AND (state = 'pending' OR (state = 'leased' AND lease_until <= ?))",
-                    (now + self.lease_seconds, token, now, row["id"], now),
-                )
-                if cur.rowcount == 1:
-                    job = Job.from_row(row)
-                    job.state = "leased"
-                    out.append((job, token))
+            rows = conn.execute(f"SELECT * FROM outbox_jobs WHERE {_DUE} ORDER BY next_at, id LIMIT ?",
+                                (now, now, limit)).fetchall()
+            if self._merge and self.max_batch > 1:
+                rows += self._fill(conn, rows, now, cap)
+            if not rows:
+                return []
+            ids = [row["id"] for row in rows]
+            marks = ",".join("?" * len(ids))
+            cur = conn.execute(
+                f"UPDATE outbox_jobs SET state = 'leased', lease_until = ?, lease_token = ?, updated_at = ?"
+                f" WHERE id IN ({marks}) AND ({_DUE})",
+                (now + self.lease_seconds, token, now, *ids, now, now),
+            )
+            if cur.rowcount != len(ids):  # cannot happen under BEGIN IMMEDIATE; kept honest anyway
+                mine = {r[0] for r in conn.execute("SELECT id FROM outbox_jobs WHERE lease_token = ?", (token,))}
+                rows = [row for row in rows if row["id"] in mine]
+        out = []
+        for row in rows:
+            job = Job.from_row(row)
+            job.state = "leased"
+            out.append((job, token))
         return out
 
+    def _fill(self, conn: sqlite3.Connection, rows: list[sqlite3.Row], now: float, cap: int) -> list[sqlite3.Row]:
+        """More due rows for each mergeable group in ``rows`` (each group up to ``max_batch``, all up to ``cap``)."""
+        seen = {row["id"] for row in rows}
+        groups: dict[tuple[Any, ...], int] = {}
+        for row in rows:
+            if row["kind"] in self._merge:
+                key = _group_key(row)
+                groups[key] = groups.get(key, 0) + 1
+        more: list[sqlite3.Row] = []
+        for key, n in groups.items():
+            room = min(self.max_batch - n, cap - len(rows) - len(more))
+            if room <= 0:
+                continue
+            found = conn.execute(
+                f"SELECT * FROM outbox_jobs WHERE ({_DUE}) AND kind = ? AND method = ? AND url = ? AND headers = ?"
+                " AND content_type IS ? AND caller IS ? ORDER BY next_at, id LIMIT ?",
+                (now, now, *key, room + n),
+            ).fetchall()
+            more += [row for row in found if row["id"] not in seen][:room]
+        return more
+
+    def _units(self, claimed: list[tuple[Job, str]]) -> list[tuple[list[tuple[Job, str]], bytes | None]]:
+        """The requests to make: (jobs, body) - one job with its own body, or a mergeable group (in claim
+        order, at most ``max_batch``) with the merged body."""
+        groups: dict[tuple[Any, ...], list[tuple[Job, str]]] = {}
+        order: list[tuple[Any, ...] | tuple[Job, str]] = []
+        for item in claimed:
+            job = item[0]
+            merge = self._merge.get(job.kind)
+            if merge is None or merge([job.body], job.content_type) is None:  # not mergeable: alone
+                order.append(item)
+                continue
+            key = (job.kind, job.method, job.url, json.dumps(job.headers), job.content_type, job.caller)
+            if key not in groups:
+                groups[key] = []
+                order.append(key)
+            groups[key].append(item)
+        units: list[tuple[list[tuple[Job, str]], bytes | None]] = []
+        for entry in order:
+            if isinstance(entry[0], Job):
+                units.append(([entry], entry[0].body))  # type: ignore[list-item]
+                continue
+            members = groups[entry]  # type: ignore[index]
+            for i in range(0, len(members), self.max_batch):
+                chunk = members[i:i + self.max_batch]
+                body = None if len(chunk) == 1 else self._merge[chunk[0][0].kind](
+                    [j.body for j, _ in chunk], chunk[0][0].content_type)
+                if len(chunk) > 1 and body is not None:
+                    units.append((chunk, body))
+                else:
+                    units.extend(([item], item[0].body) for item in chunk)
+        return units
+
     def _deliver_all(self, claimed: list[tuple[Job, str]]) -> int:
-        """Attempt each claimed job, then record every outcome in one transaction. A job whose lease
-        could run out before its attempt ends (the batch took long) is handed back untouched."""
+        """Make the claimed jobs' requests (merged where allowed), then record every job's outcome in one
+        transaction. Jobs whose lease could run out before their attempt ends (the batch took long) are
+        handed back untouched."""
         started = time.monotonic()
         budget = self.lease_seconds - self.deliverer.connect_timeout - self.deliverer.read_timeout
-        outcomes: list[tuple[Job, str, float, int | DeliveryError | None, float, str | None]] = []
-        for job, token in claimed:
+        outcomes: list[Outcome] = []
+        for jobs, body in self._units(claimed):
             if outcomes and time.monotonic() - started > budget:
-                outcomes.append((job, token, 0.0, None, 0.0, None))  # released, not attempted
+                outcomes += [(job, token, 0.0, None, 0.0, None) for job, token in jobs]  # released, not attempted
                 continue
-            outcomes.append(self._attempt(job, token))
+            outcomes += self._attempt(jobs, body)
         self._record(outcomes)
         return sum(1 for o in outcomes if o[3] is not None or o[5] is not None)
 
-    def _attempt(self, job: Job, token: str) -> tuple[Job, str, float, int | DeliveryError | None, float, str | None]:
-        """(job, token, at, result, duration_ms, refused reason) of one attempt."""
+    def _attempt(self, jobs: list[tuple[Job, str]], body: bytes | None) -> list[Outcome]:
+        """One request for ``jobs`` (all to one URL for one caller): each job's (job, token, at, result,
+        duration_ms, refused reason); every job of a merged request shares its outcome."""
+        first = jobs[0][0]
         at = self.clock.now()
         try:
-            self.policy_for(job.caller).check(job.url)
+            self.policy_for(first.caller).check(first.url)
         except HostUnresolvable as exc:
-            return job, token, at, DeliveryError(exc.reason), 0.0, None
+            return [(job, token, at, DeliveryError(exc.reason), 0.0, None) for job, token in jobs]
         except UrlNotAllowed as exc:
-            return job, token, at, None, 0.0, exc.reason
+            return [(job, token, at, None, 0.0, exc.reason) for job, token in jobs]
         t0 = time.perf_counter()
         result: int | DeliveryError
         try:
-            result = self.deliverer.send(job.method, job.url, job.headers, job.body, job.content_type)
+            result = self.deliverer.send(first.method, first.url, first.headers, body, first.content_type)
         except DeliveryError as exc:
             result = exc
-        return job, token, at, result, (time.perf_counter() - t0) * 1000, None
+        duration = (time.perf_counter() - t0) * 1000
+        return [(job, token, at, result, duration, None) for job, token in jobs]
 
-    def _record(self, outcomes: list[tuple[Job, str, float, int | DeliveryError | None, float, str | None]]) -> None:
+    def _record(self, outcomes: list[Outcome]) -> None:
         now = self.clock.now()
         done: list[tuple[Job, str, int | None, str | None, int]] = []
         with self.db.transaction() as conn:
@@ -438,21 +596,27 @@ class Outbox:
                 if cur.rowcount != 1:
                     log.warning("outbox job %s: lease lost before the attempt was recorded", job.id)
                 done.append((job, state, status, error, attempts))
+        self._log(done)
+
+    def _log(self, done: list[tuple[Job, str, int | None, str | None, int]]) -> None:
+        """Count the outcomes and log them: one line per kind, state and result (a merged request's
+        jobs share one line)."""
+        lines: dict[tuple[str, str, int | None, str | None, int], list[int]] = {}
         for job, state, status, error, attempts in done:
-            if state == "refused":
-                with self._lock:
-                    self._counters["dead"] += 1
-                log.warning("outbox job %s (%s) refused by URL policy: %s", job.id, job.kind, error)
-                continue
-            counter = {"done": "delivered", "pending": "retries", "dead": "dead"}[state]
+            counter = {"done": "delivered", "pending": "retries", "dead": "dead", "refused": "dead"}[state]
             with self._lock:
-                self._counters["attempts"] += 1
+                if state != "refused":
+                    self._counters["attempts"] += 1
                 self._counters[counter] += 1
-            if state == "done":
-                log.info("outbox job %s (%s) delivered: HTTP %s", job.id, job.kind, status)
+            lines.setdefault((job.kind, state, status, error, attempts), []).append(job.id)
+        for (kind, state, status, error, attempts), ids in lines.items():
+            which = f"job {ids[0]}" if len(ids) == 1 else f"jobs {_id_ranges(ids)}"
+            if state == "refused":
+                log.warning("outbox %s (%s) refused by URL policy: %s", which, kind, error)
+            elif state == "done":
+                log.info("outbox %s (%s) delivered: HTTP %s", which, kind, status)
             else:
-                log.warning("outbox job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, attempts, state,
-                            error)
+                log.warning("outbox %s (%s) attempt %d failed (%s): %s", which, kind, attempts, state, error)
 
     # -- workers -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -490,7 +654,7 @@ class Outbox:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                if self._run(CLAIM_BATCH, stoppable=True):
+                if self._run(max(CLAIM_BATCH, self.max_batch), stoppable=True):
                     continue
                 wait = self._seconds_until_due()
             except Exception:  # keep the worker alive; the lease brings the job back

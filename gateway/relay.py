@@ -42,10 +42,9 @@ from jinja2 import StrictUndefined, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from .config import Callback, Config, ConfigError
-from .dlr import parse_time, reports_body
-from .outbox import Outbox
+from .dlr import merge_reports_bodies, parse_time, reports_body
+from .outbox import NewJob, Outbox
 from .pull_v3 import report_v3
-from .urlpolicy import UrlNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +159,28 @@ class NotifyUrlChannel:
     """The report in the shape of the caller's entrance, whatever the upstream: Infobip's v1/v2 shape
     (``from``, ``smsCount``), or the v3 shape (``sender``, ``messageCount``, ``platform``,
     ``campaignReferenceId``: infobip-sms-api.md §7.2) for a message sent to ``POST /sms/3/messages``
-    (``messages.entrance = 'messages'``)."""
+    (``messages.entrance = 'messages'``).
+
+    Each report is its own outbox job (its own attempts and retry schedule), but due jobs for one URL
+    in one shape and format are sent together, as Infobip does: one push of up to ``outbox.max_batch``
+    results (:func:`gateway.dlr.merge_reports_bodies`). The v3 shape has a kind of its own so that
+    the two shapes never share a push."""
 
     kind = "dlr"
+    kind_v3 = "dlr-v3"
 
-    def prepare(self, report: dict[str, Any], msg: Mapping[str, Any]) -> tuple[str, str, bytes, str]:
+    def prepare(self, report: dict[str, Any], msg: Mapping[str, Any]) -> tuple[str, str, str, bytes, str]:
+        """(kind, method, URL, body, content type) of the push of one report."""
+        kind = self.kind
         if msg["entrance"] == "messages":
-            report = report_v3(report, msg)
+            report, kind = report_v3(report, msg), self.kind_v3
         body, ctype = reports_body([report], msg["notify_content_type"])
-        return "POST", msg["notify_url"], body, ctype
+        return kind, "POST", msg["notify_url"], body, ctype
 
 
 class CallbackChannel:
+    """A legacy callback, rendered per report: never merged (its URL and body carry one report)."""
+
     kind = "dlr-callback"
 
     def __init__(self, compiled: CompiledCallback) -> None:
@@ -190,27 +199,38 @@ class Relay:
         self.outbox = outbox
         self.callbacks = {n: CallbackChannel(c) for n, c in compile_callbacks(config).items()}
         self.notify = NotifyUrlChannel()
+        for kind in (NotifyUrlChannel.kind, NotifyUrlChannel.kind_v3):
+            outbox.mergeable(kind, merge_reports_bodies)
 
-    def enqueue(self, conn: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any], intermediate: bool) -> int:
-        """Queue the report for the message's notifyUrl and legacy callback; return the jobs made."""
+    def jobs(self, msg: sqlite3.Row, report: dict[str, Any], intermediate: bool) -> list[NewJob]:
+        """The outbox jobs for the report: the message's notifyUrl and legacy callback, if any."""
         if intermediate and not msg["intermediate"]:
-            return 0
+            return []
         jobs = []
         if msg["notify_url"]:
-            jobs.append((NotifyUrlChannel.kind, *self.notify.prepare(report, msg)))
+            kind, method, url, body, ctype = self.notify.prepare(report, msg)
+            jobs.append(NewJob(kind, url, method, body, ctype, caller=msg["caller"], ref=msg["message_id"]))
         channel = self.callbacks.get(msg["callback"] or "")
         if channel is not None:
             try:
-                jobs.append((CallbackChannel.kind, *channel.prepare(report, msg, intermediate)))
+                method, url, cbody, cctype = channel.prepare(report, msg, intermediate)
+                jobs.append(NewJob(CallbackChannel.kind, url, method, cbody, cctype, caller=msg["caller"],
+                                   ref=msg["message_id"]))
             except Exception as exc:  # a filter may raise anything: logged (type only), never a trace
                 log.warning("callback %s for message %s failed to render: %s", channel.compiled.name,
                             msg["message_id"], type(exc).__name__)
+        return jobs
+
+    def enqueue_jobs(self, conn: sqlite3.Connection, jobs: list[NewJob]) -> int:
+        """Queue ``jobs`` (of many reports: one statement) in the open transaction; return the jobs made."""
         made = 0
-        for kind, method, url, body, ctype in jobs:
-            try:
-                self.outbox.enqueue(kind, url, method, body, ctype, caller=msg["caller"], ref=msg["message_id"],
-                                    conn=conn)
+        for job, refused in zip(jobs, self.outbox.enqueue_many(jobs, conn=conn), strict=True):
+            if refused is None:
                 made += 1
-            except UrlNotAllowed as exc:
-                log.warning("report for message %s not relayed (%s): %s", msg["message_id"], kind, exc.reason)
+            else:
+                log.warning("report for message %s not relayed (%s): %s", job.ref, job.kind, refused)
         return made
+
+    def enqueue(self, conn: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any], intermediate: bool) -> int:
+        """Queue the report for the message's notifyUrl and legacy callback; return the jobs made."""
+        return self.enqueue_jobs(conn, self.jobs(msg, report, intermediate))
