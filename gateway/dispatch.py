@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from typing import Any
 
 from .clock import Clock, scaled
 from .config import Caller, Config, TemplateSpec
+from .db import CommitTimeout
 from .dlr import parse_time
 from .model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
 from .sender import Sender, new_id
@@ -158,7 +160,12 @@ class Dispatcher:
                 mid = d.message_id or upstream_id
                 rows.append(self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to))
                 result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
-        self.store.record(record, rows)
+        try:
+            self.store.accept(record, rows)  # group commit: returns once fsynced with its group
+        except (sqlite3.Error, CommitTimeout) as exc:  # rolled back or withdrawn: nothing is accepted
+            log.error("queue: a submission of %d could not be stored: %s", len(rows), exc)
+            raise ApiError(503, "SERVICE_UNAVAILABLE",
+                           "The bridge could not store the message; nothing was accepted: retry later") from None
         self.wake.set()
         return result
 

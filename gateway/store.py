@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .clock import Clock
-from .db import Database
+from .db import Database, GroupCommit
 from .dlr import fmt_time
 from .model import Status
 from .upstream import Attempt
@@ -36,6 +36,9 @@ _MSG_COLS = (
     " next_at, last_error, created_at, updated_at, entity_id, application_id, campaign_reference_id, send_at"
 )
 _MSG_SQL = f"INSERT INTO messages ({_MSG_COLS}) VALUES ({', '.join('?' * 33)})"
+_NO_STATUS = (None,) * 5
+_STATUS_SQL = ("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+               " SELECT id, ?, ?, status_name, status_group_name, state FROM messages WHERE submission_id")
 
 
 def new_token() -> str:
@@ -84,10 +87,31 @@ def status_of(row: sqlite3.Row) -> dict[str, Any] | None:
                   row["status_description"] or "").to_wire()
 
 
+def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow], now: float, sent_at: float | None,
+                    next_at: float | None, error: str | None, upstream_bulk_id: str | None) -> list[tuple[Any, ...]]:
+    """The ``_MSG_SQL`` parameters of a submission's message rows."""
+    return [
+        (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
+         upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
+         r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
+         *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
+           if r.status else _NO_STATUS),
+         sent_at, next_at, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id, r.send_at)
+        for r in rows
+    ]
+
+
 class Store:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self._accept: GroupCommit[tuple[SubmissionRecord, Sequence[MessageRow], float], int] = db.group_commit(
+            self._write_accepted)
+
+    @property
+    def accept_groups(self) -> tuple[int, int]:
+        """Queued acceptances so far: (transactions committed, submissions they held)."""
+        return self._accept.groups, self._accept.payloads
 
     # -- sends ---------------------------------------------------------------------------------
     def record(
@@ -102,7 +126,9 @@ class Store:
         transaction (a few ``executemany`` statements); return the submission's row id.
 
         A sync send's record commits relaxed (no fsync of its own: the upstream already holds the
-        message); a queued submission's acceptance is fsynced before the caller hears "accepted"."""
+        message); a queued submission's acceptance goes through :meth:`accept` (group commit)."""
+        if sub.mode == "queued" and error is None and not attempts:
+            return self.accept(sub, rows)
         now = self.clock.now()
         with self.db.transaction(relaxed=sub.mode == "sync") as c:
             sid = c.execute(
@@ -112,27 +138,43 @@ class Store:
             ).lastrowid
             sent_at = now if sub.mode == "sync" and error is None else None
             next_at = now if sub.mode == "queued" else None
-            c.executemany(_MSG_SQL, [
-                (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
-                 upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
-                 r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
-                 *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
-                   if r.status else (None,) * 5),
-                 sent_at, next_at, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id,
-                 r.send_at)
-                for r in rows
-            ])
+            c.executemany(_MSG_SQL, _message_values(int(sid or 0), sub, rows, now, sent_at, next_at, error,
+                                                    upstream_bulk_id))
             c.executemany(
                 "INSERT INTO upstream_attempts (submission_id, api, destinations, at, http_status, duration_ms, error)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(sid, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error) for a in attempts],
             )
-            c.execute(
-                "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-                " SELECT id, ?, ?, status_name, status_group_name, state FROM messages WHERE submission_id = ?",
-                (now, "queue" if sub.mode == "queued" else "answer", sid),
-            )
+            c.execute(_STATUS_SQL + " = ?", (now, "queue" if sub.mode == "queued" else "answer", sid))
         return int(sid or 0)
+
+    def accept(self, sub: SubmissionRecord, rows: Sequence[MessageRow]) -> int:
+        """Commit a queued submission durably (fsynced with ``synchronous=FULL``) and return its row id.
+
+        Concurrent acceptances share one transaction and one fsync (:class:`gateway.db.GroupCommit`);
+        this returns only once the COMMIT holding this submission returned. Raises the group's error
+        (nothing of it was written) or :class:`gateway.db.CommitTimeout`."""
+        return self._accept.submit((sub, rows, self.clock.now()))
+
+    @staticmethod
+    def _write_accepted(c: sqlite3.Connection, group: list[tuple[SubmissionRecord, Sequence[MessageRow], float]]
+                        ) -> list[int]:
+        """One group of queued acceptances: four statements whatever its size. The submissions' ids are
+        assigned here (MAX(id)+1…, safe: the write lock is held), so the messages need no read-back."""
+        first = int(c.execute("SELECT COALESCE(MAX(id), 0) FROM submissions").fetchone()[0]) + 1
+        ids = list(range(first, first + len(group)))
+        c.executemany(
+            "INSERT INTO submissions (id, caller, entrance, mode, api, bulk_id, dlr_token, destinations, error,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            [(sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), now, now)
+             for sid, (sub, rows, now) in zip(ids, group, strict=True)],
+        )
+        c.executemany(_MSG_SQL, [v for sid, (sub, rows, now) in zip(ids, group, strict=True)
+                                 for v in _message_values(sid, sub, rows, now, None, now, None, None)])
+        c.execute("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+                  " SELECT id, created_at, 'queue', status_name, status_group_name, state FROM messages"
+                  " WHERE submission_id BETWEEN ? AND ?", (first, ids[-1]))
+        return ids
 
     # -- the queue (queued mode) ---------------------------------------------------------------
     def claim_batch(self, max_batch: int, lease_seconds: float) -> list[sqlite3.Row]:
