@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from .model import Submission, SubmissionResult
 from .sms import sms_count
@@ -35,6 +36,12 @@ class Sender:
                 observe(sub, result, attempts)
             except Exception:  # an observer never breaks a send
                 logging.getLogger("smsbridge").exception("send observer failed")
+
+    def forward_advanced(self, body: dict[str, Any], attempts: list[Attempt]) -> SubmissionResult:
+        """POST an advanced-API body already in wire form (the queue builds it from stored specs, so
+        it skips the canonical round trip); the upstream client's errors and answer parsing apply."""
+        up = self.upstream
+        return up._parsed(up._call("POST", "/sms/2/text/advanced", "advanced", attempts, json=body))
 
     def send(self, sub: Submission, api: str) -> tuple[SubmissionResult, list[Attempt]]:
         if api == "query" and len(sub.messages) > 1 and not sub.bulk_id:

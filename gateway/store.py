@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,17 @@ _MSG_COLS = (
 )
 _MSG_SQL = f"INSERT INTO messages ({_MSG_COLS}) VALUES ({', '.join('?' * 33)})"
 _NO_STATUS = (None,) * 5
+_CLAIM_COLS = "id, spec, to_addr, upstream_message_id, bulk_id, tries"
+_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's (and PostgreSQL's) parameter limits
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i:i + _CHUNK]
+
+
+def _in(ids: Sequence[int]) -> str:
+    return f"id IN ({', '.join('?' * len(ids))})"
 _STATUS_SQL = ("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
                " SELECT id, ?, ?, status_name, status_group_name, state FROM messages WHERE submission_id")
 
@@ -179,31 +190,31 @@ class Store:
     # -- the queue (queued mode) ---------------------------------------------------------------
     def claim_batch(self, max_batch: int, lease_seconds: float) -> list[sqlite3.Row]:
         """Lease up to ``max_batch`` due queued messages, the oldest due first, across submissions (many
-        small queued sends share one upstream request; one select and one update per batch)."""
+        small queued sends share one upstream request; one select and one update per batch). Rows carry
+        what forwarding needs: id, spec, to_addr, upstream_message_id, bulk_id, tries."""
         now = self.clock.now()
         with self.db.transaction() as c:
             rows = c.execute(
-                "SELECT * FROM messages WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
-                (now, max_batch),
+                f"SELECT {_CLAIM_COLS} FROM messages WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id"
+                " LIMIT ?", (now, max_batch),
             ).fetchall()
             if len(rows) < max_batch:  # leases that ran out (a worker died mid-request) are due again
                 rows += c.execute(
-                    "SELECT * FROM messages WHERE state = 'sending' AND lease_until <= ? ORDER BY lease_until, id"
-                    " LIMIT ?", (now, max_batch - len(rows)),
+                    f"SELECT {_CLAIM_COLS} FROM messages WHERE state = 'sending' AND lease_until <= ?"
+                    " ORDER BY lease_until, id LIMIT ?", (now, max_batch - len(rows)),
                 ).fetchall()
-            if rows:
-                c.executemany(
-                    "UPDATE messages SET state = 'sending', lease_until = ?, updated_at = ? WHERE id = ?",
-                    [(now + lease_seconds, now, r["id"]) for r in rows],
-                )
+            for ids in _chunks([r["id"] for r in rows]):
+                c.execute(f"UPDATE messages SET state = 'sending', lease_until = ?, updated_at = ? WHERE {_in(ids)}",
+                          (now + lease_seconds, now, *ids))
         return rows
 
-    def release(self, rows: Sequence[sqlite3.Row]) -> None:
+    def release(self, ids: Sequence[int]) -> None:
         """Give leased rows back, due now (not sent in this batch)."""
         now = self.clock.now()
         with self.db.transaction() as c:
-            c.executemany("UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ? WHERE id = ?"
-                          " AND state = 'sending'", [(now, r["id"]) for r in rows])
+            for chunk in _chunks(list(ids)):
+                c.execute(f"UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ? WHERE {_in(chunk)}"
+                          " AND state = 'sending'", (now, *chunk))
 
     def requeue_inflight(self) -> int:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
@@ -220,21 +231,26 @@ class Store:
         """Record an upstream answer: ``outcomes`` (row id, new state, status, smsCount); rows in
         ``retry`` (row id, next_at, reason) go back to the queue."""
         now = self.clock.now()
+        same: dict[tuple[str, Status, int | None], list[int]] = {}  # most rows of a batch share one outcome
+        for rid, state, status, count in outcomes:
+            same.setdefault((state, status, count), []).append(rid)
         with self.db.transaction() as c:
             self._attempt(c, batch, attempt, size, now)
-            c.executemany(
-                "UPDATE messages SET state = ?, status_group_id = ?, status_group_name = ?, status_id = ?,"
-                " status_name = ?, status_description = ?, sms_count = COALESCE(?, sms_count),"
-                " upstream_bulk_id = ?, sent_at = ?, tries = tries + 1, lease_until = NULL, last_error = NULL,"
-                " updated_at = ? WHERE id = ?",
-                [(state, s.group_id, s.group_name, s.id, s.name, s.description, count, upstream_bulk_id, now, now, rid)
-                 for rid, state, s, count in outcomes],
-            )
-            c.executemany(
-                "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-                " VALUES (?, ?, 'answer', ?, ?, ?)",
-                [(rid, now, s.name, s.group_name, state) for rid, state, s, _ in outcomes],
-            )
+            for (state, s, count), rids in same.items():
+                for ids in _chunks(rids):
+                    c.execute(
+                        "UPDATE messages SET state = ?, status_group_id = ?, status_group_name = ?, status_id = ?,"
+                        " status_name = ?, status_description = ?, sms_count = COALESCE(?, sms_count),"
+                        " upstream_bulk_id = ?, sent_at = ?, tries = tries + 1, lease_until = NULL, last_error = NULL,"
+                        f" updated_at = ? WHERE {_in(ids)}",
+                        (state, s.group_id, s.group_name, s.id, s.name, s.description, count, upstream_bulk_id, now,
+                         now, *ids),
+                    )
+                    c.execute(
+                        "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+                        f" SELECT id, ?, 'answer', ?, ?, ? FROM messages WHERE {_in(ids)}",
+                        (now, s.name, s.group_name, state, *ids),
+                    )
             self._retry(c, retry, now)
 
     def batch_failed(self, batch: str, attempt: Attempt, size: int, retry: Sequence[tuple[int, float, str]]) -> None:
