@@ -50,7 +50,11 @@ _SUB_KEYS = ("tracking", "urlOptions", "sendingSpeedLimit")
 
 def _spec(msg: Message, hook: str | None, extras: dict[str, Any]) -> str:
     """The advanced-API message minus destinations, with the bridge's own notifyUrl (JSON)."""
-    body = message_to_advanced(dataclasses.replace(msg, destinations=[]))
+    dests, msg.destinations = msg.destinations, []  # request-local object: cheaper than dataclasses.replace
+    try:
+        body = message_to_advanced(msg)
+    finally:
+        msg.destinations = dests
     body.pop("destinations", None)
     if hook:
         body["notifyUrl"], body["notifyContentType"] = hook, "application/json"
@@ -152,13 +156,17 @@ class Dispatcher:
             extras = {k: wire[k] for k in _SUB_KEYS if k in wire}
         result = SubmissionResult(bulk_id=sub.bulk_id)
         rows: list[MessageRow] = []
-        for m in sub.messages:
+        for m in sub.messages:  # per message, not per destination: spec, smsCount, sendAt
             spec = _spec(m, hook, extras)
             count = sms_count(m.text, m.language_code, m.transliteration)
+            send_at = parse_time(m.send_at)
             for d in m.destinations:
                 upstream_id = new_id()
                 mid = d.message_id or upstream_id
-                rows.append(self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to))
+                rows.append(MessageRow(mid, upstream_id, d.to, m.sender, m.text, spec, m.notify_url,
+                                       m.notify_content_type, m.callback_data, m.intermediate_report, count,
+                                       PENDING_ACCEPTED, "queued", m.entity_id, m.application_id,
+                                       m.campaign_reference_id, send_at))
                 result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
         try:
             self.store.accept(record, rows)  # group commit: returns once fsynced with its group

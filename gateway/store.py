@@ -124,6 +124,10 @@ class Store:
         """Queued acceptances so far: (transactions committed, submissions they held)."""
         return self._accept.groups, self._accept.payloads
 
+    def accept_pending(self) -> int:
+        """Queued acceptances waiting for their group's transaction."""
+        return self._accept.pending()
+
     # -- sends ---------------------------------------------------------------------------------
     def record(
         self,
