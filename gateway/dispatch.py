@@ -45,6 +45,11 @@ from .wire import message_to_advanced, submission_to_advanced
 log = logging.getLogger(__name__)
 
 DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
+# After forwarding a batch smaller than queue.max_batch a worker waits this long before the next claim:
+# under a stream of small sends each upstream request then carries tens to hundreds of messages instead of
+# a few (one HTTP request and two transactions per batch are most of the worker's cost); a message waits
+# at most this much longer.
+LINGER_SECONDS = 0.02
 _SUB_KEYS = ("tracking", "urlOptions", "sendingSpeedLimit")
 
 
@@ -223,7 +228,10 @@ class QueueWorker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                if self.run_once():
+                n = self.run_once()
+                if n:
+                    if n < self.max_batch:  # a short batch: let the burst gather so the next one is bigger
+                        self._stop.wait(LINGER_SECONDS)
                     continue
                 due = self.store.next_due()
                 wait = 1.0 if due is None else min(1.0, max(0.005, due - self.clock.now()))

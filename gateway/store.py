@@ -192,12 +192,15 @@ class Store:
         return ids
 
     # -- the queue (queued mode) ---------------------------------------------------------------
+    # The worker's transactions (lease, release, answer, failure) commit relaxed (no fsync of their own; the
+    # next acceptance's fsync covers them): losing one to a power cut only leaves rows leased or queued, which
+    # are sent again, and the upstream refuses the repeated messageId as a duplicate ("already accepted").
     def claim_batch(self, max_batch: int, lease_seconds: float) -> list[sqlite3.Row]:
         """Lease up to ``max_batch`` due queued messages, the oldest due first, across submissions (many
         small queued sends share one upstream request; one select and one update per batch). Rows carry
         what forwarding needs: id, spec, to_addr, upstream_message_id, bulk_id, tries."""
         now = self.clock.now()
-        with self.db.transaction() as c:
+        with self.db.transaction(relaxed=True) as c:
             rows = c.execute(
                 f"SELECT {_CLAIM_COLS} FROM messages WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id"
                 " LIMIT ?", (now, max_batch),
@@ -215,7 +218,7 @@ class Store:
     def release(self, ids: Sequence[int]) -> None:
         """Give leased rows back, due now (not sent in this batch)."""
         now = self.clock.now()
-        with self.db.transaction() as c:
+        with self.db.transaction(relaxed=True) as c:
             for chunk in _chunks(list(ids)):
                 c.execute(f"UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ? WHERE {_in(chunk)}"
                           " AND state = 'sending'", (now, *chunk))
@@ -238,7 +241,7 @@ class Store:
         same: dict[tuple[str, Status, int | None], list[int]] = {}  # most rows of a batch share one outcome
         for rid, state, status, count in outcomes:
             same.setdefault((state, status, count), []).append(rid)
-        with self.db.transaction() as c:
+        with self.db.transaction(relaxed=True) as c:
             self._attempt(c, batch, attempt, size, now)
             for (state, s, count), rids in same.items():
                 for ids in _chunks(rids):
@@ -260,7 +263,7 @@ class Store:
     def batch_failed(self, batch: str, attempt: Attempt, size: int, retry: Sequence[tuple[int, float, str]]) -> None:
         """The upstream was unreachable or failed: every row back to the queue at its ``next_at``."""
         now = self.clock.now()
-        with self.db.transaction() as c:
+        with self.db.transaction(relaxed=True) as c:
             self._attempt(c, batch, attempt, size, now)
             self._retry(c, retry, now)
 
