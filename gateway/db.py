@@ -282,7 +282,7 @@ class _Waiter(Generic[P, R]):
 
     def __init__(self, payload: P) -> None:
         self.payload = payload
-        self.done = threading.Event()
+        self.done = False  # set by the leader, under the write lock, before it releases the lock
         self.result: R | None = None
         self.error: BaseException | None = None
 
@@ -293,8 +293,8 @@ class GroupCommit(Generic[P, R]):
     :meth:`submit` queues a payload, then takes the database's write lock. The thread that gets it
     (the *leader*) takes every payload queued so far, writes them with ``write(conn, payloads)`` (which
     returns one result per payload) in one ``BEGIN IMMEDIATE`` … ``COMMIT`` and wakes their callers;
-    callers whose payload a leader committed meanwhile find it done when they get the lock (or before)
-    and return at once. While one group's COMMIT fsyncs, the next group gathers behind the lock, so the
+    callers whose payload a leader committed meanwhile find it done when they get the lock and return
+    at once (no event per caller: the lock is what they wait on). While one group's COMMIT fsyncs, the next group gathers behind the lock, so the
     fsync cost is shared and grows with load, not with requests.
 
     Nothing is acknowledged that is not durable: a caller returns only once the COMMIT that holds its
@@ -324,7 +324,7 @@ class GroupCommit(Generic[P, R]):
         lock = self.db._write_lock
         if lock.acquire(timeout=self.wait_seconds):
             try:
-                if not me.done.is_set():  # nobody took it meanwhile: lead a group
+                if not me.done:  # nobody took it meanwhile: lead a group
                     self._lead()
             finally:
                 lock.release()
@@ -333,7 +333,8 @@ class GroupCommit(Generic[P, R]):
                 if me in self._pending:  # never taken: withdraw it, nothing was written
                     self._pending.remove(me)
                     raise CommitTimeout(f"not committed within {self.wait_seconds:g} s")
-            me.done.wait()  # a leader holds it: its COMMIT decides
+            with lock:  # a leader holds it: its COMMIT decides, and it is known once the lock is free
+                pass
         if me.error is not None:
             raise me.error
         return me.result  # type: ignore[return-value]
@@ -347,11 +348,9 @@ class GroupCommit(Generic[P, R]):
                 results = self.write(conn, [w.payload for w in group])
         except BaseException as exc:  # rolled back: every caller of the group hears it
             for w in group:
-                w.error = exc
-                w.done.set()
+                w.error, w.done = exc, True
             return
         self.groups += 1
         self.payloads += len(group)
         for w, result in zip(group, results, strict=True):
-            w.result = result
-            w.done.set()
+            w.result, w.done = result, True

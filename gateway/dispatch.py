@@ -179,7 +179,8 @@ class Dispatcher:
             log.error("queue: a submission of %d could not be stored: %s", len(rows), exc)
             raise ApiError(503, "SERVICE_UNAVAILABLE",
                            "The bridge could not store the message; nothing was accepted: retry later") from None
-        self.wake.set()
+        if not self.wake.is_set():  # Event.set notifies even when set: skip it while a wake is pending
+            self.wake.set()
         return result
 
 
