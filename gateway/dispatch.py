@@ -34,7 +34,7 @@ from .config import Caller, Config, TemplateSpec
 from .db import CommitTimeout
 from .dlr import parse_time
 from .model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
-from .sender import Sender, new_id
+from .sender import Sender, new_id, new_ids
 from .sms import sms_count
 from .statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .store import MessageRow, Store, SubmissionRecord, new_token
@@ -165,8 +165,7 @@ class Dispatcher:
             spec = _spec(m, hook, extras)
             count = sms_count(m.text, m.language_code, m.transliteration)
             send_at = parse_time(m.send_at)
-            for d in m.destinations:
-                upstream_id = new_id()
+            for d, upstream_id in zip(m.destinations, new_ids(len(m.destinations)), strict=True):
                 mid = d.message_id or upstream_id
                 rows.append(MessageRow(mid, upstream_id, d.to, m.sender, m.text, spec, m.notify_url,
                                        m.notify_content_type, m.callback_data, m.intermediate_report, count,

@@ -211,8 +211,9 @@ class Store:
                     " ORDER BY lease_until, id LIMIT ?", (now, max_batch - len(rows)),
                 ).fetchall()
             for ids in _chunks([r["id"] for r in rows]):
-                c.execute(f"UPDATE messages SET state = 'sending', lease_until = ?, updated_at = ? WHERE {_in(ids)}",
-                          (now + lease_seconds, now, *ids))
+                # updated_at is left alone (an indexed column: one b-tree move less per row); prune skips leased rows
+                c.execute(f"UPDATE messages SET state = 'sending', lease_until = ? WHERE {_in(ids)}",
+                          (now + lease_seconds, *ids))
         return rows
 
     def release(self, ids: Sequence[int]) -> None:
