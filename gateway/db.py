@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from .inbound.schema import INBOUND_V3
 from .schema_conversion import CONVERSION_V4
-from .schema_store import STORE_V2
+from .schema_store import STORE_INDEXES_V6, STORE_V2
 from .schema_v3pull import V3_PULLS
 
 Migration = tuple[int, str, str]
@@ -70,6 +70,7 @@ MIGRATIONS: list[Migration] = [
     (3, "inbound", INBOUND_V3),
     (4, "conversion", CONVERSION_V4),
     (5, "v3 pulls", V3_PULLS),
+    (6, "message indexes", STORE_INDEXES_V6),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
