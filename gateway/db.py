@@ -319,6 +319,9 @@ class GroupCommit(Generic[P, R]):
 
     def submit(self, payload: P) -> R:
         """Write ``payload`` in the next group; return its result once committed (see the class docstring)."""
+        conn = self.db.connection()
+        if conn.in_transaction:  # inside this thread's own transaction (it holds the lock): join it
+            return self.write(conn, [payload])[0]
         me: _Waiter[P, R] = _Waiter(payload)
         with self._mutex:
             self._pending.append(me)

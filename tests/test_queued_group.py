@@ -159,3 +159,16 @@ def test_every_caller_of_a_failed_group_gets_the_error(tmp_path: Path, fails_at:
         c.execute("INSERT INTO t (v) VALUES ('later')")
     assert db.query_one("SELECT COUNT(*) FROM t")[0] == 1
     db.close()
+
+
+def test_a_caller_inside_its_own_transaction_joins_it(tmp_path: Path):
+    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    group = db.group_commit(_write, wait_seconds=0.5)
+    with pytest.raises(RuntimeError), db.transaction():  # joined: rolled back with the outer transaction
+        assert group.submit("inner") == 5  # no wait on the lock this thread already holds
+        raise RuntimeError("outer fails")
+    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 0 and group.groups == 0
+    with db.transaction():
+        group.submit("kept")
+    assert [r[0] for r in db.query("SELECT v FROM t")] == ["kept"]
+    db.close()
