@@ -194,6 +194,10 @@ def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None)
                 upstream = procs["sandbox-dlr"].wait_ready().url if name == "bridge-reports" else sandbox
                 cfg = bridge_config(workdir, name, api, mode, sync)
                 procs[name] = ServerProcess(name, "bridge", ["--config", str(cfg), "--upstream", upstream], workdir)
+        if "bridge-queued-ref" in wanted and ref_root:
+            cfg = bridge_config(workdir, "bridge-queued-ref", "advanced", "queued", "FULL")
+            procs["bridge-queued-ref"] = ServerProcess("bridge-queued-ref", "bridge", [
+                "--config", str(cfg), "--upstream", sandbox, "--root", str(ref_root)], workdir)
         if "bridge-ref" in wanted and ref_root:
             cfg = bridge_config(workdir, "bridge-ref", "query")
             procs["bridge-ref"] = ServerProcess("bridge-ref", "bridge", ["--config", str(cfg), "--upstream", sandbox,
@@ -493,6 +497,8 @@ RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ("queued e2e msgs/direct msgs", "queued", "direct", "e2e/msgs"),
     ("queued-normal e2e msgs/direct msgs", "queued-normal", "direct", "e2e/msgs"),
     ("queued e2e msgs/kannel e2e msgs", "queued", "kannel", "e2e/e2e"),
+    ("queued/queued-ref accepted (same queued bridge at --compare REF)", "queued", "queued-ref", "rps"),
+    ("queued/queued-ref e2e msgs", "queued", "queued-ref", "e2e/e2e"),
 )
 
 
@@ -667,6 +673,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.compare:
         scenarios.append(Scenario("bridge-ref", f"(c) bridge sync, query upstream, at {args.compare}", "bridge-ref",
                                   f"/sms/1/text/query?{SEED}", baseline="bridge-query"))
+        if any(sc.name == "queued" for sc in scenarios):  # (e) before/after: the queued bridge at REF too
+            scenarios.append(Scenario("queued-ref", f"(e) bridge queued, synchronous FULL, at {args.compare}",
+                                      "bridge-queued-ref", f"/sms/1/text/query?{SEED}", baseline="floor", e2e=True))
     extras = [n for n in EXTRA_SCENARIOS if not only or n in only]
     kind = args.loadgen if args.loadgen != "auto" else ("wrk" if loadgen.wrk_path() else "python")
     skipped: dict[str, str] = {}

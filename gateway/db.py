@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .inbound.schema import INBOUND_V3
 from .schema_conversion import CONVERSION_V4
-from .schema_store import STORE_V2
+from .schema_store import STORE_INDEXES_V6, STORE_V2
 from .schema_v3pull import V3_PULLS
 
 Migration = tuple[int, str, str]
@@ -70,9 +70,13 @@ MIGRATIONS: list[Migration] = [
     (3, "inbound", INBOUND_V3),
     (4, "conversion", CONVERSION_V4),
     (5, "v3 pulls", V3_PULLS),
+    (6, "message indexes", STORE_INDEXES_V6),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+P = TypeVar("P")  # what a group-commit caller hands over
+R = TypeVar("R")  # what it gets back once committed
 
 
 def split_statements(sql: str) -> list[str]:
@@ -175,15 +179,8 @@ class Database:
             conn.execute("PRAGMA synchronous = NORMAL")
         self._write_lock.acquire()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._locked_transaction(conn):
                 yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._local.after_commit = []
-                raise
-            conn.execute("COMMIT")
         finally:
             self._write_lock.release()
             if relax:
@@ -191,6 +188,37 @@ class Database:
         callbacks, self._local.after_commit = self._local.after_commit, []
         for fn in callbacks:
             fn()
+
+    @contextmanager
+    def _locked_transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on ``conn``; the caller holds the in-process write lock."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._local.after_commit = []
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # COMMIT failed (disk full, I/O error): nothing of it is kept
+                conn.execute("ROLLBACK")
+            self._local.after_commit = []
+            raise
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold this process's write lock (no transaction): for tests and maintenance that must keep
+        every writer of this process waiting."""
+        with self._write_lock:
+            yield
+
+    def group_commit(self, write: Callable[[sqlite3.Connection, list[Any]], list[Any]],
+                     wait_seconds: float | None = None) -> GroupCommit[Any, Any]:
+        """A :class:`GroupCommit` on this database (``wait_seconds`` defaults to the busy timeout)."""
+        return GroupCommit(self, write, self.busy_timeout_ms / 1000 if wait_seconds is None else wait_seconds)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once this thread's open transaction commits (now, if none is open)."""
@@ -243,3 +271,90 @@ class Database:
         """The highest applied migration version (0 for an empty database)."""
         row = self.query_one("SELECT MAX(version) AS v FROM schema_migrations")
         return int(row["v"]) if row and row["v"] is not None else 0
+
+
+class CommitTimeout(Exception):
+    """A group-commit caller's rows were not taken into a transaction within its wait: nothing of them
+    was written (they were withdrawn), so nothing may be acknowledged."""
+
+
+class _Waiter(Generic[P, R]):
+    __slots__ = ("payload", "done", "result", "error")
+
+    def __init__(self, payload: P) -> None:
+        self.payload = payload
+        self.done = False  # set by the leader, under the write lock, before it releases the lock
+        self.result: R | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit(Generic[P, R]):
+    """Concurrent writers share one transaction and one fsync (leader/follower on the write lock).
+
+    :meth:`submit` queues a payload, then takes the database's write lock. The thread that gets it
+    (the *leader*) takes every payload queued so far, writes them with ``write(conn, payloads)`` (which
+    returns one result per payload) in one ``BEGIN IMMEDIATE`` … ``COMMIT`` and wakes their callers;
+    callers whose payload a leader committed meanwhile find it done when they get the lock and return
+    at once (no event per caller: the lock is what they wait on). While one group's COMMIT fsyncs, the next group gathers behind the lock, so the
+    fsync cost is shared and grows with load, not with requests.
+
+    Nothing is acknowledged that is not durable: a caller returns only once the COMMIT that holds its
+    payload returned. If that write or COMMIT fails, every caller of the group gets the error (the
+    transaction rolled back: none of them was written). The wait is bounded: a caller still queued after
+    ``wait_seconds`` withdraws its payload and gets :class:`CommitTimeout`; one already taken by a leader
+    waits for that leader's outcome (bounded by SQLite's busy timeout)."""
+
+    def __init__(self, db: Database, write: Callable[[sqlite3.Connection, list[P]], list[R]],
+                 wait_seconds: float) -> None:
+        self.db, self.write, self.wait_seconds = db, write, wait_seconds
+        self._mutex = threading.Lock()
+        self._pending: list[_Waiter[P, R]] = []
+        self.groups = 0  # committed transactions and the payloads they held (for /metrics and tests)
+        self.payloads = 0
+
+    def pending(self) -> int:
+        """Payloads queued and not yet taken by a leader."""
+        with self._mutex:
+            return len(self._pending)
+
+    def submit(self, payload: P) -> R:
+        """Write ``payload`` in the next group; return its result once committed (see the class docstring)."""
+        conn = self.db.connection()
+        if conn.in_transaction:  # inside this thread's own transaction (it holds the lock): join it
+            return self.write(conn, [payload])[0]
+        me: _Waiter[P, R] = _Waiter(payload)
+        with self._mutex:
+            self._pending.append(me)
+        lock = self.db._write_lock
+        if lock.acquire(timeout=self.wait_seconds):
+            try:
+                if not me.done:  # nobody took it meanwhile: lead a group
+                    self._lead()
+            finally:
+                lock.release()
+        else:
+            with self._mutex:
+                if me in self._pending:  # never taken: withdraw it, nothing was written
+                    self._pending.remove(me)
+                    raise CommitTimeout(f"not committed within {self.wait_seconds:g} s")
+            with lock:  # a leader holds it: its COMMIT decides, and it is known once the lock is free
+                pass
+        if me.error is not None:
+            raise me.error
+        return me.result  # type: ignore[return-value]
+
+    def _lead(self) -> None:
+        with self._mutex:
+            group, self._pending = self._pending, []
+        conn = self.db.connection()
+        try:
+            with self.db._locked_transaction(conn):
+                results = self.write(conn, [w.payload for w in group])
+        except BaseException as exc:  # rolled back: every caller of the group hears it
+            for w in group:
+                w.error, w.done = exc, True
+            return
+        self.groups += 1
+        self.payloads += len(group)
+        for w, result in zip(group, results, strict=True):
+            w.result, w.done = result, True

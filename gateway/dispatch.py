@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -30,25 +31,35 @@ from typing import Any
 
 from .clock import Clock, scaled
 from .config import Caller, Config, TemplateSpec
+from .db import CommitTimeout
 from .dlr import parse_time
 from .model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
-from .sender import Sender, new_id
+from .sender import Sender, new_id, new_ids
 from .sms import sms_count
 from .statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .store import MessageRow, Store, SubmissionRecord, new_token
 from .upstream import Attempt
 from .urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
-from .wire import message_to_advanced, submission_from_advanced, submission_to_advanced
+from .wire import message_to_advanced, submission_to_advanced
 
 log = logging.getLogger(__name__)
 
 DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
+# After forwarding a batch smaller than queue.max_batch a worker waits this long before the next claim:
+# under a stream of small sends each upstream request then carries tens to hundreds of messages instead of
+# a few (one HTTP request and two transactions per batch are most of the worker's cost); a message waits
+# at most this much longer.
+LINGER_SECONDS = 0.02
 _SUB_KEYS = ("tracking", "urlOptions", "sendingSpeedLimit")
 
 
 def _spec(msg: Message, hook: str | None, extras: dict[str, Any]) -> str:
     """The advanced-API message minus destinations, with the bridge's own notifyUrl (JSON)."""
-    body = message_to_advanced(dataclasses.replace(msg, destinations=[]))
+    dests, msg.destinations = msg.destinations, []  # request-local object: cheaper than dataclasses.replace
+    try:
+        body = message_to_advanced(msg)
+    finally:
+        msg.destinations = dests
     body.pop("destinations", None)
     if hook:
         body["notifyUrl"], body["notifyContentType"] = hook, "application/json"
@@ -150,16 +161,25 @@ class Dispatcher:
             extras = {k: wire[k] for k in _SUB_KEYS if k in wire}
         result = SubmissionResult(bulk_id=sub.bulk_id)
         rows: list[MessageRow] = []
-        for m in sub.messages:
+        for m in sub.messages:  # per message, not per destination: spec, smsCount, sendAt
             spec = _spec(m, hook, extras)
             count = sms_count(m.text, m.language_code, m.transliteration)
-            for d in m.destinations:
-                upstream_id = new_id()
+            send_at = parse_time(m.send_at)
+            for d, upstream_id in zip(m.destinations, new_ids(len(m.destinations)), strict=True):
                 mid = d.message_id or upstream_id
-                rows.append(self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to))
+                rows.append(MessageRow(mid, upstream_id, d.to, m.sender, m.text, spec, m.notify_url,
+                                       m.notify_content_type, m.callback_data, m.intermediate_report, count,
+                                       PENDING_ACCEPTED, "queued", m.entity_id, m.application_id,
+                                       m.campaign_reference_id, send_at))
                 result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
-        self.store.record(record, rows)
-        self.wake.set()
+        try:
+            self.store.accept(record, rows)  # group commit: returns once fsynced with its group
+        except (sqlite3.Error, CommitTimeout) as exc:  # rolled back or withdrawn: nothing is accepted
+            log.error("queue: a submission of %d could not be stored: %s", len(rows), exc)
+            raise ApiError(503, "SERVICE_UNAVAILABLE",
+                           "The bridge could not store the message; nothing was accepted: retry later") from None
+        if not self.wake.is_set():  # Event.set notifies even when set: skip it while a wake is pending
+            self.wake.set()
         return result
 
 
@@ -208,7 +228,10 @@ class QueueWorker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                if self.run_once():
+                n = self.run_once()
+                if n:
+                    if n < self.max_batch:  # a short batch: let the burst gather so the next one is bigger
+                        self._stop.wait(LINGER_SECONDS)
                     continue
                 due = self.store.next_due()
                 wait = 1.0 if due is None else min(1.0, max(0.005, due - self.clock.now()))
@@ -222,39 +245,44 @@ class QueueWorker:
         return scaled(min(self.retry_max, self.retry_base * 2 ** max(0, tries - 1)), self.time_scale)
 
     def run_once(self) -> int:
-        """Forward one batch; return the number of messages it held (0: nothing due)."""
+        """Forward one batch; return the number of messages it held (0: nothing due).
+
+        Cheap by design (it shares the GIL with the request threads): each distinct stored spec is
+        parsed once, the body is built in wire form straight from the specs (no canonical round trip)
+        and encoded once, and the store updates the batch with a few set-based statements."""
         rows = self.store.claim_batch(self.max_batch, self.lease_seconds)
         if not rows:
             return 0
-        extras = {spec: json.loads(spec).get("_submission") for spec in {r["spec"] for r in rows}}
-        first = extras[rows[0]["spec"]]
-        same = [r for r in rows if extras[r["spec"]] == first]
-        if len(same) < len(rows):
-            self.store.release([r for r in rows if r not in same])
+        specs: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if r["spec"] not in specs:
+                specs[r["spec"]] = json.loads(r["spec"])
+        first = specs[rows[0]["spec"]].get("_submission")
+        same = [r for r in rows if specs[r["spec"]].get("_submission") == first]
+        if len(same) < len(rows):  # submission-level options differ: those wait for a batch of their own
+            self.store.release([r["id"] for r in rows if specs[r["spec"]].get("_submission") != first])
             rows = same
-        self._forward(rows, first or {})
+        self._forward(rows, specs, first or {})
         return len(rows)
 
-    def _forward(self, rows: list[Any], extras: dict[str, Any]) -> None:
-        groups: dict[str, list[Any]] = {}
+    def _forward(self, rows: list[Any], specs: dict[str, dict[str, Any]], extras: dict[str, Any]) -> None:
+        groups: dict[str, list[dict[str, str]]] = {}
         for r in rows:
-            groups.setdefault(r["spec"], []).append(r)
+            groups.setdefault(r["spec"], []).append({"to": r["to_addr"], "messageId": r["upstream_message_id"]})
         messages = []
-        for spec, members in groups.items():
-            m = json.loads(spec)
-            m.pop("_submission", None)
-            m["destinations"] = [{"to": r["to_addr"], "messageId": r["upstream_message_id"]} for r in members]
+        for spec, destinations in groups.items():
+            m = {k: v for k, v in specs[spec].items() if k != "_submission"}
+            m["destinations"] = destinations
             messages.append(m)
-        body: dict[str, Any] = {"messages": messages, **extras}
+        body: dict[str, Any] = {"messages": messages, **extras, "includeSmsCountInResponse": True}
         bulks = {r["bulk_id"] for r in rows}
         if len(bulks) == 1 and rows[0]["bulk_id"]:  # a batch mixing submissions leaves the bulkId to the upstream;
             body["bulkId"] = rows[0]["bulk_id"]  # the caller's bulkId stays in the record and in its reports
-        sub = submission_from_advanced(body)
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []
         now = self.clock.now()
         try:
-            result = self.sender.upstream.send(sub, "advanced", attempts)
+            result = self.sender.forward_advanced(body, attempts)
         except ApiError as exc:
             attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text)
             if exc.http_status == 400:  # the upstream refused the request itself: final

@@ -97,3 +97,13 @@ CREATE TABLE reports (
 CREATE INDEX reports_pull ON reports (caller, pulled_at);
 CREATE INDEX reports_message ON reports (message_row);
 """
+
+# Migration 6: the two message indexes whose keys are random ids (upstream_message_id) or merely a prefix
+# of a better one (submission_id) become one composite index. Its keys grow with submission_id, so a
+# queued acceptance appends to the index's last pages instead of touching one random page per message
+# (fewer WAL pages per commit); the report lookup (submission_id, then its upstream id) uses it as before.
+STORE_INDEXES_V6 = """
+CREATE INDEX messages_report ON messages (submission_id, upstream_message_id);
+DROP INDEX messages_upstream;
+DROP INDEX messages_submission;
+"""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from .model import Submission, SubmissionResult
 from .sms import sms_count
@@ -24,6 +25,13 @@ def new_id() -> str:
     return str(10**18 + secrets.randbelow(9 * 10**18))
 
 
+def new_ids(n: int) -> list[str]:
+    """``n`` ids like :func:`new_id` from one read of the OS's random source (one syscall, not ``n``).
+    Each is 10^18 + a 64-bit random value mod 9·10^18 (the modulo's bias is immaterial for unique ids)."""
+    raw = secrets.token_bytes(8 * n)
+    return [str(10**18 + int.from_bytes(raw[i:i + 8], "big") % (9 * 10**18)) for i in range(0, 8 * n, 8)]
+
+
 class Sender:
     def __init__(self, upstream: UpstreamClient):
         self.upstream = upstream
@@ -35,6 +43,12 @@ class Sender:
                 observe(sub, result, attempts)
             except Exception:  # an observer never breaks a send
                 logging.getLogger("smsbridge").exception("send observer failed")
+
+    def forward_advanced(self, body: dict[str, Any], attempts: list[Attempt]) -> SubmissionResult:
+        """POST an advanced-API body already in wire form (the queue builds it from stored specs, so
+        it skips the canonical round trip); the upstream client's errors and answer parsing apply."""
+        up = self.upstream
+        return up._parsed(up._call("POST", "/sms/2/text/advanced", "advanced", attempts, json=body))
 
     def send(self, sub: Submission, api: str) -> tuple[SubmissionResult, list[Attempt]]:
         if api == "query" and len(sub.messages) > 1 and not sub.bulk_id:

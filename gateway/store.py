@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .clock import Clock
-from .db import Database
+from .db import Database, GroupCommit
 from .dlr import fmt_time
 from .model import Status
 from .upstream import Attempt
@@ -36,11 +37,27 @@ _MSG_COLS = (
     " next_at, last_error, created_at, updated_at, entity_id, application_id, campaign_reference_id, send_at"
 )
 _MSG_SQL = f"INSERT INTO messages ({_MSG_COLS}) VALUES ({', '.join('?' * 33)})"
+_NO_STATUS = (None,) * 5
+_CLAIM_COLS = "id, spec, to_addr, upstream_message_id, bulk_id, tries"
+_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's (and PostgreSQL's) parameter limits
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i:i + _CHUNK]
+
+
+def _in(ids: Sequence[int]) -> str:
+    return f"id IN ({', '.join('?' * len(ids))})"
+_STATUS_SQL = ("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+               " SELECT id, ?, ?, status_name, status_group_name, state FROM messages WHERE submission_id")
 
 
 def new_token() -> str:
-    """An unguessable path token for the bridge's own notifyUrl (192 bits)."""
-    return secrets.token_urlsafe(24)
+    """An unguessable path token for the bridge's own notifyUrl (192 random bits), led by the time in
+    hex microseconds so that the unique index on it grows at its end (one page per commit, not one
+    random page per submission); the time is no secret, the random part is the token's strength."""
+    return f"{time.time_ns() // 1000:x}{secrets.token_urlsafe(24)}"
 
 
 @dataclass
@@ -84,10 +101,35 @@ def status_of(row: sqlite3.Row) -> dict[str, Any] | None:
                   row["status_description"] or "").to_wire()
 
 
+def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow], now: float, sent_at: float | None,
+                    next_at: float | None, error: str | None, upstream_bulk_id: str | None) -> list[tuple[Any, ...]]:
+    """The ``_MSG_SQL`` parameters of a submission's message rows."""
+    return [
+        (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
+         upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
+         r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
+         *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
+           if r.status else _NO_STATUS),
+         sent_at, next_at, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id, r.send_at)
+        for r in rows
+    ]
+
+
 class Store:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self._accept: GroupCommit[tuple[SubmissionRecord, Sequence[MessageRow], float], int] = db.group_commit(
+            self._write_accepted)
+
+    @property
+    def accept_groups(self) -> tuple[int, int]:
+        """Queued acceptances so far: (transactions committed, submissions they held)."""
+        return self._accept.groups, self._accept.payloads
+
+    def accept_pending(self) -> int:
+        """Queued acceptances waiting for their group's transaction."""
+        return self._accept.pending()
 
     # -- sends ---------------------------------------------------------------------------------
     def record(
@@ -102,7 +144,9 @@ class Store:
         transaction (a few ``executemany`` statements); return the submission's row id.
 
         A sync send's record commits relaxed (no fsync of its own: the upstream already holds the
-        message); a queued submission's acceptance is fsynced before the caller hears "accepted"."""
+        message); a queued submission's acceptance goes through :meth:`accept` (group commit)."""
+        if sub.mode == "queued" and error is None and not attempts:
+            return self.accept(sub, rows)
         now = self.clock.now()
         with self.db.transaction(relaxed=sub.mode == "sync") as c:
             sid = c.execute(
@@ -112,56 +156,76 @@ class Store:
             ).lastrowid
             sent_at = now if sub.mode == "sync" and error is None else None
             next_at = now if sub.mode == "queued" else None
-            c.executemany(_MSG_SQL, [
-                (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
-                 upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
-                 r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
-                 *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
-                   if r.status else (None,) * 5),
-                 sent_at, next_at, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id,
-                 r.send_at)
-                for r in rows
-            ])
+            c.executemany(_MSG_SQL, _message_values(int(sid or 0), sub, rows, now, sent_at, next_at, error,
+                                                    upstream_bulk_id))
             c.executemany(
                 "INSERT INTO upstream_attempts (submission_id, api, destinations, at, http_status, duration_ms, error)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(sid, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error) for a in attempts],
             )
-            c.execute(
-                "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-                " SELECT id, ?, ?, status_name, status_group_name, state FROM messages WHERE submission_id = ?",
-                (now, "queue" if sub.mode == "queued" else "answer", sid),
-            )
+            c.execute(_STATUS_SQL + " = ?", (now, "queue" if sub.mode == "queued" else "answer", sid))
         return int(sid or 0)
 
+    def accept(self, sub: SubmissionRecord, rows: Sequence[MessageRow]) -> int:
+        """Commit a queued submission durably (fsynced with ``synchronous=FULL``) and return its row id.
+
+        Concurrent acceptances share one transaction and one fsync (:class:`gateway.db.GroupCommit`);
+        this returns only once the COMMIT holding this submission returned. Raises the group's error
+        (nothing of it was written) or :class:`gateway.db.CommitTimeout`."""
+        return self._accept.submit((sub, rows, self.clock.now()))
+
+    @staticmethod
+    def _write_accepted(c: sqlite3.Connection, group: list[tuple[SubmissionRecord, Sequence[MessageRow], float]]
+                        ) -> list[int]:
+        """One group of queued acceptances: four statements whatever its size. The submissions' ids are
+        assigned here (MAX(id)+1…, safe: the write lock is held), so the messages need no read-back."""
+        first = int(c.execute("SELECT COALESCE(MAX(id), 0) FROM submissions").fetchone()[0]) + 1
+        ids = list(range(first, first + len(group)))
+        c.executemany(
+            "INSERT INTO submissions (id, caller, entrance, mode, api, bulk_id, dlr_token, destinations, error,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            [(sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), now, now)
+             for sid, (sub, rows, now) in zip(ids, group, strict=True)],
+        )
+        c.executemany(_MSG_SQL, [v for sid, (sub, rows, now) in zip(ids, group, strict=True)
+                                 for v in _message_values(sid, sub, rows, now, None, now, None, None)])
+        c.execute("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+                  " SELECT id, created_at, 'queue', status_name, status_group_name, state FROM messages"
+                  " WHERE submission_id BETWEEN ? AND ?", (first, ids[-1]))
+        return ids
+
     # -- the queue (queued mode) ---------------------------------------------------------------
+    # The worker's transactions (lease, release, answer, failure) commit relaxed (no fsync of their own; the
+    # next acceptance's fsync covers them): losing one to a power cut only leaves rows leased or queued, which
+    # are sent again, and the upstream refuses the repeated messageId as a duplicate ("already accepted").
     def claim_batch(self, max_batch: int, lease_seconds: float) -> list[sqlite3.Row]:
         """Lease up to ``max_batch`` due queued messages, the oldest due first, across submissions (many
-        small queued sends share one upstream request; one select and one update per batch)."""
+        small queued sends share one upstream request; one select and one update per batch). Rows carry
+        what forwarding needs: id, spec, to_addr, upstream_message_id, bulk_id, tries."""
         now = self.clock.now()
-        with self.db.transaction() as c:
+        with self.db.transaction(relaxed=True) as c:
             rows = c.execute(
-                "SELECT * FROM messages WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?",
-                (now, max_batch),
+                f"SELECT {_CLAIM_COLS} FROM messages WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id"
+                " LIMIT ?", (now, max_batch),
             ).fetchall()
             if len(rows) < max_batch:  # leases that ran out (a worker died mid-request) are due again
                 rows += c.execute(
-                    "SELECT * FROM messages WHERE state = 'sending' AND lease_until <= ? ORDER BY lease_until, id"
-                    " LIMIT ?", (now, max_batch - len(rows)),
+                    f"SELECT {_CLAIM_COLS} FROM messages WHERE state = 'sending' AND lease_until <= ?"
+                    " ORDER BY lease_until, id LIMIT ?", (now, max_batch - len(rows)),
                 ).fetchall()
-            if rows:
-                c.executemany(
-                    "UPDATE messages SET state = 'sending', lease_until = ?, updated_at = ? WHERE id = ?",
-                    [(now + lease_seconds, now, r["id"]) for r in rows],
-                )
+            for ids in _chunks([r["id"] for r in rows]):
+                # updated_at is left alone (an indexed column: one b-tree move less per row); prune skips leased rows
+                c.execute(f"UPDATE messages SET state = 'sending', lease_until = ? WHERE {_in(ids)}",
+                          (now + lease_seconds, *ids))
         return rows
 
-    def release(self, rows: Sequence[sqlite3.Row]) -> None:
+    def release(self, ids: Sequence[int]) -> None:
         """Give leased rows back, due now (not sent in this batch)."""
         now = self.clock.now()
-        with self.db.transaction() as c:
-            c.executemany("UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ? WHERE id = ?"
-                          " AND state = 'sending'", [(now, r["id"]) for r in rows])
+        with self.db.transaction(relaxed=True) as c:
+            for chunk in _chunks(list(ids)):
+                c.execute(f"UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ? WHERE {_in(chunk)}"
+                          " AND state = 'sending'", (now, *chunk))
 
     def requeue_inflight(self) -> int:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
@@ -178,27 +242,32 @@ class Store:
         """Record an upstream answer: ``outcomes`` (row id, new state, status, smsCount); rows in
         ``retry`` (row id, next_at, reason) go back to the queue."""
         now = self.clock.now()
-        with self.db.transaction() as c:
+        same: dict[tuple[str, Status, int | None], list[int]] = {}  # most rows of a batch share one outcome
+        for rid, state, status, count in outcomes:
+            same.setdefault((state, status, count), []).append(rid)
+        with self.db.transaction(relaxed=True) as c:
             self._attempt(c, batch, attempt, size, now)
-            c.executemany(
-                "UPDATE messages SET state = ?, status_group_id = ?, status_group_name = ?, status_id = ?,"
-                " status_name = ?, status_description = ?, sms_count = COALESCE(?, sms_count),"
-                " upstream_bulk_id = ?, sent_at = ?, tries = tries + 1, lease_until = NULL, last_error = NULL,"
-                " updated_at = ? WHERE id = ?",
-                [(state, s.group_id, s.group_name, s.id, s.name, s.description, count, upstream_bulk_id, now, now, rid)
-                 for rid, state, s, count in outcomes],
-            )
-            c.executemany(
-                "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-                " VALUES (?, ?, 'answer', ?, ?, ?)",
-                [(rid, now, s.name, s.group_name, state) for rid, state, s, _ in outcomes],
-            )
+            for (state, s, count), rids in same.items():
+                for ids in _chunks(rids):
+                    c.execute(
+                        "UPDATE messages SET state = ?, status_group_id = ?, status_group_name = ?, status_id = ?,"
+                        " status_name = ?, status_description = ?, sms_count = COALESCE(?, sms_count),"
+                        " upstream_bulk_id = ?, sent_at = ?, tries = tries + 1, lease_until = NULL, last_error = NULL,"
+                        f" updated_at = ? WHERE {_in(ids)}",
+                        (state, s.group_id, s.group_name, s.id, s.name, s.description, count, upstream_bulk_id, now,
+                         now, *ids),
+                    )
+                    c.execute(
+                        "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
+                        f" SELECT id, ?, 'answer', ?, ?, ? FROM messages WHERE {_in(ids)}",
+                        (now, s.name, s.group_name, state, *ids),
+                    )
             self._retry(c, retry, now)
 
     def batch_failed(self, batch: str, attempt: Attempt, size: int, retry: Sequence[tuple[int, float, str]]) -> None:
         """The upstream was unreachable or failed: every row back to the queue at its ``next_at``."""
         now = self.clock.now()
-        with self.db.transaction() as c:
+        with self.db.transaction(relaxed=True) as c:
             self._attempt(c, batch, attempt, size, now)
             self._retry(c, retry, now)
 

@@ -1,0 +1,174 @@
+"""Queued acceptances share one transaction and one fsync (group commit, gateway/db.py GroupCommit):
+everything acknowledged is committed and forwarded exactly once; a failed group acknowledges none."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from gateway.db import CommitTimeout, Database
+from tests.conftest import DEMO
+from tests.helpers import wait_for
+from tests.test_queued import queued
+
+
+def _burst(url: str, texts: list[str], threads: int = 16) -> list[requests.Response]:
+    """One queued GET per text (two destinations each), ``threads`` at a time, each on its own connection."""
+    local = threading.local()
+
+    def send(text: str) -> requests.Response:
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+        return local.s.get(url + "/sms/1/text/query", timeout=30,
+                           params={**DEMO, "to": "41793026727,41793026834", "text": text})
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(send, texts))
+
+
+def _held(bridge: Any, texts: list[str]) -> tuple[list[requests.Response], tuple[int, int]]:
+    """Hold the bridge's write lock until every GET of ``texts`` (at most 8: the test server's threads)
+    waits for a commit, then let them go: they all land in one group. Returns the answers and the store's (groups, submissions) before."""
+    ctx = bridge.app.extensions["smsbridge"]
+    before = ctx.store.accept_groups
+    out: list[requests.Response] = []
+    with ctx.db.writer():
+        t = threading.Thread(target=lambda: out.extend(_burst(bridge.url, texts)))
+        t.start()
+        wait_for(lambda: ctx.store.accept_pending() == len(texts), what="every GET waiting for its commit")
+    t.join(30)
+    return out, before
+
+
+def test_concurrent_queued_gets_share_commits_and_each_is_delivered_once(make_bridge, sandbox):
+    bridge = make_bridge(queued)
+    ctx = bridge.app.extensions["smsbridge"]
+    held, before = _held(bridge, [f"held-{i}" for i in range(8)])
+    assert [r.status_code for r in held] == [200] * 8
+    assert ctx.store.accept_groups == (before[0] + 1, before[1] + 8)  # one transaction, one fsync for 8
+    free = _burst(bridge.url, [f"free-{i}" for i in range(200)])
+    assert [r.status_code for r in free] == [200] * 200
+    groups, subs = ctx.store.accept_groups
+    assert subs == 208 and groups <= subs
+    given = {m["messageId"]: text for r, text in zip(held + free, [f"held-{i}" for i in range(8)] +
+                                                   [f"free-{i}" for i in range(200)], strict=True)
+             for m in r.json()["messages"]}
+    assert len(given) == 416
+    stored = {row["message_id"] for row in ctx.db.query("SELECT message_id FROM messages WHERE mode = 'queued'")}
+    assert stored == set(given)  # every acknowledged message is in the database
+    wait_for(lambda: len(sandbox.messages()) >= 416, timeout=30, what="every accepted message upstream")
+    got = sandbox.messages()
+    assert len(got) == 416 and {m["messageId"]: m["text"] for m in got} == given  # once each, the caller's ids
+    wait_for(lambda: ctx.db.query_one("SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 416, what="sent")
+    history = ctx.db.query_one("SELECT COUNT(*) FROM status_changes WHERE source = 'queue'")[0]
+    assert history == 416  # the acceptance step of each message's history, written by its group
+
+
+def test_a_failed_group_commit_answers_every_waiter_and_acknowledges_none(make_bridge, sandbox):
+    bridge = make_bridge(queued)
+    ctx = bridge.app.extensions["smsbridge"]
+    # A real SQLite failure inside the group's transaction: one poisoned submission aborts the whole group.
+    ctx.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison'"
+                   " BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END")
+    texts = [f"ok-{i}" for i in range(7)] + ["poison"]
+    answers, before = _held(bridge, texts)
+    assert [r.status_code for r in answers] == [503] * 8
+    for r in answers:
+        error = r.json()["requestError"]["serviceException"]
+        assert error["messageId"] == "SERVICE_UNAVAILABLE" and "nothing was accepted" in error["text"]
+    assert ctx.store.accept_groups == before  # no group committed
+    assert ctx.db.query_one("SELECT COUNT(*) FROM messages")[0] == 0
+    assert ctx.db.query_one("SELECT COUNT(*) FROM submissions")[0] == 0
+    after = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "after"})
+    assert after.status_code == 200  # the next group commits normally
+    wait_for(lambda: sandbox.messages(), what="the later message upstream")
+    assert [m["text"] for m in sandbox.messages()] == ["after"]  # nothing of the failed group was sent
+
+
+def _write(c: Any, payloads: list[str]) -> list[int]:
+    c.executemany("INSERT INTO t (v) VALUES (?)", [(p,) for p in payloads])
+    return [len(p) for p in payloads]
+
+
+def _submit_in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 (the test inspects it)
+            out["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def test_a_caller_still_queued_after_its_wait_withdraws_and_nothing_is_written(tmp_path: Path):
+    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    group = db.group_commit(_write, wait_seconds=0.2)
+    with db.writer():  # another writer holds the lock longer than the caller may wait
+        t, out = _submit_in_thread(lambda: group.submit("late"))
+        t.join(5)
+    assert isinstance(out.get("error"), CommitTimeout)
+    assert group.pending() == 0 and group.submit("next") == 4
+    assert [r[0] for r in db.query("SELECT v FROM t")] == ["next"]  # the withdrawn payload was never written
+    db.close()
+
+
+def test_group_commit_keeps_the_writer_lock_for_other_transactions(tmp_path: Path):
+    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    group = db.group_commit(_write)
+    with ThreadPoolExecutor(8) as pool:
+        def both(i: int) -> int:
+            with db.transaction() as c:  # ordinary transactions interleave with groups on the same lock
+                c.execute("INSERT INTO t (v) VALUES (?)", (f"tx-{i}",))
+            return group.submit(f"group-{i}")
+
+        assert sorted(pool.map(both, range(100))) == sorted(len(f"group-{i}") for i in range(100))
+    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 200
+    assert group.payloads == 100 and 1 <= group.groups <= 100
+    db.close()
+
+
+@pytest.mark.parametrize("fails_at", ["write", "commit"])
+def test_every_caller_of_a_failed_group_gets_the_error(tmp_path: Path, fails_at: str):
+    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    if fails_at == "write":
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.v = 'bad' BEGIN SELECT RAISE(ABORT, 'no'); END")
+    else:  # a deferred foreign key fails at COMMIT itself
+        db.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER"
+                   " REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)")
+    group = db.group_commit(lambda c, ps: [c.execute(
+        "INSERT INTO child (parent) VALUES (999)") and None for _ in ps] if fails_at == "commit" else _write(c, ps))
+    payloads = ["a", "b", "bad", "c"]
+    with db.writer():
+        started = [_submit_in_thread(lambda p=p: group.submit(p)) for p in payloads]
+        wait_for(lambda: group.pending() == 4, what="four callers queued")
+    for t, _ in started:
+        t.join(5)
+    assert all("error" in out for _, out in started), [out for _, out in started]
+    assert group.groups == 0 and db.query_one("SELECT COUNT(*) FROM t")[0] == 0
+    with db.transaction() as c:  # the connection left no transaction open behind
+        c.execute("INSERT INTO t (v) VALUES ('later')")
+    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 1
+    db.close()
+
+
+def test_a_caller_inside_its_own_transaction_joins_it(tmp_path: Path):
+    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    group = db.group_commit(_write, wait_seconds=0.5)
+    with pytest.raises(RuntimeError), db.transaction():  # joined: rolled back with the outer transaction
+        assert group.submit("inner") == 5  # no wait on the lock this thread already holds
+        raise RuntimeError("outer fails")
+    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 0 and group.groups == 0
+    with db.transaction():
+        group.submit("kept")
+    assert [r[0] for r in db.query("SELECT v FROM t")] == ["kept"]
+    db.close()
