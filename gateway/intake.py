@@ -81,16 +81,16 @@ class ReportIntake:
     @staticmethod
     def _messages(c: sqlite3.Connection, submission_id: int, ids: Sequence[str]) -> dict[str, sqlite3.Row]:
         """The submission's messages by the id a report names: the upstream's messageId, or the
-        bridge's own while the upstream's is not known (as ``Store.message_for_report``, for a whole
-        body at once, through the ``messages_upstream`` index; the first row wins)."""
+        bridge's own while the upstream's is not known (for a whole
+        body at once, through the ``messages_report`` index; the first row wins)."""
         wanted = sorted(set(ids))
         out: dict[str, sqlite3.Row] = {}
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i:i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for row in c.execute(f"SELECT * FROM messages WHERE upstream_message_id IN ({marks}) ORDER BY id", chunk):
-                if row["submission_id"] == submission_id:
-                    out.setdefault(row["upstream_message_id"], row)
+            for row in c.execute(f"SELECT * FROM messages WHERE submission_id = ? AND upstream_message_id IN ({marks})"
+                                 " ORDER BY id", (submission_id, *chunk)):
+                out.setdefault(row["upstream_message_id"], row)
             rest = [m for m in chunk if m not in out]
             if rest:
                 marks = ",".join("?" * len(rest))

@@ -102,8 +102,11 @@ CREATE INDEX reports_message ON reports (message_row);
 # of a better one (submission_id) become one composite index. Its keys grow with submission_id, so a
 # queued acceptance appends to the index's last pages instead of touching one random page per message
 # (fewer WAL pages per commit); the report lookup (submission_id, then its upstream id) uses it as before.
+# The caller-facing id keeps an index of its own, random keys or not: conversion tracking, the message log's
+# messageId filter and the UI look messages up by it, and a full scan per lookup grows with retention.
 STORE_INDEXES_V6 = """
 CREATE INDEX messages_report ON messages (submission_id, upstream_message_id);
+CREATE INDEX messages_message_id ON messages (message_id);
 DROP INDEX messages_upstream;
 DROP INDEX messages_submission;
 """

@@ -47,8 +47,7 @@ class Sender:
     def forward_advanced(self, body: dict[str, Any], attempts: list[Attempt]) -> SubmissionResult:
         """POST an advanced-API body already in wire form (the queue builds it from stored specs, so
         it skips the canonical round trip); the upstream client's errors and answer parsing apply."""
-        up = self.upstream
-        return up._parsed(up._call("POST", "/sms/2/text/advanced", "advanced", attempts, json=body))
+        return self.upstream.post_advanced(body, attempts)
 
     def send(self, sub: Submission, api: str) -> tuple[SubmissionResult, list[Attempt]]:
         if api == "query" and len(sub.messages) > 1 and not sub.bulk_id:

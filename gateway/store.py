@@ -301,13 +301,6 @@ class Store:
     def submission_by_token(self, token: str) -> sqlite3.Row | None:
         return self.db.query_one("SELECT * FROM submissions WHERE dlr_token = ?", (token,))
 
-    def message_for_report(self, c: sqlite3.Connection, submission_id: int, upstream_id: str) -> sqlite3.Row | None:
-        return c.execute(
-            "SELECT * FROM messages WHERE submission_id = ? AND (upstream_message_id = ?"
-            " OR (upstream_message_id IS NULL AND message_id = ?)) LIMIT 1",
-            (submission_id, upstream_id, upstream_id),
-        ).fetchone()
-
     def record_report(self, c: sqlite3.Connection, msg: sqlite3.Row, report: dict[str, Any],
                       intermediate: bool, done_at: float | None) -> bool:
         """Store a report (caller-facing shape) for ``msg``; False if it is a duplicate. A final

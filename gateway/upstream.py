@@ -191,8 +191,7 @@ class UpstreamClient:
             except (ValueError, TypeError, AttributeError):
                 raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body") from None
         if api == "advanced":
-            body = self._call("POST", "/sms/2/text/advanced", api, attempts, json_body=submission_to_advanced(sub))
-            return self._parsed(body)
+            return self.post_advanced(submission_to_advanced(sub), attempts)
         merged: SubmissionResult | None = None
         for msg in sub.messages:
             params = message_to_query(sub, msg)
@@ -206,6 +205,10 @@ class UpstreamClient:
                 merged.messages.extend(result.messages)
         assert merged is not None
         return merged
+
+    def post_advanced(self, body: dict[str, Any], attempts: list[Attempt]) -> SubmissionResult:
+        """``POST /sms/2/text/advanced`` with a body already in wire form; the answer parsed."""
+        return self._parsed(self._call("POST", "/sms/2/text/advanced", "advanced", attempts, json_body=body))
 
     def log_conversion(self, upstream_message_id: str, attempts: list[Attempt] | None = None) -> str:
         """``POST /ct/1/log/end/<messageId>`` (conversion tracking's end tag); return the processKey.
