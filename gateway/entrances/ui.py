@@ -17,7 +17,20 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    Response,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.security import check_password_hash
 
 from .. import urlbuilder as ub
@@ -48,7 +61,18 @@ def install_ui(app: Flask, config: Config) -> None:
         SESSION_COOKIE_SECURE=ui.secure_cookie, SESSION_COOKIE_PATH="/ui",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=ui.session_minutes),
     )
+    app.session_interface = UiSessions()
     app.register_blueprint(bp)
+
+
+class UiSessions(SecureCookieSessionInterface):
+    """Cookie sessions under ``/ui`` only (the cookie's path): the API entrances never carry one, and opening
+    a session costs every request a signer and a cookie lookup (~20 µs of the sync path's ~1.9 ms)."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path == "/ui" or request.path.startswith("/ui/"):
+            return super().open_session(app, request)
+        return self.make_null_session(app)
 
 
 def _settings() -> UiSettings:
