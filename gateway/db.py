@@ -216,9 +216,11 @@ class Database:
             yield
 
     def group_commit(self, write: Callable[[sqlite3.Connection, list[Any]], list[Any]],
-                     wait_seconds: float | None = None) -> GroupCommit[Any, Any]:
-        """A :class:`GroupCommit` on this database (``wait_seconds`` defaults to the busy timeout)."""
-        return GroupCommit(self, write, self.busy_timeout_ms / 1000 if wait_seconds is None else wait_seconds)
+                     wait_seconds: float | None = None, relaxed: bool = False) -> GroupCommit[Any, Any]:
+        """A :class:`GroupCommit` on this database (``wait_seconds`` defaults to the busy timeout;
+        ``relaxed`` as in :meth:`transaction`)."""
+        return GroupCommit(self, write, self.busy_timeout_ms / 1000 if wait_seconds is None else wait_seconds,
+                           relaxed)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once this thread's open transaction commits (now, if none is open)."""
@@ -305,8 +307,9 @@ class GroupCommit(Generic[P, R]):
     waits for that leader's outcome (bounded by SQLite's busy timeout)."""
 
     def __init__(self, db: Database, write: Callable[[sqlite3.Connection, list[P]], list[R]],
-                 wait_seconds: float) -> None:
+                 wait_seconds: float, relaxed: bool = False) -> None:
         self.db, self.write, self.wait_seconds = db, write, wait_seconds
+        self.relax = relaxed and db.synchronous == "FULL"  # see Database.transaction
         self._mutex = threading.Lock()
         self._pending: list[_Waiter[P, R]] = []
         self.groups = 0  # committed transactions and the payloads they held (for /metrics and tests)
@@ -347,6 +350,8 @@ class GroupCommit(Generic[P, R]):
         with self._mutex:
             group, self._pending = self._pending, []
         conn = self.db.connection()
+        if self.relax:
+            conn.execute("PRAGMA synchronous = NORMAL")
         try:
             with self.db._locked_transaction(conn):
                 results = self.write(conn, [w.payload for w in group])
@@ -354,6 +359,9 @@ class GroupCommit(Generic[P, R]):
             for w in group:
                 w.error, w.done = exc, True
             return
+        finally:
+            if self.relax:
+                conn.execute(f"PRAGMA synchronous = {self.db.synchronous}")
         self.groups += 1
         self.payloads += len(group)
         for w, result in zip(group, results, strict=True):

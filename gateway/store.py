@@ -17,7 +17,7 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +49,6 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 
 def _in(ids: Sequence[int]) -> str:
     return f"id IN ({', '.join('?' * len(ids))})"
-_STATUS_SQL = ("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-               " SELECT id, ?, ?, status_name, status_group_name, state FROM messages WHERE submission_id")
 
 
 def new_token() -> str:
@@ -115,12 +113,17 @@ def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow],
     ]
 
 
+_Record = tuple[SubmissionRecord, Sequence[MessageRow], Sequence[Attempt], str | None, str | None, float]
+
+
 class Store:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        self._accept: GroupCommit[tuple[SubmissionRecord, Sequence[MessageRow], float], int] = db.group_commit(
-            self._write_accepted)
+        # Two groups on one write path: queued acceptances are fsynced before their caller hears "accepted";
+        # sync records commit relaxed (the upstream already holds those messages; see Database.transaction).
+        self._accept: GroupCommit[_Record, int] = db.group_commit(self._write_records)
+        self._records: GroupCommit[_Record, int] = db.group_commit(self._write_records, relaxed=True)
 
     @property
     def accept_groups(self) -> tuple[int, int]:
@@ -131,40 +134,34 @@ class Store:
         """Queued acceptances waiting for their group's transaction."""
         return self._accept.pending()
 
+    @property
+    def record_groups(self) -> tuple[int, int]:
+        """Sync records so far: (transactions committed, submissions they held)."""
+        return self._records.groups, self._records.payloads
+
+    def record_pending(self) -> int:
+        """Sync records waiting for their group's transaction."""
+        return self._records.pending()
+
     # -- sends ---------------------------------------------------------------------------------
     def record(
         self,
         sub: SubmissionRecord,
         rows: Sequence[MessageRow],
-        attempts: Iterable[Attempt] = (),
+        attempts: Sequence[Attempt] = (),
         error: str | None = None,
         upstream_bulk_id: str | None = None,
     ) -> int:
-        """Record one submission with its messages, attempts and first status change in one short
-        transaction (a few ``executemany`` statements); return the submission's row id.
+        """Record one submission with its messages, attempts and first status change; return its row id.
 
-        A sync send's record commits relaxed (no fsync of its own: the upstream already holds the
-        message); a queued submission's acceptance goes through :meth:`accept` (group commit)."""
+        Concurrent records share one transaction (:class:`gateway.db.GroupCommit`): under load a lock
+        holder that needs the GIL back after each statement would otherwise serialise every request behind
+        it. A sync send's record commits relaxed (no fsync of its own: the upstream already holds the
+        message); a queued submission's acceptance goes through :meth:`accept` (fsynced)."""
         if sub.mode == "queued" and error is None and not attempts:
             return self.accept(sub, rows)
-        now = self.clock.now()
-        with self.db.transaction(relaxed=sub.mode == "sync") as c:
-            sid = c.execute(
-                "INSERT INTO submissions (caller, entrance, mode, api, bulk_id, dlr_token, destinations, error,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now),
-            ).lastrowid
-            sent_at = now if sub.mode == "sync" and error is None else None
-            next_at = now if sub.mode == "queued" else None
-            c.executemany(_MSG_SQL, _message_values(int(sid or 0), sub, rows, now, sent_at, next_at, error,
-                                                    upstream_bulk_id))
-            c.executemany(
-                "INSERT INTO upstream_attempts (submission_id, api, destinations, at, http_status, duration_ms, error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(sid, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error) for a in attempts],
-            )
-            c.execute(_STATUS_SQL + " = ?", (now, "queue" if sub.mode == "queued" else "answer", sid))
-        return int(sid or 0)
+        group = self._records if sub.mode == "sync" else self._accept
+        return group.submit((sub, rows, attempts, error, upstream_bulk_id, self.clock.now()))
 
     def accept(self, sub: SubmissionRecord, rows: Sequence[MessageRow]) -> int:
         """Commit a queued submission durably (fsynced with ``synchronous=FULL``) and return its row id.
@@ -172,26 +169,35 @@ class Store:
         Concurrent acceptances share one transaction and one fsync (:class:`gateway.db.GroupCommit`);
         this returns only once the COMMIT holding this submission returned. Raises the group's error
         (nothing of it was written) or :class:`gateway.db.CommitTimeout`."""
-        return self._accept.submit((sub, rows, self.clock.now()))
+        return self._accept.submit((sub, rows, (), None, None, self.clock.now()))
 
     @staticmethod
-    def _write_accepted(c: sqlite3.Connection, group: list[tuple[SubmissionRecord, Sequence[MessageRow], float]]
-                        ) -> list[int]:
-        """One group of queued acceptances: four statements whatever its size. The submissions' ids are
+    def _write_records(c: sqlite3.Connection, group: list[_Record]) -> list[int]:
+        """One group of records: a handful of statements whatever its size. The submissions' ids are
         assigned here (MAX(id)+1…, safe: the write lock is held), so the messages need no read-back."""
         first = int(c.execute("SELECT COALESCE(MAX(id), 0) FROM submissions").fetchone()[0]) + 1
         ids = list(range(first, first + len(group)))
         c.executemany(
             "INSERT INTO submissions (id, caller, entrance, mode, api, bulk_id, dlr_token, destinations, error,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-            [(sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), now, now)
-             for sid, (sub, rows, now) in zip(ids, group, strict=True)],
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now)
+             for sid, (sub, rows, _, error, _, now) in zip(ids, group, strict=True)],
         )
-        c.executemany(_MSG_SQL, [v for sid, (sub, rows, now) in zip(ids, group, strict=True)
-                                 for v in _message_values(sid, sub, rows, now, None, now, None, None)])
+        messages: list[tuple[Any, ...]] = []
+        attempts: list[tuple[Any, ...]] = []
+        for sid, (sub, rows, tries, error, upstream_bulk_id, now) in zip(ids, group, strict=True):
+            sent_at = now if sub.mode == "sync" and error is None else None
+            next_at = now if sub.mode == "queued" else None
+            messages += _message_values(sid, sub, rows, now, sent_at, next_at, error, upstream_bulk_id)
+            attempts += [(sid, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error) for a in tries]
+        c.executemany(_MSG_SQL, messages)
+        if attempts:
+            c.executemany(
+                "INSERT INTO upstream_attempts (submission_id, api, destinations, at, http_status, duration_ms, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
         c.execute("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-                  " SELECT id, created_at, 'queue', status_name, status_group_name, state FROM messages"
-                  " WHERE submission_id BETWEEN ? AND ?", (first, ids[-1]))
+                  " SELECT id, created_at, CASE mode WHEN 'queued' THEN 'queue' ELSE 'answer' END, status_name,"
+                  " status_group_name, state FROM messages WHERE submission_id BETWEEN ? AND ?", (first, ids[-1]))
         return ids
 
     # -- the queue (queued mode) ---------------------------------------------------------------

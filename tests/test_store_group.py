@@ -1,0 +1,48 @@
+"""Sync records share transactions too (gateway/db.py GroupCommit, relaxed): under load a writer that
+needs the GIL back after every statement would otherwise hold the write lock for everyone."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.conftest import DEMO
+from tests.helpers import wait_for
+
+
+def _send(url: str, texts: list[str]) -> list[requests.Response]:
+    def one(text: str) -> requests.Response:
+        return requests.get(url + "/sms/1/text/query", timeout=30,
+                            params={**DEMO, "to": "41793026727,41793026834", "text": text})
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, texts))
+
+
+def test_concurrent_sync_records_share_one_transaction_and_keep_each_submission_apart(make_bridge, sandbox):
+    bridge = make_bridge()
+    ctx = bridge.app.extensions["smsbridge"]
+    texts = [f"sync-{i}" for i in range(8)]
+    before = ctx.store.record_groups
+    out: list[requests.Response] = []
+    with ctx.db.writer():  # every send reaches the upstream, then waits for its record's commit
+        t = threading.Thread(target=lambda: out.extend(_send(bridge.url, texts)))
+        t.start()
+        wait_for(lambda: ctx.store.record_pending() == 8, what="8 sync records waiting for one commit")
+        assert ctx.db.query_one("SELECT COUNT(*) FROM submissions")[0] == 0  # nothing answered before its commit
+    t.join(30)
+    assert [r.status_code for r in out] == [200] * 8
+    assert ctx.store.record_groups == (before[0] + 1, before[1] + 8)  # one transaction for the 8
+    answered = {m["messageId"]: text for r, text in zip(out, texts, strict=True) for m in r.json()["messages"]}
+    rows = ctx.db.query("SELECT s.id, s.destinations, m.message_id, m.text, m.state FROM submissions s"
+                        " JOIN messages m ON m.submission_id = s.id")
+    assert {r["message_id"]: r["text"] for r in rows} == answered  # each message under its own submission
+    assert {r["state"] for r in rows} == {"sent"} and len({r["id"] for r in rows}) == 8
+    assert all(r["destinations"] == 2 for r in rows)
+    assert ctx.db.query_one("SELECT COUNT(*) FROM upstream_attempts")[0] == 8  # one query-API GET each
+    history = ctx.db.query("SELECT source, COUNT(*) AS n FROM status_changes GROUP BY source")
+    assert [(h["source"], h["n"]) for h in history] == [("answer", 16)]
+    logs = requests.get(bridge.url + "/sms/1/logs", params={**DEMO, "limit": 100}, timeout=10).json()["results"]
+    assert {r["messageId"] for r in logs} == set(answered)
