@@ -16,6 +16,7 @@ import argparse
 import getpass
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -45,9 +46,19 @@ def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, kill) stops like Ctrl-C: workers stop, queued log lines are written."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure(config.logging.level, config.logging.format)
+    _stop_on_sigterm()
     port = _first(args.port, _env_int("PORT"), config.server.port)
     upstream_url = None
     if config.upstream.is_sandbox:
@@ -81,6 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure(config.logging.level, config.logging.format)
+    _stop_on_sigterm()
     port = _first(args.port, _env_int("SANDBOX_PORT"), config.sandbox.port)
     server = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, port, threads=config.sandbox.threads)
     print(f"Infobip sandbox listening on {server.url}", flush=True)
