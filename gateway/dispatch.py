@@ -282,7 +282,7 @@ class QueueWorker:
         attempts: list[Attempt] = []
         now = self.clock.now()
         try:
-            result = self.sender.forward_advanced(body, attempts)
+            result = self.sender.upstream.post_advanced(body, attempts)  # body in wire form: no canonical round trip
         except ApiError as exc:
             attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text)
             if exc.http_status == 400:  # the upstream refused the request itself: final

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 from .model import Submission, SubmissionResult
 from .sms import sms_count
@@ -43,11 +42,6 @@ class Sender:
                 observe(sub, result, attempts)
             except Exception:  # an observer never breaks a send
                 logging.getLogger("smsbridge").exception("send observer failed")
-
-    def forward_advanced(self, body: dict[str, Any], attempts: list[Attempt]) -> SubmissionResult:
-        """POST an advanced-API body already in wire form (the queue builds it from stored specs, so
-        it skips the canonical round trip); the upstream client's errors and answer parsing apply."""
-        return self.upstream.post_advanced(body, attempts)
 
     def send(self, sub: Submission, api: str) -> tuple[SubmissionResult, list[Attempt]]:
         if api == "query" and len(sub.messages) > 1 and not sub.bulk_id:
