@@ -3,7 +3,7 @@ process, as in the tests, keep separate counts).
 
 Counted on the hot path (cheap increments): requests by entrance and outcome, messages and parts sent,
 upstream latency and errors (from the sender's attempts). Read at scrape time: the outbox's depth, the
-age of its oldest waiting job, its retries and dead letters.
+age of its oldest waiting job, its retries and dead letters; the store's group commits.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from .model import Submission, SubmissionResult
 from .outbox import Outbox
+from .store import Store
 from .upstream import Attempt
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -48,10 +49,29 @@ class OutboxCollector(Collector):
             yield CounterMetricFamily(f"smsbridge_outbox_{key}", help_ + " (this process)", value=stats.get(key, 0))
 
 
+class StoreCollector(Collector):
+    """Group commit: transactions committed and the submissions they held, per group (``accept``: queued
+    acceptances, fsynced; ``record``: sync records, relaxed). Submissions ÷ transactions is the batching."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        tx = CounterMetricFamily("smsbridge_store_group_commits", "Group-commit transactions (this process)",
+                                 labels=["group"])
+        subs = CounterMetricFamily("smsbridge_store_group_submissions", "Submissions those transactions held",
+                                   labels=["group"])
+        for group, (n_tx, n_subs) in (("accept", self.store.accept_groups), ("record", self.store.record_groups)):
+            tx.add_metric([group], n_tx)
+            subs.add_metric([group], n_subs)
+        yield tx
+        yield subs
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
-    def __init__(self, outbox: Outbox | None = None):
+    def __init__(self, outbox: Outbox | None = None, store: Store | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
@@ -65,6 +85,8 @@ class Metrics:
                                        ["api", "reason"], registry=r)
         if outbox is not None:
             r.register(OutboxCollector(outbox))
+        if store is not None:
+            r.register(StoreCollector(store))
 
     def observe_request(self, entrance: str, status: int) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

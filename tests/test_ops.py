@@ -69,6 +69,9 @@ def test_metrics_count_requests_messages_parts_and_latency(bridge):
     assert metric(bridge, "smsbridge_sms_parts_sent_total") == 2 * 2 + 1  # 200 GSM-7 chars = 2 parts
     assert metric(bridge, "smsbridge_upstream_request_seconds_count", api="query") == 2
     assert metric(bridge, "smsbridge_upstream_errors_total") == 0
+    assert metric(bridge, "smsbridge_store_group_submissions_total", group="record") == 2  # the two sync sends
+    assert 1 <= metric(bridge, "smsbridge_store_group_commits_total", group="record") <= 2
+    assert metric(bridge, "smsbridge_store_group_submissions_total", group="accept") == 0
     assert bridge.get("/metrics").headers["Content-Type"].startswith("text/plain; version=0.0.4")
 
 
