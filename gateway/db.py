@@ -174,39 +174,38 @@ class Database:
         if conn.in_transaction:  # nested: join the outer transaction
             yield conn
             return
-        relax = relaxed and self.synchronous == "FULL"
-        if relax:
-            conn.execute("PRAGMA synchronous = NORMAL")
-        self._write_lock.acquire()
-        try:
-            with self._locked_transaction(conn):
-                yield conn
-        finally:
-            self._write_lock.release()
-            if relax:
-                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        with self._write_lock, self._locked_transaction(conn, relaxed):
+            yield conn
         callbacks, self._local.after_commit = self._local.after_commit, []
         for fn in callbacks:
             fn()
 
     @contextmanager
-    def _locked_transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on ``conn``; the caller holds the in-process write lock."""
-        conn.execute("BEGIN IMMEDIATE")
+    def _locked_transaction(self, conn: sqlite3.Connection, relaxed: bool = False) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on ``conn``; the caller holds the in-process write lock.
+        ``relaxed``: this one transaction commits with ``synchronous=NORMAL`` (see :meth:`transaction`)."""
+        relax = relaxed and self.synchronous == "FULL"
+        if relax:
+            conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._local.after_commit = []
-            raise
-        try:
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # COMMIT failed (disk full, I/O error): nothing of it is kept
-                conn.execute("ROLLBACK")
-            self._local.after_commit = []
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._local.after_commit = []
+                raise
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # COMMIT failed (disk full, I/O error): nothing of it is kept
+                    conn.execute("ROLLBACK")
+                self._local.after_commit = []
+                raise
+        finally:
+            if relax:
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
 
     @contextmanager
     def writer(self) -> Iterator[None]:
@@ -310,7 +309,7 @@ class GroupCommit(Generic[P, R]):
     def __init__(self, db: Database, write: Callable[[sqlite3.Connection, list[P]], list[R]],
                  wait_seconds: float, relaxed: bool = False) -> None:
         self.db, self.write, self.wait_seconds = db, write, wait_seconds
-        self.relax = relaxed and db.synchronous == "FULL"  # see Database.transaction
+        self.relaxed = relaxed  # see Database.transaction
         self._cv = threading.Condition(threading.Lock())
         self._pending: list[_Waiter[P, R]] = []
         self._leading = False  # a leader is taking the lock or writing a group
@@ -367,18 +366,13 @@ class GroupCommit(Generic[P, R]):
         with self._cv:
             group, self._pending = self._pending, []
         conn = self.db.connection()
-        if self.relax:
-            conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            with self.db._locked_transaction(conn):
+            with self.db._locked_transaction(conn, self.relaxed):
                 results = self.write(conn, [w.payload for w in group])
         except BaseException as exc:  # rolled back: every caller of the group hears it
             for w in group:
                 w.error, w.done = exc, True
             return
-        finally:
-            if self.relax:
-                conn.execute(f"PRAGMA synchronous = {self.db.synchronous}")
         self.groups += 1
         self.payloads += len(group)
         for w, result in zip(group, results, strict=True):

@@ -130,7 +130,8 @@ class Dispatcher:
         try:
             result, attempts = self.sender.send(upstream_sub, api)
         except ApiError as exc:
-            rows = [self._row(m, d.message_id, None, "", None, None, "failed", d.to) for m, d in flat]
+            rows = [self._row(m, d.message_id, None, "", None, None, "failed", d.to, parse_time(m.send_at))
+                    for m, d in flat]
             self.store.record(record, rows, getattr(exc, "attempts", []), error=exc.text)
             raise
         record.bulk_id = result.bulk_id
@@ -138,16 +139,17 @@ class Dispatcher:
         for (m, d), sent in zip(flat, result.messages, strict=False):
             state = "rejected" if sent.status.group_name == "REJECTED" else "sent"
             rows.append(self._row(m, sent.message_id, sent.upstream_message_id or sent.message_id, "",
-                                  sent.sms_count, sent.status, state, d.to))
+                                  sent.sms_count, sent.status, state, d.to, parse_time(m.send_at)))
         self.store.record(record, rows, attempts, upstream_bulk_id=result.bulk_id)
         return result, attempts
 
     @staticmethod
     def _row(m: Message, message_id: str | None, upstream_id: str | None, spec: str, count: int | None,
-             status: Status | None, state: str, to: str | None = None) -> MessageRow:
-        return MessageRow(message_id, upstream_id, to or "", m.sender, m.text, spec, m.notify_url,
+             status: Status | None, state: str, to: str, send_at: float | None) -> MessageRow:
+        """One destination's row; ``send_at`` is ``parse_time(m.send_at)``, worked out once per message."""
+        return MessageRow(message_id, upstream_id, to, m.sender, m.text, spec, m.notify_url,
                           m.notify_content_type, m.callback_data, m.intermediate_report, count, status, state,
-                          m.entity_id, m.application_id, m.campaign_reference_id, parse_time(m.send_at))
+                          m.entity_id, m.application_id, m.campaign_reference_id, send_at)
 
     # -- queued --------------------------------------------------------------------------------
     def _queue(self, sub: Submission, api: str, record: SubmissionRecord) -> SubmissionResult:
@@ -167,10 +169,7 @@ class Dispatcher:
             send_at = parse_time(m.send_at)
             for d, upstream_id in zip(m.destinations, new_ids(len(m.destinations)), strict=True):
                 mid = d.message_id or upstream_id
-                rows.append(MessageRow(mid, upstream_id, d.to, m.sender, m.text, spec, m.notify_url,
-                                       m.notify_content_type, m.callback_data, m.intermediate_report, count,
-                                       PENDING_ACCEPTED, "queued", m.entity_id, m.application_id,
-                                       m.campaign_reference_id, send_at))
+                rows.append(self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to, send_at))
                 result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
         try:
             self.store.accept(record, rows)  # group commit: returns once fsynced with its group
