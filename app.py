@@ -28,7 +28,7 @@ from gateway.cli import add_commands
 from gateway.config import ConfigError, load_config
 from gateway.inbound.routing import Router
 from gateway.logs import configure
-from gateway.relay import compile_callbacks
+from gateway.reports.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.sandbox.reports import parse_rules
 from gateway.servers import ServerThread
@@ -147,9 +147,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def _store(args: argparse.Namespace):
     from gateway.clock import SystemClock
-    from gateway.db import Database
-    from gateway.outbox import Outbox
-    from gateway.store import Store
+    from gateway.delivery.outbox import Outbox
+    from gateway.store.engine import Database
+    from gateway.store.records import Store
 
     config = load_config(args.config)
     Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)

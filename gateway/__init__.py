@@ -15,22 +15,22 @@ from werkzeug.exceptions import HTTPException
 from .auth import Authenticator
 from .clock import Clock, SystemClock
 from .config import Config, ConfigError
-from .context import Bridge
-from .db import Database
-from .dispatch import Dispatcher, QueueWorker
-from .formats import JSON, XML
+from .delivery.outbox import Outbox
+from .delivery.urlpolicy import UrlPolicy, policy_table
 from .inbound.routing import Router
-from .intake import ReportIntake
 from .logs import install_access_log
 from .model import ApiError
-from .outbox import Outbox
-from .relay import Relay
 from .render import compile_fields, make_environment
-from .sender import Sender
-from .store import Store
-from .upstream import UpstreamClient
-from .urlpolicy import UrlPolicy, policy_table
-from .wire_v3 import render_error_for
+from .reports.intake import ReportIntake
+from .reports.relay import Relay
+from .send.dispatch import Dispatcher, QueueWorker
+from .send.sender import Sender
+from .send.upstream import UpstreamClient
+from .services import Bridge
+from .store.engine import Database
+from .store.records import Store
+from .wire.formats import JSON, XML
+from .wire.v3 import render_error_for
 
 log = logging.getLogger("smsbridge")
 
@@ -138,11 +138,12 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     wire_store(ctx)
     from .entrances import (
         advanced,
+        bulks,
         conversion,
         inbound,
         messages,
         preview,
-        pull_v3,
+        pulls_v3,
         query,
         reports,
         templates,
@@ -150,10 +151,10 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
 
     app.extensions[inbound.ROUTER] = inbound_router
     for bp in (query.bp, templates.bp, advanced.bp, preview.bp, messages.bp, reports.bp, inbound.bp, conversion.bp,
-               pull_v3.bp):
+               pulls_v3.bp, bulks.bp):
         app.register_blueprint(bp)
+    from .entrances.ops import install_ops
     from .entrances.ui import install_ui
-    from .ops import install_ops
 
     install_ops(app)  # /healthz, /readyz, /metrics, /openapi.json, X-Request-Id
     install_ui(app, config)  # /ui/ when ui.enabled

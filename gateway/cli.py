@@ -24,9 +24,9 @@ import requests
 from . import urlbuilder as ub
 from .clock import SystemClock
 from .config import Config, load_config
-from .db import Database
-from .outbox import STATES, Outbox
+from .delivery.outbox import STATES, Outbox
 from .sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
+from .store.engine import Database
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:

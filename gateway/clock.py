@@ -8,9 +8,13 @@ quickly; see :func:`scaled`.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .validate import Errors, format_datetime, parse_datetime
 
 
 class Clock(Protocol):
@@ -56,3 +60,23 @@ def scaled(seconds: float, time_scale: float) -> float:
     if time_scale <= 0:
         raise ValueError("time_scale must be > 0")
     return seconds * time_scale
+
+
+# -- Infobip's date-time on the wire <-> epoch seconds ----------------------------------------
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
+
+
+def fmt_time(t: float | None) -> str | None:
+    """Epoch seconds as Infobip's ``2019-11-09T16:00:00.000+0000``."""
+    return None if t is None else format_datetime(datetime.fromtimestamp(t, UTC))
+
+
+def parse_time(value: Any) -> float | None:
+    """Infobip's date-time (any accepted variant) as epoch seconds; None if absent or unreadable."""
+    if isinstance(value, str) and _CANONICAL.match(value):  # what Infobip sends: the fast path
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None  # e.g. February 30th: unreadable either way
+    dt = parse_datetime("t", value, Errors())
+    return dt.timestamp() if dt else None

@@ -12,9 +12,9 @@ import yaml
 from app import main
 from gateway import urlbuilder as ub
 from gateway.clock import SystemClock
-from gateway.db import Database
-from gateway.outbox import Outbox
-from gateway.urlpolicy import UrlPolicy
+from gateway.delivery.outbox import Outbox
+from gateway.delivery.urlpolicy import UrlPolicy
+from gateway.store.engine import Database
 from tests.conftest import DEMO, ROOT, default_raw_config
 from tests.helpers import wait_for
 from tests.receiver import Receiver

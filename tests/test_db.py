@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.db import MIGRATIONS, Database, split_statements
+from gateway.store.engine import MIGRATIONS, Database, split_statements
 
 
 @pytest.fixture

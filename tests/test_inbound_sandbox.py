@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from gateway.config import SandboxSettings
-from gateway.outbox import RETRY_DELAYS
+from gateway.delivery.outbox import RETRY_DELAYS
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
 from tests.conftest import ROOT, default_raw_config

@@ -14,7 +14,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from gateway.openapi import openapi_path
+from gateway.entrances.openapi import openapi_path
 
 EXAMPLES_PER_OPERATION = 12  # 31 operations: ~240 cases
 

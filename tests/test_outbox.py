@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import ManualClock, SystemClock
-from gateway.db import Database
-from gateway.outbox import MAX_ATTEMPTS, RETRY_DELAYS, Outbox, retry_delay
-from gateway.urlpolicy import UrlNotAllowed, UrlPolicy
+from gateway.delivery.outbox import MAX_ATTEMPTS, RETRY_DELAYS, Outbox, retry_delay
+from gateway.delivery.urlpolicy import UrlNotAllowed, UrlPolicy
+from gateway.store.engine import Database
 from tests.helpers import free_port, wait_for
 from tests.receiver import Receiver
 

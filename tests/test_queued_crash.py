@@ -18,11 +18,11 @@ import yaml
 from gateway.auth import hash_password
 from gateway.clock import ManualClock
 from gateway.config import SandboxSettings
-from gateway.db import Database
-from gateway.outbox import Outbox
+from gateway.delivery.outbox import Outbox
+from gateway.delivery.urlpolicy import UrlPolicy
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
-from gateway.urlpolicy import UrlPolicy
+from gateway.store.engine import Database
 from tests.conftest import ROOT, default_raw_config
 from tests.helpers import wait_for
 

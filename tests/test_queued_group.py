@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from gateway.db import CommitTimeout, Database
+from gateway.store.engine import CommitTimeout, Database
 from tests.conftest import DEMO
 from tests.helpers import wait_for
 from tests.test_queued import queued

@@ -13,10 +13,10 @@ import requests
 
 from gateway.clock import ManualClock
 from gateway.config import ConfigError, build_config
-from gateway.db import Database
-from gateway.dlr import merge_reports_bodies, parse_reports, reports_body
-from gateway.outbox import Outbox
-from gateway.urlpolicy import UrlPolicy
+from gateway.delivery.outbox import Outbox
+from gateway.delivery.urlpolicy import UrlPolicy
+from gateway.store.engine import Database
+from gateway.wire.reports import merge_reports_bodies, parse_reports, reports_body
 from tests.conftest import DEMO, default_raw_config
 from tests.helpers import wait_for
 from tests.receiver import Received, Receiver

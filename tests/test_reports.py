@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from gateway.auth import hash_password
-from gateway.outbox import RETRY_DELAYS
+from gateway.delivery.outbox import RETRY_DELAYS
 from tests.conftest import DEMO, Sandbox, running_sandbox
 from tests.helpers import free_port, wait_for
 from tests.receiver import Receiver
@@ -306,7 +306,7 @@ def test_callback_template_errors_reported_at_load(tmp_path):
     import copy
 
     from gateway.config import ConfigError, build_config
-    from gateway.relay import compile_callbacks
+    from gateway.reports.relay import compile_callbacks
     from tests.conftest import default_raw_config
 
     raw = copy.deepcopy(default_raw_config())
@@ -323,7 +323,7 @@ def test_callback_template_errors_reported_at_load(tmp_path):
 
 
 def test_sandbox_intermediate_then_final_and_expiry_after_validity(make_bridge, dlr_sandbox, receiver):
-    from gateway.dlr import parse_time
+    from gateway.clock import parse_time
 
     dlr_sandbox.reset()
     bridge = make_bridge(upstream_url=dlr_sandbox.url)

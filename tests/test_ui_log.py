@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from gateway.config import ConfigError, build_config
-from gateway.logview import mask
+from gateway.store.logview import mask
 from tests.conftest import DEMO, Sandbox, default_raw_config, running_sandbox
 from tests.helpers import wait_for
 from tests.receiver import Receiver

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from gateway.redact import redact_url
-from gateway.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 
 
 def fixed(table: dict[str, list[str]]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.model import ApiError
-from gateway.wire_v3 import error_body_v3, minutes_of, submission_from_v3, submission_to_v3, v3_path
+from gateway.wire.v3 import error_body_v3, minutes_of, submission_from_v3, submission_to_v3, v3_path
 
 FULL = {
     "messages": [{

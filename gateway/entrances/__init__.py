@@ -1,1 +1,1 @@
-"""Entrances: one blueprint per wire dialect; each produces canonical objects or an ApiError."""
+"""Entrances: HTTP only. One blueprint per wire dialect or concern; each produces model objects or an ApiError."""

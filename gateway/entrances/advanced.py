@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from ..context import bridge
-from ..formats import render
 from ..model import ApiError
+from ..services import bridge
 from ..validate import Errors, validate_submission
-from ..wire import result_to_wire, submission_from_advanced
+from ..wire.formats import render
+from ..wire.legacy import result_to_wire, submission_from_advanced
 from .common import authenticate, begin, check_submission
 
 bp = Blueprint("advanced", __name__)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import g, request
 
 from ..config import Caller
-from ..context import bridge
-from ..formats import negotiate
 from ..model import Submission
 from ..placeholders import Hygiene
-from ..querystring import QueryParams, parse_form, parse_query
+from ..services import bridge
 from ..validate import Errors, parse_int
+from ..wire.formats import negotiate
+from .querystring import QueryParams, parse_form, parse_query
 
 CREDENTIAL_PARAMS = frozenset({"username", "password", "charset"})
 

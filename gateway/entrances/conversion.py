@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from ..context import bridge
-from ..conversion import Conversions
-from ..formats import render
+from ..send.tracking import Conversions
+from ..services import bridge
+from ..wire.formats import render
 from .common import authenticate, begin, request_params
 
 bp = Blueprint("conversion", __name__)

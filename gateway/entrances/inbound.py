@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, g, request
 
-from ..context import bridge
-from ..formats import JSON, XML, render
-from ..inbound import message, store
 from ..inbound.routing import Router
 from ..inbound.service import handle_push, send_replies
 from ..model import ApiError
+from ..services import bridge
+from ..store import inbound as store
 from ..validate import Errors
+from ..wire import inbound as message
+from ..wire.formats import JSON, XML, render
 from .common import authenticate, begin, pull_limit, request_params
 
 bp = Blueprint("inbound", __name__)

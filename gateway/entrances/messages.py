@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from ..context import bridge
-from ..formats import JSON, render
+from ..ids import new_id
 from ..model import ApiError
-from ..sender import new_id
+from ..services import bridge
 from ..validate import Errors, validate_submission
-from ..wire_v3 import result_to_v3, submission_from_v3, v3_errors
+from ..wire.formats import JSON, render
+from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
 from .common import authenticate, check_submission
 
 bp = Blueprint("messages", __name__)

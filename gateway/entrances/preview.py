@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from ..context import bridge
-from ..formats import render
 from ..model import ApiError
-from ..preview import preview_body
-from ..querystring import parse_query
+from ..services import bridge
+from ..wire.formats import render
+from ..wire.preview import preview_body
 from .common import authenticate, begin
+from .querystring import parse_query
 
 bp = Blueprint("preview", __name__)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from ..context import bridge
-from ..formats import render
-from ..querystring import parse_query
+from ..services import bridge
 from ..validate import Errors, validate_submission
-from ..wire import result_to_wire, submission_from_query
+from ..wire.formats import render
+from ..wire.legacy import result_to_wire, submission_from_query
 from .common import authenticate, begin, check_params
+from .querystring import parse_query
 
 bp = Blueprint("query", __name__)
 

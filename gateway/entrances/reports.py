@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..context import bridge
-from ..formats import render
 from ..model import ApiError
-from ..statuses import GROUPS
+from ..services import bridge
 from ..validate import Errors, parse_datetime, parse_enum
+from ..wire.formats import render
+from ..wire.statuses import GROUPS
 from .common import authenticate, begin, param_list, pull_limit, request_params
 
 bp = Blueprint("reports", __name__)

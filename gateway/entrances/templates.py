@@ -10,14 +10,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from ..config import Caller, TemplateSpec
-from ..context import bridge
-from ..formats import render
 from ..model import ApiError
-from ..querystring import QueryParams
 from ..render import RenderError
+from ..services import bridge
 from ..validate import Errors, normalise_destination, parse_bool, parse_int, validate_submission
-from ..wire import result_to_wire, split_destinations, submission_from_query
+from ..wire.formats import render
+from ..wire.legacy import result_to_wire, split_destinations, submission_from_query
 from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params, request_params
+from .querystring import QueryParams
 
 bp = Blueprint("templates", __name__)
 

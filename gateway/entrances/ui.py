@@ -35,11 +35,11 @@ from werkzeug.security import check_password_hash
 
 from .. import urlbuilder as ub
 from ..config import Config, UiSettings
-from ..context import bridge
-from ..logview import COLUMNS, VIEWS, LogFilter, LogView, Page
 from ..model import ApiError
 from ..render import RenderError
+from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
+from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
 

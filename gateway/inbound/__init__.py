@@ -1,9 +1,8 @@
-"""Inbound (MO) SMS: the push webhook's parsing, routing rules, storage and the pull inbox.
+"""Inbound (MO) SMS: routing rules, replies and forwarding.
 
-Modules: ``message`` (Infobip's inbound shape <-> :class:`InboundMessage`, JSON and XML), ``settings``
-(the ``inbound:`` config section), ``kannel`` (Kannel ``get-url`` escapes as template aliases),
-``routing`` (compiled rules and the actions they prepare), ``store`` (SQLite tables of migration 3),
-``service`` (one push: store once, route, forward, reply). The HTTP side is
-``gateway/entrances/inbound.py``. This package imports nothing at package level (config.py and db.py
-import its leaf modules).
+Modules: ``settings`` (the ``inbound:`` config section), ``templating`` (rule templates, Kannel ``get-url``
+escapes as aliases), ``routing`` (compiled rules and the actions they prepare), ``service`` (one push:
+store once, route, forward, reply). Infobip's inbound shape is ``gateway/wire/inbound.py``, the tables
+``gateway/store/inbound.py``, the HTTP side ``gateway/entrances/inbound.py``. This package imports nothing
+at package level (config.py imports its leaf modules).
 """

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..config import ConfigError
+from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from ..render import make_environment
-from ..urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
-from .message import pull_body
+from ..wire.inbound import pull_body
 from .settings import InboundSettings, Rule, digits
 from .templating import Template, compile_template, sample_values, url_environment
 

@@ -15,12 +15,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import Bridge
+from ..delivery.urlpolicy import UrlNotAllowed
 from ..model import ApiError, Destination, Message, Submission, SubmissionResult
 from ..render import RenderError
-from ..urlpolicy import UrlNotAllowed
+from ..services import Bridge
+from ..store import inbound as store
 from ..validate import validate_submission
-from . import store
 from .routing import CompiledRule, Router
 from .templating import template_values
 

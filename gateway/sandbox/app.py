@@ -14,16 +14,16 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..config import SandboxSettings
-from ..formats import JSON, XML, negotiate, render
+from ..entrances.querystring import parse_query
+from ..ids import new_id
 from ..model import ApiError, SentMessage, Submission, SubmissionResult
-from ..preview import preview_body
-from ..querystring import parse_query
-from ..sender import new_id
 from ..sms import analyse
-from ..statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION, STATUS_BY_NAME
 from ..validate import Limits, normalise_destination, validate_submission
-from ..wire import result_to_wire, submission_from_advanced, submission_from_query
-from ..wire_v3 import render_error_for
+from ..wire.formats import JSON, XML, negotiate, render
+from ..wire.legacy import result_to_wire, submission_from_advanced, submission_from_query
+from ..wire.preview import preview_body
+from ..wire.statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION, STATUS_BY_NAME
+from ..wire.v3 import render_error_for
 from .inbound import register_inbound
 from .reports import install_reports
 from .state import Faults, SandboxState

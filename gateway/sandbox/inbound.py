@@ -26,15 +26,15 @@ import requests
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from ..config import SandboxSettings
-from ..formats import render
-from ..inbound.message import pull_body
+from ..delivery.outbox import retry_delay
+from ..entrances.querystring import parse_query
+from ..ids import new_id
 from ..model import ApiError
-from ..outbox import retry_delay
-from ..querystring import parse_query
 from ..redact import redact_url
-from ..sender import new_id
 from ..sms import analyse
 from ..validate import Errors, format_datetime, parse_int
+from ..wire.formats import render
+from ..wire.inbound import pull_body
 
 log = logging.getLogger(__name__)
 KEY = "sandbox.inbound"

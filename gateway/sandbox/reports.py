@@ -28,15 +28,15 @@ from typing import Any
 import requests
 from flask import Flask, Response, current_app, g, request
 
-from ..clock import scaled
+from ..clock import fmt_time, scaled
 from ..config import ConfigError, SandboxSettings
-from ..dlr import fmt_time, reports_body
-from ..formats import render
-from ..outbox import RETRY_DELAYS, DeliveryError, HttpDeliverer
-from ..querystring import parse_query
+from ..delivery.outbox import RETRY_DELAYS, DeliveryError, HttpDeliverer
+from ..entrances.querystring import parse_query
 from ..redact import redact_url
-from ..statuses import ERROR_BY_NAME, PENDING_ENROUTE, STATUS_BY_NAME, error_object
 from ..validate import Errors, parse_datetime, parse_int
+from ..wire.formats import render
+from ..wire.reports import reports_body
+from ..wire.statuses import ERROR_BY_NAME, PENDING_ENROUTE, STATUS_BY_NAME, error_object
 from .state import SandboxState
 from .v3 import mcc_mnc
 

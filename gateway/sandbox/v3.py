@@ -19,12 +19,12 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
 
+from ..entrances.querystring import parse_query
+from ..ids import new_id
 from ..model import ApiError, Status, Submission, SubmissionResult
-from ..querystring import parse_query
-from ..sender import new_id
-from ..statuses import DELIVERED_TO_HANDSET, GROUPS, PENDING_ACCEPTED, STATUSES, error_object
 from ..validate import Errors, Limits, format_datetime, parse_bool, parse_datetime, parse_enum, parse_int
-from ..wire_v3 import result_to_v3, submission_from_v3, v3_errors
+from ..wire.statuses import DELIVERED_TO_HANDSET, GROUPS, PENDING_ACCEPTED, STATUSES, error_object
+from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
 
 CANCELED = STATUSES[9]  # UNDELIVERABLE_NOT_DELIVERED, with error 4100 EC_MESSAGE_CANCELED
 BULK_CHANGES = {"PAUSED": ("PENDING",), "PENDING": ("PAUSED",), "CANCELED": ("PENDING", "PAUSED")}

@@ -14,13 +14,13 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from .clock import Clock
-from .db import Database
-from .dlr import fmt_time, parse_reports, parse_time
-from .model import ApiError, Status
-from .outbox import NewJob
+from ..clock import Clock, fmt_time, parse_time
+from ..delivery.outbox import NewJob
+from ..model import ApiError, Status
+from ..store.engine import Database
+from ..store.records import Store, status_of
+from ..wire.reports import parse_reports
 from .relay import Relay
-from .store import Store, status_of
 
 log = logging.getLogger(__name__)
 

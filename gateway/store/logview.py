@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .db import Database
-from .redact import redact, redact_url
+from ..redact import redact, redact_url
+from .engine import Database
 
 VIEWS: tuple[tuple[str, str], ...] = (
     ("messages", "Messages"), ("attempts", "Upstream attempts"), ("outbox", "Outbox jobs"),

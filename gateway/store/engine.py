@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from .inbound.schema import INBOUND_V3
-from .schema_conversion import CONVERSION_V4
-from .schema_store import STORE_INDEXES_V6, STORE_V2
-from .schema_v3pull import V3_PULLS
+from .schema_inbound import INBOUND_V3
+from .schema_pulls import V3_PULLS
+from .schema_records import STORE_INDEXES_V6, STORE_V2
+from .schema_tracking import CONVERSION_V4
 
 Migration = tuple[int, str, str]
 

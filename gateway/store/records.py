@@ -14,18 +14,15 @@ after a crash is recognised by the upstream as a duplicate.
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .clock import Clock
-from .db import Database, GroupCommit
-from .dlr import fmt_time
-from .model import Status
-from .upstream import Attempt
+from ..clock import Clock, fmt_time
+from ..model import Status
+from ..send.upstream import Attempt
+from .engine import Database, GroupCommit
 
 FINAL_GROUPS = frozenset({"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"})
 OPEN_STATES = ("queued", "sending")
@@ -49,13 +46,6 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 
 def _in(ids: Sequence[int]) -> str:
     return f"id IN ({', '.join('?' * len(ids))})"
-
-
-def new_token() -> str:
-    """An unguessable path token for the bridge's own notifyUrl (192 random bits), led by the time in
-    hex microseconds so that the unique index on it grows at its end (one page per commit, not one
-    random page per submission); the time is no secret, the random part is the token's strength."""
-    return f"{time.time_ns() // 1000:x}{secrets.token_urlsafe(24)}"
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ..db import Database
+from .engine import Database
 
 _WIRE = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "smsCount", "price",
          "callbackData")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import Status
+from ..model import Status
 
 GROUPS: dict[int, str] = {
     0: "ACCEPTED",

@@ -8,40 +8,20 @@ named like the JSON properties. XML from outside is parsed with defusedxml only.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
 
+from ..model import ApiError
 from .formats import _xml
-from .model import ApiError
-from .validate import Errors, format_datetime, parse_datetime
 
 XML_TYPES = ("application/xml", "text/xml")
 _INTS = {"smsCount", "groupId", "id", "messageCount"}
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
 _JSON_HEAD, _JSON_TAIL = b'{"results":[', b"]}"
 _XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?><reportResponse><results>'
 _XML_TAIL = b"</results></reportResponse>"
-
-
-def fmt_time(t: float | None) -> str | None:
-    """Epoch seconds as Infobip's ``2019-11-09T16:00:00.000+0000``."""
-    return None if t is None else format_datetime(datetime.fromtimestamp(t, UTC))
-
-
-def parse_time(value: Any) -> float | None:
-    """Infobip's date-time (any accepted variant) as epoch seconds; None if absent or unreadable."""
-    if isinstance(value, str) and _CANONICAL.match(value):  # what Infobip sends: the fast path
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None  # e.g. February 30th: unreadable either way
-    dt = parse_datetime("t", value, Errors())
-    return dt.timestamp() if dt else None
 
 
 def is_xml(content_type: str | None) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-from .model import ApiError
+from ..model import ApiError
 
 # Charset names a legacy app may send, mapped to Python codec names.
 CHARSETS: dict[str, str] = {

@@ -11,13 +11,13 @@ from flask import current_app
 from .auth import Authenticator
 from .clock import Clock
 from .config import Config
-from .db import Database
-from .dispatch import Dispatcher, QueueWorker
-from .intake import ReportIntake
-from .outbox import Outbox
+from .delivery.outbox import Outbox
 from .render import CompiledFields
-from .sender import Sender
-from .store import Store
+from .reports.intake import ReportIntake
+from .send.dispatch import Dispatcher, QueueWorker
+from .send.sender import Sender
+from .store.engine import Database
+from .store.records import Store
 
 log = logging.getLogger("smsbridge")
 

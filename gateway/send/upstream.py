@@ -36,10 +36,10 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from .config import Upstream
-from .model import ApiError, Submission, SubmissionResult
-from .wire import message_to_query, result_from_wire, submission_to_advanced
-from .wire_v3 import errors_from_v3, result_from_v3, submission_to_v3
+from ..config import Upstream
+from ..model import ApiError, Submission, SubmissionResult
+from ..wire.legacy import message_to_query, result_from_wire, submission_to_advanced
+from ..wire.v3 import errors_from_v3, result_from_v3, submission_to_v3
 
 USER_AGENT = "smsbridge/0.1"
 

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import ApiError, Destination, Message, SentMessage, Status, Submission, SubmissionResult, Tracking
-from .querystring import QueryParams
-from .validate import (
+from ..entrances.querystring import QueryParams
+from ..model import (
+    ApiError,
+    Destination,
+    Message,
+    SentMessage,
+    Status,
+    Submission,
+    SubmissionResult,
+    Tracking,
+)
+from ..validate import (
     CONTENT_TYPES,
     LANGUAGE_CODES,
     TRACK_VALUES,

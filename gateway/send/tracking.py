@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from .clock import Clock
-from .db import Database
-from .model import ApiError
+from ..clock import Clock
+from ..model import ApiError
+from ..store.engine import Database
 from .upstream import Attempt, UpstreamClient
 
 NOT_YET = ("queued", "sending")

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from flask import Request, Response
 
-from .model import ApiError
+from ..model import ApiError
 
 JSON = "json"
 XML = "xml"

@@ -31,9 +31,9 @@ from typing import Any, NamedTuple
 import requests
 
 from gateway.clock import Clock, scaled
-from gateway.db import Database
+from gateway.delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from gateway.redact import redact_url
-from gateway.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
+from gateway.store.engine import Database
 
 log = logging.getLogger(__name__)
 

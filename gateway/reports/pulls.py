@@ -18,8 +18,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .dlr import fmt_time
-from .store import Store, status_of
+from ..clock import fmt_time
+from ..store.records import Store, status_of
 
 #: filters on a single message column, by v3 query parameter
 COLUMNS = {"entityId": "entity_id", "applicationId": "application_id", "campaignReferenceId": "campaign_reference_id",

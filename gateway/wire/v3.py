@@ -13,9 +13,17 @@ from typing import Any
 
 from flask import Response
 
-from .formats import render_error
-from .model import ApiError, Destination, Message, SentMessage, Status, Submission, SubmissionResult, Tracking
-from .validate import (
+from ..model import (
+    ApiError,
+    Destination,
+    Message,
+    SentMessage,
+    Status,
+    Submission,
+    SubmissionResult,
+    Tracking,
+)
+from ..validate import (
     CONTENT_TYPES,
     LANGUAGE_CODES,
     TRANSLITERATIONS,
@@ -24,7 +32,8 @@ from .validate import (
     parse_enum,
     parse_int,
 )
-from .wire import _obj, _str
+from .formats import render_error
+from .legacy import _obj, _str
 
 TIME_UNITS = ("SECONDS", "MINUTES", "HOURS")
 V3_PREFIX = "/sms/3/"

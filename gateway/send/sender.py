@@ -8,27 +8,15 @@ carry) are kept in the answer, the upstream's ids beside them in the record.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 
-from .model import Submission, SubmissionResult
-from .sms import sms_count
+from ..ids import new_id
+from ..model import Submission, SubmissionResult
+from ..sms import sms_count
 from .upstream import Attempt, UpstreamClient
 
 # Called after every send with (submission, result or None on failure, attempts); e.g. metrics.
 SendObserver = Callable[[Submission, SubmissionResult | None, list[Attempt]], None]
-
-
-def new_id() -> str:
-    """A 19-digit id in Infobip's style."""
-    return str(10**18 + secrets.randbelow(9 * 10**18))
-
-
-def new_ids(n: int) -> list[str]:
-    """``n`` ids like :func:`new_id` from one read of the OS's random source (one syscall, not ``n``).
-    Each is 10^18 + a 64-bit random value mod 9·10^18 (the modulo's bias is immaterial for unique ids)."""
-    raw = secrets.token_bytes(8 * n)
-    return [str(10**18 + int.from_bytes(raw[i:i + 8], "big") % (9 * 10**18)) for i in range(0, 8 * n, 8)]
 
 
 class Sender:

@@ -29,18 +29,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .clock import Clock, scaled
-from .config import Caller, Config, TemplateSpec
-from .db import CommitTimeout
-from .dlr import parse_time
-from .model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
-from .sender import Sender, new_id, new_ids
-from .sms import sms_count
-from .statuses import PENDING_ACCEPTED, STATUS_BY_NAME
-from .store import MessageRow, Store, SubmissionRecord, new_token
+from ..clock import Clock, parse_time, scaled
+from ..config import Caller, Config, TemplateSpec
+from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
+from ..ids import new_id, new_ids, new_token
+from ..model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
+from ..sms import sms_count
+from ..store.engine import CommitTimeout
+from ..store.records import MessageRow, Store, SubmissionRecord
+from ..wire.legacy import message_to_advanced, submission_to_advanced
+from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
+from .sender import Sender
 from .upstream import Attempt
-from .urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
-from .wire import message_to_advanced, submission_to_advanced
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import ApiError
-from .sms import preview_response
-from .validate import LANGUAGE_CODES, TRANSLITERATIONS, Errors, parse_enum
+from ..model import ApiError
+from ..sms import preview_response
+from ..validate import LANGUAGE_CODES, TRANSLITERATIONS, Errors, parse_enum
 
 
 def preview_body(body: Any) -> dict[str, Any]:

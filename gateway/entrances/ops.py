@@ -16,9 +16,9 @@ from typing import Any
 import requests
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
-from .context import bridge
-from .metrics import CONTENT_TYPE, Metrics
-from .model import ApiError
+from ..metrics import CONTENT_TYPE, Metrics
+from ..model import ApiError
+from ..services import bridge
 from .openapi import spec_for
 
 bp = Blueprint("ops", __name__)

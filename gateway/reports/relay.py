@@ -41,10 +41,11 @@ from urllib.parse import quote
 from jinja2 import StrictUndefined, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from .config import Callback, Config, ConfigError
-from .dlr import merge_reports_bodies, parse_time, reports_body
-from .outbox import NewJob, Outbox
-from .pull_v3 import report_v3
+from ..clock import parse_time
+from ..config import Callback, Config, ConfigError
+from ..delivery.outbox import NewJob, Outbox
+from ..wire.reports import merge_reports_bodies, reports_body
+from .pulls import report_v3
 
 log = logging.getLogger(__name__)
 
