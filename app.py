@@ -57,7 +57,7 @@ def _stop_on_sigterm() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level, config.logging.format)
+    configure(config.logging.level, config.logging.format, config.logging.masking)
     _stop_on_sigterm()
     port = _first(args.port, _env_int("PORT"), config.server.port)
     upstream_url = None
@@ -93,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level, config.logging.format)
+    configure(config.logging.level, config.logging.format, config.logging.masking)
     _stop_on_sigterm()
     port = _first(args.port, _env_int("SANDBOX_PORT"), config.sandbox.port)
     server = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, port, threads=config.sandbox.threads)

@@ -17,6 +17,7 @@ import yaml
 
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
+from .redact import Masking
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
@@ -183,6 +184,12 @@ class Logging:
     level: str = "INFO"
     access_log: bool = True
     format: str = "text"  # text | json (one JSON object per line)
+    mask_texts: bool = True  # message texts, codes and template values: first mask_keep characters and length
+    mask_keep: int = 3
+
+    @property
+    def masking(self) -> Masking:
+        return Masking(self.mask_texts, self.mask_keep)
 
 
 @dataclass

@@ -62,6 +62,9 @@ def begin(ext: str | None) -> str:
 
 def authenticate(params: QueryParams | None, scope: str) -> Caller:
     ctx = bridge()
+    for name in ("username", "password"):  # which one would count is a guess an attacker could exploit
+        if params is not None and len(params.getall(name)) > 1:
+            raise ApiError.bad_request(name, "is given more than once; give each credential once")
     caller = ctx.auth.from_request(
         request.headers.get("Authorization"),
         params.get("username") if params else None,
