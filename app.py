@@ -31,7 +31,7 @@ from gateway.logs import configure
 from gateway.reports.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.sandbox.reports import parse_rules
-from gateway.servers import ServerThread
+from gateway.servers import Limits, ServerThread
 
 log = logging.getLogger("smsbridge")
 
@@ -57,7 +57,7 @@ def _stop_on_sigterm() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level, config.logging.format)
+    configure(config.logging.level, config.logging.format, config.logging.masking)
     _stop_on_sigterm()
     port = _first(args.port, _env_int("PORT"), config.server.port)
     upstream_url = None
@@ -68,7 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         upstream_url = sandbox.url
         log.info("embedded Infobip sandbox on %s", sandbox.url)
     app = create_app(config, upstream_url)
-    server = ServerThread(app, config.server.host, port, threads=config.server.threads)
+    srv = config.server
+    limits = Limits(srv.connection_limit, srv.request_timeout, srv.idle_timeout, srv.max_request_bytes)
+    server = ServerThread(app, srv.host, port, threads=srv.threads, limits=limits)
     if upstream_url and not config.sandbox.inbound_url and config.inbound.token:
         # the embedded sandbox pushes injected inbound messages to this bridge's webhook
         config.sandbox.inbound_url = f"{server.url}/hooks/inbound/{config.inbound.token}"
@@ -91,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure(config.logging.level, config.logging.format)
+    configure(config.logging.level, config.logging.format, config.logging.masking)
     _stop_on_sigterm()
     port = _first(args.port, _env_int("SANDBOX_PORT"), config.sandbox.port)
     server = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, port, threads=config.sandbox.threads)

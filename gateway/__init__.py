@@ -160,7 +160,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     install_ui(app, config)  # /ui/ when ui.enabled
     install_error_handlers(app)
     if config.logging.access_log:
-        install_access_log(app)
+        install_access_log(app, config.logging.masking)
     for w in config.warnings:
         log.warning(w)
     return app

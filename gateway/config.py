@@ -17,6 +17,7 @@ import yaml
 
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
+from .redact import Masking
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
@@ -141,6 +142,12 @@ class Server:
     threads: int = 16
     default_charset: str = "utf-8"
     public_url: str = ""  # how the upstream reaches the bridge (its own notifyUrl); default http://host:port
+    # Slow or idle clients (docs/security.md): connections held open at most, seconds a client may take to send one
+    # whole request (headers and body), seconds a keep-alive connection may idle, bytes a request body may hold.
+    connection_limit: int = 1000
+    request_timeout: float = 15.0
+    idle_timeout: float = 60.0
+    max_request_bytes: int = 8 << 20
 
 
 @dataclass
@@ -177,6 +184,12 @@ class Logging:
     level: str = "INFO"
     access_log: bool = True
     format: str = "text"  # text | json (one JSON object per line)
+    mask_texts: bool = True  # message texts, codes and template values: first mask_keep characters and length
+    mask_keep: int = 3
+
+    @property
+    def masking(self) -> Masking:
+        return Masking(self.mask_texts, self.mask_keep)
 
 
 @dataclass
@@ -464,6 +477,9 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
     server = r.fill(Server, r.section(raw.get("server"), "server"), "server")
+    for key in ("connection_limit", "request_timeout", "idle_timeout", "max_request_bytes"):
+        if getattr(server, key) <= 0:
+            problems.append((f"server.{key}", "must be above 0"))
     upstream = r.fill(Upstream, r.section(raw.get("upstream"), "upstream"), "upstream")
     sandbox = r.fill(SandboxSettings, r.section(raw.get("sandbox"), "sandbox"), "sandbox")
     logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")

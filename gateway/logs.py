@@ -9,20 +9,25 @@ from types import MappingProxyType
 
 from flask import Flask, Response, g, has_request_context, request
 
-from .redact import redact
+from .redact import Masking, redact
 
 ACCESS = logging.getLogger("smsbridge.access")
 _REDACTED = MappingProxyType({"redacted": True})  # marker: this record's arguments are already redacted
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites the formatted message of every record so no secret reaches a handler."""
+    """Rewrites the formatted message of every record so no secret (and, with ``masking``, no message
+    text) reaches a handler."""
+
+    def __init__(self, masking: Masking | None = None) -> None:
+        super().__init__()
+        self.masking = masking or Masking()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.__dict__.get("redacted"):  # the access log redacts its one variable part itself
             return True
         msg = record.getMessage()
-        clean = redact(msg)
+        clean = redact(msg, self.masking)
         if clean != msg or record.args:
             record.msg, record.args = clean, None
         return True
@@ -52,8 +57,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure(level: str = "INFO", fmt: str = "text") -> None:
-    """Root logging: one stream handler, redacted, with the request id; ``fmt`` is text or json."""
+def configure(level: str = "INFO", fmt: str = "text", masking: Masking | None = None) -> None:
+    """Root logging: one stream handler, redacted (texts masked per ``masking``), with the request id;
+    ``fmt`` is text or json."""
     root = logging.getLogger()
     if not any(isinstance(h, logging.StreamHandler) for h in root.handlers):
         root.addHandler(logging.StreamHandler())
@@ -64,15 +70,18 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         else:
             formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         h.setFormatter(formatter)
-        if not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(RedactingFilter())
+        for f in [f for f in h.filters if isinstance(f, RedactingFilter)]:
+            h.removeFilter(f)
+        h.addFilter(RedactingFilter(masking))
         if not any(isinstance(f, RequestIdFilter) for f in h.filters):
             h.addFilter(RequestIdFilter())
     root.setLevel(level.upper())
 
 
-def install_access_log(app: Flask) -> None:
-    """One line per request: method, redacted path and query, status, milliseconds."""
+def install_access_log(app: Flask, masking: Masking | None = None) -> None:
+    """One line per request: method, redacted path and query (texts masked per ``masking``; on a
+    template route every template value), status, milliseconds."""
+    masking = masking or Masking()
 
     @app.before_request
     def _start() -> None:
@@ -84,6 +93,7 @@ def install_access_log(app: Flask) -> None:
             qs = request.query_string.decode("latin-1")
             target = request.path + ("?" + qs if qs else "")
             ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-            ACCESS.info("%s %s %s %.1fms", request.method, redact(target), resp.status_code, ms,
+            clean = redact(target, masking, mask_all=request.path.startswith("/t/"))
+            ACCESS.info("%s %s %s %.1fms", request.method, clean, resp.status_code, ms,
                         extra=_REDACTED)
         return resp

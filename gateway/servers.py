@@ -5,12 +5,21 @@ Latin-1 characters (curl -g with a pasted URL). Waitress answers those with a pl
 which the caller cannot act on. ``LenientParser`` percent-encodes such bytes in the request target
 before waitress parses it, so they reach the strict query decoder, which names the parameter if the
 bytes are not valid in the declared charset.
+
+Slow clients cannot starve the server (:class:`Limits`): waitress reads requests in its event loop and
+hands only complete ones to the worker threads, so a slow client costs a socket, not a thread. What it
+must not cost is the connection limit: a client that takes longer than ``request_timeout`` to send one
+whole request (half-sent headers, a trickled body) is disconnected, whatever it still trickles, and
+idle keep-alive connections close after ``idle_timeout``. Sockets are polled (``poll``, not ``select``,
+which fails past descriptor 1024).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
+from dataclasses import dataclass
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
@@ -38,19 +47,62 @@ class LenientParser(HTTPRequestParser):
         super().parse_header(lenient_request_line(first) + sep + rest)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much a client may hold (see the module docstring); the defaults are config.yaml's."""
+
+    connection_limit: int = 1000
+    request_timeout: float = 15.0
+    idle_timeout: float = 60.0
+    max_request_bytes: int = 8 << 20
+    max_header_bytes: int = 1 << 20  # legacy GETs carry whole texts in the URL
+
+
 class LenientChannel(HTTPChannel):
+    """Lenient request lines, and the time the request being read began (None between requests)."""
+
     parser_class = LenientParser
+    request_began: float | None = None
+
+    def received(self, data: bytes) -> bool:
+        if self.request_began is None and data:
+            self.request_began = time.monotonic()
+        taken = super().received(data)
+        if self.request is None:  # nothing half-read is left: the next request's clock starts with its bytes
+            self.request_began = None
+        return taken
+
+
+def _close_slow(server, timeout: float) -> None:
+    """Run waitress's own maintenance (idle channels) and drop channels whose request is overdue."""
+    plain = server.maintenance
+
+    def maintenance(now: float) -> None:
+        plain(now)
+        overdue = time.monotonic() - timeout
+        for channel in list(server.active_channels.values()):
+            began = getattr(channel, "request_began", None)
+            if began is not None and began < overdue:
+                channel.will_close = True
+
+    server.maintenance = maintenance
 
 
 class ServerThread:
     """A waitress server on its own socket map and thread pool; ``port=0`` picks a free port."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8, **kw):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8, limits: Limits | None = None,
+                 **kw):
+        lim = limits or Limits()
         self.server = create_server(
             app, host=host, port=port, threads=threads, ident="smsbridge", clear_untrusted_proxy_headers=True,
-            max_request_header_size=1 << 20, **kw,
+            max_request_header_size=lim.max_header_bytes, max_request_body_size=lim.max_request_bytes,
+            connection_limit=lim.connection_limit, channel_timeout=max(1, round(lim.idle_timeout)),
+            cleanup_interval=max(1, round(min(lim.request_timeout, lim.idle_timeout) / 4)), asyncore_use_poll=True,
+            **kw,
         )
         self.server.channel_class = LenientChannel  # type: ignore[union-attr]
+        _close_slow(self.server, lim.request_timeout)
         self.host = host
         self.port: int = self.server.effective_port  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g
 
-from ..model import ApiError
 from ..services import bridge
 from ..validate import Errors, validate_submission
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, submission_from_advanced
-from .common import authenticate, begin, check_submission
+from .common import authenticate, begin, check_submission, json_body
 
 bp = Blueprint("advanced", __name__)
 
@@ -20,9 +19,7 @@ def send_advanced(ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
     caller = authenticate(None, "advanced")
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError.bad_request("body", "must be a JSON document (Content-Type: application/json)")
+    body = json_body()
     errs = Errors()
     sub = submission_from_advanced(body, errs)
     sub.caller = caller.name

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g
 
 from ..clock import fmt_time, parse_time
 from ..config import Caller
@@ -20,7 +20,7 @@ from ..model import ApiError
 from ..services import bridge
 from ..validate import Errors, format_datetime, parse_datetime, parse_enum
 from ..wire.formats import JSON, render
-from .common import authenticate, request_params
+from .common import authenticate, json_object, request_params
 
 bp = Blueprint("bulks", __name__)
 
@@ -53,10 +53,7 @@ def _not_yet(bulk_id: str) -> ApiError:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError.bad_request("body", "must be a JSON object")
-    return body
+    return json_object()
 
 
 @bp.get("/sms/1/bulks")

@@ -9,7 +9,6 @@ is refused with 401 in Infobip's envelope. ``GET /sms/1/inbox/reports[.json|.xml
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, g, request
@@ -22,6 +21,7 @@ from ..store import inbound as store
 from ..validate import Errors
 from ..wire import inbound as message
 from ..wire.formats import JSON, XML, render
+from ..wire.jsonbody import loads
 from .common import authenticate, begin, pull_limit, request_params
 
 bp = Blueprint("inbound", __name__)
@@ -54,10 +54,7 @@ def push(token: str) -> Response:
     if _is_xml() or data.lstrip()[:1] == b"<":
         messages = message.parse_xml(data, now)
     else:
-        try:
-            body = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise ApiError.bad_request("body", "must be JSON (or XML with Content-Type application/xml)") from None
+        body = loads(data)
         messages = message.parse_json(body, now)
     outcomes, replies = handle_push(ctx, router(), messages)
     stored = sum(o.stored for o in outcomes)

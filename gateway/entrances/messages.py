@@ -6,7 +6,7 @@ paths in errors, which use the v3 envelope (gateway/wire_v3.py). JSON only, like
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g
 
 from ..ids import new_id
 from ..model import ApiError
@@ -14,7 +14,7 @@ from ..services import bridge
 from ..validate import Errors, validate_submission
 from ..wire.formats import JSON, render
 from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
-from .common import authenticate, check_submission
+from .common import authenticate, check_submission, json_body
 
 bp = Blueprint("messages", __name__)
 
@@ -24,9 +24,7 @@ def send_messages() -> Response:
     g.fmt = JSON
     ctx = bridge()
     caller = authenticate(None, "messages")
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError.bad_request("body", "must be a JSON document (Content-Type: application/json)")
+    body = json_body()
     errs = Errors()
     try:
         sub = submission_from_v3(body, errs)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from ..model import ApiError
 from ..services import bridge
 from ..wire.formats import render
 from ..wire.preview import preview_body
-from .common import authenticate, begin
+from .common import authenticate, begin, json_body
 from .querystring import parse_query
 
 bp = Blueprint("preview", __name__)
@@ -20,9 +19,7 @@ bp = Blueprint("preview", __name__)
 def preview_post(ext: str | None) -> Response:
     fmt = begin(ext)
     authenticate(None, "preview")
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError.bad_request("body", "must be a JSON document (Content-Type: application/json)")
+    body = json_body()
     return render(preview_body(body), fmt, "preview")
 
 

@@ -40,6 +40,7 @@ from ..render import RenderError
 from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
 from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
+from .common import json_object
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
 
@@ -210,10 +211,7 @@ def try_it() -> str:
 
 # -- JSON endpoints used by static/ui.js -----------------------------------------------------------------
 def _body() -> dict[str, Any]:
-    body = request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError.bad_request("body", "must be a JSON object")
-    return body
+    return json_object()
 
 
 def _invalid(exc: Exception, prop: str = "spec") -> ApiError:
