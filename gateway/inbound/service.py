@@ -100,7 +100,8 @@ def _reply(ctx: Bridge, p: PendingReply) -> None:
         sub = _reply_submission(ctx, rule, msg, p.values)
         result = send_reply(ctx, sub, r.reply.api if r.reply and r.reply.api else caller.upstream_api)
     except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError, RenderError, or a bug: record it, keep going
-        reason = str(exc) if isinstance(exc, ApiError | BridgeError | RenderError) else f"unexpected {type(exc).__name__}"
+        known = isinstance(exc, ApiError | BridgeError | RenderError)
+        reason = str(exc) if known else f"unexpected {type(exc).__name__}"
         store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=reason)
         log.warning("inbound %s: rule %s: auto-reply not sent: %s", msg["messageId"], r.name, reason)
         return

@@ -169,8 +169,8 @@ class UpstreamClient:
         message_id = message_id if isinstance(message_id, str) else None
         text = text if isinstance(text, str) else None
         errors = errors if isinstance(errors, dict) else {}
-        if attempts:
-            attempts[-1].error = f"HTTP {status}" + (f" {message_id}" if message_id else "")
+        if attempts:  # the form metrics already label an answered failure with (bounded: no upstream text)
+            attempts[-1].error = f"http {status}"
         if status in (401, 403):
             sentence = (f"Upstream {self.host} refused the bridge's own credentials (HTTP {status}): check "
                         "upstream.api_key in the bridge's configuration; your own credentials were fine")
