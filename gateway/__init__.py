@@ -9,17 +9,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
 from .auth import Authenticator
 from .clock import Clock, SystemClock
 from .config import Config, ConfigError
 from .delivery.outbox import Outbox
 from .delivery.urlpolicy import UrlPolicy, policy_table
+from .entrances.errors import install_error_handlers
 from .inbound.routing import Router
 from .logs import install_access_log
-from .model import ApiError
 from .render import compile_fields, make_environment
 from .reports.intake import ReportIntake
 from .reports.relay import Relay
@@ -29,13 +28,8 @@ from .send.upstream import UpstreamClient
 from .services import Bridge
 from .store.engine import Database
 from .store.records import Store
-from .wire.formats import JSON, XML
-from .wire.v3 import render_error_for
 
 log = logging.getLogger("smsbridge")
-
-_HTTP_IDS = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-             413: "BAD_REQUEST", 414: "BAD_REQUEST", 429: "TOO_MANY_REQUESTS"}
 
 
 def compile_templates(config: Config) -> dict:
@@ -50,37 +44,6 @@ def compile_templates(config: Config) -> dict:
     if problems:
         raise ConfigError(problems)
     return compiled
-
-
-def _fmt() -> str:
-    fmt = g.get("fmt")
-    if fmt:
-        return fmt
-    return XML if request.path.endswith(".xml") else JSON
-
-
-def install_error_handlers(app: Flask) -> None:
-    """Every error leaves in Infobip's envelope, in the caller's format; never a stack trace."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(err: ApiError) -> Response:
-        return render_error_for(request.path, err, _fmt())
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        code = exc.code or 500
-        text = {404: f"No such endpoint: {request.method} {request.path}",
-                405: f"Method {request.method} is not allowed on {request.path}"}.get(code, exc.description or exc.name)
-        resp = render_error_for(request.path, ApiError(code, _HTTP_IDS.get(code, "GENERAL_ERROR"), text), _fmt())
-        if code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-        return resp
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
-        return render_error_for(request.path, ApiError(500, "GENERAL_ERROR", "Internal error; the incident was logged"),
-                                _fmt())
 
 
 def url_policies(config: Config):

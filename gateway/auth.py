@@ -17,7 +17,7 @@ import threading
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .config import Caller
-from .model import ApiError
+from .errors import Forbidden, Unauthorized
 
 
 def hash_password(password: str) -> str:
@@ -32,8 +32,8 @@ def _check_api_key(stored: str, key: str) -> bool:
     return hmac.compare_digest(stored, hash_api_key(key))
 
 
-def unauthorized(text: str = "Invalid login details") -> ApiError:
-    return ApiError(401, "UNAUTHORIZED", text)
+def unauthorized(text: str = "Invalid login details") -> Unauthorized:
+    return Unauthorized(text)
 
 
 class Authenticator:
@@ -96,4 +96,4 @@ class Authenticator:
 
     def require_scope(self, caller: Caller, scope: str) -> None:
         if scope not in caller.scopes:
-            raise ApiError(403, "FORBIDDEN", f"caller {caller.name!r} lacks the {scope!r} scope")
+            raise Forbidden(f"caller {caller.name!r} lacks the {scope!r} scope")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import ValidationFailed
+
 
 @dataclass(slots=True)
 class Destination:
@@ -126,7 +128,10 @@ class SubmissionResult:
 
 @dataclass
 class ApiError(Exception):
-    """A request-level failure, rendered in Infobip's error envelope by the formatters."""
+    """A request-level failure in HTTP terms, rendered in Infobip's error envelope by the formatters.
+
+    For refusals that are HTTP-level by nature (entrances, the sandbox, the wire parsers they share); the
+    core raises the typed errors of gateway/errors.py, which gateway/entrances/errors.py maps to one."""
 
     http_status: int
     message_id: str
@@ -142,12 +147,8 @@ class ApiError(Exception):
 
     @classmethod
     def invalid(cls, errors: dict[str, list[str]]) -> ApiError:
-        """400 naming every failing parameter; the text leads with the first one."""
-        first = next(iter(errors))
-        text = f"{first}: {errors[first][0]}"
-        if len(errors) > 1:
-            text += f" (and {len(errors) - 1} more: see validationErrors)"
-        return cls(400, "BAD_REQUEST", text, errors)
+        """400 naming every failing parameter; the text leads with the first one (as ValidationFailed's)."""
+        return cls(400, "BAD_REQUEST", ValidationFailed(errors).text, errors)
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
+from ..errors import BridgeError
 from ..ids import new_id
 from ..model import ApiError
 from ..services import bridge
@@ -15,6 +16,7 @@ from ..validate import Errors, validate_submission
 from ..wire.formats import JSON, render
 from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
 from .common import authenticate, check_submission, json_body
+from .errors import api_error
 
 bp = Blueprint("messages", __name__)
 
@@ -33,8 +35,9 @@ def send_messages() -> Response:
         validate_submission(sub, caller.limits, flat=False, errs=errs)
         sub.bulk_id = sub.bulk_id or new_id()  # v3 always answers with a bulkId, whatever the upstream
         result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
-    except ApiError as exc:
-        if exc.http_status != 400 or not exc.validation_errors:
+    except (ApiError, BridgeError) as exc:
+        err = api_error(exc)
+        if err.http_status != 400 or not err.validation_errors:
             raise
-        raise ApiError.invalid(v3_errors(exc.validation_errors)) from None
+        raise ApiError.invalid(v3_errors(err.validation_errors)) from None
     return render(result_to_v3(result, include_count=sub.include_sms_count), JSON, "send")

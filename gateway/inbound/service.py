@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..delivery.urlpolicy import UrlNotAllowed
+from ..errors import BridgeError
 from ..model import ApiError, Destination, Message, Submission, SubmissionResult
 from ..render import RenderError
 from ..services import Bridge
@@ -98,8 +99,9 @@ def _reply(ctx: Bridge, p: PendingReply) -> None:
     try:
         sub = _reply_submission(ctx, rule, msg, p.values)
         result = send_reply(ctx, sub, r.reply.api if r.reply and r.reply.api else caller.upstream_api)
-    except Exception as exc:  # noqa: BLE001 - ApiError, RenderError, or a bug: record it, keep going
-        reason = str(exc) if isinstance(exc, ApiError | RenderError) else f"unexpected {type(exc).__name__}"
+    except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError, RenderError, or a bug: record it, keep going
+        known = isinstance(exc, ApiError | BridgeError | RenderError)
+        reason = str(exc) if known else f"unexpected {type(exc).__name__}"
         store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=reason)
         log.warning("inbound %s: rule %s: auto-reply not sent: %s", msg["messageId"], r.name, reason)
         return

@@ -32,6 +32,7 @@ from typing import Any
 from ..clock import Clock, parse_time, scaled
 from ..config import Caller, Config, TemplateSpec
 from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
+from ..errors import BridgeError, UpstreamError, UpstreamRefused, ValidationFailed
 from ..ids import new_id, new_ids, new_token
 from ..model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
@@ -108,7 +109,7 @@ class Dispatcher:
                 errors["notifyUrl" if flat else f"messages[{mi}].notifyUrl"] = [
                     f"is not allowed for this caller: {exc.reason}"]
         if errors:
-            raise ApiError.invalid(errors)
+            raise ValidationFailed(errors)
 
     def send(self, sub: Submission, api: str, caller: Caller,
              template: TemplateSpec | None = None) -> tuple[SubmissionResult, list[Attempt]]:
@@ -129,10 +130,10 @@ class Dispatcher:
         flat = [(m, d) for m in sub.messages for d in m.destinations]
         try:
             result, attempts = self.sender.send(upstream_sub, api)
-        except ApiError as exc:
+        except BridgeError as exc:  # the upstream's failure carries the attempts it made: recorded with it
             rows = [self._row(m, d.message_id, None, "", None, None, "failed", d.to, parse_time(m.send_at))
                     for m, d in flat]
-            self.store.record(record, rows, getattr(exc, "attempts", []), error=exc.text)
+            self.store.record(record, rows, exc.attempts if isinstance(exc, UpstreamError) else [], error=exc.text)
             raise
         record.bulk_id = result.bulk_id
         rows = []
@@ -282,9 +283,9 @@ class QueueWorker:
         now = self.clock.now()
         try:
             result = self.sender.upstream.post_advanced(body, attempts)  # body in wire form: no canonical round trip
-        except ApiError as exc:
+        except UpstreamError as exc:
             attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text)
-            if exc.http_status == 400:  # the upstream refused the request itself: final
+            if isinstance(exc, UpstreamRefused) and exc.status == 400:  # the upstream refused the request: final
                 status = STATUS_BY_NAME["REJECTED_SYSTEM_ERROR"]
                 rejected = [(r["id"], "rejected", status, None) for r in rows]
                 self.store.batch_answered(batch, rejected, None, attempt, len(rows))

@@ -10,8 +10,8 @@ Infobip's end tag (``POST /ct/1/log/end/<upstream messageId>``) and records it o
   again (legacy apps fire a URL more than once: retries, link prefetchers, a pixel loaded twice).
   Every answered call is counted in ``conversion_calls``. Two calls racing before the first is
   recorded may both reach the upstream; the first processKey recorded is kept and answered.
-* Upstream failures map like sends: 503 unreachable, 504 no answer in time (calling again is safe),
-  502 bad key or answer; the upstream's own 404 stays a 404.
+* Upstream failures are the upstream client's typed errors, as for sends (unreachable, timed out: calling
+  again is safe, refused, nonsense); the upstream's own 404 is a NotFound.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 
 from ..clock import Clock
-from ..model import ApiError
+from ..errors import Conflict, NotFound, UpstreamTimeout
 from ..store.engine import Database
 from .upstream import Attempt, UpstreamClient
 
@@ -27,9 +27,9 @@ NOT_YET = ("queued", "sending")
 NEVER = ("failed", "rejected")
 
 
-def not_found(message_id: str) -> ApiError:
+def not_found(message_id: str) -> NotFound:
     """The one answer for an unknown id and another caller's id alike."""
-    return ApiError(404, "NOT_FOUND", f"No message with messageId {message_id!r} sent by this caller")
+    return NotFound(f"No message with messageId {message_id!r} sent by this caller")
 
 
 class Conversions:
@@ -51,21 +51,16 @@ class Conversions:
         if row["process_key"]:
             return self._recorded(row["id"], row["process_key"])
         if row["state"] in NOT_YET:
-            raise ApiError(409, "CONFLICT", f"Message {message_id!r} is not forwarded yet; log the conversion "
-                                            "once it is sent")
+            raise Conflict(f"Message {message_id!r} is not forwarded yet; log the conversion once it is sent")
         if row["state"] in NEVER or not row["upstream_message_id"]:
-            raise ApiError(409, "CONFLICT", f"Message {message_id!r} was not accepted upstream; there is no "
-                                            "conversion to log")
+            raise Conflict(f"Message {message_id!r} was not accepted upstream; there is no conversion to log")
         try:
             key = self.upstream.log_conversion(row["upstream_message_id"], attempts)
-        except ApiError as exc:
-            if exc.http_status == 504:
-                raise ApiError(504, "GATEWAY_TIMEOUT", "Upstream did not answer in time; the conversion may have "
-                                                       "been logged: calling again is safe") from None
-            if exc.http_status == 404:
-                raise ApiError(404, "NOT_FOUND", f"The upstream does not know message {message_id!r} (any more)"
-                               ) from None
-            raise
+        except UpstreamTimeout as exc:
+            raise UpstreamTimeout("Upstream did not answer in time; the conversion may have been logged: calling "
+                                  "again is safe", exc.attempts) from None
+        except NotFound:
+            raise NotFound(f"The upstream does not know message {message_id!r} (any more)") from None
         return self._recorded(row["id"], key)
 
     def _recorded(self, row_id: int, key: str) -> str:

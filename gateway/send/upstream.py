@@ -1,9 +1,10 @@
 """The Infobip client: one pooled urllib3 pool manager, connect/read timeouts, the bridge's own key.
 
-Callers' credentials never travel upstream. Upstream failures become an ApiError the caller can act
-on: 503 when the upstream cannot be reached, 504 when it did not answer in time (the message may
-have been accepted: check the logs before retrying), 502 when the bridge's own upstream credentials
-or the upstream's answer are wrong, the upstream's 400/429 passed on.
+Callers' credentials never travel upstream. Upstream failures become typed errors (gateway/errors.py)
+carrying the attempts made: :class:`UpstreamUnreachable` (nothing was sent), :class:`UpstreamTimeout`
+(the message may have been accepted), :class:`UpstreamRefused` (a 4xx/5xx answer, with what the
+upstream said) and :class:`UpstreamNonsense` (an answer the bridge cannot read); the edge maps them to
+503, 504, 400/429/502 and 502 (gateway/entrances/errors.py).
 
 The hot path does no per-request environment work: proxies (``HTTP(S)_PROXY``/``NO_PROXY``) and a CA bundle
 (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's) are read once at start-up, ``~/.netrc`` is never
@@ -20,7 +21,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
 import certifi
@@ -37,21 +38,20 @@ from urllib3.exceptions import (
 )
 
 from ..config import Upstream
-from ..model import ApiError, Submission, SubmissionResult
+from ..errors import (
+    Attempt,
+    NotFound,
+    UpstreamError,
+    UpstreamNonsense,
+    UpstreamRefused,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from ..model import Submission, SubmissionResult
 from ..wire.legacy import message_to_query, result_from_wire, submission_to_advanced
 from ..wire.v3 import errors_from_v3, result_from_v3, submission_to_v3
 
 USER_AGENT = "smsbridge/0.1"
-
-
-@dataclass
-class Attempt:
-    """What one upstream call did (kept for the record and metrics)."""
-
-    api: str
-    http_status: int | None
-    duration_ms: float
-    error: str | None = None
 
 
 @dataclass
@@ -99,15 +99,15 @@ class UpstreamClient:
 
     def _call(self, method: str, path: str, api: str, attempts: list[Attempt], not_found: str | None = None,
               json_body: Any = None) -> Any:
-        """A request whose JSON answer is returned; with ``not_found``, the upstream's 404 stays a 404."""
+        """A request whose JSON answer is returned; with ``not_found``, the upstream's 404 is a NotFound."""
         resp = self._request(method, path, api, attempts, json_body=json_body)
         if resp.status_code == 404 and not_found:
-            raise ApiError(404, "NOT_FOUND", not_found)
-        return self._answer(resp)
+            raise NotFound(not_found)
+        return self._answer(resp, attempts)
 
     def _request(self, method: str, path: str, api: str, attempts: list[Attempt],
                  headers: dict[str, str] | None = None, json_body: Any = None) -> Reply:
-        """One upstream request; transport failures become 503/504/502 (see the module docstring)."""
+        """One upstream request; transport failures become typed errors (see the module docstring)."""
         headers = headers or self.headers
         body = None
         if json_body is not None:
@@ -128,29 +128,26 @@ class UpstreamClient:
         except (ConnectTimeoutError, NewConnectionError, ProxyError, SSLError, ProtocolError) as exc:
             if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
                 failed("connect timeout")
-                raise ApiError(
-                    503, "SERVICE_UNAVAILABLE", f"Upstream {self.host} could not be reached in time; nothing was sent"
-                ) from None
+                raise UpstreamUnreachable(
+                    f"Upstream {self.host} could not be reached in time; nothing was sent", attempts) from None
             reason = "connection refused" if "refused" in str(exc).lower() else "connection failed"
             failed(reason)
-            raise ApiError(
-                503, "SERVICE_UNAVAILABLE", f"Upstream {self.host} is unreachable ({reason}); nothing was sent"
-            ) from None
+            raise UpstreamUnreachable(
+                f"Upstream {self.host} is unreachable ({reason}); nothing was sent", attempts) from None
         except ReadTimeoutError:
             failed("read timeout")
-            raise ApiError(
-                504,
-                "GATEWAY_TIMEOUT",
+            raise UpstreamTimeout(
                 f"Upstream {self.host} did not answer within {self.settings.read_timeout:g} s; the message may "
-                "have been accepted: check the logs before sending again",
-            ) from None
+                "have been accepted: check the logs before sending again", attempts) from None
         except (HTTPError, OSError, ValueError) as exc:
             failed(type(exc).__name__)
-            raise ApiError(502, "BAD_GATEWAY", f"Upstream request failed ({type(exc).__name__})") from None
+            raise UpstreamError(f"Upstream request failed ({type(exc).__name__})", attempts) from None
         attempts.append(Attempt(api, resp.status, (time.perf_counter() - started) * 1000))
         return Reply(resp.status, resp.data)
 
-    def _answer(self, resp: Reply) -> Any:
+    def _answer(self, resp: Reply, attempts: list[Attempt]) -> Any:
+        """The JSON body of a 2xx answer; anything else raises UpstreamRefused or UpstreamNonsense, the last
+        attempt (this answer's) naming what went wrong."""
         try:
             body = resp.json()
         except (ValueError, json.JSONDecodeError):
@@ -158,28 +155,39 @@ class UpstreamClient:
         status = resp.status_code
         if 200 <= status < 300 and body is not None:
             return body
-        exc = (body or {}).get("requestError", {}).get("serviceException", {}) if isinstance(body, dict) else {}
-        text = exc.get("text") if isinstance(exc, dict) else None
-        if status in (401, 403):
-            raise ApiError(
-                502,
-                "BAD_GATEWAY",
-                f"Upstream {self.host} refused the bridge's own credentials (HTTP {status}): check upstream.api_key "
-                "in the bridge's configuration; your own credentials were fine",
-            )
-        if status == 400:
-            errors = exc.get("validationErrors") if isinstance(exc, dict) else None
-            if not exc and isinstance(body, dict) and "errorCode" in body:  # the v3 envelope
-                text, errors = body.get("description"), errors_from_v3(body)
-            raise ApiError(
-                400, "BAD_REQUEST", f"Upstream rejected the request: {text or 'bad request'}",
-                errors if isinstance(errors, dict) else {},
-            )
-        if status == 429:
-            raise ApiError(429, "TOO_MANY_REQUESTS", "Upstream rate limit reached; retry later")
         if 200 <= status < 300:
-            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered {status} with a body that is not JSON")
-        raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} failed with HTTP {status}")
+            self._nonsense(f"Upstream {self.host} answered {status} with a body that is not JSON", attempts)
+        self._refused(status, body, attempts)
+
+    def _refused(self, status: int, body: Any, attempts: list[Attempt]) -> NoReturn:
+        """Raise UpstreamRefused for a 4xx/5xx answer, keeping what the upstream said (legacy or v3 envelope)."""
+        exc = (body or {}).get("requestError", {}).get("serviceException", {}) if isinstance(body, dict) else {}
+        exc = exc if isinstance(exc, dict) else {}
+        message_id, text, errors = exc.get("messageId"), exc.get("text"), exc.get("validationErrors")
+        if not exc and isinstance(body, dict) and "errorCode" in body:  # the v3 envelope
+            message_id, text, errors = body.get("errorCode"), body.get("description"), errors_from_v3(body)
+        message_id = message_id if isinstance(message_id, str) else None
+        text = text if isinstance(text, str) else None
+        errors = errors if isinstance(errors, dict) else {}
+        if attempts:  # the form metrics already label an answered failure with (bounded: no upstream text)
+            attempts[-1].error = f"http {status}"
+        if status in (401, 403):
+            sentence = (f"Upstream {self.host} refused the bridge's own credentials (HTTP {status}): check "
+                        "upstream.api_key in the bridge's configuration; your own credentials were fine")
+        elif status == 400:
+            sentence = f"Upstream rejected the request: {text or 'bad request'}"
+        elif status == 429:
+            sentence = "Upstream rate limit reached; retry later"
+        else:
+            sentence = f"Upstream {self.host} failed with HTTP {status}"
+        raise UpstreamRefused(sentence, attempts, status=status, message_id=message_id, upstream_text=text,
+                              errors=errors if status == 400 else {})
+
+    @staticmethod
+    def _nonsense(text: str, attempts: list[Attempt]) -> NoReturn:
+        if attempts and attempts[-1].error is None:
+            attempts[-1].error = "unreadable answer"
+        raise UpstreamNonsense(text, attempts)
 
     def send(self, sub: Submission, api: str, attempts: list[Attempt] | None = None) -> SubmissionResult:
         """Send a validated submission with the ``query``, ``advanced`` or ``messages`` (v3) API."""
@@ -189,7 +197,7 @@ class UpstreamClient:
             try:
                 return result_from_v3(body)
             except (ValueError, TypeError, AttributeError):
-                raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body") from None
+                self._nonsense(f"Upstream {self.host} answered with an unexpected body", attempts)
         if api == "advanced":
             return self.post_advanced(submission_to_advanced(sub), attempts)
         merged: SubmissionResult | None = None
@@ -198,7 +206,7 @@ class UpstreamClient:
             if self.settings.username and self.settings.password:
                 params = [("username", self.settings.username), ("password", self.settings.password), *params]
             body = self._call("GET", "/sms/1/text/query?" + urlencode(params), api, attempts)
-            result = self._parsed(body)
+            result = self._parsed(body, attempts)
             if merged is None:
                 merged = result
             else:
@@ -208,13 +216,14 @@ class UpstreamClient:
 
     def post_advanced(self, body: dict[str, Any], attempts: list[Attempt]) -> SubmissionResult:
         """``POST /sms/2/text/advanced`` with a body already in wire form; the answer parsed."""
-        return self._parsed(self._call("POST", "/sms/2/text/advanced", "advanced", attempts, json_body=body))
+        return self._parsed(self._call("POST", "/sms/2/text/advanced", "advanced", attempts, json_body=body),
+                            attempts)
 
     def log_conversion(self, upstream_message_id: str, attempts: list[Attempt] | None = None) -> str:
         """``POST /ct/1/log/end/<messageId>`` (conversion tracking's end tag); return the processKey.
 
         Authorised with the bridge's own key (or Basic with upstream.username/password when there is
-        no key). The upstream's 404 (it does not know the message) stays a 404."""
+        no key). The upstream's 404 (it does not know the message) is a NotFound."""
         attempts = [] if attempts is None else attempts
         headers = None
         if not self.settings.api_key and self.settings.username and self.settings.password:
@@ -223,24 +232,26 @@ class UpstreamClient:
         path = "/ct/1/log/end/" + quote(upstream_message_id, safe="")
         resp = self._request("POST", path, "conversion", attempts, headers=headers)
         if resp.status_code == 404:
-            raise ApiError(404, "NOT_FOUND", f"Upstream {self.host} does not know this message")
-        body = self._answer(resp)
+            raise NotFound(f"Upstream {self.host} does not know this message")
+        body = self._answer(resp, attempts)
         key = body.get("processKey") if isinstance(body, dict) else None
         if not isinstance(key, str) or not key:
-            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered without a processKey")
+            self._nonsense(f"Upstream {self.host} answered without a processKey", attempts)
         return key
+
     def bulk(self, method: str, bulk_id: str, status: bool = False, body: dict[str, Any] | None = None,
              attempts: list[Attempt] | None = None) -> dict[str, Any]:
-        """``GET|PUT /sms/1/bulks[/status]?bulkId=`` upstream (a scheduled bulk); 404 passed on."""
+        """``GET|PUT /sms/1/bulks[/status]?bulkId=`` upstream (a scheduled bulk); its 404 is a NotFound."""
+        attempts = [] if attempts is None else attempts
         path = "/sms/1/bulks" + ("/status" if status else "") + "?" + urlencode({"bulkId": bulk_id})
-        answer = self._call(method, path, "bulks", [] if attempts is None else attempts,
+        answer = self._call(method, path, "bulks", attempts,
                             not_found=f"No scheduled bulk with bulkId {bulk_id!r}", json_body=body)
         if not isinstance(answer, dict):
-            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body")
+            self._nonsense(f"Upstream {self.host} answered with an unexpected body", attempts)
         return answer
 
-    def _parsed(self, body: Any) -> SubmissionResult:
+    def _parsed(self, body: Any, attempts: list[Attempt]) -> SubmissionResult:
         try:
             return result_from_wire(body)
         except (ValueError, TypeError, AttributeError):
-            raise ApiError(502, "BAD_GATEWAY", f"Upstream {self.host} answered with an unexpected body") from None
+            self._nonsense(f"Upstream {self.host} answered with an unexpected body", attempts)

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Response
 
+from ..errors import ValidationFailed
 from ..model import (
     ApiError,
     Destination,
@@ -250,7 +251,7 @@ def submission_to_v3(sub: Submission) -> dict[str, Any]:
     with different ``sendAt`` cannot share a request: that is refused before anything is sent."""
     times = {m.send_at for m in sub.messages}
     if len(times) > 1:
-        raise ApiError.bad_request(
+        raise ValidationFailed.one(
             "messages", "the messages upstream schedules a whole request at once: give every message the same sendAt"
         )
     schedule: dict[str, Any] = {}
