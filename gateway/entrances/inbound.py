@@ -12,9 +12,8 @@ import hmac
 import json
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
-from ..inbound.routing import Router
 from ..inbound.service import handle_push, send_replies
 from ..model import ApiError
 from ..services import bridge
@@ -25,11 +24,6 @@ from ..wire.formats import JSON, XML, render
 from .common import authenticate, begin, pull_limit, request_params
 
 bp = Blueprint("inbound", __name__)
-ROUTER = "smsbridge.inbound"  # app.extensions key of the compiled Router
-
-
-def router() -> Router:
-    return current_app.extensions[ROUTER]
 
 
 def _is_xml() -> bool:
@@ -59,7 +53,7 @@ def push(token: str) -> Response:
         except (UnicodeDecodeError, ValueError):
             raise ApiError.bad_request("body", "must be JSON (or XML with Content-Type application/xml)") from None
         messages = message.parse_json(body, now)
-    outcomes, replies = handle_push(ctx, router(), messages)
+    outcomes, replies = handle_push(ctx, ctx.router, messages)
     stored = sum(o.stored for o in outcomes)
     resp = render({"messageCount": len(outcomes), "stored": stored, "duplicates": len(outcomes) - stored},
                   g.fmt, "generic")
