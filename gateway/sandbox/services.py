@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..config import SandboxSettings
 from ..validate import Limits
 from .inbound import InboundPusher
-from .reports import DlrEngine
+from .reports import PUSH_BATCH, DlrEngine
 from .scheduler import Scheduler
 from .state import SandboxState
 from .v3 import V3State
@@ -43,7 +43,7 @@ def build_sandbox(settings: SandboxSettings, limits: Limits, inbound_url: str) -
     """The services of a sandbox that pushes injected inbound messages to ``inbound_url`` ("" = pull only).
 
     Raises ConfigError for bad ``dlr_rules``; starts no thread (the scheduler starts on its first job)."""
-    state, scheduler = SandboxState(), Scheduler()
+    state, scheduler = SandboxState(), Scheduler(batch=PUSH_BATCH)  # reports due together share a push
     return Sandbox(settings=settings, limits=limits, state=state, v3=V3State(), scheduler=scheduler,
                    dlr=DlrEngine(state, settings, scheduler),
                    inbound=InboundPusher(inbound_url, settings.push_time_scale, scheduler))
