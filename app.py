@@ -31,7 +31,7 @@ from gateway.logs import configure
 from gateway.reports.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.sandbox.reports import parse_rules
-from gateway.servers import Limits, ServerThread
+from gateway.servers import Limits, ServerThread, listening_socket
 
 log = logging.getLogger("smsbridge")
 
@@ -60,20 +60,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(config.logging.level, config.logging.format, config.logging.masking)
     _stop_on_sigterm()
     port = _first(args.port, _env_int("PORT"), config.server.port)
+    listener = listening_socket(config.server.host, port)  # bound first: the sandbox is told the address
     upstream_url = None
     if config.upstream.is_sandbox:
+        inbound_url = config.sandbox.inbound_url
+        if not inbound_url and config.inbound.token:
+            # the embedded sandbox pushes injected inbound messages to this bridge's webhook
+            own = ServerThread.url_of(config.server.host, listener.getsockname()[1])
+            inbound_url = f"{own}/hooks/inbound/{config.inbound.token}"
         sport = _first(args.sandbox_port, _env_int("SANDBOX_PORT"), config.sandbox.port)
-        sandbox = ServerThread(create_sandbox_app(config.sandbox), config.sandbox.host, sport,
-                               threads=config.sandbox.threads).start()
+        sandbox = ServerThread(create_sandbox_app(config.sandbox, inbound_url=inbound_url), config.sandbox.host,
+                               sport, threads=config.sandbox.threads).start()
         upstream_url = sandbox.url
         log.info("embedded Infobip sandbox on %s", sandbox.url)
     app = create_app(config, upstream_url)
     srv = config.server
     limits = Limits(srv.connection_limit, srv.request_timeout, srv.idle_timeout, srv.max_request_bytes)
-    server = ServerThread(app, srv.host, port, threads=srv.threads, limits=limits)
-    if upstream_url and not config.sandbox.inbound_url and config.inbound.token:
-        # the embedded sandbox pushes injected inbound messages to this bridge's webhook
-        config.sandbox.inbound_url = f"{server.url}/hooks/inbound/{config.inbound.token}"
+    server = ServerThread(app, srv.host, sock=listener, threads=srv.threads, limits=limits)
     bridge = app.extensions["smsbridge"]
     bridge.bind(server.url)  # port 0 picks a port: the upstream's report URL needs it
     bridge.start()

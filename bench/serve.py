@@ -90,7 +90,7 @@ def add_count_route(app: Any) -> None:
 
     @app.get("/sandbox/bench-count")
     def bench_count() -> Any:
-        state = app.extensions["sandbox"]
+        state = app.extensions["sandbox"].state  # the Sandbox services (gateway/sandbox/services.py)
         with state.lock:
             advanced = sum(1 for r in state.requests if "advanced" in str(r.get("path", "")))
             return jsonify({"messages": len(state.messages), "requests": len(state.requests), "advanced": advanced})

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -30,6 +31,41 @@ def hash_api_key(key: str) -> str:
 
 def _check_api_key(stored: str, key: str) -> bool:
     return hmac.compare_digest(stored, hash_api_key(key))
+
+
+class AuthorizationError(ValueError):
+    """An ``Authorization`` header this parser cannot use; the message says why."""
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A parsed ``Authorization`` header: ``scheme`` is ``"app"`` (``key``) or ``"basic"`` (``username``,
+    ``password``)."""
+
+    scheme: str
+    key: str = ""
+    username: str = ""
+    password: str = ""
+
+
+UNSUPPORTED = "Unsupported Authorization scheme: use Basic or App"
+MALFORMED = "Malformed Basic credentials"
+
+
+def parse_authorization(header: str) -> Authorization:
+    """``App <key>`` or ``Basic <base64 user:password>`` (a missing colon means an empty password);
+    AuthorizationError for another scheme, an empty value, or Basic that is not base64 of UTF-8."""
+    scheme, _, value = header.strip().partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "app" and value:
+        return Authorization("app", key=value)
+    if scheme == "basic" and value:
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+            raise AuthorizationError(MALFORMED) from None
+        return Authorization("basic", username=user, password=password)
+    raise AuthorizationError(UNSUPPORTED)
 
 
 def unauthorized(text: str = "Invalid login details") -> Unauthorized:
@@ -77,17 +113,13 @@ class Authenticator:
     def from_request(self, authorization: str | None, username: str | None, password: str | None) -> Caller:
         """The header wins when present; otherwise query (or form) credentials."""
         if authorization:
-            scheme, _, value = authorization.strip().partition(" ")
-            value = value.strip()
-            if scheme.lower() == "app" and value:
-                return self.check_api_key(value)
-            if scheme.lower() == "basic" and value:
-                try:
-                    user, _, pw = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-                except (ValueError, UnicodeDecodeError):
-                    raise unauthorized("Malformed Basic credentials") from None
-                return self.check_password(user, pw)
-            raise unauthorized("Unsupported Authorization scheme: use Basic or App")
+            try:
+                parsed = parse_authorization(authorization)
+            except AuthorizationError as exc:
+                raise unauthorized(str(exc)) from None
+            if parsed.scheme == "app":
+                return self.check_api_key(parsed.key)
+            return self.check_password(parsed.username, parsed.password)
         if username is None and password is None:
             raise unauthorized(
                 "Missing credentials: give username and password parameters or an Authorization header"

@@ -17,6 +17,7 @@ which fails past descriptor 1024).
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -88,18 +89,34 @@ def _close_slow(server, timeout: float) -> None:
     server.maintenance = maintenance
 
 
-class ServerThread:
-    """A waitress server on its own socket map and thread pool; ``port=0`` picks a free port."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0 picks a free port) for ``ServerThread(sock=…)``: the
+    server's address is known before its app is built."""
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8, limits: Limits | None = None,
-                 **kw):
+
+class ServerThread:
+    """A waitress server on its own socket map and thread pool; ``port=0`` picks a free port, or
+    ``sock`` (from ``listening_socket``) is the socket it serves."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8,
+                 sock: socket.socket | None = None, limits: Limits | None = None, **kw):
+        where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
         lim = limits or Limits()
         self.server = create_server(
-            app, host=host, port=port, threads=threads, ident="smsbridge", clear_untrusted_proxy_headers=True,
+            app, threads=threads, ident="smsbridge", clear_untrusted_proxy_headers=True,
             max_request_header_size=lim.max_header_bytes, max_request_body_size=lim.max_request_bytes,
             connection_limit=lim.connection_limit, channel_timeout=max(1, round(lim.idle_timeout)),
             cleanup_interval=max(1, round(min(lim.request_timeout, lim.idle_timeout) / 4)), asyncore_use_poll=True,
-            **kw,
+            **where, **kw,
         )
         self.server.channel_class = LenientChannel  # type: ignore[union-attr]
         _close_slow(self.server, lim.request_timeout)
@@ -107,10 +124,13 @@ class ServerThread:
         self.port: int = self.server.effective_port  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)
 
+    @staticmethod
+    def url_of(host: str, port: int) -> str:
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self.url_of(self.host, self.port)
 
     def start(self) -> ServerThread:
         self.thread.start()

@@ -1,65 +1,115 @@
-"""The bridge's per-app services, kept in ``app.extensions`` (no module-level state)."""
+"""The bridge's per-app services, built complete in one step by ``build_services`` and kept in
+``app.extensions`` (no module-level state)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flask import current_app
 
 from .auth import Authenticator
 from .clock import Clock
-from .config import Config
+from .config import Config, ConfigError
+from .config import Server as ServerSettings
 from .delivery.outbox import Outbox
-from .render import CompiledFields
+from .delivery.urlpolicy import UrlPolicy, policy_table
+from .inbound.routing import Router
+from .render import CompiledFields, compile_fields, make_environment
 from .reports.intake import ReportIntake
+from .reports.relay import Relay
 from .send.dispatch import Dispatcher, QueueWorker
 from .send.sender import Sender
+from .send.upstream import UpstreamClient
 from .store.engine import Database
 from .store.records import Store
 
 log = logging.getLogger("smsbridge")
+KEY = "smsbridge"  # the app.extensions key of the Bridge
+
+
+def compile_templates(config: Config) -> dict[str, CompiledFields]:
+    """Compile every template once; raise ConfigError naming each broken one."""
+    env = make_environment()
+    compiled, problems = {}, []
+    for name, spec in config.templates.items():
+        result, errs = compile_fields(env, name, spec.fields, spec.params, f"templates.{name}.fields")
+        problems += errs
+        if result:
+            compiled[name] = result
+    if problems:
+        raise ConfigError(problems)
+    return compiled
+
+
+def url_policies(config: Config) -> Callable[[str | None], UrlPolicy]:
+    """``policy_for(caller)``: each caller's allow-list for URLs the bridge calls on its behalf."""
+    policies: dict[str | None, UrlPolicy] = {
+        name: UrlPolicy(allow_hosts=c.allow.hosts, allow_public=c.allow.public, allow_loopback=c.allow.loopback,
+                        allow_private=c.allow.private)
+        for name, c in config.callers.items()
+    }
+    return policy_table(policies, UrlPolicy())
+
+
+class PublicUrl:
+    """How the upstream reaches this bridge (the base of its own notifyUrl): ``server.public_url`` when
+    configured, else the server's address, ``http://host:port`` until ``bind()`` tells the real one."""
+
+    def __init__(self, server: ServerSettings) -> None:
+        self.configured = server.public_url
+        self._url = server.public_url or f"http://{server.host}:{server.port}"
+
+    def bind(self, url: str) -> None:
+        """The address the server really got (port 0 picks one); a configured public_url wins."""
+        if not self.configured:
+            self._url = url
+
+    def get(self) -> str:
+        return self._url
 
 
 @dataclass
 class Bridge:
+    """Every service of one bridge app; complete from construction (see ``build_services``)."""
+
     config: Config
     auth: Authenticator
     sender: Sender
     templates: dict[str, CompiledFields]
+    router: Router  # inbound rules
     db: Database
     outbox: Outbox
     clock: Clock
-    store: Store | None = None
-    dispatch: Dispatcher | None = None
-    queue: QueueWorker | None = None
-    intake: ReportIntake | None = None
-    public_url: str = ""  # how the upstream reaches this bridge (its own notifyUrl); see bind()
+    store: Store
+    intake: ReportIntake
+    dispatch: Dispatcher
+    queue: QueueWorker
+    public_url: PublicUrl
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def bind(self, url: str) -> None:
         """Tell the bridge the address its server really got (port 0 picks one) unless
         ``server.public_url`` is configured. Call before start()."""
-        if not self.config.server.public_url:
-            self.public_url = url
+        self.public_url.bind(url)
 
     def start(self) -> None:
         """Start the background workers (explicit: creating an app starts no threads)."""
         self.outbox.start()
-        if self.queue is not None:
-            self.queue.start()
+        self.queue.start()
         self._stop.clear()
-        if self.store is not None and self.config.store.prune_interval > 0 and not self._threads:
+        if self.config.store.prune_interval > 0 and not self._threads:
             t = threading.Thread(target=self._prune_loop, name="prune", daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
-        if self.queue is not None:
-            self.queue.stop()
+        self.queue.stop()
         self.outbox.stop()
         for t in self._threads:
             t.join(5)
@@ -67,7 +117,6 @@ class Bridge:
         self.sender.upstream.close()
 
     def prune(self) -> dict[str, int]:
-        assert self.store is not None
         return self.store.prune(self.config.store.retention_hours * 3600)
 
     def _prune_loop(self) -> None:
@@ -80,5 +129,32 @@ class Bridge:
                 log.exception("prune failed")
 
 
+def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
+    """Every service of a bridge for ``config``, forwarding to ``upstream_url``; starts no thread.
+
+    Everything that may raise ConfigError (templates, inbound rules) runs before a file is opened."""
+    templates = compile_templates(config)
+    policy_for = url_policies(config)
+    router = Router(config.inbound, policy_for)
+    if not config.upstream.is_sandbox and not config.server.public_url:
+        log.warning("server.public_url is not set: the upstream is told to report to this bridge's own "
+                    "address, which it can only reach if that address is public; set server.public_url")
+    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(config.store.path, synchronous=config.store.synchronous)
+    ob = config.outbox
+    outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
+                    connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,
+                    max_batch=ob.max_batch)
+    store = Store(db, clock)
+    sender = Sender(UpstreamClient(config.upstream, upstream_url))
+    public_url = PublicUrl(config.server)
+    intake = ReportIntake(db, store, Relay(config, outbox), clock)
+    dispatch = Dispatcher(config, store, sender, clock, policy_for, public_url.get)
+    queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected)
+    return Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
+                  router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
+                  queue=queue, public_url=public_url)
+
+
 def bridge() -> Bridge:
-    return current_app.extensions["smsbridge"]
+    return current_app.extensions[KEY]

@@ -54,11 +54,13 @@ class Sandbox:
 def running_sandbox(**settings: Any) -> Iterator[Sandbox]:
     """A sandbox of its own (e.g. fast delivery reports: ``dlr_delay=0.05, time_scale=0.001``)."""
     config = SandboxSettings(**settings)
-    server = ServerThread(create_sandbox_app(config), "127.0.0.1", 0, threads=8).start()
+    app = create_sandbox_app(config)
+    server = ServerThread(app, "127.0.0.1", 0, threads=8).start()
     try:
         yield Sandbox(server, config)
     finally:
         server.stop()
+        app.extensions["sandbox"].stop()  # its scheduler's thread and push sessions
 
 
 @pytest.fixture(scope="session")

@@ -37,13 +37,13 @@ def pushing_sandbox() -> Iterator[Callable[[str], str]]:
     def start(url: str) -> str:
         app = create_sandbox_app(SandboxSettings(inbound_url=url, push_time_scale=SCALE))
         server = ServerThread(app, "127.0.0.1", 0, threads=4).start()
-        started.append((server, app.extensions["sandbox.inbound"]))
+        started.append((server, app.extensions["sandbox"]))
         return server.url
 
     yield start
-    for server, pusher in started:
+    for server, services in started:
         server.stop()
-        pusher.stop()  # type: ignore[attr-defined]
+        services.stop()  # type: ignore[attr-defined]
 
 
 def test_sandbox_push_follows_infobip_retry_cycle(pushing_sandbox, receiver):

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
-from ..inbound.routing import Router
 from ..inbound.service import handle_push, send_replies
 from ..model import ApiError
 from ..services import bridge
@@ -25,11 +24,6 @@ from ..wire.jsonbody import loads
 from .common import authenticate, begin, pull_limit, request_params
 
 bp = Blueprint("inbound", __name__)
-ROUTER = "smsbridge.inbound"  # app.extensions key of the compiled Router
-
-
-def router() -> Router:
-    return current_app.extensions[ROUTER]
 
 
 def _is_xml() -> bool:
@@ -56,7 +50,7 @@ def push(token: str) -> Response:
     else:
         body = loads(data)
         messages = message.parse_json(body, now)
-    outcomes, replies = handle_push(ctx, router(), messages)
+    outcomes, replies = handle_push(ctx, ctx.router, messages)
     stored = sum(o.stored for o in outcomes)
     resp = render({"messageCount": len(outcomes), "stored": stored, "duplicates": len(outcomes) - stored},
                   g.fmt, "generic")

@@ -12,21 +12,18 @@ Rules (``sandbox.dlr_rules``, first match on the destination's prefix wins), e.g
 
 A message sent with ``intermediateReport=true`` first gets a PENDING_ENROUTE report at half the delay.
 Reports that are due together for the same notifyUrl share one push (up to ``PUSH_BATCH``), as Infobip's do.
-State lives in the app (``app.extensions``); one daemon thread runs the timers, started on first use.
+The timers run on the sandbox's one scheduler (gateway/sandbox/scheduler.py), shared with inbound pushes.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from flask import Flask, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 from ..clock import fmt_time, scaled
 from ..config import ConfigError, SandboxSettings
@@ -37,6 +34,8 @@ from ..validate import Errors, parse_datetime, parse_int
 from ..wire.formats import render
 from ..wire.reports import reports_body
 from ..wire.statuses import ERROR_BY_NAME, PENDING_ENROUTE, STATUS_BY_NAME, error_object
+from .common import authenticate, sandbox
+from .scheduler import Scheduler
 from .state import SandboxState
 from .v3 import mcc_mnc
 
@@ -44,6 +43,7 @@ log = logging.getLogger(__name__)
 
 NO_ERROR = 0
 PUSH_BATCH = 100  # reports due at the same time for one notifyUrl go out in one push (Infobip's `results` array)
+STATUS, PUSH = "report.status", "report.push"  # the scheduler's job kinds
 _ERROR_FOR = {"UNDELIVERABLE": "EC_ABSENT_SUBSCRIBER", "EXPIRED": "EC_VALIDITYEXPIRED"}
 
 
@@ -83,72 +83,51 @@ def parse_rules(settings: SandboxSettings) -> tuple[Rule, list[Rule]]:
 
 
 class DlrEngine:
-    """Timers for final statuses and report pushes (with the retry cycle)."""
+    """Plans final statuses and report pushes (with the retry cycle) on the sandbox's scheduler."""
 
-    def __init__(self, state: SandboxState, settings: SandboxSettings) -> None:
-        self.state, self.settings = state, settings
+    def __init__(self, state: SandboxState, settings: SandboxSettings, scheduler: Scheduler) -> None:
+        self.state, self.settings, self.scheduler = state, settings, scheduler
         self.default, self.rules = parse_rules(settings)
         self.deliverer = HttpDeliverer(requests.Session(), connect_timeout=3, read_timeout=10)
-        self._heap: list[tuple[float, int, str, Any]] = []
-        self._seq = itertools.count()
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._generation = 0  # bumped by reset(): timers from before are dropped
-
-    # -- scheduling ----------------------------------------------------------------------------
-    def _at(self, due: float, kind: str, payload: Any) -> None:
-        with self._cv:
-            heapq.heappush(self._heap, (due, next(self._seq), kind, (self._generation, payload)))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="sandbox-dlr", daemon=True)
-                self._thread.start()
-            self._cv.notify()
+        scheduler.handle(STATUS, self._statuses)
+        scheduler.handle(PUSH, self._retries)
 
     def accepted(self, msg: dict[str, Any]) -> None:
         """A message was accepted: plan its reports."""
-        now = time.time()
         rule = next((r for r in self.rules if msg["to"].startswith(r.prefix)), self.default)
         delay = max(0.0, self.settings.dlr_delay)
         if STATUS_BY_NAME[rule.status].group_name == "EXPIRED":
             delay = scaled((msg.get("validityPeriod") or 2880) * 60, self.settings.time_scale)
         if msg.get("intermediateReport"):
-            self._at(now + delay / 2, "status", (msg["messageId"], PENDING_ENROUTE.name, NO_ERROR))
-        self._at(now + delay, "status", (msg["messageId"], rule.status, rule.error))
+            self.scheduler.after(delay / 2, STATUS, (msg["messageId"], PENDING_ENROUTE.name, NO_ERROR))
+        self.scheduler.after(delay, STATUS, (msg["messageId"], rule.status, rule.error))
 
-    def reset(self) -> None:
-        with self._cv:
-            self._generation += 1
-            self._heap.clear()
+    def close(self) -> None:
+        self.deliverer.session.close()
 
-    # -- the timer thread ----------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            due: list[tuple[str, Any]] = []
-            with self._cv:
-                while not self._heap or self._heap[0][0] > time.time():
-                    self._cv.wait(None if not self._heap else max(0.0, self._heap[0][0] - time.time()))
-                now = time.time()
-                while self._heap and self._heap[0][0] <= now and len(due) < PUSH_BATCH:
-                    _, _, kind, (gen, payload) = heapq.heappop(self._heap)
-                    if gen == self._generation:
-                        due.append((kind, payload))
-            pushes: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
-            for kind, payload in due:
-                try:
-                    if kind == "status":
-                        made = self._status(*payload)
-                        if made:
-                            pushes.setdefault(made[:2], []).append(made[2])
-                    else:
-                        self._push(*payload)
-                except Exception:  # the sandbox keeps running whatever a push does
-                    log.exception("sandbox report %s failed", kind)
-            for (url, ctype), reports in pushes.items():  # like Infobip: reports due together share a push
-                try:
-                    body, ct = reports_body(reports, ctype)
-                    self._push(url, body, ct, 0)
-                except Exception:
-                    log.exception("sandbox report push failed")
+    # -- the scheduler's handlers --------------------------------------------------------------
+    def _statuses(self, due: list[tuple[str, str, int]]) -> None:
+        pushes: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        for payload in due:
+            try:
+                made = self._status(*payload)
+                if made:
+                    pushes.setdefault(made[:2], []).append(made[2])
+            except Exception:  # the sandbox keeps running whatever a report does
+                log.exception("sandbox report status failed")
+        for (url, ctype), reports in pushes.items():  # like Infobip: reports due together share a push
+            try:
+                body, ct = reports_body(reports, ctype)
+                self._push(url, body, ct, 0)
+            except Exception:
+                log.exception("sandbox report push failed")
+
+    def _retries(self, due: list[tuple[str, bytes, str, int]]) -> None:
+        for payload in due:
+            try:
+                self._push(*payload)
+            except Exception:
+                log.exception("sandbox report push failed")
 
     def _status(self, mid: str, status_name: str, error_id: int) -> tuple[str, str | None, dict[str, Any]] | None:
         """Apply a status; the (notifyUrl, notifyContentType, report) to push, if the message has a URL."""
@@ -173,7 +152,7 @@ class DlrEngine:
                 log.warning("sandbox report to %s dropped after %d retries: %s", redact_url(url), attempt, exc.reason)
                 return
             delay = scaled(RETRY_DELAYS[attempt], self.settings.time_scale)
-            self._at(time.time() + delay, "push", (url, body, ctype, attempt + 1))
+            self.scheduler.after(delay, PUSH, (url, body, ctype, attempt + 1))
 
 
 def report_of(msg: dict[str, Any], final: bool = True) -> dict[str, Any]:
@@ -196,66 +175,64 @@ def _log_of(msg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def install_reports(app: Flask, settings: SandboxSettings, auth: Any) -> DlrEngine:
-    """Register the sandbox's report endpoints on ``app`` and return its engine."""
-    engine = DlrEngine(app.extensions["sandbox"], settings)
-    app.extensions["sandbox.dlr"] = engine
+bp = Blueprint("sandbox_reports", __name__)
 
-    def state() -> SandboxState:
-        return current_app.extensions["sandbox"]
 
-    def limit_of(params: Any, errs: Errors) -> int:
-        n = parse_int("limit", params.get("limit") or None, 1, 1000, errs)
-        return 50 if n is None else n
+def _limit(params: Any, errs: Errors) -> int:
+    n = parse_int("limit", params.get("limit") or None, 1, 1000, errs)
+    return 50 if n is None else n
 
-    def ids(params: Any, name: str) -> set[str]:
-        return {v.strip() for value in params.getall(name) for v in value.split(",") if v.strip()}
 
-    @app.get("/sms/1/reports", defaults={"ext": None})
-    @app.get("/sms/1/reports.<any(json,xml):ext>")
-    def sandbox_reports(ext: str | None) -> Response:
-        auth()
-        params = parse_query(request.query_string)
-        errs = Errors()
-        limit = limit_of(params, errs)
-        errs.raise_if_any()
-        bulk, mids = ids(params, "bulkId"), ids(params, "messageId")
-        out = []
-        with state().lock:
-            for m in state().messages.values():
-                if len(out) >= limit:
-                    break
-                if m.get("doneAt") is None or m.get("pulled") or (bulk and m.get("bulkId") not in bulk) \
-                        or (mids and m["messageId"] not in mids):
-                    continue
-                m["pulled"] = True
-                out.append(report_of(m))
-        return render({"results": out}, g.fmt, "reports")
+def _ids(params: Any, name: str) -> set[str]:
+    return {v.strip() for value in params.getall(name) for v in value.split(",") if v.strip()}
 
-    @app.get("/sms/1/logs", defaults={"ext": None})
-    @app.get("/sms/1/logs.<any(json,xml):ext>")
-    def sandbox_logs(ext: str | None) -> Response:
-        auth()
-        params = parse_query(request.query_string)
-        errs = Errors()
-        limit = limit_of(params, errs)
-        since = parse_datetime("sentSince", params.get("sentSince"), errs)
-        until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
-        errs.raise_if_any()
-        bulk, mids = ids(params, "bulkId"), ids(params, "messageId")
-        general = (params.get("generalStatus") or "").upper()
-        out = []
-        with state().lock:
-            for m in reversed(list(state().messages.values())):
-                group = (m.get("status") or {}).get("groupName", "PENDING")
-                if (bulk and m.get("bulkId") not in bulk) or (mids and m["messageId"] not in mids) \
-                        or (general and group != general) or (params.get("to") and m["to"] != params.get("to")) \
-                        or (params.get("from") and m.get("from") != params.get("from")) \
-                        or (since and m["sentAt"] < since.timestamp()) or (until and m["sentAt"] > until.timestamp()):
-                    continue
-                out.append(_log_of(m))
-                if len(out) >= limit:
-                    break
-        return render({"results": out}, g.fmt, "logs")
 
-    return engine
+@bp.get("/sms/1/reports", defaults={"ext": None})
+@bp.get("/sms/1/reports.<any(json,xml):ext>")
+def sandbox_reports(ext: str | None) -> Response:
+    authenticate()
+    params = parse_query(request.query_string)
+    errs = Errors()
+    limit = _limit(params, errs)
+    errs.raise_if_any()
+    bulk, mids = _ids(params, "bulkId"), _ids(params, "messageId")
+    out = []
+    state = sandbox().state
+    with state.lock:
+        for m in state.messages.values():
+            if len(out) >= limit:
+                break
+            if m.get("doneAt") is None or m.get("pulled") or (bulk and m.get("bulkId") not in bulk) \
+                    or (mids and m["messageId"] not in mids):
+                continue
+            m["pulled"] = True
+            out.append(report_of(m))
+    return render({"results": out}, g.fmt, "reports")
+
+
+@bp.get("/sms/1/logs", defaults={"ext": None})
+@bp.get("/sms/1/logs.<any(json,xml):ext>")
+def sandbox_logs(ext: str | None) -> Response:
+    authenticate()
+    params = parse_query(request.query_string)
+    errs = Errors()
+    limit = _limit(params, errs)
+    since = parse_datetime("sentSince", params.get("sentSince"), errs)
+    until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
+    errs.raise_if_any()
+    bulk, mids = _ids(params, "bulkId"), _ids(params, "messageId")
+    general = (params.get("generalStatus") or "").upper()
+    out = []
+    state = sandbox().state
+    with state.lock:
+        for m in reversed(list(state.messages.values())):
+            group = (m.get("status") or {}).get("groupName", "PENDING")
+            if (bulk and m.get("bulkId") not in bulk) or (mids and m["messageId"] not in mids) \
+                    or (general and group != general) or (params.get("to") and m["to"] != params.get("to")) \
+                    or (params.get("from") and m.get("from") != params.get("from")) \
+                    or (since and m["sentAt"] < since.timestamp()) or (until and m["sentAt"] > until.timestamp()):
+                continue
+            out.append(_log_of(m))
+            if len(out) >= limit:
+                break
+    return render({"results": out}, g.fmt, "logs")

@@ -5,26 +5,26 @@ cursor paging), and
 ``GET|PUT /sms/1/bulks[/status]`` for scheduled (sendAt) submissions. A message's fate is derived
 when it is read: unscheduled ones are delivered at once; scheduled ones stay PENDING until their
 bulk's sendAt passes (then delivered), and a canceled bulk's messages end UNDELIVERABLE with
-EC_MESSAGE_CANCELED. State is in memory, per app (``app.extensions["sandbox.v3"]``).
+EC_MESSAGE_CANCELED. State is in memory, per app (the Sandbox services' ``v3``).
 """
 
 from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ..entrances.querystring import parse_query
 from ..ids import new_id
-from ..model import ApiError, Status, Submission, SubmissionResult
-from ..validate import Errors, Limits, format_datetime, parse_bool, parse_datetime, parse_enum, parse_int
+from ..model import ApiError, Status
+from ..validate import Errors, format_datetime, parse_bool, parse_datetime, parse_enum, parse_int
 from ..wire.statuses import DELIVERED_TO_HANDSET, GROUPS, PENDING_ACCEPTED, STATUSES, error_object
 from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
+from .common import accept, authenticate, sandbox
 
 CANCELED = STATUSES[9]  # UNDELIVERABLE_NOT_DELIVERED, with error 4100 EC_MESSAGE_CANCELED
 BULK_CHANGES = {"PAUSED": ("PENDING",), "PENDING": ("PAUSED",), "CANCELED": ("PENDING", "PAUSED")}
@@ -46,12 +46,15 @@ class V3State:
             self.reported.clear()
 
 
+bp = Blueprint("sandbox_v3", __name__)
+
+
 def _v3() -> V3State:
-    return current_app.extensions["sandbox.v3"]
+    return sandbox().v3
 
 
 def _messages() -> list[dict[str, Any]]:
-    state = current_app.extensions["sandbox"]
+    state = sandbox().state
     with state.lock:
         return [dict(m) for m in state.messages.values()]
 
@@ -154,167 +157,165 @@ def _scheduled(bulk_id: str) -> dict[str, str]:
     return bulk
 
 
-def register_v3(app: Flask, limits: Limits, auth: Callable[[], str],
-                accept: Callable[[Submission, Limits], SubmissionResult]) -> V3State:
-    """Add the v3 routes to the sandbox ``app``; ``auth`` and ``accept`` are the sandbox's own."""
-    v3 = V3State()
-    app.extensions["sandbox.v3"] = v3
-    app.extensions.setdefault("sandbox.reset_hooks", []).append(v3.reset)
+@bp.post("/sms/3/messages")
+def send_v3() -> Response:
+    authenticate()
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise ApiError.bad_request("body", "must be JSON")
+    errs = Errors()
+    sub = submission_from_v3(body, errs)
+    for mi, m in enumerate(sub.messages):
+        if not m.destinations and f"messages[{mi}].destinations" not in errs.by_field:
+            errs.add(f"messages[{mi}].destinations", "must not be empty")
+    if sub.bulk_id is not None and not 1 <= len(sub.bulk_id) <= 100:
+        errs.add("options.schedule.bulkId", "size must be between 1 and 100")
+    errs.raise_if_any()
+    sub.bulk_id = sub.bulk_id or new_id()  # v3 always returns a bulkId
+    for m in sub.messages:  # stored in Infobip's canonical form (bad values are reported by accept)
+        when = _when(m.send_at)
+        m.send_at = format_datetime(when) if when else m.send_at
+    try:
+        result = accept(sub)
+    except ApiError as exc:
+        if exc.validation_errors:
+            raise ApiError.invalid(v3_errors(exc.validation_errors)) from None
+        raise
+    extra = [(m.campaign_reference_id, m.entity_id, m.application_id) for m in sub.messages
+             for _ in m.destinations]
+    state = sandbox().state
+    with state.lock:
+        for sent, (campaign, entity, application) in zip(result.messages, extra, strict=False):
+            rec = state.messages.get(sent.message_id or "")
+            if rec is not None:
+                rec.update({"campaignReferenceId": campaign, "entityId": entity, "applicationId": application})
+    return jsonify(result_to_v3(result, include_count=sub.include_sms_count))
 
-    @app.post("/sms/3/messages")
-    def send_v3() -> Response:
-        auth()
-        body = request.get_json(force=True, silent=True)
-        if body is None:
-            raise ApiError.bad_request("body", "must be JSON")
-        errs = Errors()
-        sub = submission_from_v3(body, errs)
-        for mi, m in enumerate(sub.messages):
-            if not m.destinations and f"messages[{mi}].destinations" not in errs.by_field:
-                errs.add(f"messages[{mi}].destinations", "must not be empty")
-        if sub.bulk_id is not None and not 1 <= len(sub.bulk_id) <= 100:
-            errs.add("options.schedule.bulkId", "size must be between 1 and 100")
-        errs.raise_if_any()
-        sub.bulk_id = sub.bulk_id or new_id()  # v3 always returns a bulkId
-        for m in sub.messages:  # stored in Infobip's canonical form (bad values are reported by accept)
-            when = _when(m.send_at)
-            m.send_at = format_datetime(when) if when else m.send_at
+
+@bp.get("/sms/3/reports")
+def reports_v3() -> Response:
+    authenticate()
+    q = parse_query(request.query_string)
+    errs = Errors()
+    limit = _limit(q, errs)
+    errs.raise_if_any()
+    filters = {"bulkId": q.get("bulkId"), "messageId": q.get("messageId"), "entityId": q.get("entityId"),
+               "applicationId": q.get("applicationId"), "campaignReferenceId": q.get("campaignReferenceId")}
+    out = []
+    v3 = _v3()
+    with v3.lock:
+        msgs = _messages()
+        bulks = _bulks(msgs, v3)
+        for m in msgs:
+            if len(out) >= limit:
+                break
+            if m["messageId"] in v3.reported or any(v and m.get(k) != v for k, v in filters.items()):
+                continue
+            fate = _fate(m, bulks)
+            if fate[3] is None:  # not final yet: nothing to report
+                continue
+            v3.reported.add(m["messageId"])
+            out.append(report_v3(m, fate))
+    return jsonify({"results": out})
+
+
+@bp.get("/sms/3/logs")
+def logs_v3() -> Response:
+    authenticate()
+    q = parse_query(request.query_string)
+    errs = Errors()
+    limit = _limit(q, errs)
+    general = parse_enum("generalStatus", q.get("generalStatus"), GENERAL_STATUSES, errs)
+    since = parse_datetime("sentSince", q.get("sentSince"), errs)
+    until = parse_datetime("sentUntil", q.get("sentUntil"), errs)
+    use_cursor = parse_bool("useCursor", q.get("useCursor"), errs)
+    if q.get("mnc") and not q.get("mcc"):
+        errs.add("mnc", "needs mcc")
+    start = 0
+    if q.get("cursor"):
         try:
-            result = accept(sub, limits)
-        except ApiError as exc:
-            if exc.validation_errors:
-                raise ApiError.invalid(v3_errors(exc.validation_errors)) from None
-            raise
-        extra = [(m.campaign_reference_id, m.entity_id, m.application_id) for m in sub.messages
-                 for _ in m.destinations]
-        state = current_app.extensions["sandbox"]
-        with state.lock:
-            for sent, (campaign, entity, application) in zip(result.messages, extra, strict=False):
-                rec = state.messages.get(sent.message_id or "")
-                if rec is not None:
-                    rec.update({"campaignReferenceId": campaign, "entityId": entity, "applicationId": application})
-        return jsonify(result_to_v3(result, include_count=sub.include_sms_count))
-
-    @app.get("/sms/3/reports")
-    def reports_v3() -> Response:
-        auth()
-        q = parse_query(request.query_string)
-        errs = Errors()
-        limit = _limit(q, errs)
-        errs.raise_if_any()
-        filters = {"bulkId": q.get("bulkId"), "messageId": q.get("messageId"), "entityId": q.get("entityId"),
-                   "applicationId": q.get("applicationId"), "campaignReferenceId": q.get("campaignReferenceId")}
-        out = []
-        with v3.lock:
-            msgs = _messages()
-            bulks = _bulks(msgs, v3)
-            for m in msgs:
-                if len(out) >= limit:
-                    break
-                if m["messageId"] in v3.reported or any(v and m.get(k) != v for k, v in filters.items()):
-                    continue
-                fate = _fate(m, bulks)
-                if fate[3] is None:  # not final yet: nothing to report
-                    continue
-                v3.reported.add(m["messageId"])
-                out.append(report_v3(m, fate))
-        return jsonify({"results": out})
-
-    @app.get("/sms/3/logs")
-    def logs_v3() -> Response:
-        auth()
-        q = parse_query(request.query_string)
-        errs = Errors()
-        limit = _limit(q, errs)
-        general = parse_enum("generalStatus", q.get("generalStatus"), GENERAL_STATUSES, errs)
-        since = parse_datetime("sentSince", q.get("sentSince"), errs)
-        until = parse_datetime("sentUntil", q.get("sentUntil"), errs)
-        use_cursor = parse_bool("useCursor", q.get("useCursor"), errs)
-        if q.get("mnc") and not q.get("mcc"):
-            errs.add("mnc", "needs mcc")
-        start = 0
-        if q.get("cursor"):
-            try:
-                start = int(base64.urlsafe_b64decode(q.get("cursor").encode()).decode())
-            except (ValueError, UnicodeDecodeError):
-                errs.add("cursor", "is not a cursor this API returned")
-        errs.raise_if_any()
-        lists = {k: {v for x in q.getall(k) for v in x.split(",") if v}
-                 for k in ("bulkId", "messageId", "campaignReferenceId")}
-        singles = {"from": q.get("sender"), "to": q.get("destination"), "entityId": q.get("entityId"),
-                   "applicationId": q.get("applicationId")}
-        matched = []
-        with v3.lock:
-            msgs = _messages()
-            bulks = _bulks(msgs, v3)
-            for m in msgs:
-                if any(vals and m.get(k) not in vals for k, vals in lists.items()):
-                    continue
-                if any(v and m.get(k) != v for k, v in singles.items()):
-                    continue
-                code = mcc_mnc(m["to"])
-                if (q.get("mcc") and code[:3] != q.get("mcc")) or (q.get("mnc") and code[3:] != q.get("mnc")):
-                    continue
-                fate = _fate(m, bulks)
-                sent = _when(fate[2])
-                if (since and sent < since) or (until and sent > until) or (general and fate[0].group_name != general):
-                    continue
-                matched.append(log_v3(m, fate))
-        page = matched[start:start + limit]
-        body: dict[str, Any] = {"results": page}
-        if use_cursor or q.get("cursor"):
-            more = start + limit < len(matched)
-            body["cursor"] = {"limit": limit}
-            if more:
-                body["cursor"]["nextCursor"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
-        return jsonify(body)
-
-    @app.get("/sms/1/bulks")
-    def bulk_get() -> Response:
-        auth()
-        bulk = _scheduled(_bulk_id_param())
-        return jsonify({"bulkId": bulk["bulkId"], "sendAt": bulk["sendAt"]})
-
-    @app.put("/sms/1/bulks")
-    def bulk_reschedule() -> Response:
-        auth()
-        bulk = _scheduled(_bulk_id_param())
-        body = request.get_json(force=True, silent=True) or {}
-        errs = Errors()
-        when = parse_datetime("sendAt", body.get("sendAt"), errs) if body.get("sendAt") else None
-        if when is None and "sendAt" not in errs.by_field:
-            errs.add("sendAt", "is required")
-        now = datetime.now(UTC)
-        if when is not None and not now < when <= now + timedelta(days=180):
-            errs.add("sendAt", "must be in the future and at most 180 days ahead")
-        if bulk["status"] not in ("PENDING", "PAUSED"):
-            errs.add("bulkId", f"bulk is {bulk['status']}: only PENDING or PAUSED bulks can be rescheduled")
-        errs.raise_if_any()
-        with v3.lock:
-            v3.bulks.setdefault(bulk["bulkId"], {})["sendAt"] = format_datetime(when)  # type: ignore[arg-type]
-        return jsonify({"bulkId": bulk["bulkId"], "sendAt": format_datetime(when)})  # type: ignore[arg-type]
-
-    @app.get("/sms/1/bulks/status")
-    def bulk_status() -> Response:
-        auth()
-        bulk = _scheduled(_bulk_id_param())
-        return jsonify({"bulkId": bulk["bulkId"], "status": bulk["status"]})
-
-    @app.put("/sms/1/bulks/status")
-    def bulk_status_update() -> Response:
-        auth()
-        bulk = _scheduled(_bulk_id_param())
-        body = request.get_json(force=True, silent=True) or {}
-        errs = Errors()
-        wanted = parse_enum("status", body.get("status"), tuple(BULK_CHANGES), errs)
-        if wanted is None and "status" not in errs.by_field:
-            errs.add("status", "is required: PAUSED, PENDING (resume) or CANCELED")
-        elif wanted and bulk["status"] not in BULK_CHANGES[wanted]:
-            errs.add("status", f"a {bulk['status']} bulk cannot become {wanted}")
-        errs.raise_if_any()
-        with v3.lock:
-            v3.bulks.setdefault(bulk["bulkId"], {})["status"] = wanted  # type: ignore[assignment]
-        return jsonify({"bulkId": bulk["bulkId"], "status": wanted})
+            start = int(base64.urlsafe_b64decode(q.get("cursor").encode()).decode())
+        except (ValueError, UnicodeDecodeError):
+            errs.add("cursor", "is not a cursor this API returned")
+    errs.raise_if_any()
+    lists = {k: {v for x in q.getall(k) for v in x.split(",") if v}
+             for k in ("bulkId", "messageId", "campaignReferenceId")}
+    singles = {"from": q.get("sender"), "to": q.get("destination"), "entityId": q.get("entityId"),
+               "applicationId": q.get("applicationId")}
+    matched = []
+    v3 = _v3()
+    with v3.lock:
+        msgs = _messages()
+        bulks = _bulks(msgs, v3)
+        for m in msgs:
+            if any(vals and m.get(k) not in vals for k, vals in lists.items()):
+                continue
+            if any(v and m.get(k) != v for k, v in singles.items()):
+                continue
+            code = mcc_mnc(m["to"])
+            if (q.get("mcc") and code[:3] != q.get("mcc")) or (q.get("mnc") and code[3:] != q.get("mnc")):
+                continue
+            fate = _fate(m, bulks)
+            sent = _when(fate[2])
+            if (since and sent < since) or (until and sent > until) or (general and fate[0].group_name != general):
+                continue
+            matched.append(log_v3(m, fate))
+    page = matched[start:start + limit]
+    body: dict[str, Any] = {"results": page}
+    if use_cursor or q.get("cursor"):
+        more = start + limit < len(matched)
+        body["cursor"] = {"limit": limit}
+        if more:
+            body["cursor"]["nextCursor"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+    return jsonify(body)
 
 
-    return v3
+@bp.get("/sms/1/bulks")
+def bulk_get() -> Response:
+    authenticate()
+    bulk = _scheduled(_bulk_id_param())
+    return jsonify({"bulkId": bulk["bulkId"], "sendAt": bulk["sendAt"]})
+
+
+@bp.put("/sms/1/bulks")
+def bulk_reschedule() -> Response:
+    authenticate()
+    bulk = _scheduled(_bulk_id_param())
+    body = request.get_json(force=True, silent=True) or {}
+    errs = Errors()
+    when = parse_datetime("sendAt", body.get("sendAt"), errs) if body.get("sendAt") else None
+    if when is None and "sendAt" not in errs.by_field:
+        errs.add("sendAt", "is required")
+    now = datetime.now(UTC)
+    if when is not None and not now < when <= now + timedelta(days=180):
+        errs.add("sendAt", "must be in the future and at most 180 days ahead")
+    if bulk["status"] not in ("PENDING", "PAUSED"):
+        errs.add("bulkId", f"bulk is {bulk['status']}: only PENDING or PAUSED bulks can be rescheduled")
+    errs.raise_if_any()
+    with _v3().lock:
+        _v3().bulks.setdefault(bulk["bulkId"], {})["sendAt"] = format_datetime(when)  # type: ignore[arg-type]
+    return jsonify({"bulkId": bulk["bulkId"], "sendAt": format_datetime(when)})  # type: ignore[arg-type]
+
+
+@bp.get("/sms/1/bulks/status")
+def bulk_status() -> Response:
+    authenticate()
+    bulk = _scheduled(_bulk_id_param())
+    return jsonify({"bulkId": bulk["bulkId"], "status": bulk["status"]})
+
+
+@bp.put("/sms/1/bulks/status")
+def bulk_status_update() -> Response:
+    authenticate()
+    bulk = _scheduled(_bulk_id_param())
+    body = request.get_json(force=True, silent=True) or {}
+    errs = Errors()
+    wanted = parse_enum("status", body.get("status"), tuple(BULK_CHANGES), errs)
+    if wanted is None and "status" not in errs.by_field:
+        errs.add("status", "is required: PAUSED, PENDING (resume) or CANCELED")
+    elif wanted and bulk["status"] not in BULK_CHANGES[wanted]:
+        errs.add("status", f"a {bulk['status']} bulk cannot become {wanted}")
+    errs.raise_if_any()
+    with _v3().lock:
+        _v3().bulks.setdefault(bulk["bulkId"], {})["status"] = wanted  # type: ignore[assignment]
+    return jsonify({"bulkId": bulk["bulkId"], "status": wanted})
