@@ -68,6 +68,15 @@ def parse_authorization(header: str) -> Authorization:
     raise AuthorizationError(UNSUPPORTED)
 
 
+def basic_username(header: str) -> str | None:
+    """The user name of a Basic ``Authorization`` header (None for App keys and unreadable headers)."""
+    try:
+        parsed = parse_authorization(header)
+    except AuthorizationError:
+        return None
+    return parsed.username if parsed.scheme == "basic" else None
+
+
 def unauthorized(text: str = "Invalid login details") -> Unauthorized:
     return Unauthorized(text)
 
@@ -80,13 +89,20 @@ class Authenticator:
         self._key = secrets.token_bytes(32)
         self._verified: set[bytes] = set()
         self._lock = threading.Lock()
+        self._decoy = next((c.password_hash for c in callers.values() if c.password_hash), None)
 
     def _remember(self, kind: str, name: str, secret: str) -> bytes:
         return hmac.new(self._key, f"{kind}\0{name}\0{secret}".encode(), hashlib.sha256).digest()
 
     def check_password(self, username: str, password: str) -> Caller:
         caller = self.callers.get(username)
-        if caller is None or not password:
+        if not password:
+            raise unauthorized()
+        if caller is None:
+            # A wrong name costs what a wrong password costs (the same hash runs, its answer ignored), so the
+            # time of a refusal does not tell which names exist.
+            if self._decoy is not None:
+                check_password_hash(self._decoy, password)
             raise unauthorized()
         token = self._remember("pw", username, password)
         if token in self._verified:

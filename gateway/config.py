@@ -193,6 +193,17 @@ class Logging:
 
 
 @dataclass
+class ThrottleSettings:
+    """Failed logins (API and admin UI), gateway/throttle.py: free failures, then doubling lockouts."""
+
+    free_failures: int = 5
+    first_delay: float = 1.0
+    max_delay: float = 900.0
+    forget_after: float = 900.0
+    max_entries: int = 100_000
+
+
+@dataclass
 class UiSettings:
     """The admin web UI (URL builder, try-it): off unless enabled."""
 
@@ -235,6 +246,7 @@ class Config:
     ui: UiSettings = field(default_factory=UiSettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
+    auth: ThrottleSettings = field(default_factory=ThrottleSettings)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -472,7 +484,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
     known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
-             "placeholders", "inbound", "ui", "ops", "queue"}
+             "placeholders", "inbound", "ui", "ops", "queue", "auth"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -541,12 +553,16 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
     ui = _ui(r, raw.get("ui"), upstream, warnings)
     ops = r.fill(OpsSettings, r.section(raw.get("ops"), "ops"), "ops")
+    auth = r.fill(ThrottleSettings, r.section(raw.get("auth"), "auth"), "auth")
+    if auth.free_failures < 0 or auth.first_delay <= 0 or auth.max_delay < auth.first_delay or auth.max_entries < 1:
+        problems.append(("auth", "free_failures must be 0 or more, first_delay above 0, max_delay at least "
+                                 "first_delay, max_entries at least 1"))
     if logging_.format not in ("text", "json"):
         problems.append(("logging.format", "must be text or json"))
     if problems:
         raise ConfigError(problems)
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
-                  source, warnings, inbound, ui, ops, queue)
+                  source, warnings, inbound, ui, ops, queue, auth)
 
 
 def _ui(r: _Reader, d: Any, upstream: Upstream, warnings: list[str]) -> UiSettings:

@@ -60,6 +60,14 @@ class Unavailable(BridgeError):
     """The bridge itself cannot take the request now (e.g. the store is busy): retry later."""
 
 
+class Throttled(BridgeError):
+    """Too many failed logins from this name or address: retry after ``retry_after`` seconds."""
+
+    def __init__(self, text: str, retry_after: float) -> None:
+        super().__init__(text)
+        self.retry_after = retry_after
+
+
 class Unauthorized(BridgeError):
     """The caller's credentials are missing or wrong."""
 

@@ -18,6 +18,7 @@ from .delivery.outbox import Outbox
 from .model import Submission, SubmissionResult
 from .send.upstream import Attempt
 from .store.records import Store
+from .throttle import LoginThrottle
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -68,10 +69,29 @@ class StoreCollector(Collector):
         yield subs
 
 
+class ThrottleCollector(Collector):
+    """Failed logins and the attempts refused while locked, by kind (api, ui)."""
+
+    def __init__(self, throttle: LoginThrottle) -> None:
+        self.throttle = throttle
+
+    def collect(self) -> Iterator[Metric]:
+        failed = CounterMetricFamily("smsbridge_auth_failures", "Failed logins (wrong name, password or key)",
+                                     labels=["kind"])
+        refused = CounterMetricFamily("smsbridge_auth_throttled", "Logins refused unchecked while locked (429)",
+                                      labels=["kind"])
+        for kind in ("api", "ui"):
+            failed.add_metric([kind], self.throttle.failures_total.get(kind, 0))
+            refused.add_metric([kind], self.throttle.refused_total.get(kind, 0))
+        yield failed
+        yield refused
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
-    def __init__(self, outbox: Outbox | None = None, store: Store | None = None):
+    def __init__(self, outbox: Outbox | None = None, store: Store | None = None,
+                 throttle: LoginThrottle | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
@@ -87,6 +107,8 @@ class Metrics:
             r.register(OutboxCollector(outbox))
         if store is not None:
             r.register(StoreCollector(store))
+        if throttle is not None:
+            r.register(ThrottleCollector(throttle))
 
     def observe_request(self, entrance: str, status: int) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

@@ -26,6 +26,7 @@ from .send.sender import Sender
 from .send.upstream import UpstreamClient
 from .store.engine import Database
 from .store.records import Store
+from .throttle import LoginThrottle
 
 log = logging.getLogger("smsbridge")
 KEY = "smsbridge"  # the app.extensions key of the Bridge
@@ -89,6 +90,7 @@ class Bridge:
     dispatch: Dispatcher
     queue: QueueWorker
     public_url: PublicUrl
+    throttle: LoginThrottle  # failed logins, API and admin UI
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -153,7 +155,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected)
     return Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
                   router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
-                  queue=queue, public_url=public_url)
+                  queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock))
 
 
 def bridge() -> Bridge:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import g, request
 
+from ..auth import basic_username
 from ..config import Caller
+from ..errors import Unauthorized
 from ..model import ApiError, Submission
 from ..placeholders import Hygiene
 from ..services import bridge
@@ -14,6 +17,8 @@ from ..validate import Errors, parse_int
 from ..wire.formats import negotiate
 from ..wire.jsonbody import loads
 from .querystring import QueryParams, parse_form, parse_query
+
+log = logging.getLogger("smsbridge")
 
 CREDENTIAL_PARAMS = frozenset({"username", "password", "charset"})
 
@@ -61,15 +66,25 @@ def begin(ext: str | None) -> str:
 
 
 def authenticate(params: QueryParams | None, scope: str) -> Caller:
+    """The request's caller, with ``scope``; failed logins are throttled (gateway/throttle.py)."""
     ctx = bridge()
     for name in ("username", "password"):  # which one would count is a guess an attacker could exploit
         if params is not None and len(params.getall(name)) > 1:
             raise ApiError.bad_request(name, "is given more than once; give each credential once")
-    caller = ctx.auth.from_request(
-        request.headers.get("Authorization"),
-        params.get("username") if params else None,
-        params.get("password") if params else None,
-    )
+    header = request.headers.get("Authorization")
+    username = params.get("username") if params else None
+    password = params.get("password") if params else None
+    name = username if header is None else basic_username(header)
+    keys = ctx.throttle.keys(name, request.remote_addr)
+    ctx.throttle.check(keys, "api")
+    try:
+        caller = ctx.auth.from_request(header, username, password)
+    except Unauthorized:
+        if header or username is not None or password is not None:  # a secret was tried (not just forgotten)
+            ctx.throttle.failed(keys, "api")
+            log.warning("failed login for caller %r from %s", name, request.remote_addr)
+        raise
+    ctx.throttle.succeeded(caller.name)
     ctx.auth.require_scope(caller, scope)
     g.caller = caller.name
     return caller

@@ -17,6 +17,7 @@ from ..errors import (
     Conflict,
     Forbidden,
     NotFound,
+    Throttled,
     Unauthorized,
     Unavailable,
     UpstreamError,
@@ -38,6 +39,7 @@ _HTTP_IDS = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NO
 _STATUSES: list[tuple[type[BridgeError], int, str]] = [
     (ValidationFailed, 400, "BAD_REQUEST"),
     (Unauthorized, 401, "UNAUTHORIZED"),
+    (Throttled, 429, "TOO_MANY_REQUESTS"),
     (Forbidden, 403, "FORBIDDEN"),
     (NotFound, 404, "NOT_FOUND"),
     (Conflict, 409, "CONFLICT"),
@@ -79,7 +81,10 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     @app.errorhandler(BridgeError)
     def _known(err: ApiError | BridgeError) -> Response:
-        return render_error_for(request.path, api_error(err), _fmt())
+        resp = render_error_for(request.path, api_error(err), _fmt())
+        if isinstance(err, Throttled):
+            resp.headers["Retry-After"] = str(int(err.retry_after) + 1)
+        return resp
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -12,7 +12,9 @@ changes; a dead letter is re-driven with ``POST /ui/log/redrive/<job id>`` (CSRF
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+import threading
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +24,7 @@ from flask import (
     Flask,
     Request,
     Response,
+    current_app,
     g,
     jsonify,
     redirect,
@@ -34,13 +37,17 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.security import check_password_hash
 
 from .. import urlbuilder as ub
+from ..clock import Clock
 from ..config import Config, UiSettings
+from ..errors import Throttled
 from ..model import ApiError
 from ..render import RenderError
 from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
 from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
 from .common import json_object
+
+_log = logging.getLogger("smsbridge")
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
 
@@ -63,7 +70,40 @@ def install_ui(app: Flask, config: Config) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=ui.session_minutes),
     )
     app.session_interface = UiSessions()
+    app.extensions[LIVE] = LiveSessions(ui.session_minutes * 60, app.extensions["smsbridge"].clock)
     app.register_blueprint(bp)
+
+
+LIVE = "smsbridge.ui_sessions"
+
+
+class LiveSessions:
+    """The UI sessions this server still honours: a signed cookie alone is not enough, so logout revokes a
+    session here and now, whoever kept a copy of its cookie. Per process and in memory: a restart (which a
+    password change needs) ends every session."""
+
+    def __init__(self, seconds: float, clock: Clock) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def open(self) -> str:
+        sid, now = secrets.token_urlsafe(24), self.clock.now()
+        with self._lock:
+            self._until = {k: t for k, t in self._until.items() if t > now}  # forget expired ones as we go
+            self._until[sid] = now + self.seconds
+        return sid
+
+    def valid(self, sid: str | None) -> bool:
+        return bool(sid) and self._until.get(sid or "", 0.0) > self.clock.now()
+
+    def close(self, sid: str | None) -> None:
+        with self._lock:
+            self._until.pop(sid or "", None)
+
+
+def _live() -> LiveSessions:
+    return current_app.extensions[LIVE]
 
 
 class UiSessions(SecureCookieSessionInterface):
@@ -94,7 +134,7 @@ def _guard() -> Response | None:
         expected = session.get("csrf", "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise ApiError(400, "BAD_REQUEST", "The form's CSRF token is missing or out of date: reload the page")
-    if request.endpoint in OPEN_ENDPOINTS or session.get("admin"):
+    if request.endpoint in OPEN_ENDPOINTS or (session.get("admin") and _live().valid(session.get("sid"))):
         return None
     if request.method in ("GET", "HEAD") and not request.path.startswith("/ui/api/"):
         return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
@@ -139,9 +179,15 @@ def login() -> str:
 
 
 @bp.post("/login")
-def login_post() -> Response | tuple[str, int]:
-    ui = _settings()
+def login_post() -> Response | tuple[str, int, dict[str, str]]:
+    ui, throttle = _settings(), bridge().throttle
     user, password = request.form.get("username", ""), request.form.get("password", "")
+    keys = throttle.keys(user, request.remote_addr)
+    try:
+        throttle.check(keys, "ui")
+    except Throttled as exc:
+        return (render_template("login.html", next=request.form.get("next", ""), error=exc.text, user=user), 429,
+                {"Retry-After": str(int(exc.retry_after) + 1)})
     ok = hmac.compare_digest(user.encode(), ui.admin_user.encode())
     if ui.admin_password_hash:
         ok = check_password_hash(ui.admin_password_hash, password) and ok
@@ -150,16 +196,22 @@ def login_post() -> Response | tuple[str, int]:
     else:
         ok = False
     if not ok:
+        throttle.failed(keys, "ui")
+        _log.warning("failed admin UI login for %r from %s", user, request.remote_addr)
         return render_template("login.html", next=request.form.get("next", ""), error="Wrong user name or password",
-                               user=user), 401
+                               user=user), 401, {}
+    throttle.succeeded(user)
+    _live().close(session.get("sid"))
     session.clear()  # a fresh session (and CSRF token) after login
     session.permanent = True
     session["admin"] = user
+    session["sid"] = _live().open()
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    _live().close(session.get("sid"))  # revoked here: a copy of the cookie no longer opens the UI
     session.clear()
     return redirect(url_for("ui.login"))
 
