@@ -15,6 +15,7 @@ PostgreSQL URL can follow with the same repositories.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 import time
@@ -42,6 +43,8 @@ class Connection(sa.Connection):
     """A SQLAlchemy ``Connection`` that also runs a plain SQL string the way ``sqlite3`` does (positional
     ``?`` parameters, rows readable by column name). Transitional: for the callers not yet on Core."""
 
+    raw: Any = None  # the driver's connection (set by Database.connection)
+
     def execute(self, statement: Any, parameters: Any = None, *, execution_options: Any = None) -> Any:
         if isinstance(statement, str):
             cur = self.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -66,6 +69,8 @@ class Prepared:
 
     def __init__(self, stmt: Any, expanding: str | None = None, keys: Sequence[str] | None = None) -> None:
         self.stmt, self.expanding, self.keys = stmt, expanding, list(keys) if keys else None
+        self._getter = (operator.itemgetter(*self.keys) if len(self.keys) > 1 else lambda r: (r[self.keys[0]],)
+                        ) if self.keys else None
         self._cache: dict[tuple[str, int], tuple[str, list[str], dict[str, Any]]] = {}
 
     def _compiled(self, dialect: Any, n: int) -> tuple[str, list[str], dict[str, Any]]:
@@ -95,17 +100,29 @@ class Prepared:
             return conn.execute(self.stmt, dict(params))
         n = len(params[self.expanding]) if self.expanding else 0
         sql, names, fixed = self._compiled(conn.dialect, n)
-        return conn.connection.driver_connection.cursor().execute(sql, self._args(names, fixed, params))  # type: ignore[union-attr]
+        return _raw(conn).cursor().execute(sql, self._args(names, fixed, params))
 
-    def many(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> Any:
-        """``executemany`` (no expanding parameter): one row of parameters per mapping."""
+    def many(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]) -> Any:
+        """``executemany`` (no expanding parameter): one row of parameters per mapping, or per tuple in the
+        order of ``keys`` (an insert's hottest form: no dict per row)."""
+        if rows and isinstance(rows[0], tuple):
+            if conn.dialect.paramstyle == "qmark" and self._compiled(conn.dialect, 0)[1] == self.keys:
+                return _raw(conn).cursor().executemany(self._compiled(conn.dialect, 0)[0], rows)
+            rows = [dict(zip(self.keys or (), r, strict=True)) for r in rows]  # type: ignore[arg-type]
         if conn.dialect.paramstyle != "qmark":
-            return conn.execute(self.stmt, [dict(r) for r in rows])
+            return conn.execute(self.stmt, [dict(r) for r in rows])  # type: ignore[arg-type]
         sql, names, fixed = self._compiled(conn.dialect, 0)
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        if all(k in self.keys for k in names) if self.keys else False:  # an insert: its columns, in order
-            return cur.executemany(sql, [tuple(r[k] for k in names) for r in rows])
+        cur = _raw(conn).cursor()
+        if self.keys and names == self.keys:  # an insert of exactly its columns: one C-level getter per row
+            get = self._getter
+            return cur.executemany(sql, [get(r) for r in rows])
         return cur.executemany(sql, [self._args(names, fixed, r) for r in rows])
+
+
+def _raw(conn: sa.Connection) -> Any:
+    """The driver's connection under ``conn`` (kept on the engine's own connections: no property chain)."""
+    raw = getattr(conn, "raw", None)
+    return raw if raw is not None else conn.connection.driver_connection
 
 
 def url_of(path: str) -> str:
@@ -187,7 +204,7 @@ class Database:
             raise RuntimeError(f"database {self.path} is closed")
         conn = Connection(self.engine)
         self._local.conn = conn
-        self._local.raw = conn.connection.driver_connection
+        self._local.raw = conn.raw = conn.connection.driver_connection
         self._local.tx = False
         self._local.after_commit = []
         with self._lock:

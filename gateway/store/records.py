@@ -143,23 +143,17 @@ def status_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow], now: float, sent_at: float | None,
-                    next_at: float | None, error: str | None, upstream_bulk_id: str | None) -> list[dict[str, Any]]:
-    """The message rows of a submission, as parameters of one ``executemany``."""
-    out = []
-    for r in rows:
-        st = r.status
-        d = {"submission_id": sid, "caller": sub.caller, "entrance": sub.entrance, "mode": sub.mode, "state": r.state,
-             "message_id": r.message_id, "bulk_id": sub.bulk_id, "upstream_message_id": r.upstream_message_id,
-             "upstream_bulk_id": upstream_bulk_id, "to_addr": r.to, "sender": r.sender, "text": r.text,
-             "spec": r.spec, "notify_url": r.notify_url, "notify_content_type": r.notify_content_type,
-             "callback_data": r.callback_data, "intermediate": int(r.intermediate), "callback": sub.callback,
-             "sms_count": r.sms_count, "sent_at": sent_at, "next_at": next_at, "last_error": error,
-             "created_at": now, "updated_at": now, "entity_id": r.entity_id, "application_id": r.application_id,
-             "campaign_reference_id": r.campaign_reference_id, "send_at": r.send_at}
-        d.update(zip(_STATUS_COLS, (st.group_id, st.group_name, st.id, st.name, st.description) if st else _NO_STATUS,
-                     strict=True))
-        out.append(d)
-    return out
+                    next_at: float | None, error: str | None, upstream_bulk_id: str | None) -> list[tuple[Any, ...]]:
+    """The message rows of a submission, as ``_MESSAGE_KEYS`` tuples for one ``executemany``."""
+    return [
+        (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
+         upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
+         r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
+         *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
+           if r.status else _NO_STATUS),
+         sent_at, next_at, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id, r.send_at)
+        for r in rows
+    ]
 
 
 _Record = tuple[SubmissionRecord, Sequence[MessageRow], Sequence[Attempt], str | None, str | None, float]
@@ -227,18 +221,15 @@ class Store:
         first = int(_NEXT_SUBMISSION.run(c).fetchone()[0]) + 1
         ids = list(range(first, first + len(group)))
         _INSERT_SUBMISSION.many(c, [
-            {"id": sid, "caller": sub.caller, "entrance": sub.entrance, "mode": sub.mode, "api": sub.api,
-             "bulk_id": sub.bulk_id, "dlr_token": sub.token, "destinations": len(rows), "error": error,
-             "created_at": now, "updated_at": now}
+            (sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now)
             for sid, (sub, rows, _, error, _, now) in zip(ids, group, strict=True)])
-        messages: list[dict[str, Any]] = []
-        attempts: list[dict[str, Any]] = []
+        messages: list[tuple[Any, ...]] = []
+        attempts: list[tuple[Any, ...]] = []
         for sid, (sub, rows, tries, error, upstream_bulk_id, now) in zip(ids, group, strict=True):
             sent_at = now if sub.mode == "sync" and error is None else None
             next_at = now if sub.mode == "queued" else None
             messages += _message_values(sid, sub, rows, now, sent_at, next_at, error, upstream_bulk_id)
-            attempts += [{"submission_id": sid, "batch": None, "api": a.api, "destinations": len(rows), "at": now,
-                          "http_status": a.http_status, "duration_ms": round(a.duration_ms, 3), "error": a.error}
+            attempts += [(sid, None, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error)
                          for a in tries]
         _INSERT_MESSAGE.many(c, messages)
         if attempts:
