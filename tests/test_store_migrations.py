@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.store.engine import Database
+from gateway.store.engine import DB_ERRORS, Database
 from gateway.store.migrations import head, upgrade
 from gateway.store.schema import metadata
 from tests.conftest import DEMO
-from tests.storehelp import build_legacy, build_v6, q, q1
+from tests.storehelp import build_legacy, build_v6, q, q1, run
 
 
 def _schema(db: Database) -> tuple[dict[str, set[str]], dict[str, dict[str, tuple[str, ...]]]]:
@@ -114,4 +114,19 @@ def test_reopening_an_upgraded_database_runs_nothing(tmp_path: Path) -> None:
     db = Database(path)
     assert upgrade(db) == [] and db.revision() == head()
     assert q1(db, "SELECT COUNT(*) FROM messages")[0] == 2  # type: ignore[index]
+    db.close()
+
+
+def test_a_failing_upgrade_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    path = str(tmp_path / "v5.db")
+    build_legacy(path, 5)
+    probe = Database(path, migrate=False)
+    run(probe, "CREATE INDEX messages_report ON messages (id)")  # migration 6 will collide with it
+    probe.close()
+    with pytest.raises(DB_ERRORS, match="messages_report"):
+        Database(path)
+    db = Database(path, migrate=False)
+    assert [r[0] for r in q(db, "SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4, 5]
+    assert q(db, "SELECT name FROM sqlite_master WHERE name IN ('alembic_version', 'messages_message_id')") == []
+    assert db.revision() is None
     db.close()
