@@ -15,7 +15,7 @@ import requests
 from gateway.store.engine import CommitTimeout
 from tests.conftest import DEMO
 from tests.helpers import wait_for
-from tests.storehelp import q, q1, run, scratch
+from tests.storehelp import db_count, db_values, q, run, scratch
 from tests.test_queued import queued
 
 
@@ -61,13 +61,13 @@ def test_concurrent_queued_gets_share_commits_and_each_is_delivered_once(make_br
                                                    [f"free-{i}" for i in range(200)], strict=True)
              for m in r.json()["messages"]}
     assert len(given) == 416
-    stored = {row["message_id"] for row in q(ctx.db, "SELECT message_id FROM messages WHERE mode = 'queued'")}
+    stored = set(db_values(ctx.db, "messages", "message_id", mode="queued"))
     assert stored == set(given)  # every acknowledged message is in the database
     wait_for(lambda: len(sandbox.messages()) >= 416, timeout=30, what="every accepted message upstream")
     got = sandbox.messages()
     assert len(got) == 416 and {m["messageId"]: m["text"] for m in got} == given  # once each, the caller's ids
-    wait_for(lambda: q1(ctx.db, "SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 416, what="sent")
-    history = q1(ctx.db, "SELECT COUNT(*) FROM status_changes WHERE source = 'queue'")[0]
+    wait_for(lambda: db_count(ctx.db, "messages", state="sent") == 416, what="sent")
+    history = db_count(ctx.db, "status_changes", source="queue")
     assert history == 416  # the acceptance step of each message's history, written by its group
 
 
@@ -84,8 +84,8 @@ def test_a_failed_group_commit_answers_every_waiter_and_acknowledges_none(make_b
         error = r.json()["requestError"]["serviceException"]
         assert error["messageId"] == "SERVICE_UNAVAILABLE" and "nothing was accepted" in error["text"]
     assert ctx.store.accept_groups == before  # no group committed
-    assert q1(ctx.db, "SELECT COUNT(*) FROM messages")[0] == 0
-    assert q1(ctx.db, "SELECT COUNT(*) FROM submissions")[0] == 0
+    assert db_count(ctx.db, "messages") == 0
+    assert db_count(ctx.db, "submissions") == 0
     after = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "after"})
     assert after.status_code == 200  # the next group commits normally
     wait_for(lambda: sandbox.messages(), what="the later message upstream")
@@ -133,7 +133,7 @@ def test_group_commit_keeps_the_writer_lock_for_other_transactions(tmp_path: Pat
             return group.submit(f"group-{i}")
 
         assert sorted(pool.map(both, range(100))) == sorted(len(f"group-{i}") for i in range(100))
-    assert q1(db, "SELECT COUNT(*) FROM t")[0] == 200
+    assert db_count(db, "t") == 200
     assert group.payloads == 100 and 1 <= group.groups <= 100
     db.close()
 
@@ -155,10 +155,10 @@ def test_every_caller_of_a_failed_group_gets_the_error(tmp_path: Path, fails_at:
     for t, _ in started:
         t.join(5)
     assert all("error" in out for _, out in started), [out for _, out in started]
-    assert group.groups == 0 and q1(db, "SELECT COUNT(*) FROM t")[0] == 0
+    assert group.groups == 0 and db_count(db, "t") == 0
     with db.transaction() as c:  # the connection left no transaction open behind
         c.execute("INSERT INTO t (v) VALUES ('later')")
-    assert q1(db, "SELECT COUNT(*) FROM t")[0] == 1
+    assert db_count(db, "t") == 1
     db.close()
 
 
@@ -168,7 +168,7 @@ def test_a_caller_inside_its_own_transaction_joins_it(tmp_path: Path):
     with pytest.raises(RuntimeError), db.transaction():  # joined: rolled back with the outer transaction
         assert group.submit("inner") == 5  # no wait on the lock this thread already holds
         raise RuntimeError("outer fails")
-    assert q1(db, "SELECT COUNT(*) FROM t")[0] == 0 and group.groups == 0
+    assert db_count(db, "t") == 0 and group.groups == 0
     with db.transaction():
         group.submit("kept")
     assert [r[0] for r in q(db, "SELECT v FROM t")] == ["kept"]

@@ -12,7 +12,7 @@ from gateway.store.engine import DB_ERRORS, Database
 from gateway.store.migrations import head, upgrade
 from gateway.store.schema import metadata
 from tests.conftest import DEMO
-from tests.storehelp import build_legacy, build_v6, q, q1, run
+from tests.storehelp import build_legacy, build_v6, db_count, q, q1, run
 
 
 def _schema(db: Database) -> tuple[dict[str, set[str]], dict[str, dict[str, tuple[str, ...]]]]:
@@ -113,7 +113,7 @@ def test_reopening_an_upgraded_database_runs_nothing(tmp_path: Path) -> None:
     Database(path).close()
     db = Database(path)
     assert upgrade(db) == [] and db.revision() == head()
-    assert q1(db, "SELECT COUNT(*) FROM messages")[0] == 2  # type: ignore[index]
+    assert db_count(db, "messages") == 2  # type: ignore[index]
     db.close()
 
 
