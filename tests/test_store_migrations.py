@@ -3,6 +3,8 @@ older one) upgrades in place and keeps serving its rows; a new database has exac
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,4 +131,20 @@ def test_a_failing_upgrade_leaves_the_database_as_it_was(tmp_path: Path) -> None
     assert [r[0] for r in q(db, "SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4, 5]
     assert q(db, "SELECT name FROM sqlite_master WHERE name IN ('alembic_version', 'messages_message_id')") == []
     assert db.revision() is None
+    db.close()
+
+
+def test_the_migrate_command_upgrades_a_v6_database(tmp_path: Path) -> None:
+    from tests.test_queued_crash import ROOT, _config
+
+    config = _config(tmp_path, "http://127.0.0.1:9")
+    build_v6(str(tmp_path / "bridge.db"))
+    cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config), "migrate"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert f"at revision {head()}" in first.stdout and "ran 0001_baseline, 0002_ops_probe" in first.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    db = Database(str(tmp_path / "bridge.db"), migrate=False)
+    assert db.revision() == head() and db_count(db, "messages") == 2
     db.close()
