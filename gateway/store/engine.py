@@ -81,6 +81,8 @@ class Prepared:
             sql, names = comp.string, list(comp.positiontup or [])
             if self.expanding:  # SQLAlchemy leaves the IN list to execution time: render it for n values
                 sql = sql.replace(f"__[POSTCOMPILE_{self.expanding}]", ", ".join("?" * n))
+            if self.keys and names != self.keys:
+                raise ValueError(f"an insert of {self.keys} compiled to parameters {names}")
             hit = self._cache[key] = (sql, names, comp.params)  # params: the values built into the statement
         return hit
 
@@ -100,22 +102,23 @@ class Prepared:
             return conn.execute(self.stmt, dict(params))
         n = len(params[self.expanding]) if self.expanding else 0
         sql, names, fixed = self._compiled(conn.dialect, n)
-        return _raw(conn).cursor().execute(sql, self._args(names, fixed, params))
+        return _raw(conn).execute(sql, self._args(names, fixed, params))  # the driver's own cursor
 
     def many(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]) -> Any:
         """``executemany`` (no expanding parameter): one row of parameters per mapping, or per tuple in the
         order of ``keys`` (an insert's hottest form: no dict per row)."""
-        if rows and isinstance(rows[0], tuple):
-            if conn.dialect.paramstyle == "qmark" and self._compiled(conn.dialect, 0)[1] == self.keys:
-                return _raw(conn).cursor().executemany(self._compiled(conn.dialect, 0)[0], rows)
-            rows = [dict(zip(self.keys or (), r, strict=True)) for r in rows]  # type: ignore[arg-type]
-        if conn.dialect.paramstyle != "qmark":
+        dialect = conn.dialect
+        tuples = bool(rows) and type(rows[0]) is tuple
+        if dialect.paramstyle != "qmark":  # other drivers: SQLAlchemy's own execution
+            if tuples:
+                rows = [dict(zip(self.keys or (), r, strict=True)) for r in rows]  # type: ignore[arg-type]
             return conn.execute(self.stmt, [dict(r) for r in rows])  # type: ignore[arg-type]
-        sql, names, fixed = self._compiled(conn.dialect, 0)
-        cur = _raw(conn).cursor()
-        if self.keys and names == self.keys:  # an insert of exactly its columns: one C-level getter per row
-            get = self._getter
-            return cur.executemany(sql, [get(r) for r in rows])
+        sql, names, fixed = self._compiled(dialect, 0)
+        cur = _raw(conn)  # sqlite3.Connection.executemany: a cursor of its own
+        if tuples:  # in ``keys`` order, which is the compiled order (checked when compiled)
+            return cur.executemany(sql, rows)
+        if self._getter is not None:
+            return cur.executemany(sql, [self._getter(r) for r in rows])
         return cur.executemany(sql, [self._args(names, fixed, r) for r in rows])
 
 
@@ -213,8 +216,7 @@ class Database:
 
     def in_transaction(self) -> bool:
         """Whether this thread has a transaction open."""
-        self.connection()
-        return bool(self._local.tx)
+        return getattr(self._local, "tx", False)
 
     def close(self) -> None:
         """Close every connection this object opened (all threads) and the engine."""
