@@ -170,6 +170,23 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database to the newest schema revision (the bridge also does this at start)."""
+    from gateway.store.engine import Database
+    from gateway.store.migrations import head, upgrade
+
+    config = load_config(args.config)
+    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(config.store.path, synchronous=config.store.synchronous, migrate=False)
+    try:
+        ran = upgrade(db)
+        print(f"{config.store.path}: at revision {db.revision()} (head {head()});"
+              f" {'ran ' + ', '.join(ran) if ran else 'nothing to do'}")
+    finally:
+        db.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description="smsbridge: legacy HTTP GET to Infobip SMS")
     parser.add_argument("--config", default=os.environ.get("SMSBRIDGE_CONFIG", "config.yaml"))
@@ -191,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     inj.add_argument("--keyword", default=None, help="a keyword registered for the number (sets keyword/cleanText)")
     inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:sandbox.port of the config")
     sub.add_parser("prune", help="delete messages, reports and delivered jobs past store.retention_hours")
+    sub.add_parser("migrate", help="bring the database to the newest schema revision (also done at start)")
     more = add_commands(sub)  # send, preview, url, outbox list|redrive (gateway/cli.py)
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
-                "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, "prune": cmd_prune, **more}
+                "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, "prune": cmd_prune,
+                "migrate": cmd_migrate, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -20,6 +20,7 @@ from gateway.wire.reports import merge_reports_bodies, parse_reports, reports_bo
 from tests.conftest import DEMO, default_raw_config
 from tests.helpers import wait_for
 from tests.receiver import Received, Receiver
+from tests.storehelp import db_rows, db_values
 
 T0 = 1_700_000_000.0
 
@@ -37,13 +38,12 @@ def _push_all(bridge, text: str | None = None) -> int:
     submission, as Infobip's buckets); return the reports stored."""
     db = bridge.app.extensions["smsbridge"].db
     stored = 0
-    for sub in db.query("SELECT id, dlr_token FROM submissions ORDER BY id"):
-        ids = [r[0] for r in db.query("SELECT upstream_message_id FROM messages WHERE submission_id = ? ORDER BY id",
-                                      (sub["id"],))]
+    for sub in db_rows(db, "submissions", "id", "dlr_token"):
+        ids = db_values(db, "messages", "upstream_message_id", submission_id=sub.id)
         body = {"results": [{"messageId": u, "doneAt": "2030-01-01T10:00:00.000+0000", "smsCount": 1,
                              "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5,
                                         "name": "DELIVERED_TO_HANDSET", "description": "d"}} for u in ids]}
-        r = requests.post(f"{bridge.url}/hooks/dlr/{sub['dlr_token']}", json=body, timeout=10)
+        r = requests.post(f"{bridge.url}/hooks/dlr/{sub.dlr_token}", json=body, timeout=10)
         assert r.status_code == 200, r.text
         stored += r.json()["stored"]
     return stored

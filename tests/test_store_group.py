@@ -10,6 +10,7 @@ import requests
 
 from tests.conftest import DEMO
 from tests.helpers import wait_for
+from tests.storehelp import db_count, db_rows, db_values
 
 
 def _send(url: str, texts: list[str]) -> list[requests.Response]:
@@ -31,18 +32,17 @@ def test_concurrent_sync_records_share_one_transaction_and_keep_each_submission_
         t = threading.Thread(target=lambda: out.extend(_send(bridge.url, texts)))
         t.start()
         wait_for(lambda: ctx.store.record_pending() == 8, what="8 sync records waiting for one commit")
-        assert ctx.db.query_one("SELECT COUNT(*) FROM submissions")[0] == 0  # nothing answered before its commit
+        assert db_count(ctx.db, "submissions") == 0  # nothing answered before its commit
     t.join(30)
     assert [r.status_code for r in out] == [200] * 8
     assert ctx.store.record_groups == (before[0] + 1, before[1] + 8)  # one transaction for the 8
     answered = {m["messageId"]: text for r, text in zip(out, texts, strict=True) for m in r.json()["messages"]}
-    rows = ctx.db.query("SELECT s.id, s.destinations, m.message_id, m.text, m.state FROM submissions s"
-                        " JOIN messages m ON m.submission_id = s.id")
-    assert {r["message_id"]: r["text"] for r in rows} == answered  # each message under its own submission
-    assert {r["state"] for r in rows} == {"sent"} and len({r["id"] for r in rows}) == 8
-    assert all(r["destinations"] == 2 for r in rows)
-    assert ctx.db.query_one("SELECT COUNT(*) FROM upstream_attempts")[0] == 8  # one query-API GET each
-    history = ctx.db.query("SELECT source, COUNT(*) AS n FROM status_changes GROUP BY source")
-    assert [(h["source"], h["n"]) for h in history] == [("answer", 16)]
+    msgs = db_rows(ctx.db, "messages")
+    destinations = {s.id: s.destinations for s in db_rows(ctx.db, "submissions")}
+    assert {m.message_id: m.text for m in msgs} == answered  # each message under its own submission
+    assert {m.state for m in msgs} == {"sent"} and len({m.submission_id for m in msgs}) == 8
+    assert all(destinations[m.submission_id] == 2 for m in msgs)
+    assert db_count(ctx.db, "upstream_attempts") == 8  # one query-API GET each
+    assert db_values(ctx.db, "status_changes", "source") == ["answer"] * 16
     logs = requests.get(bridge.url + "/sms/1/logs", params={**DEMO, "limit": 100}, timeout=10).json()["results"]
     assert {r["messageId"] for r in logs} == set(answered)
