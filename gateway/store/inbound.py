@@ -1,27 +1,42 @@
-"""The inbound tables (migration 3): messages stored once, the pull queue, auto-replies."""
+"""The inbound tables (migration 3): messages stored once, the pull queue, auto-replies.
+
+Messages go in and come out as :class:`~gateway.model.InboundMessage`."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import InboundMessage, Price
+from ..wire.reports import price_from_wire, price_to_wire
 from .engine import Database
 
-_WIRE = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "smsCount", "price",
-         "callbackData")
+
+@dataclass
+class StoredInbound:
+    """A stored message with its routing outcome and replies (for tests and operators)."""
+
+    message: InboundMessage
+    rule: str | None
+    forward_job: int | None
+    forward_error: str | None
+    replies: list[dict[str, Any]] = field(default_factory=list)
 
 
-def insert_message(conn: sqlite3.Connection, msg: dict[str, Any], now: float) -> int | None:
+def _price_json(p: Price | None) -> str | None:
+    return None if p is None else json.dumps(price_to_wire(p))
+
+
+def insert_message(conn: sqlite3.Connection, msg: InboundMessage, now: float) -> int | None:
     """Store ``msg``; return its row id, or None if this messageId is already stored (a re-push)."""
-    extra = {k: v for k, v in msg.items() if k not in _WIRE}
     cur = conn.execute(
         "INSERT INTO inbound_messages (message_id, sender, receiver, text, clean_text, keyword, received_at,"
         " sms_count, price, callback_data, extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (message_id) DO NOTHING",
-        (msg["messageId"], msg["from"], msg["to"], msg["text"], msg.get("cleanText"), msg.get("keyword"),
-         msg["receivedAt"], msg.get("smsCount"), json.dumps(msg["price"]) if "price" in msg else None,
-         msg.get("callbackData"), json.dumps(extra) if extra else None, now),
+        (msg.message_id, msg.sender, msg.to, msg.text, msg.clean_text, msg.keyword, msg.received_at, msg.sms_count,
+         _price_json(msg.price), msg.callback_data, json.dumps(msg.extra) if msg.extra else None, now),
     )
     return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
 
@@ -50,23 +65,17 @@ def finish_reply(db: Database, reply_id: int, now: float, message_id: str | None
                " WHERE id = ?", ("failed" if error else "sent", message_id, status, error, now, reply_id))
 
 
-def row_to_wire(row: sqlite3.Row) -> dict[str, Any]:
-    """A stored message in Infobip's pull shape."""
-    out: dict[str, Any] = {
-        "messageId": row["message_id"], "from": row["sender"], "to": row["receiver"], "text": row["text"],
-        "cleanText": row["clean_text"] if row["clean_text"] is not None else row["text"],
-        "keyword": row["keyword"] or "", "receivedAt": row["received_at"], "smsCount": row["sms_count"] or 1,
-    }
-    if row["price"]:
-        out["price"] = json.loads(row["price"])
-    if row["callback_data"] is not None:
-        out["callbackData"] = row["callback_data"]
-    if row["extra"]:
-        out.update(json.loads(row["extra"]))
-    return out
+def _message(row: sqlite3.Row) -> InboundMessage:
+    return InboundMessage(
+        row["message_id"], row["sender"], row["receiver"], row["text"],
+        row["clean_text"] if row["clean_text"] is not None else row["text"], row["keyword"] or "",
+        row["received_at"], row["sms_count"] or 1,
+        price_from_wire(json.loads(row["price"])) if row["price"] else None,
+        row["callback_data"], json.loads(row["extra"]) if row["extra"] else {},
+    )
 
 
-def pull(db: Database, caller: str, limit: int, now: float) -> tuple[list[dict[str, Any]], int]:
+def pull(db: Database, caller: str, limit: int, now: float) -> tuple[list[InboundMessage], int]:
     """Up to ``limit`` of ``caller``'s unfetched messages, oldest first, marked fetched in the same
     transaction (each is returned once); and how many are still pending after them."""
     with db.transaction() as conn:
@@ -77,15 +86,15 @@ def pull(db: Database, caller: str, limit: int, now: float) -> tuple[list[dict[s
                          [(now, caller, r["id"]) for r in rows])
         pending = conn.execute("SELECT COUNT(*) FROM inbound_pull WHERE caller = ? AND fetched_at IS NULL",
                                (caller,)).fetchone()[0]
-    return [row_to_wire(r) for r in rows], int(pending)
+    return [_message(r) for r in rows], int(pending)
 
 
-def message(db: Database, message_id: str) -> dict[str, Any] | None:
+def message(db: Database, message_id: str) -> StoredInbound | None:
     """One stored message with its routing outcome and replies (for tests and operators)."""
     row = db.query_one("SELECT * FROM inbound_messages WHERE message_id = ?", (message_id,))
     if row is None:
         return None
     replies = db.query("SELECT rule, caller, to_number, state, message_id, status, error FROM inbound_replies"
                        " WHERE inbound_id = ? ORDER BY id", (row["id"],))
-    return {**row_to_wire(row), "rule": row["rule"], "forwardJob": row["forward_job"],
-            "forwardError": row["forward_error"], "replies": [dict(r) for r in replies]}
+    return StoredInbound(_message(row), row["rule"], row["forward_job"], row["forward_error"],
+                         [dict(r) for r in replies])
