@@ -349,3 +349,35 @@ def test_sync_upstream_down_is_503_and_nothing_accepted(make_bridge):
     assert db.query_one("SELECT state, status_name FROM messages")[:] == ("failed", None)
     assert "unreachable" in db.query_one("SELECT error FROM submissions")[0]
     assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
+
+
+def test_missing_value_renders_empty_in_report_callback_and_inbound_forward(make_bridge, dlr_sandbox, receiver):
+    """One rule for a missing value in every template (gateway/render.py): "" in a URL and in a body, in a
+    report callback and in an inbound forward alike, never "None"."""
+    missing = "cb={{ callbackData }}&x={{ callbackData or none }}"  # no callbackData: "" and None
+
+    def mutate(raw):
+        raw["templates"]["alarm"]["callback"] = {"url": receiver.url("/dlr-get") + "?" + missing}
+        raw["callers"]["demo"]["callback"] = {"url": receiver.url("/dlr-post"), "method": "POST", "body": missing}
+        raw["inbound"] = {"token": "test-inbound-token-5f2c9a", "rules": [
+            {"name": "get", "caller": "demo", "match": {"keyword": "GET"},
+             "forward": {"url": receiver.url("/mo-get") + "?" + missing, "method": "GET"}},
+            {"name": "post", "caller": "demo", "match": {"keyword": "POST"},
+             "forward": {"url": receiver.url("/mo-post"), "method": "POST", "body": "form",
+                         "fields": {"cb": "{{ callbackData }}", "x": "{{ callbackData or none }}"}}},
+        ]}
+
+    dlr_sandbox.reset()
+    bridge = make_bridge(mutate, upstream_url=dlr_sandbox.url)
+    assert bridge.get("/t/alarm", params={**DEMO, "phone": "41793026727", "msg": "Pump 3"}).status_code == 200
+    _send(bridge, to="41793026727")
+    mo = {"from": "41793026727", "to": "41793026834", "receivedAt": "2021-08-25T16:10:00.000+0500"}
+    r = bridge.post("/hooks/inbound/test-inbound-token-5f2c9a",
+                    json={"results": [{**mo, "messageId": "mo-1", "text": "GET x"},
+                                      {**mo, "messageId": "mo-2", "text": "POST x"}]})
+    assert r.status_code == 200 and r.json()["stored"] == 2
+    wait_for(lambda: receiver.count() == 4, what="two report callbacks and two inbound forwards")
+    got = {g.path: g.query if g.method == "GET" else g.body.decode() for g in receiver.snapshot()}
+    assert set(got) == {"/dlr-get", "/dlr-post", "/mo-get", "/mo-post"}
+    for path, sent in got.items():
+        assert parse_qs(sent, keep_blank_values=True) == {"cb": [""], "x": [""]}, (path, sent)
