@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -23,6 +24,13 @@ _INTS = {"smsCount", "groupId", "id", "messageCount"}
 _JSON_HEAD, _JSON_TAIL = b'{"results":[', b"]}"
 _XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?><reportResponse><results>'
 _XML_TAIL = b"</results></reportResponse>"
+
+
+@lru_cache(maxsize=4096)
+def wire_time(t: float) -> str:
+    """:func:`fmt_time`, memoised: a report's times are written twice (stored body, push) and a push's
+    reports often share them; formatting costs ~5 µs, a report ~400 µs end to end."""
+    return fmt_time(t) or ""
 
 
 def error_from_wire(d: Any) -> ReportError | None:
@@ -64,7 +72,8 @@ def report_v1(r: Report) -> dict[str, Any]:
     """A report in the caller-facing v1/v2 shape (a push result, a pull result, the stored body)."""
     out: dict[str, Any] = {
         "bulkId": r.bulk_id, "messageId": r.message_id, "to": r.to, "from": r.sender,
-        "sentAt": fmt_time(r.sent_at), "doneAt": fmt_time(r.done_at), "smsCount": r.sms_count,
+        "sentAt": None if r.sent_at is None else wire_time(r.sent_at),
+        "doneAt": None if r.done_at is None else wire_time(r.done_at), "smsCount": r.sms_count,
         "mccMnc": r.mcc_mnc, "callbackData": r.callback_data,
         "price": price_to_wire(r.price) if r.price else None,
         "status": r.status.to_wire() if r.status else None,
