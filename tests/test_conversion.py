@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 
 from tests.conftest import DEMO
 from tests.helpers import free_port, wait_for
+from tests.storehelp import q1
 
 OTHER = {"username": "other", "password": "other"}
 
@@ -35,7 +36,7 @@ def ct_calls(sandbox) -> list[dict]:
 
 def row(bridge, message_id: str):
     db = bridge.app.extensions["smsbridge"].db
-    return db.query_one("SELECT * FROM messages WHERE message_id = ?", (message_id,))
+    return q1(db, "SELECT * FROM messages WHERE message_id = ?", (message_id,))
 
 
 def test_conversion_by_get_reaches_the_sandbox_with_the_bridges_key_and_is_recorded(bridge, sandbox):

@@ -1,14 +1,17 @@
-"""Database: WAL + synchronous policy, per-thread connections, transactions, migrations."""
+"""Database: WAL + synchronous policy, per-thread connections, transactions, Alembic at open."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select
 
-from gateway.store.engine import MIGRATIONS, Database, split_statements
+from gateway.store.engine import Connection, Database
+from gateway.store.migrations import head, upgrade
+from gateway.store.migrations.legacy import split_statements
+from tests.storehelp import q, q1, scratch, scratch_t
 
 
 @pytest.fixture
@@ -19,78 +22,61 @@ def path(tmp_path: Path) -> str:
 def test_wal_and_synchronous_full_by_default(path) -> None:
     db = Database(path)
     try:
-        assert db.query_one("PRAGMA journal_mode")[0] == "wal"  # type: ignore[index]
-        assert db.query_one("PRAGMA synchronous")[0] == 2  # FULL  # type: ignore[index]
-        assert db.query_one("PRAGMA busy_timeout")[0] == 10_000  # type: ignore[index]
+        assert q1(db, "PRAGMA journal_mode")[0] == "wal"  # type: ignore[index]
+        assert q1(db, "PRAGMA synchronous")[0] == 2  # FULL  # type: ignore[index]
+        assert q1(db, "PRAGMA busy_timeout")[0] == 10_000  # type: ignore[index]
+        assert q1(db, "PRAGMA foreign_keys")[0] == 1  # type: ignore[index]
     finally:
         db.close()
 
 
 def test_synchronous_normal_and_invalid(path) -> None:
     db = Database(path, synchronous="normal")
-    assert db.query_one("PRAGMA synchronous")[0] == 1  # type: ignore[index]
+    assert q1(db, "PRAGMA synchronous")[0] == 1  # type: ignore[index]
     db.close()
     with pytest.raises(ValueError, match="synchronous"):
         Database(path, synchronous="OFF")
 
 
-def test_migrations_applied_once_and_tracked(path) -> None:
-    db = Database(path)
-    assert db.schema_version() == MIGRATIONS[-1][0]
-    names = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"schema_migrations", "outbox_jobs", "outbox_attempts"} <= names
+def test_relaxed_transaction_commits_with_normal_then_restores_full(path) -> None:
+    db = scratch(path)
+    with db.transaction(relaxed=True) as c:
+        assert q1(db, "PRAGMA synchronous")[0] == 1  # type: ignore[index]
+        c.execute(insert(scratch_t), [{"v": "x"}])
+    assert q1(db, "PRAGMA synchronous")[0] == 2  # type: ignore[index]
     db.close()
-    again = Database(path)  # reopening is idempotent
-    rows = again.query("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert [(r["version"], r["name"]) for r in rows] == [(v, n) for v, n, _ in MIGRATIONS]
-    assert again.migrate(MIGRATIONS) == []
+
+
+def test_a_new_database_is_at_head_and_reopening_runs_nothing(path) -> None:
+    db = Database(path)
+    assert db.revision() == head()
+    names = {r["name"] for r in q(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"alembic_version", "outbox_jobs", "outbox_attempts", "messages", "ops_probe"} <= names
+    db.close()
+    again = Database(path)
+    assert again.revision() == head()
+    assert upgrade(again) == []
     again.close()
 
 
-def test_adding_a_migration_is_one_registration(path) -> None:
-    Database(path).close()
-    nxt = MIGRATIONS[-1][0] + 1
-    extra = [*MIGRATIONS, (nxt, "extra", "CREATE TABLE extra_things (id TEXT PRIMARY KEY, body TEXT);\n"
-                                        "CREATE INDEX extra_things_body ON extra_things (body);")]
-    db = Database(path, migrations=extra)
-    assert db.schema_version() == nxt
-    db.execute("INSERT INTO extra_things (id, body) VALUES ('m1', 'hi')")
-    assert db.migrate(extra) == []
-    db.close()
-
-
-def test_failing_migration_rolls_back_entirely(path) -> None:
-    bad = [*MIGRATIONS, (MIGRATIONS[-1][0] + 1, "broken", "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;")]
-    with pytest.raises(sqlite3.OperationalError):
-        Database(path, migrations=bad)
-    db = Database(path)
-    assert db.schema_version() == MIGRATIONS[-1][0]
-    assert db.query("SELECT name FROM sqlite_master WHERE name = 'half'") == []
-    db.close()
-
-
-def test_migration_versions_must_ascend(path) -> None:
-    with pytest.raises(ValueError, match="ascending"):
-        Database(path, migrations=[(2, "b", "SELECT 1;"), (1, "a", "SELECT 1;")])
-
-
 def test_transaction_commit_rollback_and_nesting(path) -> None:
-    db = Database(path, migrations=[(1, "t", "CREATE TABLE t (x INTEGER);")])
+    db = scratch(path)
     with db.transaction() as conn:
-        conn.execute("INSERT INTO t VALUES (1)")
+        assert isinstance(conn, Connection)
+        conn.execute(insert(scratch_t), [{"v": "1"}])
         with db.transaction() as inner:  # joins the outer transaction
             assert inner is conn
-            inner.execute("INSERT INTO t VALUES (2)")
+            inner.execute(insert(scratch_t), [{"v": "2"}])
     with pytest.raises(RuntimeError):
         with db.transaction() as conn:
-            conn.execute("INSERT INTO t VALUES (3)")
+            conn.execute(insert(scratch_t), [{"v": "3"}])
             raise RuntimeError("boom")
-    assert [r["x"] for r in db.query("SELECT x FROM t ORDER BY x")] == [1, 2]
+    assert db.connection().execute(select(scratch_t.c.v).order_by(scratch_t.c.v)).scalars().all() == ["1", "2"]
     db.close()
 
 
 def test_after_commit_runs_only_on_commit(path) -> None:
-    db = Database(path, migrations=[])
+    db = Database(path, migrate=False)
     ran: list[str] = []
     with db.transaction():
         db.after_commit(lambda: ran.append("a"))
@@ -106,10 +92,10 @@ def test_after_commit_runs_only_on_commit(path) -> None:
 
 
 def test_one_connection_per_thread_reused(path) -> None:
-    db = Database(path, migrations=[])
+    db = Database(path, migrate=False)
     mine = db.connection()
     assert db.connection() is mine
-    other: list[sqlite3.Connection] = []
+    other: list[Connection] = []
     t = threading.Thread(target=lambda: other.append(db.connection()))
     t.start()
     t.join()

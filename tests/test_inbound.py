@@ -16,6 +16,7 @@ from gateway import create_app
 from gateway.config import ConfigError, build_config
 from tests.conftest import DEMO, default_raw_config
 from tests.helpers import wait_for
+from tests.storehelp import q
 
 TOKEN = "test-inbound-token-5f2c9a"
 HOOK = f"/hooks/inbound/{TOKEN}"
@@ -128,7 +129,7 @@ def test_auto_reply_reaches_sandbox_as_send_to_original_sender(make_bridge, sand
     assert push(bridge, m).json()["duplicates"] == 1  # a re-push replies no second time
     push(bridge, mo("hello", frm="385916242494"))  # no rule matches: no reply
     db = bridge.app.extensions["smsbridge"].db
-    rows = wait_for(lambda: [dict(r) for r in db.query("SELECT * FROM inbound_replies") if r["state"] != "pending"])
+    rows = wait_for(lambda: [dict(r) for r in q(db, "SELECT * FROM inbound_replies") if r["state"] != "pending"])
     assert len(rows) == 1 and rows[0]["state"] == "sent" and rows[0]["to_number"] == "385916242493"
     assert rows[0]["message_id"] == sent[0]["messageId"] and rows[0]["status"] == "PENDING_ACCEPTED"
     assert len([s for s in sandbox.messages() if s["to"] in ("385916242493", "385916242494")]) == 1
@@ -141,7 +142,7 @@ def test_failed_auto_reply_does_not_fail_the_push(make_bridge, sandbox):
     assert push(bridge, mo("INFO x")).status_code == 200
     assert pull(bridge).json()["messageCount"] == 1  # stored and kept although the reply failed
     db = bridge.app.extensions["smsbridge"].db
-    failed = wait_for(lambda: db.query("SELECT * FROM inbound_replies WHERE state = 'failed'"), what="the failure")
+    failed = wait_for(lambda: q(db, "SELECT * FROM inbound_replies WHERE state = 'failed'"), what="the failure")
     assert failed[0]["error"] and "sandbox-key" not in failed[0]["error"]
 
 
@@ -241,7 +242,7 @@ def test_duplicate_push_is_stored_once(make_bridge, receiver):
     assert pull(bridge).json()["messageCount"] == 1
     bridge.app.extensions["smsbridge"].outbox.run_due()  # nothing else is queued
     assert receiver.count() == 1
-    rows = bridge.app.extensions["smsbridge"].db.query("SELECT COUNT(*) AS n FROM inbound_messages")
+    rows = q(bridge.app.extensions["smsbridge"].db, "SELECT COUNT(*) AS n FROM inbound_messages")
     assert rows[0]["n"] == 1
 
 

@@ -14,6 +14,7 @@ from gateway.delivery.urlpolicy import UrlNotAllowed, UrlPolicy
 from gateway.store.engine import Database
 from tests.helpers import free_port, wait_for
 from tests.receiver import Receiver
+from tests.storehelp import q1
 
 T0 = 1_700_000_000.0
 LOOPBACK = UrlPolicy(allow_loopback=True)
@@ -288,7 +289,7 @@ def test_two_outboxes_on_one_file_deliver_each_job_exactly_once(tmp_path, receiv
     paths = sorted(r.path for r in receiver.snapshot())
     assert paths == sorted(f"/job/{i}" for i in range(200))
     assert all(boxes[0].job(j).state == "done" for j in ids)  # type: ignore[union-attr]
-    row = dbs[0].query_one("SELECT COUNT(*) AS n, COUNT(DISTINCT job_id) AS d FROM outbox_attempts")
+    row = q1(dbs[0], "SELECT COUNT(*) AS n, COUNT(DISTINCT job_id) AS d FROM outbox_attempts")
     assert row is not None and row["n"] == row["d"] == 200
     assert sum(b.stats()["delivered"] for b in boxes) == 200
     for d in dbs:

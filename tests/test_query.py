@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 from tests.conftest import DATA, DEMO
 from tests.helpers import raw_get
+from tests.storehelp import q1
 
 BROWSER = "/sms/1/text/query?username=demo&password=demo&from=InfoSMS&to=41793026727,41793026834&text=Hello%20world"
 
@@ -72,7 +73,7 @@ def test_seed_query_example_verbatim(bridge, sandbox):
     assert q["intermediateReport"] == ["true"] and q["validityPeriod"] == ["720"]
     # The upstream reports to the bridge's own address; the caller's notifyUrl is kept for relaying.
     assert q["notifyUrl"][0].startswith(bridge.url + "/hooks/dlr/") and q["notifyContentType"] == ["application/json"]
-    row = bridge.app.extensions["smsbridge"].db.query_one("SELECT notify_url, notify_content_type FROM messages")
+    row = q1(bridge.app.extensions["smsbridge"].db, "SELECT notify_url, notify_content_type FROM messages")
     assert (row["notify_url"], row["notify_content_type"]) == ("https://www.example.com", "application/json")
     assert q["callbackData"] == ["callbackData"] and q["track"] == ["URL"]
     assert q["trackingType"] == ["Custom tracking type"] and q["text"] == ["Message text"]

@@ -14,6 +14,7 @@ from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
 from tests.conftest import DEMO, default_raw_config
 from tests.helpers import free_port, wait_for
+from tests.storehelp import q, q1, run
 
 
 def queued(raw, max_batch: int = 1000) -> None:
@@ -57,7 +58,7 @@ def test_queued_answers_at_once_and_forwards_with_the_bridges_ids(make_bridge, s
     up = sends[0]["json"]["messages"][0]
     assert up["notifyUrl"].startswith(bridge.url + "/hooks/dlr/") and up["callbackData"] == "cb"
     db = bridge.app.extensions["smsbridge"].db
-    wait_for(lambda: db.query_one("SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 3, what="sent")
+    wait_for(lambda: q1(db, "SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 3, what="sent")
     logs = bridge.get("/sms/1/logs", params=DEMO).json()["results"]
     assert {entry["messageId"] for entry in logs} == ids
 
@@ -87,19 +88,19 @@ def test_sandbox_stopped_then_started_gets_every_message_exactly_once(make_bridg
         assert r.status_code == 200 and r.json()["messages"][0]["status"]["name"] == "PENDING_ACCEPTED"
         accepted[f"m{i}"] = r.json()["messages"][0]["messageId"]
     db = bridge.app.extensions["smsbridge"].db
-    wait_for(lambda: db.query_one("SELECT MIN(tries) FROM messages")[0] >= 2, what="failed attempts while down")
-    assert db.query_one("SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")[0] == 30
+    wait_for(lambda: q1(db, "SELECT MIN(tries) FROM messages")[0] >= 2, what="failed attempts while down")
+    assert q1(db, "SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")[0] == 30
     server = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", port).start()
     try:
         def seen():
             return requests.get(server.url + "/sandbox/messages", timeout=5).json()
 
         wait_for(lambda: len(seen()) >= 30, timeout=15, what="the sandbox to get every message")
-        wait_for(lambda: db.query_one("SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 30, what="sent")
+        wait_for(lambda: q1(db, "SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 30, what="sent")
         got = seen()
         assert sorted(m["text"] for m in got) == sorted(accepted)  # each text once: no duplicate send
         assert {m["text"]: m["messageId"] for m in got} == accepted
-        attempts = db.query_one("SELECT COUNT(*) FROM upstream_attempts WHERE http_status IS NULL")[0]
+        attempts = q1(db, "SELECT COUNT(*) FROM upstream_attempts WHERE http_status IS NULL")[0]
         assert attempts >= 2  # the failures were recorded
     finally:
         server.stop()
@@ -111,9 +112,9 @@ def test_prune_removes_old_finished_records_only(make_bridge, sandbox):
     assert bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "old"}).status_code == 200
     assert ctx.prune() == {"reports": 0, "status_changes": 0, "messages": 0, "submissions": 0,
                            "upstream_attempts": 0, "outbox_jobs": 0}  # younger than 48 h: kept
-    ctx.db.execute("UPDATE messages SET updated_at = updated_at - 49 * 3600")
-    ctx.db.execute("UPDATE submissions SET updated_at = updated_at - 49 * 3600")
-    ctx.db.execute("UPDATE upstream_attempts SET at = at - 49 * 3600")
+    run(ctx.db, "UPDATE messages SET updated_at = updated_at - 49 * 3600")
+    run(ctx.db, "UPDATE submissions SET updated_at = updated_at - 49 * 3600")
+    run(ctx.db, "UPDATE upstream_attempts SET at = at - 49 * 3600")
     counts = ctx.prune()
     assert counts["messages"] == 1 and counts["submissions"] == 1 and counts["status_changes"] == 1
     assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
@@ -131,8 +132,8 @@ def test_queued_upstream_5xx_is_retried_and_a_400_becomes_a_rejected_report(make
         wait_for(lambda: len(sandbox.messages()) == 1, what="the message after two 503s")
         assert sandbox.messages()[0]["messageId"] == ok["messages"][0]["messageId"]
         # the upstream stores the message before the bridge records the answer: wait for the third attempt row
-        wait_for(lambda: len(db.query("SELECT id FROM upstream_attempts")) == 3, what="the accepted attempt's row")
-        statuses = [r[0] for r in db.query("SELECT http_status FROM upstream_attempts ORDER BY id")]
+        wait_for(lambda: len(q(db, "SELECT id FROM upstream_attempts")) == 3, what="the accepted attempt's row")
+        statuses = [r[0] for r in q(db, "SELECT http_status FROM upstream_attempts ORDER BY id")]
         assert statuses == [503, 503, 200]
         sandbox.faults(status=400, count=1)
         bad = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026834", "text": "refused",
@@ -144,7 +145,7 @@ def test_queued_upstream_5xx_is_retried_and_a_400_becomes_a_rejected_report(make
         report = _json.loads(receiver.snapshot()[0].body)["results"][0]
         assert report["messageId"] == bad["messages"][0]["messageId"] and report["callbackData"] == "c9"
         assert report["status"]["groupName"] == "REJECTED"
-        assert db.query_one("SELECT state FROM messages WHERE text = 'refused'")[0] == "rejected"
+        assert q1(db, "SELECT state FROM messages WHERE text = 'refused'")[0] == "rejected"
     finally:
         receiver.close()
 
@@ -159,8 +160,8 @@ def test_template_mode_queued_overrides_a_sync_caller(make_bridge, sandbox):
     mid = r.json()["messages"][0]["messageId"]
     wait_for(lambda: [m["messageId"] for m in sandbox.messages()] == [mid], what="the queued template message")
     db = bridge.app.extensions["smsbridge"].db
-    row = db.query_one("SELECT entrance, mode, upstream_message_id FROM messages")
+    row = q1(db, "SELECT entrance, mode, upstream_message_id FROM messages")
     assert tuple(row) == ("template:otp", "queued", mid)
     sync = bridge.get("/t/alarm", params={**DEMO, "phone": "41793026727", "msg": "x"})  # the caller's own mode
     assert sync.status_code == 200
-    assert db.query_one("SELECT mode FROM messages WHERE entrance = 'template:alarm'")[0] == "sync"
+    assert q1(db, "SELECT mode FROM messages WHERE entrance = 'template:alarm'")[0] == "sync"

@@ -25,6 +25,7 @@ from gateway.servers import ServerThread
 from gateway.store.engine import Database
 from tests.conftest import ROOT, default_raw_config
 from tests.helpers import wait_for
+from tests.storehelp import q1, run
 
 BURST = 500
 
@@ -95,7 +96,7 @@ def test_kill_9_during_a_queued_burst_loses_and_duplicates_nothing(tmp_path):
 
         wait_for(lambda: set(accepted) <= set(texts()), timeout=30, what="every accepted message upstream")
         db = Database(str(tmp_path / "bridge.db"))
-        wait_for(lambda: db.query_one("SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")[0] == 0,
+        wait_for(lambda: q1(db, "SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")[0] == 0,
                  what="the queue drained")
         seen = texts()
         assert len(seen) == len(set(seen)), "a message reached the upstream twice"
@@ -105,7 +106,7 @@ def test_kill_9_during_a_queued_burst_loses_and_duplicates_nothing(tmp_path):
                      if r["path"] == "/sms/2/text/advanced" for m in r["json"]["messages"] for d in m["destinations"]]
         print(f"\naccepted {len(accepted)} before the kill; {len(forwarded)} destinations forwarded for {len(seen)} "
               f"messages ({len(forwarded) - len(seen)} resent after the restart, refused upstream as duplicates)")
-        sent = db.query_one("SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0]
+        sent = q1(db, "SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0]
         assert sent == len(seen)  # every committed message was sent once (accepted or answer lost in the kill)
         db.close()
     finally:
@@ -119,17 +120,17 @@ def test_prune_and_redrive_cli(tmp_path):
     db = Database(str(tmp_path / "bridge.db"))
     outbox = Outbox(db, ManualClock(1_000.0), policy_for=lambda caller: UrlPolicy(allow_loopback=True))
     job = outbox.enqueue("dlr", "http://127.0.0.1:9/x", caller="demo")
-    db.execute("UPDATE outbox_jobs SET state = 'dead', attempts = 21, last_error = 'refused' WHERE id = ?", (job,))
-    run = [sys.executable, str(ROOT / "app.py")]
-    listed = subprocess.run([*run, "--config", str(config), "outbox", "list", "--state", "dead"], capture_output=True,
+    run(db, "UPDATE outbox_jobs SET state = 'dead', attempts = 21, last_error = 'refused' WHERE id = ?", (job,))
+    app = [sys.executable, str(ROOT / "app.py")]
+    listed = subprocess.run([*app, "--config", str(config), "outbox", "list", "--state", "dead"], capture_output=True,
                             text=True, timeout=30)
     assert listed.returncode == 0 and str(job) in listed.stdout and "dead" in listed.stdout
-    redrive = subprocess.run([*run, "--config", str(config), "outbox", "redrive", str(job)], capture_output=True,
+    redrive = subprocess.run([*app, "--config", str(config), "outbox", "redrive", str(job)], capture_output=True,
                              text=True, timeout=30)
     assert redrive.returncode == 0 and f"job {job}: re-driven" in redrive.stdout
     assert outbox.job(job).state == "pending" and outbox.job(job).attempts == 0
-    db.execute("UPDATE outbox_jobs SET state = 'done', updated_at = 1000")  # delivered long ago
-    pruned = subprocess.run([*run, "prune", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    run(db, "UPDATE outbox_jobs SET state = 'done', updated_at = 1000")  # delivered long ago
+    pruned = subprocess.run([*app, "prune", "--config", str(config)], capture_output=True, text=True, timeout=30)
     assert pruned.returncode == 0 and "1 outbox_jobs" in pruned.stdout
     assert outbox.job(job) is None
     db.close()

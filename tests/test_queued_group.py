@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 
-from gateway.store.engine import CommitTimeout, Database
+from gateway.store.engine import CommitTimeout
 from tests.conftest import DEMO
 from tests.helpers import wait_for
+from tests.storehelp import q, q1, run, scratch
 from tests.test_queued import queued
 
 
@@ -60,13 +61,13 @@ def test_concurrent_queued_gets_share_commits_and_each_is_delivered_once(make_br
                                                    [f"free-{i}" for i in range(200)], strict=True)
              for m in r.json()["messages"]}
     assert len(given) == 416
-    stored = {row["message_id"] for row in ctx.db.query("SELECT message_id FROM messages WHERE mode = 'queued'")}
+    stored = {row["message_id"] for row in q(ctx.db, "SELECT message_id FROM messages WHERE mode = 'queued'")}
     assert stored == set(given)  # every acknowledged message is in the database
     wait_for(lambda: len(sandbox.messages()) >= 416, timeout=30, what="every accepted message upstream")
     got = sandbox.messages()
     assert len(got) == 416 and {m["messageId"]: m["text"] for m in got} == given  # once each, the caller's ids
-    wait_for(lambda: ctx.db.query_one("SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 416, what="sent")
-    history = ctx.db.query_one("SELECT COUNT(*) FROM status_changes WHERE source = 'queue'")[0]
+    wait_for(lambda: q1(ctx.db, "SELECT COUNT(*) FROM messages WHERE state = 'sent'")[0] == 416, what="sent")
+    history = q1(ctx.db, "SELECT COUNT(*) FROM status_changes WHERE source = 'queue'")[0]
     assert history == 416  # the acceptance step of each message's history, written by its group
 
 
@@ -74,7 +75,7 @@ def test_a_failed_group_commit_answers_every_waiter_and_acknowledges_none(make_b
     bridge = make_bridge(queued)
     ctx = bridge.app.extensions["smsbridge"]
     # A real SQLite failure inside the group's transaction: one poisoned submission aborts the whole group.
-    ctx.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison'"
+    run(ctx.db, "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison'"
                    " BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END")
     texts = [f"ok-{i}" for i in range(7)] + ["poison"]
     answers, before = _held(bridge, texts)
@@ -83,8 +84,8 @@ def test_a_failed_group_commit_answers_every_waiter_and_acknowledges_none(make_b
         error = r.json()["requestError"]["serviceException"]
         assert error["messageId"] == "SERVICE_UNAVAILABLE" and "nothing was accepted" in error["text"]
     assert ctx.store.accept_groups == before  # no group committed
-    assert ctx.db.query_one("SELECT COUNT(*) FROM messages")[0] == 0
-    assert ctx.db.query_one("SELECT COUNT(*) FROM submissions")[0] == 0
+    assert q1(ctx.db, "SELECT COUNT(*) FROM messages")[0] == 0
+    assert q1(ctx.db, "SELECT COUNT(*) FROM submissions")[0] == 0
     after = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "after"})
     assert after.status_code == 200  # the next group commits normally
     wait_for(lambda: sandbox.messages(), what="the later message upstream")
@@ -111,19 +112,19 @@ def _submit_in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str
 
 
 def test_a_caller_still_queued_after_its_wait_withdraws_and_nothing_is_written(tmp_path: Path):
-    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    db = scratch(str(tmp_path / "g.db"))
     group = db.group_commit(_write, wait_seconds=0.2)
     with db.writer():  # another writer holds the lock longer than the caller may wait
         t, out = _submit_in_thread(lambda: group.submit("late"))
         t.join(5)
     assert isinstance(out.get("error"), CommitTimeout)
     assert group.pending() == 0 and group.submit("next") == 4
-    assert [r[0] for r in db.query("SELECT v FROM t")] == ["next"]  # the withdrawn payload was never written
+    assert [r[0] for r in q(db, "SELECT v FROM t")] == ["next"]  # the withdrawn payload was never written
     db.close()
 
 
 def test_group_commit_keeps_the_writer_lock_for_other_transactions(tmp_path: Path):
-    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    db = scratch(str(tmp_path / "g.db"))
     group = db.group_commit(_write)
     with ThreadPoolExecutor(8) as pool:
         def both(i: int) -> int:
@@ -132,18 +133,18 @@ def test_group_commit_keeps_the_writer_lock_for_other_transactions(tmp_path: Pat
             return group.submit(f"group-{i}")
 
         assert sorted(pool.map(both, range(100))) == sorted(len(f"group-{i}") for i in range(100))
-    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 200
+    assert q1(db, "SELECT COUNT(*) FROM t")[0] == 200
     assert group.payloads == 100 and 1 <= group.groups <= 100
     db.close()
 
 
 @pytest.mark.parametrize("fails_at", ["write", "commit"])
 def test_every_caller_of_a_failed_group_gets_the_error(tmp_path: Path, fails_at: str):
-    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    db = scratch(str(tmp_path / "g.db"))
     if fails_at == "write":
-        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.v = 'bad' BEGIN SELECT RAISE(ABORT, 'no'); END")
+        run(db, "CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.v = 'bad' BEGIN SELECT RAISE(ABORT, 'no'); END")
     else:  # a deferred foreign key fails at COMMIT itself
-        db.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER"
+        run(db, "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER"
                    " REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)")
     group = db.group_commit(lambda c, ps: [c.execute(
         "INSERT INTO child (parent) VALUES (999)") and None for _ in ps] if fails_at == "commit" else _write(c, ps))
@@ -154,21 +155,21 @@ def test_every_caller_of_a_failed_group_gets_the_error(tmp_path: Path, fails_at:
     for t, _ in started:
         t.join(5)
     assert all("error" in out for _, out in started), [out for _, out in started]
-    assert group.groups == 0 and db.query_one("SELECT COUNT(*) FROM t")[0] == 0
+    assert group.groups == 0 and q1(db, "SELECT COUNT(*) FROM t")[0] == 0
     with db.transaction() as c:  # the connection left no transaction open behind
         c.execute("INSERT INTO t (v) VALUES ('later')")
-    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 1
+    assert q1(db, "SELECT COUNT(*) FROM t")[0] == 1
     db.close()
 
 
 def test_a_caller_inside_its_own_transaction_joins_it(tmp_path: Path):
-    db = Database(str(tmp_path / "g.db"), migrations=[(1, "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")])
+    db = scratch(str(tmp_path / "g.db"))
     group = db.group_commit(_write, wait_seconds=0.5)
     with pytest.raises(RuntimeError), db.transaction():  # joined: rolled back with the outer transaction
         assert group.submit("inner") == 5  # no wait on the lock this thread already holds
         raise RuntimeError("outer fails")
-    assert db.query_one("SELECT COUNT(*) FROM t")[0] == 0 and group.groups == 0
+    assert q1(db, "SELECT COUNT(*) FROM t")[0] == 0 and group.groups == 0
     with db.transaction():
         group.submit("kept")
-    assert [r[0] for r in db.query("SELECT v FROM t")] == ["kept"]
+    assert [r[0] for r in q(db, "SELECT v FROM t")] == ["kept"]
     db.close()

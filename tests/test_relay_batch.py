@@ -20,6 +20,7 @@ from gateway.wire.reports import merge_reports_bodies, parse_reports, reports_bo
 from tests.conftest import DEMO, default_raw_config
 from tests.helpers import wait_for
 from tests.receiver import Received, Receiver
+from tests.storehelp import q
 
 T0 = 1_700_000_000.0
 
@@ -37,8 +38,8 @@ def _push_all(bridge, text: str | None = None) -> int:
     submission, as Infobip's buckets); return the reports stored."""
     db = bridge.app.extensions["smsbridge"].db
     stored = 0
-    for sub in db.query("SELECT id, dlr_token FROM submissions ORDER BY id"):
-        ids = [r[0] for r in db.query("SELECT upstream_message_id FROM messages WHERE submission_id = ? ORDER BY id",
+    for sub in q(db, "SELECT id, dlr_token FROM submissions ORDER BY id"):
+        ids = [r[0] for r in q(db, "SELECT upstream_message_id FROM messages WHERE submission_id = ? ORDER BY id",
                                       (sub["id"],))]
         body = {"results": [{"messageId": u, "doneAt": "2030-01-01T10:00:00.000+0000", "smsCount": 1,
                              "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5,

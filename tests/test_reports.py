@@ -16,6 +16,7 @@ from gateway.delivery.outbox import RETRY_DELAYS
 from tests.conftest import DEMO, Sandbox, running_sandbox
 from tests.helpers import free_port, wait_for
 from tests.receiver import Receiver
+from tests.storehelp import q, q1
 
 SCALE = 0.001  # the bridge's outbox time scale in make_bridge: one minute is 60 ms
 
@@ -89,7 +90,7 @@ def test_legacy_get_callback_with_kannel_escapes(make_bridge, dlr_sandbox, recei
     assert q["id"] == mid and q["mid"] == mid and q["st"] == "DELIVERED_TO_HANDSET" and q["grp"] == "DELIVERED"
     assert q["type"] == "1" and q["to"] == "41793026727" and q["from"] == "InfoSMS" and q["err"] == "NO_ERROR"
     assert q["pct"] == "%d" and q["t"].isdigit() and q["dt"].endswith("+0000")
-    upstream_id = bridge.app.extensions["smsbridge"].db.query_one("SELECT upstream_message_id FROM messages")[0]
+    upstream_id = q1(bridge.app.extensions["smsbridge"].db, "SELECT upstream_message_id FROM messages")[0]
     assert q["fid"] == upstream_id  # the query API gives the upstream's own id: %F
 
 
@@ -143,7 +144,7 @@ def test_bridge_restarted_between_attempts_still_delivers(make_bridge, dlr_sandb
 
 
 def _hook_url(bridge) -> str:
-    token = bridge.app.extensions["smsbridge"].db.query_one("SELECT dlr_token FROM submissions")[0]
+    token = q1(bridge.app.extensions["smsbridge"].db, "SELECT dlr_token FROM submissions")[0]
     return f"{bridge.url}/hooks/dlr/{token}"
 
 
@@ -164,33 +165,33 @@ def test_forged_and_malformed_reports_refused(bridge, receiver):
     bomb = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><reportResponse>&a;</reportResponse>'
     r = requests.post(hook, data=bomb, headers={"Content-Type": "application/xml"}, timeout=5)
     assert r.status_code == 400 and "requestError" in r.json()
-    assert bridge.app.extensions["smsbridge"].db.query_one("SELECT COUNT(*) FROM reports")[0] == 0
+    assert q1(bridge.app.extensions["smsbridge"].db, "SELECT COUNT(*) FROM reports")[0] == 0
 
 
 def test_duplicate_and_intermediate_reports(make_bridge, receiver):
     bridge = make_bridge()  # the shared sandbox sends no reports: this test plays the upstream
     _send(bridge, to="41793026727", notifyUrl=receiver.url(), intermediateReport="false")
     db = bridge.app.extensions["smsbridge"].db
-    upstream_id = db.query_one("SELECT upstream_message_id FROM messages")[0]
+    upstream_id = q1(db, "SELECT upstream_message_id FROM messages")[0]
     hook = _hook_url(bridge)
     pending = _report(upstream_id, "PENDING_ENROUTE", "PENDING", 1, 7)
     assert requests.post(hook, json=pending, timeout=5).json()["stored"] == 1
     final = _report(upstream_id)
     assert requests.post(hook, json=final, timeout=5).json() == {"stored": 1, "duplicates": 0, "unknown": 0}
     assert requests.post(hook, json=final, timeout=5).json() == {"stored": 0, "duplicates": 1, "unknown": 0}
-    rows = db.query("SELECT intermediate FROM reports ORDER BY id")
+    rows = q(db, "SELECT intermediate FROM reports ORDER BY id")
     assert [r[0] for r in rows] == [1, 0]
     wait_for(lambda: receiver.count() >= 1, what="the final report")
     ctx = bridge.app.extensions["smsbridge"]
     wait_for(lambda: ctx.outbox.depth() == 0, what="the outbox drained")
     assert receiver.count() == 1  # intermediate not asked for; duplicate not relayed
-    assert db.query_one("SELECT status_name FROM messages")[0] == "DELIVERED_TO_HANDSET"
+    assert q1(db, "SELECT status_name FROM messages")[0] == "DELIVERED_TO_HANDSET"
 
 
 def test_intermediate_report_relayed_when_asked_in_xml_body(make_bridge, receiver):
     bridge = make_bridge()
     _send(bridge, to="41793026727", notifyUrl=receiver.url(), intermediateReport="true")
-    upstream_id = bridge.app.extensions["smsbridge"].db.query_one("SELECT upstream_message_id FROM messages")[0]
+    upstream_id = q1(bridge.app.extensions["smsbridge"].db, "SELECT upstream_message_id FROM messages")[0]
     xml = (f"<reportResponse><results><result><messageId>{upstream_id}</messageId><to>41793026727</to>"
            "<status><groupId>1</groupId><groupName>PENDING</groupName><id>7</id><name>PENDING_ENROUTE</name>"
            "<description>Message sent to next instance</description></status></result></results></reportResponse>")
@@ -199,7 +200,7 @@ def test_intermediate_report_relayed_when_asked_in_xml_body(make_bridge, receive
     wait_for(lambda: receiver.count() == 1, what="the intermediate report")
     report = json.loads(receiver.snapshot()[0].body)["results"][0]
     assert report["status"]["name"] == "PENDING_ENROUTE" and report["status"]["groupId"] == 1
-    assert bridge.app.extensions["smsbridge"].db.query_one("SELECT intermediate FROM reports")[0] == 1
+    assert q1(bridge.app.extensions["smsbridge"].db, "SELECT intermediate FROM reports")[0] == 1
 
 
 def _two_callers(raw):
@@ -213,7 +214,7 @@ def test_pull_reports_once_and_only_own(make_bridge, dlr_sandbox):
     sent = _send(bridge, to="41793026727,41790010001", bulkId="B-77")
     ids = {m["messageId"] for m in sent["messages"]}
     db = bridge.app.extensions["smsbridge"].db
-    wait_for(lambda: db.query_one("SELECT COUNT(*) FROM reports")[0] == 2, what="two reports stored")
+    wait_for(lambda: q1(db, "SELECT COUNT(*) FROM reports")[0] == 2, what="two reports stored")
     other = bridge.get("/sms/1/reports", params={"username": "other", "password": "other"})
     assert other.status_code == 200 and other.json() == {"results": []}
     xml = bridge.get("/sms/1/reports.xml", params={**DEMO, "bulkId": "B-77", "limit": "1"})
@@ -236,7 +237,7 @@ def test_logs_filters_and_isolation(make_bridge, dlr_sandbox):
     _send(bridge, to="41793026727", text="first")
     _send(bridge, to="41790000002", text="second")
     db = bridge.app.extensions["smsbridge"].db
-    wait_for(lambda: db.query_one("SELECT COUNT(*) FROM reports")[0] == 2, what="reports")
+    wait_for(lambda: q1(db, "SELECT COUNT(*) FROM reports")[0] == 2, what="reports")
     logs = bridge.get("/sms/1/logs", params=DEMO).json()["results"]
     assert [entry["text"] for entry in logs] == ["second", "first"]  # newest first
     und = bridge.get("/sms/1/logs", params={**DEMO, "generalStatus": "UNDELIVERABLE"}).json()["results"]
@@ -298,7 +299,7 @@ def test_legacy_post_callback_on_the_caller_and_token_redacted(make_bridge, dlr_
     assert got.headers["Content-Type"] == "application/x-www-form-urlencoded"
     form = {k: v[0] for k, v in parse_qs(got.body.decode()).items()}
     assert form == {"id": mid, "status": "DELIVERED_TO_HANDSET", "price": "0.01", "cb": "a b&c"}
-    token = bridge.app.extensions["smsbridge"].db.query_one("SELECT dlr_token FROM submissions")[0]
+    token = q1(bridge.app.extensions["smsbridge"].db, "SELECT dlr_token FROM submissions")[0]
     assert token not in redact(f"POST /hooks/dlr/{token} 200 1.0ms")
 
 
@@ -338,7 +339,7 @@ def test_sandbox_intermediate_then_final_and_expiry_after_validity(make_bridge, 
     assert expired["status"]["name"] == "EXPIRED_EXPIRED" and expired["error"]["name"] == "EC_VALIDITYEXPIRED"
     assert parse_time(expired["doneAt"]) - parse_time(expired["sentAt"]) >= 0.059  # ms-rounded times
     db = bridge.app.extensions["smsbridge"].db
-    assert [r[0] for r in db.query("SELECT intermediate FROM reports ORDER BY id")].count(1) == 1
+    assert [r[0] for r in q(db, "SELECT intermediate FROM reports ORDER BY id")].count(1) == 1
 
 
 def test_sync_upstream_down_is_503_and_nothing_accepted(make_bridge):
@@ -346,8 +347,8 @@ def test_sync_upstream_down_is_503_and_nothing_accepted(make_bridge):
     r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x"})
     assert r.status_code == 503 and r.json()["requestError"]["serviceException"]["messageId"] == "SERVICE_UNAVAILABLE"
     db = bridge.app.extensions["smsbridge"].db
-    assert db.query_one("SELECT state, status_name FROM messages")[:] == ("failed", None)
-    assert "unreachable" in db.query_one("SELECT error FROM submissions")[0]
+    assert q1(db, "SELECT state, status_name FROM messages")[:] == ("failed", None)
+    assert "unreachable" in q1(db, "SELECT error FROM submissions")[0]
     assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
 
 

@@ -10,6 +10,7 @@ import requests
 
 from tests.conftest import DEMO
 from tests.helpers import wait_for
+from tests.storehelp import q, q1
 
 
 def _send(url: str, texts: list[str]) -> list[requests.Response]:
@@ -31,18 +32,18 @@ def test_concurrent_sync_records_share_one_transaction_and_keep_each_submission_
         t = threading.Thread(target=lambda: out.extend(_send(bridge.url, texts)))
         t.start()
         wait_for(lambda: ctx.store.record_pending() == 8, what="8 sync records waiting for one commit")
-        assert ctx.db.query_one("SELECT COUNT(*) FROM submissions")[0] == 0  # nothing answered before its commit
+        assert q1(ctx.db, "SELECT COUNT(*) FROM submissions")[0] == 0  # nothing answered before its commit
     t.join(30)
     assert [r.status_code for r in out] == [200] * 8
     assert ctx.store.record_groups == (before[0] + 1, before[1] + 8)  # one transaction for the 8
     answered = {m["messageId"]: text for r, text in zip(out, texts, strict=True) for m in r.json()["messages"]}
-    rows = ctx.db.query("SELECT s.id, s.destinations, m.message_id, m.text, m.state FROM submissions s"
+    rows = q(ctx.db, "SELECT s.id, s.destinations, m.message_id, m.text, m.state FROM submissions s"
                         " JOIN messages m ON m.submission_id = s.id")
     assert {r["message_id"]: r["text"] for r in rows} == answered  # each message under its own submission
     assert {r["state"] for r in rows} == {"sent"} and len({r["id"] for r in rows}) == 8
     assert all(r["destinations"] == 2 for r in rows)
-    assert ctx.db.query_one("SELECT COUNT(*) FROM upstream_attempts")[0] == 8  # one query-API GET each
-    history = ctx.db.query("SELECT source, COUNT(*) AS n FROM status_changes GROUP BY source")
+    assert q1(ctx.db, "SELECT COUNT(*) FROM upstream_attempts")[0] == 8  # one query-API GET each
+    history = q(ctx.db, "SELECT source, COUNT(*) AS n FROM status_changes GROUP BY source")
     assert [(h["source"], h["n"]) for h in history] == [("answer", 16)]
     logs = requests.get(bridge.url + "/sms/1/logs", params={**DEMO, "limit": 100}, timeout=10).json()["results"]
     assert {r["messageId"] for r in logs} == set(answered)

@@ -13,6 +13,7 @@ from gateway.store.logview import mask
 from tests.conftest import DEMO, Sandbox, default_raw_config, running_sandbox
 from tests.helpers import wait_for
 from tests.receiver import Receiver
+from tests.storehelp import q1
 from tests.test_ui import login
 
 
@@ -122,7 +123,7 @@ def test_status_reaches_delivered_and_nothing_secret_is_shown(make_bridge, dlr_s
         texts = [s.get(b.url + "/ui/log", params={"view": v}, timeout=10).text
                  for v in ("messages", "attempts", "outbox", "dead", "inbound")]
         texts.append(s.get(b.url + "/ui/api/log", params={"view": "outbox"}, timeout=10).text)
-        token = b.app.extensions["smsbridge"].db.query_one("SELECT dlr_token FROM submissions")["dlr_token"]
+        token = q1(b.app.extensions["smsbridge"].db, "SELECT dlr_token FROM submissions")["dlr_token"]
         for t in texts:
             assert "hook-secret-1" not in t and token not in t and "demo:demo" not in t
     finally:

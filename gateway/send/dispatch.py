@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sqlite3
 import threading
 import time
 import uuid
@@ -35,7 +34,7 @@ from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from ..ids import new_id, new_ids, new_token
 from ..model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
-from ..store.engine import CommitTimeout
+from ..store.engine import DB_ERRORS, CommitTimeout
 from ..store.records import MessageRow, Store, SubmissionRecord
 from ..wire.legacy import message_to_advanced, submission_to_advanced
 from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
@@ -173,7 +172,7 @@ class Dispatcher:
                 result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
         try:
             self.store.accept(record, rows)  # group commit: returns once fsynced with its group
-        except (sqlite3.Error, CommitTimeout) as exc:  # rolled back or withdrawn: nothing is accepted
+        except (*DB_ERRORS, CommitTimeout) as exc:  # rolled back or withdrawn: nothing is accepted
             log.error("queue: a submission of %d could not be stored: %s", len(rows), exc)
             raise ApiError(503, "SERVICE_UNAVAILABLE",
                            "The bridge could not store the message; nothing was accepted: retry later") from None

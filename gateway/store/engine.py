@@ -1,14 +1,16 @@
-"""SQLite persistence: one connection per thread, explicit transactions, versioned migrations.
+"""The database engine: a SQLAlchemy ``Engine``, one connection per thread, explicit transactions.
 
-Durability policy: the database runs in WAL mode. With ``synchronous=FULL`` (the default) every
-committed transaction is fsynced to the WAL before ``COMMIT`` returns, so an acknowledged write
-(a stored report, an enqueued outbox job) survives a power loss. ``synchronous=NORMAL`` skips that
-fsync: the database never corrupts, but the last transactions before a power loss (not a process
-crash) may be lost; choose it only when throughput matters more than those last writes.
+Durability policy (SQLite): the database runs in WAL mode. With ``synchronous=FULL`` (the default) every
+committed transaction is fsynced to the WAL before ``COMMIT`` returns, so an acknowledged write (a stored
+report, an enqueued outbox job) survives a power loss. ``synchronous=NORMAL`` skips that fsync: the database
+never corrupts, but the last transactions before a power loss (not a process crash) may be lost; choose it
+only when throughput matters more than those last writes.
 
-Everything SQLite-specific (PRAGMAs, ``BEGIN IMMEDIATE``, statement splitting) stays inside
-:class:`Database`; the migration SQL keeps to types and statements PostgreSQL also accepts where
-that is cheap, so a PostgreSQL backend with the same interface can follow.
+Transactions are the engine's own: the driver runs in autocommit (SQLAlchemy's ``AUTOCOMMIT`` isolation, so
+SQLAlchemy never begins or commits on its own) and :meth:`Database.transaction` emits ``BEGIN IMMEDIATE`` …
+``COMMIT`` itself. Everything SQLite-specific (PRAGMAs, ``BEGIN IMMEDIATE``, the in-process write lock)
+stays in the SQLite branches of :class:`Database`; statements elsewhere are SQLAlchemy Core, so a
+PostgreSQL URL can follow with the same repositories.
 """
 
 from __future__ import annotations
@@ -16,104 +18,95 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Generic, TypeVar
 
-from .schema_inbound import INBOUND_V3
-from .schema_pulls import V3_PULLS
-from .schema_records import STORE_INDEXES_V6, STORE_V2
-from .schema_tracking import CONVERSION_V4
-
-Migration = tuple[int, str, str]
-
-_OUTBOX_V1 = """
-CREATE TABLE outbox_jobs (
-    id INTEGER PRIMARY KEY,            -- PostgreSQL: BIGINT GENERATED ALWAYS AS IDENTITY
-    kind TEXT NOT NULL,
-    caller TEXT,
-    ref TEXT,
-    method TEXT NOT NULL,
-    url TEXT NOT NULL,
-    headers TEXT NOT NULL,             -- JSON object
-    body BLOB,                         -- PostgreSQL: BYTEA
-    content_type TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL,             -- epoch seconds; PostgreSQL: DOUBLE PRECISION
-    state TEXT NOT NULL,               -- pending | leased | done | dead
-    lease_until REAL,
-    lease_token TEXT,
-    last_error TEXT,
-    last_status INTEGER,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX outbox_jobs_due ON outbox_jobs (state, next_at);
-CREATE INDEX outbox_jobs_ref ON outbox_jobs (kind, ref);
-CREATE TABLE outbox_attempts (
-    id INTEGER PRIMARY KEY,
-    job_id INTEGER NOT NULL REFERENCES outbox_jobs (id),
-    attempt INTEGER NOT NULL,
-    at REAL NOT NULL,
-    http_status INTEGER,
-    error TEXT,
-    duration_ms REAL NOT NULL
-);
-CREATE INDEX outbox_attempts_job ON outbox_attempts (job_id);
-"""
-
-#: The schema history, applied in order at open. Append a new ``(version, name, sql)`` to add one;
-#: never edit a migration that has shipped.
-MIGRATIONS: list[Migration] = [
-    (1, "outbox", _OUTBOX_V1),
-    (2, "store", STORE_V2),
-    (3, "inbound", INBOUND_V3),
-    (4, "conversion", CONVERSION_V4),
-    (5, "v3 pulls", V3_PULLS),
-    (6, "message indexes", STORE_INDEXES_V6),
-]
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+#: What a failed statement or commit raises: SQLAlchemy's wrapped errors, or the driver's own for the
+#: legacy raw-SQL calls (:meth:`Connection.execute` with a string) that remain until every caller is on Core.
+DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error)
 
 P = TypeVar("P")  # what a group-commit caller hands over
 R = TypeVar("R")  # what it gets back once committed
 
 
-def split_statements(sql: str) -> list[str]:
-    """Split a migration script into complete statements (no ``executescript``: it commits)."""
-    out: list[str] = []
-    buf = ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                out.append(buf.strip())
-            buf = ""
-    if buf.strip().strip(";").strip():
-        raise ValueError(f"incomplete SQL statement in migration: {buf.strip()[:80]!r}")
-    return out
+class Connection(sa.Connection):
+    """A SQLAlchemy ``Connection`` that also runs a plain SQL string the way ``sqlite3`` does (positional
+    ``?`` parameters, rows readable by column name). Transitional: for the callers not yet on Core."""
+
+    def execute(self, statement: Any, parameters: Any = None, *, execution_options: Any = None) -> Any:
+        if isinstance(statement, str):
+            cur = self.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur.row_factory = sqlite3.Row
+            return cur.execute(statement, () if parameters is None else parameters)
+        return super().execute(statement, parameters, execution_options=execution_options)
+
+    def executemany(self, sql: str, seq: Any) -> Any:
+        """Legacy raw ``executemany`` (driver level)."""
+        return self.connection.driver_connection.executemany(sql, seq)  # type: ignore[union-attr]
+
+
+def url_of(path: str) -> str:
+    """A SQLAlchemy URL for ``path`` (a file name means SQLite)."""
+    return path if "://" in path else f"sqlite:///{path}"
+
+
+def _close_all(conns: list[Connection], engine: sa.Engine) -> None:
+    """Close ``conns`` (emptying the list) and dispose of ``engine``."""
+    while conns:
+        try:
+            conns.pop().close()
+        except DB_ERRORS:
+            pass
+    engine.dispose()
+
+
+def _sqlite_setup(busy_timeout_ms: int, synchronous: str) -> Callable[[sqlite3.Connection, Any], None]:
+    """The engine's ``connect`` hook for SQLite: driver autocommit and the pragmas. (A closure, not a bound
+    method: the engine's listener must not keep the Database, and so its connections, alive.)"""
+
+    def setup(dbapi: sqlite3.Connection, _record: Any) -> None:
+        dbapi.isolation_level = None  # autocommit; transactions are explicit
+        dbapi.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        dbapi.execute("PRAGMA journal_mode = WAL")
+        dbapi.execute(f"PRAGMA synchronous = {synchronous}")
+        dbapi.execute("PRAGMA foreign_keys = ON")
+
+    return setup
 
 
 class Database:
-    """A SQLite database file shared by threads (one connection each) and processes.
+    """A database shared by threads (one connection each) and processes.
 
-    ``transaction()`` opens ``BEGIN IMMEDIATE`` (the write lock is taken at once, so a
-    read-then-write inside it is atomic); nested use joins the outer transaction.
-    """
+    ``transaction()`` opens ``BEGIN IMMEDIATE`` on SQLite (the write lock is taken at once, so a
+    read-then-write inside it is atomic); nested use joins the outer transaction. Opening the database
+    brings its schema to the newest Alembic revision (gateway/store/migrations)."""
 
-    def __init__(
-        self,
-        path: str,
-        synchronous: str = "FULL",
-        busy_timeout_ms: int = 10_000,
-        migrations: Sequence[Migration] | None = None,
-    ) -> None:
+    def __init__(self, path: str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000,
+                 migrate: bool = True) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
+        self.url = url_of(str(path))
         self.path = str(path)
         self.synchronous = synchronous
         self.busy_timeout_ms = int(busy_timeout_ms)
+        self.sqlite = self.url.startswith("sqlite")
+        kw: dict[str, Any] = {}
+        if self.sqlite:
+            kw["connect_args"] = {"timeout": self.busy_timeout_ms / 1000, "check_same_thread": False}
+        # NullPool: each thread keeps its own connection for its life (see connection()), no pool in between.
+        self.engine = sa.create_engine(self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **kw)
+        if self.sqlite:
+            event.listen(self.engine, "connect", _sqlite_setup(self.busy_timeout_ms, self.synchronous))
         self._local = threading.local()
         self._lock = threading.Lock()
         # One writer at a time inside this process: threads queue on a lock instead of SQLite's busy
@@ -121,91 +114,103 @@ class Database:
         # waiting thread, so under load some requests starved for a second. Other processes (the CLI)
         # still meet busy_timeout.
         self._write_lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[Connection] = []
         self._closed = False
-        self.migrate(MIGRATIONS if migrations is None else migrations)
+        # Connections sit in reference cycles inside SQLAlchemy's pool: close them when this object goes,
+        # not at some later garbage collection (a process that opens many databases would run out of files).
+        weakref.finalize(self, _close_all, self._conns, self.engine)
+        if migrate:
+            from .migrations import upgrade
+            upgrade(self)
 
     # -- connections ---------------------------------------------------------------------------
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> Connection:
         """This thread's connection, opened (and configured) on first use."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         if self._closed:
             raise RuntimeError(f"database {self.path} is closed")
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout_ms / 1000,
-            isolation_level=None,  # autocommit; transactions are explicit
-            check_same_thread=False,  # only used by its thread, but close() may run elsewhere
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
+        conn = Connection(self.engine)
         self._local.conn = conn
+        self._local.raw = conn.connection.driver_connection
+        self._local.tx = False
         self._local.after_commit = []
         with self._lock:
             self._conns.append(conn)
         return conn
 
+    def in_transaction(self) -> bool:
+        """Whether this thread has a transaction open."""
+        self.connection()
+        return bool(self._local.tx)
+
     def close(self) -> None:
-        """Close every connection this object opened (all threads)."""
+        """Close every connection this object opened (all threads) and the engine."""
         with self._lock:
             self._closed = True
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+        _close_all(self._conns, self.engine)
         self._local = threading.local()
 
     # -- transactions --------------------------------------------------------------------------
     @contextmanager
-    def transaction(self, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
+    def transaction(self, relaxed: bool = False) -> Iterator[Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error); yields the connection.
 
         ``relaxed`` commits this one transaction with ``synchronous=NORMAL``: it survives a process
         crash, not a power cut. For records whose truth lives elsewhere too (a sync send the upstream
         already holds); a later FULL commit fsyncs it with everything before it."""
         conn = self.connection()
-        if conn.in_transaction:  # nested: join the outer transaction
+        if self._local.tx:  # nested: join the outer transaction
             yield conn
             return
-        with self._write_lock, self._locked_transaction(conn, relaxed):
+        with self._writer(), self._locked_transaction(conn, relaxed):
             yield conn
         callbacks, self._local.after_commit = self._local.after_commit, []
         for fn in callbacks:
             fn()
 
+    def _writer(self) -> Any:
+        """The in-process write lock (SQLite: one writer per file), or nothing."""
+        return self._write_lock if self.sqlite else nullcontext()
+
     @contextmanager
-    def _locked_transaction(self, conn: sqlite3.Connection, relaxed: bool = False) -> Iterator[None]:
+    def _locked_transaction(self, conn: Connection, relaxed: bool = False) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` on ``conn``; the caller holds the in-process write lock.
         ``relaxed``: this one transaction commits with ``synchronous=NORMAL`` (see :meth:`transaction`)."""
-        relax = relaxed and self.synchronous == "FULL"
+        local = self._local
+        if not self.sqlite:  # PostgreSQL and others: a plain transaction (the next issue)
+            raw_exec: Callable[[str], Any] = conn.exec_driver_sql
+            begin, relax = "BEGIN", False
+        else:
+            raw_exec = local.raw.execute
+            begin, relax = "BEGIN IMMEDIATE", relaxed and self.synchronous == "FULL"
         if relax:
-            conn.execute("PRAGMA synchronous = NORMAL")
+            raw_exec("PRAGMA synchronous = NORMAL")
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            raw_exec(begin)
+            local.tx = True
             try:
                 yield
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._local.after_commit = []
+                self._end(raw_exec, "ROLLBACK")
                 raise
             try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # COMMIT failed (disk full, I/O error): nothing of it is kept
-                    conn.execute("ROLLBACK")
-                self._local.after_commit = []
+                raw_exec("COMMIT")
+                local.tx = False
+            except BaseException:  # COMMIT failed (disk full, I/O error): nothing of it is kept
+                self._end(raw_exec, "ROLLBACK")
                 raise
         finally:
             if relax:
-                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                raw_exec(f"PRAGMA synchronous = {self.synchronous}")
+
+    def _end(self, raw_exec: Callable[[str], Any], sql: str) -> None:
+        local = self._local
+        local.tx = False
+        local.after_commit = []
+        if not self.sqlite or local.raw.in_transaction:
+            raw_exec(sql)
 
     @contextmanager
     def writer(self) -> Iterator[None]:
@@ -214,7 +219,7 @@ class Database:
         with self._write_lock:
             yield
 
-    def group_commit(self, write: Callable[[sqlite3.Connection, list[Any]], list[Any]],
+    def group_commit(self, write: Callable[[Connection, list[Any]], list[Any]],
                      wait_seconds: float | None = None, relaxed: bool = False) -> GroupCommit[Any, Any]:
         """A :class:`GroupCommit` on this database (``wait_seconds`` defaults to the busy timeout;
         ``relaxed`` as in :meth:`transaction`)."""
@@ -223,55 +228,29 @@ class Database:
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once this thread's open transaction commits (now, if none is open)."""
-        conn = self.connection()
-        if conn.in_transaction:
+        if self.in_transaction():
             self._local.after_commit.append(fn)
         else:
             fn()
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
-        """Run one statement on this thread's connection (autocommit unless in a transaction)."""
+    # -- legacy raw SQL (transitional: removed once every caller is a repository on Core) ------
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """Run one raw statement on this thread's connection (autocommit unless in a transaction)."""
         return self.connection().execute(sql, params)
 
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        """All rows of a query."""
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """All rows of a raw query (readable by column name)."""
         return self.connection().execute(sql, params).fetchall()
 
-    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
-        """The first row of a query, or None."""
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """The first row of a raw query, or None."""
         return self.connection().execute(sql, params).fetchone()
 
     # -- schema --------------------------------------------------------------------------------
-    def migrate(self, migrations: Sequence[Migration]) -> list[int]:
-        """Apply the migrations not yet applied, each in its own transaction; return their versions."""
-        versions = [v for v, _, _ in migrations]
-        if versions != sorted(set(versions)):
-            raise ValueError(f"migration versions must be unique and ascending: {versions}")
-        self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        applied: list[int] = []
-        for version, name, sql in migrations:
-            with self.transaction() as conn:  # re-checked under the write lock: safe across processes
-                done = conn.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-                ).fetchone()
-                if done:
-                    continue
-                for stmt in split_statements(sql):
-                    conn.execute(stmt)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, time.time()),
-                )
-                applied.append(version)
-        return applied
-
-    def schema_version(self) -> int:
-        """The highest applied migration version (0 for an empty database)."""
-        row = self.query_one("SELECT MAX(version) AS v FROM schema_migrations")
-        return int(row["v"]) if row and row["v"] is not None else 0
+    def revision(self) -> str | None:
+        """The Alembic revision the database is at (None: not under Alembic)."""
+        from .migrations import current
+        return current(self)
 
 
 class CommitTimeout(Exception):
@@ -306,7 +285,7 @@ class GroupCommit(Generic[P, R]):
     ``wait_seconds`` withdraws its payload and gets :class:`CommitTimeout`; one already taken by a leader
     waits for that leader's outcome (bounded by SQLite's busy timeout)."""
 
-    def __init__(self, db: Database, write: Callable[[sqlite3.Connection, list[P]], list[R]],
+    def __init__(self, db: Database, write: Callable[[Connection, list[P]], list[R]],
                  wait_seconds: float, relaxed: bool = False) -> None:
         self.db, self.write, self.wait_seconds = db, write, wait_seconds
         self.relaxed = relaxed  # see Database.transaction
@@ -323,9 +302,8 @@ class GroupCommit(Generic[P, R]):
 
     def submit(self, payload: P) -> R:
         """Write ``payload`` in the next group; return its result once committed (see the class docstring)."""
-        conn = self.db.connection()
-        if conn.in_transaction:  # inside this thread's own transaction (it holds the lock): join it
-            return self.write(conn, [payload])[0]
+        if self.db.in_transaction():  # inside this thread's own transaction (it holds the lock): join it
+            return self.write(self.db.connection(), [payload])[0]
         me: _Waiter[P, R] = _Waiter(payload)
         deadline = time.monotonic() + self.wait_seconds
         with self._cv:
