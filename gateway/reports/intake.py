@@ -10,14 +10,13 @@ outbox jobs commit in one transaction. Reports in the PENDING/ACCEPTED groups ar
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Sequence
 
 from ..clock import Clock
 from ..delivery.outbox import NewJob
 from ..model import ApiError, Report
 from ..store import reports as repo
-from ..store.engine import Database
+from ..store.engine import Connection, Database
 from ..store.records import Store
 from ..store.reports import StoredMessage
 from ..wire.reports import reports_from_push
@@ -79,7 +78,7 @@ class ReportIntake:
                         counts["unknown"])
         return counts
 
-    def _one(self, c: sqlite3.Connection, msg: StoredMessage, report: Report, counts: dict[str, int],
+    def _one(self, c: Connection, msg: StoredMessage, report: Report, counts: dict[str, int],
              jobs: list[NewJob]) -> None:
         if repo.record_report(c, msg, report, self.clock.now()):
             counts["stored"] += 1

@@ -10,12 +10,12 @@ Reports are relayed when final; intermediate ones only for messages sent with
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from ..config import Config
 from ..delivery.channels import CallbackChannel, NotifyUrlChannel
 from ..delivery.outbox import NewJob, Outbox
 from ..model import Report
+from ..store.engine import Connection
 from ..store.reports import StoredMessage
 from ..wire.reports import merge_reports_bodies
 from .callbacks import compile_callbacks
@@ -51,7 +51,7 @@ class Relay:
                             target.message_id, type(exc).__name__)
         return jobs
 
-    def enqueue_jobs(self, conn: sqlite3.Connection, jobs: list[NewJob]) -> int:
+    def enqueue_jobs(self, conn: Connection, jobs: list[NewJob]) -> int:
         """Queue ``jobs`` (of many reports: one statement) in the open transaction; return the jobs made."""
         made = 0
         for job, refused in zip(jobs, self.outbox.enqueue_many(jobs, conn=conn), strict=True):
