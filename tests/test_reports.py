@@ -188,6 +188,26 @@ def test_duplicate_and_intermediate_reports(make_bridge, receiver):
     assert q1(db, "SELECT status_name FROM messages")[0] == "DELIVERED_TO_HANDSET"
 
 
+def test_one_body_with_several_reports_per_message(make_bridge, receiver):
+    """Reports for one message in one body are taken in order: each sees what the one before changed."""
+    bridge = make_bridge()
+    _send(bridge, to="41793026727,41793026728", notifyUrl=receiver.url(), intermediateReport="true")
+    db = bridge.app.extensions["smsbridge"].db
+    a, b = [r[0] for r in q(db, "SELECT upstream_message_id FROM messages ORDER BY to_addr")]
+    final_a, pending_a = _report(a)["results"][0], _report(a, "PENDING_ENROUTE", "PENDING", 1, 7)["results"][0]
+    pending_b, final_b = _report(b, "PENDING_ENROUTE", "PENDING", 1, 7)["results"][0], _report(b)["results"][0]
+    body = {"results": [final_a, pending_b, pending_a, final_a, final_b]}
+    assert requests.post(_hook_url(bridge), json=body, timeout=5).json() == {"stored": 4, "duplicates": 1,
+                                                                              "unknown": 0}
+    statuses = [r[0] for r in q(db, "SELECT status_name FROM messages ORDER BY to_addr")]
+    assert statuses == ["DELIVERED_TO_HANDSET", "DELIVERED_TO_HANDSET"]  # a late intermediate changes nothing
+    def names() -> list[str]:  # reports due together share a push
+        return [r["status"]["name"] for got in receiver.snapshot() for r in json.loads(got.body)["results"]]
+
+    wait_for(lambda: len(names()) >= 4, what="four reports")
+    assert sorted(names()) == ["DELIVERED_TO_HANDSET"] * 2 + ["PENDING_ENROUTE"] * 2
+
+
 def test_intermediate_report_relayed_when_asked_in_xml_body(make_bridge, receiver):
     bridge = make_bridge()
     _send(bridge, to="41793026727", notifyUrl=receiver.url(), intermediateReport="true")

@@ -63,28 +63,35 @@ class ReportIntake:
         with self.db.transaction() as c:
             found = repo.messages_for_reports(c, submission_id, [p.message_id for p in pushed])
             seen: set[int] = set()
+            batch: list[tuple[StoredMessage, Report]] = []
             for item in pushed:
                 msg = found.get(item.message_id)
                 if msg is None:
                     counts["unknown"] += 1
                     continue
                 if msg.id in seen:  # a second report for it in this body: see what the first one changed
-                    msg = repo.message_by_row(c, msg.id) or msg
+                    if any(m.id == msg.id for m, _ in batch):
+                        self._record(c, batch, counts, jobs)
+                        batch = []
+                    msg = found[item.message_id] = repo.message_by_row(c, msg.id) or msg
                 seen.add(msg.id)
-                self._one(c, msg, caller_report(item, msg), counts, jobs)
+                batch.append((msg, caller_report(item, msg)))
+            self._record(c, batch, counts, jobs)
             self.relay.enqueue_jobs(c, jobs)
         if counts["unknown"]:
             log.warning("report for submission %s: %d item(s) with unknown messageId", submission_id,
                         counts["unknown"])
         return counts
 
-    def _one(self, c: Connection, msg: StoredMessage, report: Report, counts: dict[str, int],
-             jobs: list[NewJob]) -> None:
-        if repo.record_report(c, msg, report, self.clock.now()):
-            counts["stored"] += 1
-            jobs += self.relay.jobs(msg, report)
-        else:
-            counts["duplicates"] += 1
+    def _record(self, c: Connection, batch: list[tuple[StoredMessage, Report]], counts: dict[str, int],
+                jobs: list[NewJob]) -> None:
+        """Store a batch of reports (one per message) and prepare the jobs of the new ones."""
+        for (msg, report), new in zip(batch, repo.record_reports(c, batch, self.clock.now()), strict=True):
+            if new:
+                counts["stored"] += 1
+                jobs += self.relay.jobs(msg, report)
+            else:
+                counts["duplicates"] += 1
 
     def rejected(self, row_ids: Sequence[int]) -> None:
         """A queued message the upstream rejected gets a final report of its own (the caller was told
@@ -92,10 +99,10 @@ class ReportIntake:
         counts = {"stored": 0, "duplicates": 0, "unknown": 0}
         jobs: list[NewJob] = []
         with self.db.transaction() as c:
-            for rid in row_ids:
+            batch = []
+            for rid in dict.fromkeys(row_ids):
                 msg = repo.message_by_row(c, rid)
-                if msg is None:
-                    continue
-                pushed = Report(msg.message_id or "", done_at=self.clock.now())
-                self._one(c, msg, caller_report(pushed, msg), counts, jobs)
+                if msg is not None:
+                    batch.append((msg, caller_report(Report(msg.message_id or "", done_at=self.clock.now()), msg)))
+            self._record(c, batch, counts, jobs)
             self.relay.enqueue_jobs(c, jobs)

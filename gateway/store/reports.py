@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..model import Price, Report, ReportError, Status
 from ..wire.reports import (
@@ -19,7 +20,6 @@ from ..wire.reports import (
     report_from_wire,
     report_v1,
 )
-from .dialects import insert
 from .engine import Connection, Database
 from .schema import messages, reports, status_changes, submissions
 
@@ -111,34 +111,56 @@ def message_by_row(c: Connection, row_id: int) -> StoredMessage | None:
     return None if row is None else _stored(row)
 
 
-def record_report(c: Connection, msg: StoredMessage, report: Report, now: float) -> bool:
-    """Store ``report`` for ``msg``; False if it is a duplicate. A final report sets the message's
-    status; an intermediate one only while no final status is known."""
-    status = report.status
-    body = report_v1(report)
-    dedupe = f"{msg.id}|{status.id if status else None}|{body.get('doneAt')}|{int(report.intermediate)}"
-    stored = c.execute(insert(c, reports).values(
-        message_row=msg.id, caller=msg.caller, dedupe=dedupe, intermediate=int(report.intermediate),
-        body=json.dumps(body, ensure_ascii=False), received_at=now,
-    ).on_conflict_do_nothing(index_elements=["dedupe"]))
-    if stored.rowcount != 1:
-        return False
-    c.execute(sa.insert(status_changes).values(
-        message_row=msg.id, at=now, source="report", status_name=status.name if status else None,
-        group_name=status.group_name if status else None, detail="intermediate" if report.intermediate else "final"))
-    if report.intermediate and msg.status is not None and msg.status.group_name in FINAL_GROUPS:
-        return True
-    err, price = report.error, report.price
-    c.execute(sa.update(messages).where(m.id == msg.id).values(
-        status_group_id=status.group_id if status else None, status_group_name=status.group_name if status else None,
-        status_id=status.id if status else None, status_name=status.name if status else None,
-        status_description=status.description if status else None,
-        error=json.dumps(error_to_wire(err)) if err else None,
-        price=sa.func.coalesce(json.dumps(price_to_wire(price)) if price else None, m.price),
-        mcc_mnc=sa.func.coalesce(report.mcc_mnc, m.mcc_mnc),
-        done_at=sa.func.coalesce(None if report.intermediate else report.done_at, m.done_at), updated_at=now,
-    ))
-    return True
+# Built once (a statement built per call costs more than running it), run once per batch of reports.
+_B = sa.bindparam
+_INSERT_REPORTS = {d: ins(reports).on_conflict_do_nothing(index_elements=["dedupe"]).returning(reports.c.dedupe)
+                   for d, ins in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))}
+_INSERT_CHANGE = sa.insert(status_changes)
+_SET_STATUS = sa.update(messages).where(m.id == _B("row")).values(
+    status_group_id=_B("gid"), status_group_name=_B("gname"), status_id=_B("sid"), status_name=_B("sname"),
+    status_description=_B("sdesc"), error=_B("err"), price=sa.func.coalesce(_B("price", type_=sa.Text), m.price),
+    mcc_mnc=sa.func.coalesce(_B("mcc_mnc", type_=sa.Text), m.mcc_mnc),
+    done_at=sa.func.coalesce(_B("done", type_=sa.Double), m.done_at), updated_at=_B("now"))
+
+
+def record_reports(c: Connection, items: Sequence[tuple[StoredMessage, Report]], now: float) -> list[bool]:
+    """Store each report for its message (at most one report per message in ``items``); per item,
+    False if it is a duplicate. A final report sets the message's status; an intermediate one only
+    while no final status is known. Three statements for the whole batch."""
+    if not items:
+        return []
+    rows = []
+    for msg, report in items:
+        status, body = report.status, report_v1(report)
+        rows.append({"message_row": msg.id, "caller": msg.caller, "intermediate": int(report.intermediate),
+                     "dedupe": f"{msg.id}|{status.id if status else None}|{body.get('doneAt')}|"
+                               f"{int(report.intermediate)}",
+                     "body": json.dumps(body, ensure_ascii=False), "received_at": now})
+    inserted = set(c.execute(_INSERT_REPORTS[c.dialect.name], rows).scalars())
+    stored = [row["dedupe"] in inserted for row in rows]
+    changes, updates = [], []
+    for (msg, report), new in zip(items, stored, strict=True):
+        if not new:
+            continue
+        status = report.status
+        changes.append({"message_row": msg.id, "at": now, "source": "report",
+                        "status_name": status.name if status else None,
+                        "group_name": status.group_name if status else None,
+                        "detail": "intermediate" if report.intermediate else "final"})
+        if report.intermediate and msg.status is not None and msg.status.group_name in FINAL_GROUPS:
+            continue
+        err, price = report.error, report.price
+        updates.append({
+            "row": msg.id, "gid": status.group_id if status else None, "gname": status.group_name if status else None,
+            "sid": status.id if status else None, "sname": status.name if status else None,
+            "sdesc": status.description if status else None, "err": json.dumps(error_to_wire(err)) if err else None,
+            "price": json.dumps(price_to_wire(price)) if price else None, "mcc_mnc": report.mcc_mnc,
+            "done": None if report.intermediate else report.done_at, "now": now})
+    if changes:
+        c.execute(_INSERT_CHANGE, changes)
+    if updates:
+        c.execute(_SET_STATUS, updates)
+    return stored
 
 
 def _where(caller: str, singles: Mapping[str, str | None], lists: Mapping[str, Sequence[str]]) -> list[Any]:
