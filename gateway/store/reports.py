@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..model import Price, Report, ReportError, Status
 from ..wire.reports import (
@@ -20,10 +19,11 @@ from ..wire.reports import (
     report_from_wire,
     report_v1,
 )
+from .dialects import INSERTS
 from .engine import Connection, Database
+from .records import FINAL_GROUPS
 from .schema import messages, reports, status_changes, submissions
 
-FINAL_GROUPS = frozenset({"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"})
 _CHUNK = 500  # ids per IN (...) lookup (SQLite allows 32,766 parameters; this keeps statements small)
 m = messages.c
 
@@ -114,7 +114,7 @@ def message_by_row(c: Connection, row_id: int) -> StoredMessage | None:
 # Built once (a statement built per call costs more than running it), run once per batch of reports.
 _B = sa.bindparam
 _INSERT_REPORTS = {d: ins(reports).on_conflict_do_nothing(index_elements=["dedupe"]).returning(reports.c.dedupe)
-                   for d, ins in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))}
+                   for d, ins in INSERTS.items()}
 _INSERT_CHANGE = sa.insert(status_changes)
 _SET_STATUS = sa.update(messages).where(m.id == _B("row")).values(
     status_group_id=_B("gid"), status_group_name=_B("gname"), status_id=_B("sid"), status_name=_B("sname"),
