@@ -66,16 +66,25 @@ class StoredMessage:
     campaign_reference_id: str | None
 
 
-def _stored(r: sa.Row[Any]) -> StoredMessage:
+#: the columns of a StoredMessage, in the order _stored unpacks them (unpacking a row is ~10x faster than
+#: reading 26 attributes: this runs once per report)
+_COLS = (m.id, m.caller, m.entrance, m.message_id, m.bulk_id, m.upstream_message_id, m.to_addr, m.sender, m.text,
+         m.notify_url, m.notify_content_type, m.callback_data, m.intermediate, m.callback, m.sms_count,
+         m.status_group_id, m.status_group_name, m.status_id, m.status_name, m.status_description, m.error, m.price,
+         m.mcc_mnc, m.send_at, m.sent_at, m.done_at, m.created_at, m.entity_id, m.application_id,
+         m.campaign_reference_id)
+
+
+def _stored(row: sa.Row[Any]) -> StoredMessage:
+    (id_, caller, entrance, message_id, bulk_id, upstream_id, to, sender, text, notify_url, notify_type, cb_data,
+     intermediate, callback, sms_count, gid, gname, sid, sname, sdesc, error, price, mcc_mnc, send_at, sent_at,
+     done_at, created_at, entity_id, application_id, campaign_reference_id) = row
     return StoredMessage(
-        r.id, r.caller, r.entrance, r.message_id, r.bulk_id, r.upstream_message_id, r.to_addr, r.sender, r.text,
-        r.notify_url, r.notify_content_type, r.callback_data, bool(r.intermediate), r.callback, r.sms_count,
-        None if r.status_id is None else Status(r.status_group_id, r.status_group_name, r.status_id, r.status_name,
-                                                r.status_description or ""),
-        error_from_wire(json.loads(r.error)) if r.error else None,
-        price_from_wire(json.loads(r.price)) if r.price else None,
-        r.mcc_mnc, r.send_at, r.sent_at, r.done_at, r.created_at, r.entity_id, r.application_id,
-        r.campaign_reference_id,
+        id_, caller, entrance, message_id, bulk_id, upstream_id, to, sender, text, notify_url, notify_type, cb_data,
+        bool(intermediate), callback, sms_count,
+        None if sid is None else Status(gid, gname, sid, sname, sdesc or ""),
+        error_from_wire(json.loads(error)) if error else None, price_from_wire(json.loads(price)) if price else None,
+        mcc_mnc, send_at, sent_at, done_at, created_at, entity_id, application_id, campaign_reference_id,
     )
 
 
@@ -92,22 +101,22 @@ def messages_for_reports(c: Connection, submission_id: int, ids: Sequence[str]) 
     index; the first row wins)."""
     wanted = sorted(set(ids))
     out: dict[str, StoredMessage] = {}
-    mine = sa.select(messages).where(m.submission_id == submission_id).order_by(m.id)
+    mine = sa.select(*_COLS).where(m.submission_id == submission_id).order_by(m.id)
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i:i + _CHUNK]
         for row in c.execute(mine.where(m.upstream_message_id.in_(chunk))):
-            if row.upstream_message_id not in out:
-                out[row.upstream_message_id] = _stored(row)
+            if row[5] not in out:  # upstream_message_id
+                out[row[5]] = _stored(row)
         rest = [x for x in chunk if x not in out]
         if rest:
             for row in c.execute(mine.where(m.upstream_message_id.is_(None), m.message_id.in_(rest))):
-                if row.message_id not in out:
-                    out[row.message_id] = _stored(row)
+                if row[3] not in out:  # message_id
+                    out[row[3]] = _stored(row)
     return out
 
 
 def message_by_row(c: Connection, row_id: int) -> StoredMessage | None:
-    row = c.execute(sa.select(messages).where(m.id == row_id)).first()
+    row = c.execute(sa.select(*_COLS).where(m.id == row_id)).first()
     return None if row is None else _stored(row)
 
 
@@ -208,5 +217,5 @@ def logged_messages(db: Database, caller: str, f: Mapping[str, Any], limit: int,
         where.append(sent <= f["sentUntil"])
     if before is not None:
         where.append(m.id < before)
-    rows = db.connection().execute(sa.select(messages).where(*where).order_by(m.id.desc()).limit(limit))
+    rows = db.connection().execute(sa.select(*_COLS).where(*where).order_by(m.id.desc()).limit(limit))
     return [_stored(r) for r in rows]
