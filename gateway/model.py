@@ -117,6 +117,18 @@ class SentMessage:
 
 
 @dataclass(slots=True)
+class QueuedMessage:
+    """One destination the queue worker claimed (leased) to forward."""
+
+    row_id: int
+    spec: str  # the pre-encoded forwarding spec: opaque to everything but the code that wrote it
+    to: str
+    upstream_message_id: str | None
+    bulk_id: str | None
+    tries: int
+
+
+@dataclass(slots=True)
 class SubmissionResult:
     """The answer for a whole submission."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text
@@ -42,3 +43,34 @@ def q1(db: Database, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> s
 def run(db: Database, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
     """Run one statement (autocommit unless in a transaction); return its row count."""
     return _cursor(db, sql, params).rowcount
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def build_v6(path: str, rows: bool = True) -> None:
+    """A database file exactly as today's main (schema version 6, before Alembic) leaves it, with a few rows."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript((DATA / "schema_v6.sql").read_text())
+        if rows:
+            conn.executescript((DATA / "rows_v6.sql").read_text())
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def build_legacy(path: str, version: int) -> None:
+    """A database at an older schema version (1-5), as the old migrations left it."""
+    from gateway.store.migrations.legacy import MIGRATIONS, split_statements
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     " applied_at REAL NOT NULL)")
+        for v, name, sql in MIGRATIONS[:version]:
+            for stmt in split_statements(sql):
+                conn.execute(stmt)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 1700000000.0)", (v, name))
+    finally:
+        conn.close()

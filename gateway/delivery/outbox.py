@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import requests
@@ -33,7 +31,8 @@ import requests
 from gateway.clock import Clock, scaled
 from gateway.delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from gateway.redact import redact_url
-from gateway.store.engine import Database
+from gateway.store.engine import Connection, Database
+from gateway.store.outbox import Finished, Job, OutboxStore, headers_json
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,6 @@ STATES = ("pending", "leased", "done", "dead")
 METHODS = ("GET", "POST", "PUT")
 RETRYABLE_4XX = (408, 429)
 _MAX_BODY_READ = 64 * 1024
-_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
 
 def retry_delay(attempts: int, time_scale: float = 1.0) -> float | None:
@@ -59,8 +57,6 @@ def retry_delay(attempts: int, time_scale: float = 1.0) -> float | None:
 
 
 CLAIM_BATCH = 16  # jobs a worker leases per transaction (their outcomes are recorded in one transaction too)
-#: due: pending and due, or leased with an expired lease (parameters: now, now)
-_DUE = "(state = 'pending' AND next_at <= ?) OR (state = 'leased' AND lease_until <= ?)"
 #: merges the bodies of several jobs (same kind and target) into one request body, or None if they cannot be
 Merge = Callable[[list[bytes | None], str | None], bytes | None]
 
@@ -76,80 +72,6 @@ class DeliveryError(Exception):
         self.reason = reason
         self.status = status
         self.permanent = permanent
-
-
-@dataclass
-class Job:
-    """One outbox job as stored."""
-
-    id: int
-    kind: str
-    caller: str | None
-    ref: str | None
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
-    content_type: str | None = None
-    attempts: int = 0
-    next_at: float = 0.0
-    state: str = "pending"
-    last_error: str | None = None
-    last_status: int | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Job:
-        body = row["body"]
-        return cls(
-            id=int(row["id"]),
-            kind=row["kind"],
-            caller=row["caller"],
-            ref=row["ref"],
-            method=row["method"],
-            url=row["url"],
-            headers=json.loads(row["headers"] or "{}"),
-            body=bytes(body) if body is not None else None,
-            content_type=row["content_type"],
-            attempts=int(row["attempts"]),
-            next_at=float(row["next_at"]),
-            state=row["state"],
-            last_error=row["last_error"],
-            last_status=row["last_status"],
-            created_at=float(row["created_at"]),
-            updated_at=float(row["updated_at"]),
-        )
-
-    def public(self) -> dict[str, Any]:
-        """A view safe to show (URL redacted, secret headers masked, body omitted)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "caller": self.caller,
-            "ref": self.ref,
-            "method": self.method,
-            "url": redact_url(self.url),
-            "headers": {
-                k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()
-            },
-            "content_type": self.content_type,
-            "body_bytes": len(self.body) if self.body is not None else 0,
-            "attempts": self.attempts,
-            "next_at": self.next_at,
-            "state": self.state,
-            "last_error": self.last_error,
-            "last_status": self.last_status,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-
-_INSERT = (
-    "INSERT INTO outbox_jobs (kind, caller, ref, method, url, headers, body, content_type,"
-    " attempts, next_at, state, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending', ?, ?)"
-)
 
 
 class NewJob(NamedTuple):
@@ -267,11 +189,6 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _group_key(row: sqlite3.Row) -> tuple[Any, ...]:
-    """What jobs must share to be merged into one request (see :meth:`Outbox.mergeable`)."""
-    return row["kind"], row["method"], row["url"], row["headers"], row["content_type"], row["caller"]
-
-
 def _id_ranges(ids: list[int]) -> str:
     """``[1, 2, 3, 7]`` -> ``1-3, 7`` (for one log line per merged request)."""
     ids = sorted(ids)
@@ -313,6 +230,7 @@ class Outbox:
         if lease_seconds <= connect_timeout + read_timeout:
             raise ValueError("lease_seconds must exceed connect_timeout + read_timeout")
         self.db = db
+        self.store = OutboxStore(db)
         self.clock = clock
         self.time_scale = time_scale
         self.workers = workers
@@ -341,7 +259,7 @@ class Outbox:
         headers: Mapping[str, str] | None = None,
         caller: str | None = None,
         ref: str | None = None,
-        conn: sqlite3.Connection | None = None,
+        conn: Connection | None = None,
     ) -> int:
         """Store a job due now and return its id; raise :class:`UrlNotAllowed` if the caller's
         policy refuses the URL. With ``conn`` (inside an open transaction) the job commits with it."""
@@ -349,15 +267,15 @@ class Outbox:
         params = self._params(job, self.clock.now())
         self._check(job.caller, job.url)
         if conn is not None:
-            job_id = int(conn.execute(_INSERT, params).lastrowid or 0)
+            job_id = self.store.add(conn, params)
             self._wake_after(conn)
             return job_id
         with self.db.transaction() as c:
-            job_id = int(c.execute(_INSERT, params).lastrowid or 0)
+            job_id = self.store.add(c, params)
         self._wake.set()
         return job_id
 
-    def enqueue_many(self, jobs: Sequence[NewJob], conn: sqlite3.Connection | None = None) -> list[str | None]:
+    def enqueue_many(self, jobs: Sequence[NewJob], conn: Connection | None = None) -> list[str | None]:
         """Store ``jobs`` due now with one statement (``executemany``): per job, None if queued or the
         reason the caller's policy refused its URL (that job is not stored). The policy is asked once per
         caller and URL. With ``conn`` (inside an open transaction) the jobs commit with it."""
@@ -379,11 +297,11 @@ class Outbox:
         if not rows:
             return out
         if conn is not None:
-            conn.executemany(_INSERT, rows)
+            self.store.add_many(conn, rows)
             self._wake_after(conn)
             return out
         with self.db.transaction() as c:
-            c.executemany(_INSERT, rows)
+            self.store.add_many(c, rows)
         self._wake.set()
         return out
 
@@ -395,15 +313,15 @@ class Outbox:
             pass  # maybe a DNS hiccup: delivery checks again and retries on the schedule
 
     @staticmethod
-    def _params(job: NewJob, now: float) -> tuple[Any, ...]:
+    def _params(job: NewJob, now: float) -> dict[str, Any]:
         method = job.method.upper()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}")
         body = job.body.encode("utf-8") if isinstance(job.body, str) else job.body
-        headers = json.dumps(dict(job.headers)) if job.headers else "{}"
-        return job.kind, job.caller, job.ref, method, job.url, headers, body, job.content_type, now, now, now
+        return OutboxStore.row(job.kind, job.caller, job.ref, method, job.url, headers_json(job.headers), body,
+                               job.content_type, now)
 
-    def _wake_after(self, conn: sqlite3.Connection) -> None:
+    def _wake_after(self, conn: Connection) -> None:
         if conn is self.db.connection():
             self.db.after_commit(self._wake.set)  # wake workers once the jobs are visible
         else:
@@ -446,48 +364,35 @@ class Outbox:
         cap = max(limit, cap or limit)
         token = uuid.uuid4().hex  # one lease token for the claim: the jobs are leased and recorded together
         with self.db.transaction() as conn:  # BEGIN IMMEDIATE: select + update under the write lock
-            rows = conn.execute(f"SELECT * FROM outbox_jobs WHERE {_DUE} ORDER BY next_at, id LIMIT ?",
-                                (now, now, limit)).fetchall()
+            jobs = self.store.due(conn, now, limit)
             if self._merge and self.max_batch > 1:
-                rows += self._fill(conn, rows, now, cap)
-            if not rows:
+                jobs += self._fill(conn, jobs, now, cap)
+            if not jobs:
                 return []
-            ids = [row["id"] for row in rows]
-            marks = ",".join("?" * len(ids))
-            cur = conn.execute(
-                f"UPDATE outbox_jobs SET state = 'leased', lease_until = ?, lease_token = ?, updated_at = ?"
-                f" WHERE id IN ({marks}) AND ({_DUE})",
-                (now + self.lease_seconds, token, now, *ids, now, now),
-            )
-            if cur.rowcount != len(ids):  # cannot happen under BEGIN IMMEDIATE; kept honest anyway
-                mine = {r[0] for r in conn.execute("SELECT id FROM outbox_jobs WHERE lease_token = ?", (token,))}
-                rows = [row for row in rows if row["id"] in mine]
+            mine = self.store.lease(conn, [j.id for j in jobs], now, now + self.lease_seconds, token)
         out = []
-        for row in rows:
-            job = Job.from_row(row)
-            job.state = "leased"
-            out.append((job, token))
+        for job in jobs:
+            if job.id in mine:
+                job.state = "leased"
+                out.append((job, token))
         return out
 
-    def _fill(self, conn: sqlite3.Connection, rows: list[sqlite3.Row], now: float, cap: int) -> list[sqlite3.Row]:
-        """More due rows for each mergeable group in ``rows`` (each group up to ``max_batch``, all up to ``cap``)."""
-        seen = {row["id"] for row in rows}
-        groups: dict[tuple[Any, ...], int] = {}
-        for row in rows:
-            if row["kind"] in self._merge:
-                key = _group_key(row)
-                groups[key] = groups.get(key, 0) + 1
-        more: list[sqlite3.Row] = []
-        for key, n in groups.items():
-            room = min(self.max_batch - n, cap - len(rows) - len(more))
+    def _fill(self, conn: Connection, jobs: list[Job], now: float, cap: int) -> list[Job]:
+        """More due jobs for each mergeable group in ``jobs`` (each group up to ``max_batch``, all up to ``cap``)."""
+        seen = {job.id for job in jobs}
+        groups: dict[tuple[Any, ...], tuple[Job, int]] = {}
+        for job in jobs:
+            if job.kind in self._merge:
+                key = job.group_key()
+                first, n = groups.get(key, (job, 0))
+                groups[key] = (first, n + 1)
+        more: list[Job] = []
+        for first, n in groups.values():
+            room = min(self.max_batch - n, cap - len(jobs) - len(more))
             if room <= 0:
                 continue
-            found = conn.execute(
-                f"SELECT * FROM outbox_jobs WHERE ({_DUE}) AND kind = ? AND method = ? AND url = ? AND headers = ?"
-                " AND content_type IS ? AND caller IS ? ORDER BY next_at, id LIMIT ?",
-                (now, now, *key, room + n),
-            ).fetchall()
-            more += [row for row in found if row["id"] not in seen][:room]
+            found = self.store.due_like(conn, first, now, room + n)
+            more += [job for job in found if job.id not in seen][:room]
         return more
 
     def _units(self, claimed: list[tuple[Job, str]]) -> list[tuple[list[tuple[Job, str]], bytes | None]]:
@@ -560,42 +465,28 @@ class Outbox:
     def _record(self, outcomes: list[Outcome]) -> None:
         now = self.clock.now()
         done: list[tuple[Job, str, int | None, str | None, int]] = []
-        with self.db.transaction() as conn:
-            for job, token, at, result, duration_ms, refused in outcomes:
-                if refused is not None:  # the URL is no longer allowed: dead at once, no request made
-                    conn.execute(
-                        "UPDATE outbox_jobs SET state = 'dead', last_error = ?, last_status = NULL,"
-                        " lease_until = NULL, lease_token = NULL, updated_at = ? WHERE id = ? AND lease_token = ?",
-                        (f"not sent: {refused}", now, job.id, token),
-                    )
-                    done.append((job, "refused", None, refused, job.attempts))
-                    continue
-                if result is None:  # not attempted: back to pending as it was
-                    conn.execute(
-                        "UPDATE outbox_jobs SET state = 'pending', lease_until = NULL, lease_token = NULL,"
-                        " updated_at = ? WHERE id = ? AND lease_token = ?", (now, job.id, token))
-                    continue
-                attempts = job.attempts + 1
-                if isinstance(result, int):
-                    state, status, error, next_at = "done", result, None, job.next_at
-                else:
-                    status, error = result.status, result.reason
-                    delay = None if result.permanent else retry_delay(attempts, self.time_scale)
-                    state, next_at = ("dead", job.next_at) if delay is None else ("pending", at + delay)
-                conn.execute(
-                    "INSERT INTO outbox_attempts (job_id, attempt, at, http_status, error, duration_ms)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (job.id, attempts, at, status, error, round(duration_ms, 3)),
-                )
-                cur = conn.execute(
-                    "UPDATE outbox_jobs SET state = ?, attempts = ?, next_at = ?, last_status = ?,"
-                    " last_error = ?, lease_until = NULL, lease_token = NULL, updated_at = ?"
-                    " WHERE id = ? AND lease_token = ?",
-                    (state, attempts, next_at, status, error, now, job.id, token),
-                )
-                if cur.rowcount != 1:
-                    log.warning("outbox job %s: lease lost before the attempt was recorded", job.id)
-                done.append((job, state, status, error, attempts))
+        refused_jobs: list[tuple[Job, str, str]] = []
+        released: list[tuple[Job, str]] = []
+        finished: list[Finished] = []
+        for job, token, at, result, duration_ms, refused in outcomes:
+            if refused is not None:  # the URL is no longer allowed: dead at once, no request made
+                refused_jobs.append((job, token, refused))
+                done.append((job, "refused", None, refused, job.attempts))
+                continue
+            if result is None:  # not attempted: back to pending as it was
+                released.append((job, token))
+                continue
+            attempts = job.attempts + 1
+            if isinstance(result, int):
+                state, status, error, next_at = "done", result, None, job.next_at
+            else:
+                status, error = result.status, result.reason
+                delay = None if result.permanent else retry_delay(attempts, self.time_scale)
+                state, next_at = ("dead", job.next_at) if delay is None else ("pending", at + delay)
+            finished.append(Finished(job, token, at, state, attempts, next_at, status, error, duration_ms))
+            done.append((job, state, status, error, attempts))
+        for job_id in self.store.record(now, refused_jobs, released, finished):
+            log.warning("outbox job %s: lease lost before the attempt was recorded", job_id)
         self._log(done)
 
     def _log(self, done: list[tuple[Job, str, int | None, str | None, int]]) -> None:
@@ -663,74 +554,48 @@ class Outbox:
             self._wake.wait(wait)
 
     def _seconds_until_due(self) -> float:
-        row = self.db.query_one(
-            "SELECT MIN(CASE WHEN state = 'pending' THEN next_at ELSE lease_until END) AS t"
-            " FROM outbox_jobs WHERE state IN ('pending', 'leased')"
-        )
-        if row is None or row["t"] is None:
+        t = self.store.next_due()
+        if t is None:
             return self.idle_wait
-        return min(self.idle_wait, max(0.005, float(row["t"]) - self.clock.now()))
+        return min(self.idle_wait, max(0.005, t - self.clock.now()))
 
     # -- inspection ----------------------------------------------------------------------------
     def job(self, job_id: int) -> Job | None:
-        row = self.db.query_one("SELECT * FROM outbox_jobs WHERE id = ?", (job_id,))
-        return Job.from_row(row) if row else None
+        return self.store.job(job_id)
 
     def jobs(self, state: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
         """Jobs, newest first, optionally of one state."""
         if state is not None and state not in STATES:
             raise ValueError(f"state must be one of {STATES}")
-        where, params = ("WHERE state = ?", [state]) if state else ("", [])
-        rows = self.db.query(
-            f"SELECT * FROM outbox_jobs {where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
-        return [Job.from_row(r) for r in rows]
+        return self.store.jobs(state, limit, offset)
 
     def dead_letters(self, limit: int = 100) -> list[Job]:
         return self.jobs("dead", limit)
 
     def attempts(self, job_id: int) -> list[dict[str, Any]]:
         """The recorded attempts of a job, oldest first."""
-        rows = self.db.query(
-            "SELECT attempt, at, http_status, error, duration_ms FROM outbox_attempts"
-            " WHERE job_id = ? ORDER BY attempt, id",
-            (job_id,),
-        )
-        return [dict(r) for r in rows]
+        return self.store.attempts(job_id)
 
     def redrive(self, job_id: int) -> bool:
         """Dead → pending with attempts reset, due now; False if the job is not dead."""
-        now = self.clock.now()
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE outbox_jobs SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
-                " WHERE id = ? AND state = 'dead'",
-                (now, now, job_id),
-            )
-        if cur.rowcount == 1:
+        if self.store.redrive(job_id, self.clock.now()):
             self._wake.set()
             return True
         return False
 
     def depth(self) -> int:
         """Jobs not finished yet (pending + leased)."""
-        row = self.db.query_one("SELECT COUNT(*) AS n FROM outbox_jobs WHERE state IN ('pending', 'leased')")
-        return int(row["n"]) if row else 0
+        return self.store.depth()
 
     def oldest_age(self) -> float | None:
         """Seconds since the oldest unfinished job was enqueued, or None."""
-        row = self.db.query_one(
-            "SELECT MIN(created_at) AS t FROM outbox_jobs WHERE state IN ('pending', 'leased')"
-        )
-        if row is None or row["t"] is None:
-            return None
-        return max(0.0, self.clock.now() - float(row["t"]))
+        t = self.store.oldest_created()
+        return None if t is None else max(0.0, self.clock.now() - t)
 
     def stats(self) -> dict[str, int]:
         """This instance's counters (attempts, delivered, retries, dead) plus depth and dead letters."""
         with self._lock:
             out = dict(self._counters)
-        row = self.db.query_one("SELECT COUNT(*) AS n FROM outbox_jobs WHERE state = 'dead'")
         out["depth"] = self.depth()
-        out["dead_letters"] = int(row["n"]) if row else 0
+        out["dead_letters"] = self.store.dead()
         return out

@@ -18,6 +18,7 @@ from ..clock import fmt_time, parse_time
 from ..config import Caller
 from ..model import ApiError
 from ..services import bridge
+from ..store.bulks import ScheduledMessage, reschedule, scheduled
 from ..validate import Errors, format_datetime, parse_datetime, parse_enum
 from ..wire.formats import JSON, render
 from .common import authenticate, request_params
@@ -27,24 +28,22 @@ bp = Blueprint("bulks", __name__)
 BULK_STATUSES = ("PENDING", "PAUSED", "CANCELED")
 
 
-def _bulk(caller: Caller) -> tuple[str, list[Any]]:
+def _bulk(caller: Caller) -> tuple[str, list[ScheduledMessage]]:
     bulk_id = request_params().get("bulkId")
     if not bulk_id:
         raise ApiError.bad_request("bulkId", "is required")
-    rows = bridge().store.db.query(
-        "SELECT id, state, send_at, upstream_bulk_id FROM messages WHERE caller = ? AND bulk_id = ?"
-        " AND send_at IS NOT NULL", (caller.name, bulk_id))
+    rows = scheduled(bridge().store.db, caller.name, bulk_id)
     if not rows:  # unknown, another caller's, or not scheduled: the same answer
         raise ApiError(404, "NOT_FOUND", f"No scheduled bulk with bulkId {bulk_id!r}")
     return bulk_id, rows
 
 
-def _queued(rows: list[Any]) -> bool:
-    return all(r["state"] in ("queued", "sending") for r in rows)
+def _queued(rows: list[ScheduledMessage]) -> bool:
+    return all(r.state in ("queued", "sending") for r in rows)
 
 
-def _upstream_id(bulk_id: str, rows: list[Any]) -> str:
-    return next((r["upstream_bulk_id"] for r in rows if r["upstream_bulk_id"]), bulk_id)
+def _upstream_id(bulk_id: str, rows: list[ScheduledMessage]) -> str:
+    return next((r.upstream_bulk_id for r in rows if r.upstream_bulk_id), bulk_id)
 
 
 def _not_yet(bulk_id: str) -> ApiError:
@@ -64,7 +63,7 @@ def bulk_get() -> Response:
     g.fmt = JSON
     bulk_id, rows = _bulk(authenticate(None, "bulks"))
     if _queued(rows):
-        return render({"bulkId": bulk_id, "sendAt": fmt_time(rows[0]["send_at"])}, JSON, "bulk")
+        return render({"bulkId": bulk_id, "sendAt": fmt_time(rows[0].send_at)}, JSON, "bulk")
     answer = bridge().sender.upstream.bulk("GET", _upstream_id(bulk_id, rows))
     return render({**answer, "bulkId": bulk_id}, JSON, "bulk")
 
@@ -84,9 +83,7 @@ def bulk_reschedule() -> Response:
     at = parse_time(answer.get("sendAt"))
     if at is not None:
         ctx = bridge()
-        with ctx.store.db.transaction() as c:
-            c.executemany("UPDATE messages SET send_at = ?, updated_at = ? WHERE id = ?",
-                          [(at, ctx.clock.now(), r["id"]) for r in rows])
+        reschedule(ctx.store.db, [r.row_id for r in rows], at, ctx.clock.now())
     return render({**answer, "bulkId": bulk_id}, JSON, "bulk")
 
 

@@ -19,6 +19,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from ..metrics import CONTENT_TYPE, Metrics
 from ..model import ApiError
 from ..services import bridge
+from ..store import probe
 from .openapi import spec_for
 
 bp = Blueprint("ops", __name__)
@@ -59,9 +60,7 @@ def _check_database() -> dict[str, Any]:
     ctx = bridge()
     started = time.perf_counter()
     try:
-        with ctx.db.transaction() as conn:  # a real write: proves the file and its folder are writable
-            conn.execute("CREATE TABLE IF NOT EXISTS ops_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL)")
-            conn.execute("INSERT OR REPLACE INTO ops_probe (id, at) VALUES (1, ?)", (ctx.clock.now(),))
+        probe.touch(ctx.db, ctx.clock.now())  # a real write: proves the file and its folder are writable
     except Exception as exc:  # any failure means not ready; the type says why
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}

@@ -32,7 +32,7 @@ from ..clock import Clock, parse_time, scaled
 from ..config import Caller, Config, TemplateSpec
 from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from ..ids import new_id, new_ids, new_token
-from ..model import ApiError, Message, SentMessage, Status, Submission, SubmissionResult
+from ..model import ApiError, Message, QueuedMessage, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
 from ..store.engine import DB_ERRORS, CommitTimeout
 from ..store.records import MessageRow, Store, SubmissionRecord
@@ -253,29 +253,29 @@ class QueueWorker:
             return 0
         specs: dict[str, dict[str, Any]] = {}
         for r in rows:
-            if r["spec"] not in specs:
-                specs[r["spec"]] = json.loads(r["spec"])
-        first = specs[rows[0]["spec"]].get("_submission")
-        same = [r for r in rows if specs[r["spec"]].get("_submission") == first]
+            if r.spec not in specs:
+                specs[r.spec] = json.loads(r.spec)
+        first = specs[rows[0].spec].get("_submission")
+        same = [r for r in rows if specs[r.spec].get("_submission") == first]
         if len(same) < len(rows):  # submission-level options differ: those wait for a batch of their own
-            self.store.release([r["id"] for r in rows if specs[r["spec"]].get("_submission") != first])
+            self.store.release([r.row_id for r in rows if specs[r.spec].get("_submission") != first])
             rows = same
         self._forward(rows, specs, first or {})
         return len(rows)
 
-    def _forward(self, rows: list[Any], specs: dict[str, dict[str, Any]], extras: dict[str, Any]) -> None:
+    def _forward(self, rows: list[QueuedMessage], specs: dict[str, dict[str, Any]], extras: dict[str, Any]) -> None:
         groups: dict[str, list[dict[str, str]]] = {}
         for r in rows:
-            groups.setdefault(r["spec"], []).append({"to": r["to_addr"], "messageId": r["upstream_message_id"]})
+            groups.setdefault(r.spec, []).append({"to": r.to, "messageId": r.upstream_message_id})
         messages = []
         for spec, destinations in groups.items():
             m = {k: v for k, v in specs[spec].items() if k != "_submission"}
             m["destinations"] = destinations
             messages.append(m)
         body: dict[str, Any] = {"messages": messages, **extras, "includeSmsCountInResponse": True}
-        bulks = {r["bulk_id"] for r in rows}
-        if len(bulks) == 1 and rows[0]["bulk_id"]:  # a batch mixing submissions leaves the bulkId to the upstream;
-            body["bulkId"] = rows[0]["bulk_id"]  # the caller's bulkId stays in the record and in its reports
+        bulks = {r.bulk_id for r in rows}
+        if len(bulks) == 1 and rows[0].bulk_id:  # a batch mixing submissions leaves the bulkId to the upstream;
+            body["bulkId"] = rows[0].bulk_id  # the caller's bulkId stays in the record and in its reports
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []
         now = self.clock.now()
@@ -285,29 +285,29 @@ class QueueWorker:
             attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text)
             if exc.http_status == 400:  # the upstream refused the request itself: final
                 status = STATUS_BY_NAME["REJECTED_SYSTEM_ERROR"]
-                rejected = [(r["id"], "rejected", status, None) for r in rows]
+                rejected = [(r.row_id, "rejected", status, None) for r in rows]
                 self.store.batch_answered(batch, rejected, None, attempt, len(rows))
                 log.warning("queue: upstream rejected a batch of %d: %s", len(rows), exc.text)
                 if self.on_rejected:
-                    self.on_rejected([r["id"] for r in rows])
+                    self.on_rejected([r.row_id for r in rows])
                 return
-            retry = [(r["id"], now + self.backoff(r["tries"] + 1), exc.text) for r in rows]
+            retry = [(r.row_id, now + self.backoff(r.tries + 1), exc.text) for r in rows]
             self.store.batch_failed(batch, attempt, len(rows), retry)
             log.warning("queue: batch of %d not accepted (%s); retrying", len(rows), exc.text)
             return
         answered = {m.message_id: m for m in result.messages if m.message_id}
         outcomes, retry, rejected_ids = [], [], []
         for r in rows:
-            sent = answered.get(r["upstream_message_id"])
+            sent = answered.get(r.upstream_message_id)
             if sent is None:
-                retry.append((r["id"], now + self.backoff(r["tries"] + 1), "missing from the upstream's answer"))
+                retry.append((r.row_id, now + self.backoff(r.tries + 1), "missing from the upstream's answer"))
             elif sent.status.name == DUPLICATE:  # accepted by an earlier attempt whose answer was lost
-                outcomes.append((r["id"], "sent", PENDING_ACCEPTED, sent.sms_count))
+                outcomes.append((r.row_id, "sent", PENDING_ACCEPTED, sent.sms_count))
             elif sent.status.group_name == "REJECTED":
-                outcomes.append((r["id"], "rejected", sent.status, sent.sms_count))
-                rejected_ids.append(r["id"])
+                outcomes.append((r.row_id, "rejected", sent.status, sent.sms_count))
+                rejected_ids.append(r.row_id)
             else:
-                outcomes.append((r["id"], "sent", sent.status, sent.sms_count))
+                outcomes.append((r.row_id, "sent", sent.status, sent.sms_count))
         self.store.batch_answered(batch, outcomes, result.bulk_id, attempts[-1], len(rows), retry)
         if rejected_ids and self.on_rejected:
             self.on_rejected(rejected_ids)

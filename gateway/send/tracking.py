@@ -16,10 +16,9 @@ Infobip's end tag (``POST /ct/1/log/end/<upstream messageId>``) and records it o
 
 from __future__ import annotations
 
-import sqlite3
-
 from ..clock import Clock
 from ..model import ApiError
+from ..store import tracking as store
 from ..store.engine import Database
 from .upstream import Attempt, UpstreamClient
 
@@ -38,26 +37,24 @@ class Conversions:
     def __init__(self, db: Database, clock: Clock, upstream: UpstreamClient) -> None:
         self.db, self.clock, self.upstream = db, clock, upstream
 
-    def find(self, caller: str, message_id: str) -> sqlite3.Row | None:
-        return self.db.query_one(
-            "SELECT id, state, upstream_message_id, process_key FROM messages WHERE message_id = ? AND caller = ?"
-            " ORDER BY id DESC LIMIT 1", (message_id, caller))
+    def find(self, caller: str, message_id: str) -> store.TrackedMessage | None:
+        return store.find(self.db, caller, message_id)
 
     def log_end(self, caller: str, message_id: str, attempts: list[Attempt] | None = None) -> str:
         """Confirm a conversion of ``caller``'s message ``message_id``; return the processKey."""
         row = self.find(caller, message_id)
         if row is None:
             raise not_found(message_id)
-        if row["process_key"]:
-            return self._recorded(row["id"], row["process_key"])
-        if row["state"] in NOT_YET:
+        if row.process_key:
+            return self._recorded(row.row_id, row.process_key)
+        if row.state in NOT_YET:
             raise ApiError(409, "CONFLICT", f"Message {message_id!r} is not forwarded yet; log the conversion "
                                             "once it is sent")
-        if row["state"] in NEVER or not row["upstream_message_id"]:
+        if row.state in NEVER or not row.upstream_message_id:
             raise ApiError(409, "CONFLICT", f"Message {message_id!r} was not accepted upstream; there is no "
                                             "conversion to log")
         try:
-            key = self.upstream.log_conversion(row["upstream_message_id"], attempts)
+            key = self.upstream.log_conversion(row.upstream_message_id, attempts)
         except ApiError as exc:
             if exc.http_status == 504:
                 raise ApiError(504, "GATEWAY_TIMEOUT", "Upstream did not answer in time; the conversion may have "
@@ -66,14 +63,8 @@ class Conversions:
                 raise ApiError(404, "NOT_FOUND", f"The upstream does not know message {message_id!r} (any more)"
                                ) from None
             raise
-        return self._recorded(row["id"], key)
+        return self._recorded(row.row_id, key)
 
     def _recorded(self, row_id: int, key: str) -> str:
         """Record ``key`` unless one is recorded already; count the call; return the recorded key."""
-        now = self.clock.now()
-        with self.db.transaction() as c:
-            c.execute(
-                "UPDATE messages SET process_key = COALESCE(process_key, ?), converted_at = COALESCE(converted_at, ?),"
-                " conversion_calls = conversion_calls + 1, updated_at = ? WHERE id = ?", (key, now, now, row_id))
-            stored = c.execute("SELECT process_key FROM messages WHERE id = ?", (row_id,)).fetchone()
-        return str(stored["process_key"]) if stored else key
+        return store.record_conversion(self.db, row_id, key, self.clock.now())

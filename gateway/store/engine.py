@@ -15,11 +15,12 @@ PostgreSQL URL can follow with the same repositories.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any, Generic, TypeVar
 
@@ -42,6 +43,8 @@ class Connection(sa.Connection):
     """A SQLAlchemy ``Connection`` that also runs a plain SQL string the way ``sqlite3`` does (positional
     ``?`` parameters, rows readable by column name). Transitional: for the callers not yet on Core."""
 
+    raw: Any = None  # the driver's connection (set by Database.connection)
+
     def execute(self, statement: Any, parameters: Any = None, *, execution_options: Any = None) -> Any:
         if isinstance(statement, str):
             cur = self.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -52,6 +55,74 @@ class Connection(sa.Connection):
     def executemany(self, sql: str, seq: Any) -> Any:
         """Legacy raw ``executemany`` (driver level)."""
         return self.connection.driver_connection.executemany(sql, seq)  # type: ignore[union-attr]
+
+
+class Prepared:
+    """A Core statement compiled once per dialect (and per IN-list length) to the driver's own SQL and run on
+    the driver's cursor: for the few hottest statements only, where SQLAlchemy's per-execution parameter work
+    (expanding IN lists, a dict per row) cost more than SQLite itself. The statement stays Core, so each
+    dialect gets its own SQL; parameters must need no type processing (numbers, strings, bytes, None). On a
+    driver whose paramstyle is not ``qmark`` (not SQLite) it runs through SQLAlchemy as usual.
+
+    ``expanding`` names the statement's one expanding ``bindparam`` (an ``IN`` list), if any; ``keys`` the
+    columns an ``insert()`` sets (its parameters, in that order)."""
+
+    def __init__(self, stmt: Any, expanding: str | None = None, keys: Sequence[str] | None = None) -> None:
+        self.stmt, self.expanding, self.keys = stmt, expanding, list(keys) if keys else None
+        self._getter = (operator.itemgetter(*self.keys) if len(self.keys) > 1 else lambda r: (r[self.keys[0]],)
+                        ) if self.keys else None
+        self._cache: dict[tuple[str, int], tuple[str, list[str], dict[str, Any]]] = {}
+
+    def _compiled(self, dialect: Any, n: int) -> tuple[str, list[str], dict[str, Any]]:
+        key = (dialect.name, n)
+        hit = self._cache.get(key)
+        if hit is None:
+            comp = self.stmt.compile(dialect=dialect, column_keys=self.keys)
+            sql, names = comp.string, list(comp.positiontup or [])
+            if self.expanding:  # SQLAlchemy leaves the IN list to execution time: render it for n values
+                sql = sql.replace(f"__[POSTCOMPILE_{self.expanding}]", ", ".join("?" * n))
+            hit = self._cache[key] = (sql, names, comp.params)  # params: the values built into the statement
+        return hit
+
+    def _args(self, names: list[str], fixed: dict[str, Any], params: Mapping[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for k in names:
+            if k == self.expanding:
+                out += params[k]
+            else:
+                out.append(params[k] if k in params else fixed[k])
+        return out
+
+    def run(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """Execute once; returns the driver's cursor (``fetchall()``, ``rowcount``)."""
+        params = params or {}
+        if conn.dialect.paramstyle != "qmark":  # other drivers: SQLAlchemy's own execution (same results API)
+            return conn.execute(self.stmt, dict(params))
+        n = len(params[self.expanding]) if self.expanding else 0
+        sql, names, fixed = self._compiled(conn.dialect, n)
+        return _raw(conn).cursor().execute(sql, self._args(names, fixed, params))
+
+    def many(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]) -> Any:
+        """``executemany`` (no expanding parameter): one row of parameters per mapping, or per tuple in the
+        order of ``keys`` (an insert's hottest form: no dict per row)."""
+        if rows and isinstance(rows[0], tuple):
+            if conn.dialect.paramstyle == "qmark" and self._compiled(conn.dialect, 0)[1] == self.keys:
+                return _raw(conn).cursor().executemany(self._compiled(conn.dialect, 0)[0], rows)
+            rows = [dict(zip(self.keys or (), r, strict=True)) for r in rows]  # type: ignore[arg-type]
+        if conn.dialect.paramstyle != "qmark":
+            return conn.execute(self.stmt, [dict(r) for r in rows])  # type: ignore[arg-type]
+        sql, names, fixed = self._compiled(conn.dialect, 0)
+        cur = _raw(conn).cursor()
+        if self.keys and names == self.keys:  # an insert of exactly its columns: one C-level getter per row
+            get = self._getter
+            return cur.executemany(sql, [get(r) for r in rows])
+        return cur.executemany(sql, [self._args(names, fixed, r) for r in rows])
+
+
+def _raw(conn: sa.Connection) -> Any:
+    """The driver's connection under ``conn`` (kept on the engine's own connections: no property chain)."""
+    raw = getattr(conn, "raw", None)
+    return raw if raw is not None else conn.connection.driver_connection
 
 
 def url_of(path: str) -> str:
@@ -133,7 +204,7 @@ class Database:
             raise RuntimeError(f"database {self.path} is closed")
         conn = Connection(self.engine)
         self._local.conn = conn
-        self._local.raw = conn.connection.driver_connection
+        self._local.raw = conn.raw = conn.connection.driver_connection
         self._local.tx = False
         self._local.after_commit = []
         with self._lock:

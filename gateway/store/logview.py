@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
+
 from ..redact import redact, redact_url
 from .engine import Database
+from .schema import inbound_messages as I
+from .schema import messages as M
+from .schema import outbox_jobs as J
+from .schema import status_changes, submissions, upstream_attempts
+
+Row = Mapping[str, Any]
 
 VIEWS: tuple[tuple[str, str], ...] = (
     ("messages", "Messages"), ("attempts", "Upstream attempts"), ("outbox", "Outbox jobs"),
@@ -87,8 +95,8 @@ def fmt(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _in(column: str, n: int) -> str:
-    return f"{column} IN ({', '.join('?' * n)})"
+def _all(where: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return and_(True, *where)
 
 
 class LogView:
@@ -112,24 +120,27 @@ class LogView:
         return mask(text, self.mask_text, self.mask_keep)
 
     # -- messages ------------------------------------------------------------------------------
+    def _rows(self, q: Any) -> list[Row]:
+        return list(self.db.connection().execute(q).mappings())
+
     def messages(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
-        where, args = _message_where(f)
-        rows = self.db.query(
-            "SELECT id, caller, entrance, mode, state, message_id, bulk_id, to_addr, sender, text, status_group_name,"
-            " status_name, error, done_at, next_at, last_error, created_at FROM messages"
-            f" WHERE {' AND '.join(where) or '1 = 1'} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+        cols = [M.c[n] for n in ("id", "caller", "entrance", "mode", "state", "message_id", "bulk_id", "to_addr",
+                                 "sender", "text", "status_group_name", "status_name", "error", "done_at", "next_at",
+                                 "last_error", "created_at")]
+        rows = self._rows(select(*cols).where(_all(_message_where(f))).order_by(M.c.id.desc())
+                          .limit(limit).offset(offset))
         history = self._history([r["id"] for r in rows])
         return [self._message(r, history.get(r["id"], [])) for r in rows]
 
-    def _history(self, ids: list[int]) -> dict[int, list[sqlite3.Row]]:
-        out: dict[int, list[sqlite3.Row]] = {}
+    def _history(self, ids: list[int]) -> dict[int, list[Row]]:
+        out: dict[int, list[Row]] = {}
         if ids:
-            for c in self.db.query(f"SELECT * FROM status_changes WHERE {_in('message_row', len(ids))} ORDER BY id",
-                                   ids):
+            for c in self._rows(select(status_changes).where(status_changes.c.message_row.in_(ids))
+                                .order_by(status_changes.c.id)):
                 out.setdefault(c["message_row"], []).append(c)
         return out
 
-    def _message(self, r: sqlite3.Row, changes: list[sqlite3.Row]) -> dict[str, Any]:
+    def _message(self, r: Row, changes: list[Row]) -> dict[str, Any]:
         status = r["status_group_name"] or ""
         if r["status_name"]:
             status = f"{status} ({r['status_name']})" if status else r["status_name"]
@@ -150,26 +161,23 @@ class LogView:
     def attempts(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
         """Sync attempts belong to a submission; a queued batch's attempts only show unfiltered by
         number/bulkId/messageId (a batch spans submissions). ``status``: an HTTP code, ``ok`` or ``error``."""
-        where: list[str] = []
-        args: list[Any] = []
-        sub_where, sub_args = _message_where(LogFilter(f.number, f.bulk_id, f.message_id))
+        a = upstream_attempts
+        where: list[ColumnElement[bool]] = []
+        sub_where = _message_where(LogFilter(f.number, f.bulk_id, f.message_id))
         if sub_where:
-            where.append(f"EXISTS (SELECT 1 FROM messages WHERE submission_id = a.submission_id AND"
-                         f" {' AND '.join(sub_where)})")
-            args += sub_args
+            where.append(exists().where(M.c.submission_id == a.c.submission_id, *sub_where))
         st = f.status.strip().lower()
         if st.isdigit():
-            where.append("a.http_status = ?")
-            args.append(int(st))
+            where.append(a.c.http_status == int(st))
         elif st == "ok":
-            where.append("a.error IS NULL")
+            where.append(a.c.error.is_(None))
         elif st == "error":
-            where.append("a.error IS NOT NULL")
+            where.append(a.c.error.is_not(None))
         elif st:
-            where.append("1 = 0")
-        rows = self.db.query(
-            "SELECT a.*, s.bulk_id FROM upstream_attempts a LEFT JOIN submissions s ON s.id = a.submission_id"
-            f" WHERE {' AND '.join(where) or '1 = 1'} ORDER BY a.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+            where.append(false())
+        rows = self._rows(select(a, submissions.c.bulk_id).select_from(
+            a.outerjoin(submissions, submissions.c.id == a.c.submission_id))
+            .where(_all(where)).order_by(a.c.id.desc()).limit(limit).offset(offset))
         return [{"key": f"a{r['id']}", "cells": {
             "at": fmt(r["at"]), "api": r["api"],
             "submission": f"#{r['submission_id']}" if r["submission_id"] is not None else f"batch {r['batch']}",
@@ -180,29 +188,23 @@ class LogView:
     # -- outbox --------------------------------------------------------------------------------
     def outbox(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
         """Outbox jobs (delivery reports to callers, inbound forwards); ``ref`` is the messageId."""
-        where: list[str] = []
-        args: list[Any] = []
+        where: list[ColumnElement[bool]] = []
         if f.status:
-            where.append("state = ?")
-            args.append(f.status.strip().lower())
+            where.append(J.c.state == f.status.strip().lower())
         if f.message_id:
-            where.append("ref = ?")
-            args.append(f.message_id.strip())
+            where.append(J.c.ref == f.message_id.strip())
         if f.bulk_id:
-            where.append("ref IN (SELECT message_id FROM messages WHERE bulk_id = ?)")
-            args.append(f.bulk_id.strip())
+            where.append(J.c.ref.in_(select(M.c.message_id).where(M.c.bulk_id == f.bulk_id.strip())))
         if f.number:
             n = f.normalized_number()
-            where.append("(ref IN (SELECT message_id FROM messages WHERE to_addr = ? OR sender = ?)"
-                         " OR ref IN (SELECT message_id FROM inbound_messages WHERE sender = ? OR receiver = ?))")
-            args += [n, n, n, n]
-        rows = self.db.query(
-            "SELECT id, kind, caller, ref, method, url, state, attempts, next_at, last_status, last_error, created_at"
-            f" FROM outbox_jobs WHERE {' AND '.join(where) or '1 = 1'} ORDER BY id DESC LIMIT ? OFFSET ?",
-            [*args, limit, offset])
+            where.append(or_(J.c.ref.in_(select(M.c.message_id).where(or_(M.c.to_addr == n, M.c.sender == n))),
+                             J.c.ref.in_(select(I.c.message_id).where(or_(I.c.sender == n, I.c.receiver == n)))))
+        cols = [J.c[n] for n in ("id", "kind", "caller", "ref", "method", "url", "state", "attempts", "next_at",
+                                 "last_status", "last_error", "created_at")]
+        rows = self._rows(select(*cols).where(_all(where)).order_by(J.c.id.desc()).limit(limit).offset(offset))
         return [self._job(r) for r in rows]
 
-    def _job(self, r: sqlite3.Row) -> dict[str, Any]:
+    def _job(self, r: Row) -> dict[str, Any]:
         nxt = ""
         if r["state"] == "pending":
             wait = r["next_at"] - self.now
@@ -218,28 +220,24 @@ class LogView:
     # -- inbound -------------------------------------------------------------------------------
     def inbound(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
         """Received SMS; ``status`` is the forward job's state (pending/done/dead…) or ``none``."""
-        where: list[str] = []
-        args: list[Any] = []
+        where: list[ColumnElement[bool]] = []
         if f.bulk_id:
-            where.append("1 = 0")  # inbound messages have no bulkId
+            where.append(false())  # inbound messages have no bulkId
         if f.number:
             n = f.normalized_number()
-            where.append("(i.sender = ? OR i.receiver = ?)")
-            args += [n, n]
+            where.append(or_(I.c.sender == n, I.c.receiver == n))
         if f.message_id:
-            where.append("i.message_id = ?")
-            args.append(f.message_id.strip())
+            where.append(I.c.message_id == f.message_id.strip())
         st = f.status.strip().lower()
         if st == "none":
-            where.append("i.forward_job IS NULL")
+            where.append(I.c.forward_job.is_(None))
         elif st:
-            where.append("j.state = ?")
-            args.append(st)
-        rows = self.db.query(
-            "SELECT i.id, i.message_id, i.sender, i.receiver, i.text, i.keyword, i.received_at, i.rule,"
-            " i.forward_job, i.forward_error, j.state AS job_state FROM inbound_messages i"
-            " LEFT JOIN outbox_jobs j ON j.id = i.forward_job"
-            f" WHERE {' AND '.join(where) or '1 = 1'} ORDER BY i.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+            where.append(J.c.state == st)
+        cols = [I.c[n] for n in ("id", "message_id", "sender", "receiver", "text", "keyword", "received_at", "rule",
+                                 "forward_job", "forward_error")]
+        rows = self._rows(select(*cols, J.c.state.label("job_state"))
+                          .select_from(I.outerjoin(J, J.c.id == I.c.forward_job))
+                          .where(_all(where)).order_by(I.c.id.desc()).limit(limit).offset(offset))
         out = []
         for r in rows:
             forward = f"job {r['forward_job']}: {r['job_state']}" if r["forward_job"] is not None else ""
@@ -252,25 +250,21 @@ class LogView:
         return out
 
 
-def _message_where(f: LogFilter) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    args: list[Any] = []
+def _message_where(f: LogFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
     if f.number:
         n = f.normalized_number()
-        where.append("(to_addr = ? OR sender = ?)")
-        args += [n, n]
+        where.append(or_(M.c.to_addr == n, M.c.sender == n))
     if f.bulk_id:
-        where.append("bulk_id = ?")
-        args.append(f.bulk_id.strip())
+        where.append(M.c.bulk_id == f.bulk_id.strip())
     if f.message_id:
-        where.append("(message_id = ? OR upstream_message_id = ?)")
-        args += [f.message_id.strip()] * 2
+        mid = f.message_id.strip()
+        where.append(or_(M.c.message_id == mid, M.c.upstream_message_id == mid))
     if f.status:
         s = f.status.strip().upper()
-        where.append("(UPPER(COALESCE(status_group_name, '')) = ? OR UPPER(COALESCE(status_name, '')) = ?"
-                     " OR UPPER(state) = ?)")
-        args += [s, s, s]
-    return where, args
+        where.append(or_(func.upper(func.coalesce(M.c.status_group_name, "")) == s,
+                         func.upper(func.coalesce(M.c.status_name, "")) == s, func.upper(M.c.state) == s))
+    return where
 
 
 def _error_name(raw: str) -> str:

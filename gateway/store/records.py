@@ -1,9 +1,9 @@
 """The durable record: submissions, messages (one row per destination), upstream attempts, status
-changes and delivery reports (schema: gateway/schema_store.py, migration 2).
+changes and delivery reports (tables: gateway/store/schema.py).
 
-Everything the rest of the bridge needs from storage goes through :class:`Store`; the SQL keeps to
-what PostgreSQL also runs (no SQLite-only functions; ids read back with a query, not ``lastrowid``), so
-a PostgreSQL backend can follow by swapping :class:`gateway.db.Database`.
+Everything the rest of the bridge needs from storage goes through :class:`Store`; statements are SQLAlchemy
+Core (built once, at import: SQLAlchemy's compiled cache then serves every call), so one implementation serves
+SQLite and PostgreSQL. Ids of a group's submissions are assigned under the write lock, not read back.
 
 A *message row* carries two ids: ``message_id`` (what the caller was given and sees in reports and
 logs) and ``upstream_message_id`` (what the upstream knows; reports arrive with it). In queued mode
@@ -14,29 +14,37 @@ after a crash is recognised by the upstream as a duplicate.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import (
+    Double,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+
 from ..clock import Clock, fmt_time
-from ..model import Status
+from ..model import QueuedMessage, Status
 from ..send.upstream import Attempt
-from .engine import Database, GroupCommit
+from .engine import Connection, Database, GroupCommit, Prepared
+from .schema import messages as M
+from .schema import outbox_attempts, outbox_jobs, reports, status_changes, submissions, upstream_attempts
 
 FINAL_GROUPS = frozenset({"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"})
 OPEN_STATES = ("queued", "sending")
-
-_MSG_COLS = (
-    "submission_id, caller, entrance, mode, state, message_id, bulk_id, upstream_message_id, upstream_bulk_id,"
-    " to_addr, sender, text, spec, notify_url, notify_content_type, callback_data, intermediate, callback,"
-    " sms_count, status_group_id, status_group_name, status_id, status_name, status_description, sent_at,"
-    " next_at, last_error, created_at, updated_at, entity_id, application_id, campaign_reference_id, send_at"
-)
-_MSG_SQL = f"INSERT INTO messages ({_MSG_COLS}) VALUES ({', '.join('?' * 33)})"
-_NO_STATUS = (None,) * 5
-_CLAIM_COLS = "id, spec, to_addr, upstream_message_id, bulk_id, tries"
 _CHUNK = 500  # ids per ``IN (...)``: well under SQLite's (and PostgreSQL's) parameter limits
+_NO_STATUS = (None,) * 5
+_STATUS_COLS = ("status_group_id", "status_group_name", "status_id", "status_name", "status_description")
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -44,9 +52,54 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[i:i + _CHUNK]
 
 
-def _in(ids: Sequence[int]) -> str:
-    return f"id IN ({', '.join('?' * len(ids))})"
+_IDS = bindparam("ids", expanding=True)
 
+# -- the hot statements: Core, built once; run pre-compiled on SQLite (engine.Prepared) -------------------
+_SUBMISSION_KEYS = ["id", "caller", "entrance", "mode", "api", "bulk_id", "dlr_token", "destinations", "error",
+                    "created_at", "updated_at"]
+_MESSAGE_KEYS = ["submission_id", "caller", "entrance", "mode", "state", "message_id", "bulk_id",
+                 "upstream_message_id", "upstream_bulk_id", "to_addr", "sender", "text", "spec", "notify_url",
+                 "notify_content_type", "callback_data", "intermediate", "callback", "sms_count", *_STATUS_COLS,
+                 "sent_at", "next_at", "last_error", "created_at", "updated_at", "entity_id", "application_id",
+                 "campaign_reference_id", "send_at"]
+_ATTEMPT_KEYS = ["submission_id", "batch", "api", "destinations", "at", "http_status", "duration_ms", "error"]
+_NEXT_SUBMISSION = Prepared(select(func.coalesce(func.max(submissions.c.id), 0)))
+_INSERT_SUBMISSION = Prepared(insert(submissions), keys=_SUBMISSION_KEYS)
+_INSERT_MESSAGE = Prepared(insert(M), keys=_MESSAGE_KEYS)
+_INSERT_ATTEMPT = Prepared(insert(upstream_attempts), keys=_ATTEMPT_KEYS)
+_FIRST_CHANGES = Prepared(insert(status_changes).from_select(
+    ["message_row", "at", "source", "status_name", "group_name", "detail"],
+    select(M.c.id, M.c.created_at, case((M.c.mode == "queued", literal("queue")), else_=literal("answer")),
+           M.c.status_name, M.c.status_group_name, M.c.state)
+    .where(M.c.submission_id.between(bindparam("lo"), bindparam("hi")))))
+_CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries)
+_CLAIM_DUE = Prepared(select(*_CLAIM_COLS).where(M.c.state == "queued", M.c.next_at <= bindparam("now"))
+                      .order_by(M.c.next_at, M.c.id).limit(bindparam("n")))
+_CLAIM_EXPIRED = Prepared(select(*_CLAIM_COLS).where(M.c.state == "sending", M.c.lease_until <= bindparam("now"))
+                          .order_by(M.c.lease_until, M.c.id).limit(bindparam("n")))
+# updated_at is left alone (an indexed column: one b-tree move less per row); prune skips leased rows
+_LEASE = Prepared(update(M).where(M.c.id.in_(_IDS)).values(state="sending", lease_until=bindparam("until")),
+                  expanding="ids")
+_RELEASE = (update(M).where(M.c.id.in_(_IDS), M.c.state == "sending")
+            .values(state="queued", lease_until=None, next_at=bindparam("at")))
+_REQUEUE = update(M).where(M.c.state == "sending").values(state="queued", lease_until=None, next_at=bindparam("at"))
+_ANSWERED = Prepared(update(M).where(M.c.id.in_(_IDS)).values(
+    state=bindparam("st"), status_group_id=bindparam("gid"), status_group_name=bindparam("gname"),
+    status_id=bindparam("sid"), status_name=bindparam("sname"), status_description=bindparam("sdesc"),
+    sms_count=func.coalesce(bindparam("count"), M.c.sms_count), upstream_bulk_id=bindparam("ubulk"),
+    sent_at=bindparam("now"), tries=M.c.tries + 1, lease_until=None, last_error=None, updated_at=bindparam("now")),
+    expanding="ids")
+_ANSWER_CHANGES = Prepared(insert(status_changes).from_select(
+    ["message_row", "at", "source", "status_name", "group_name", "detail"],
+    select(M.c.id, bindparam("now", type_=Double()), literal("answer"), bindparam("sname", type_=Text()),
+           bindparam("gname", type_=Text()), bindparam("st", type_=Text()))
+    .where(M.c.id.in_(_IDS))), expanding="ids")
+_RETRY = Prepared(update(M).where(M.c.id == bindparam("rid"), M.c.state == "sending")
+                  .values(state="queued", tries=M.c.tries + 1, next_at=bindparam("at"), last_error=bindparam("reason"),
+                          lease_until=None, updated_at=bindparam("now")))
+_OPEN = M.c.state.in_(OPEN_STATES)
+_NEXT_DUE = select(func.min(case((M.c.state == "queued", M.c.next_at), else_=M.c.lease_until))).where(_OPEN)
+_DEPTH = select(func.count()).select_from(M).where(_OPEN)
 
 @dataclass
 class MessageRow:
@@ -82,7 +135,7 @@ class SubmissionRecord:
     callback: str | None  # caller:<n> | template:<n> | None
 
 
-def status_of(row: sqlite3.Row) -> dict[str, Any] | None:
+def status_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
     if row["status_id"] is None:
         return None
     return Status(row["status_group_id"], row["status_group_name"], row["status_id"], row["status_name"],
@@ -91,7 +144,7 @@ def status_of(row: sqlite3.Row) -> dict[str, Any] | None:
 
 def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow], now: float, sent_at: float | None,
                     next_at: float | None, error: str | None, upstream_bulk_id: str | None) -> list[tuple[Any, ...]]:
-    """The ``_MSG_SQL`` parameters of a submission's message rows."""
+    """The message rows of a submission, as ``_MESSAGE_KEYS`` tuples for one ``executemany``."""
     return [
         (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
          upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
@@ -162,75 +215,56 @@ class Store:
         return self._accept.submit((sub, rows, (), None, None, self.clock.now()))
 
     @staticmethod
-    def _write_records(c: sqlite3.Connection, group: list[_Record]) -> list[int]:
+    def _write_records(c: Connection, group: list[_Record]) -> list[int]:
         """One group of records: a handful of statements whatever its size. The submissions' ids are
         assigned here (MAX(id)+1…, safe: the write lock is held), so the messages need no read-back."""
-        first = int(c.execute("SELECT COALESCE(MAX(id), 0) FROM submissions").fetchone()[0]) + 1
+        first = int(_NEXT_SUBMISSION.run(c).fetchone()[0]) + 1
         ids = list(range(first, first + len(group)))
-        c.executemany(
-            "INSERT INTO submissions (id, caller, entrance, mode, api, bulk_id, dlr_token, destinations, error,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now)
-             for sid, (sub, rows, _, error, _, now) in zip(ids, group, strict=True)],
-        )
+        _INSERT_SUBMISSION.many(c, [
+            (sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now)
+            for sid, (sub, rows, _, error, _, now) in zip(ids, group, strict=True)])
         messages: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
         for sid, (sub, rows, tries, error, upstream_bulk_id, now) in zip(ids, group, strict=True):
             sent_at = now if sub.mode == "sync" and error is None else None
             next_at = now if sub.mode == "queued" else None
             messages += _message_values(sid, sub, rows, now, sent_at, next_at, error, upstream_bulk_id)
-            attempts += [(sid, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error) for a in tries]
-        c.executemany(_MSG_SQL, messages)
+            attempts += [(sid, None, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error)
+                         for a in tries]
+        _INSERT_MESSAGE.many(c, messages)
         if attempts:
-            c.executemany(
-                "INSERT INTO upstream_attempts (submission_id, api, destinations, at, http_status, duration_ms, error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
-        c.execute("INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-                  " SELECT id, created_at, CASE mode WHEN 'queued' THEN 'queue' ELSE 'answer' END, status_name,"
-                  " status_group_name, state FROM messages WHERE submission_id BETWEEN ? AND ?", (first, ids[-1]))
+            _INSERT_ATTEMPT.many(c, attempts)
+        _FIRST_CHANGES.run(c, {"lo": first, "hi": ids[-1]})
         return ids
 
     # -- the queue (queued mode) ---------------------------------------------------------------
     # The worker's transactions (lease, release, answer, failure) commit relaxed (no fsync of their own; the
     # next acceptance's fsync covers them): losing one to a power cut only leaves rows leased or queued, which
     # are sent again, and the upstream refuses the repeated messageId as a duplicate ("already accepted").
-    def claim_batch(self, max_batch: int, lease_seconds: float) -> list[sqlite3.Row]:
+    def claim_batch(self, max_batch: int, lease_seconds: float) -> list[QueuedMessage]:
         """Lease up to ``max_batch`` due queued messages, the oldest due first, across submissions (many
-        small queued sends share one upstream request; one select and one update per batch). Rows carry
-        what forwarding needs: id, spec, to_addr, upstream_message_id, bulk_id, tries."""
+        small queued sends share one upstream request; one select and one update per batch)."""
         now = self.clock.now()
         with self.db.transaction(relaxed=True) as c:
-            rows = c.execute(
-                f"SELECT {_CLAIM_COLS} FROM messages WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id"
-                " LIMIT ?", (now, max_batch),
-            ).fetchall()
+            rows = _CLAIM_DUE.run(c, {"now": now, "n": max_batch}).fetchall()
             if len(rows) < max_batch:  # leases that ran out (a worker died mid-request) are due again
-                rows += c.execute(
-                    f"SELECT {_CLAIM_COLS} FROM messages WHERE state = 'sending' AND lease_until <= ?"
-                    " ORDER BY lease_until, id LIMIT ?", (now, max_batch - len(rows)),
-                ).fetchall()
-            for ids in _chunks([r["id"] for r in rows]):
-                # updated_at is left alone (an indexed column: one b-tree move less per row); prune skips leased rows
-                c.execute(f"UPDATE messages SET state = 'sending', lease_until = ? WHERE {_in(ids)}",
-                          (now + lease_seconds, *ids))
-        return rows
+                rows += _CLAIM_EXPIRED.run(c, {"now": now, "n": max_batch - len(rows)}).fetchall()
+            for ids in _chunks([r[0] for r in rows]):
+                _LEASE.run(c, {"ids": ids, "until": now + lease_seconds})
+        return [QueuedMessage(*r) for r in rows]
 
     def release(self, ids: Sequence[int]) -> None:
         """Give leased rows back, due now (not sent in this batch)."""
         now = self.clock.now()
         with self.db.transaction(relaxed=True) as c:
             for chunk in _chunks(list(ids)):
-                c.execute(f"UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ? WHERE {_in(chunk)}"
-                          " AND state = 'sending'", (now, *chunk))
+                c.execute(_RELEASE, {"ids": chunk, "at": now})
 
     def requeue_inflight(self) -> int:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
         upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID."""
-        now = self.clock.now()
         with self.db.transaction() as c:
-            cur = c.execute("UPDATE messages SET state = 'queued', lease_until = NULL, next_at = ?"
-                            " WHERE state = 'sending'", (now,))
-        return cur.rowcount
+            return c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
 
     def batch_answered(self, batch: str, outcomes: Sequence[tuple[int, str, Status, int | None]],
                        upstream_bulk_id: str | None, attempt: Attempt, size: int,
@@ -245,19 +279,11 @@ class Store:
             self._attempt(c, batch, attempt, size, now)
             for (state, s, count), rids in same.items():
                 for ids in _chunks(rids):
-                    c.execute(
-                        "UPDATE messages SET state = ?, status_group_id = ?, status_group_name = ?, status_id = ?,"
-                        " status_name = ?, status_description = ?, sms_count = COALESCE(?, sms_count),"
-                        " upstream_bulk_id = ?, sent_at = ?, tries = tries + 1, lease_until = NULL, last_error = NULL,"
-                        f" updated_at = ? WHERE {_in(ids)}",
-                        (state, s.group_id, s.group_name, s.id, s.name, s.description, count, upstream_bulk_id, now,
-                         now, *ids),
-                    )
-                    c.execute(
-                        "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-                        f" SELECT id, ?, 'answer', ?, ?, ? FROM messages WHERE {_in(ids)}",
-                        (now, s.name, s.group_name, state, *ids),
-                    )
+                    _ANSWERED.run(c, {"ids": ids, "st": state, "gid": s.group_id, "gname": s.group_name,
+                                          "sid": s.id, "sname": s.name, "sdesc": s.description, "count": count,
+                                          "ubulk": upstream_bulk_id, "now": now})
+                    _ANSWER_CHANGES.run(c, {"ids": ids, "now": now, "sname": s.name, "gname": s.group_name,
+                                                "st": state})
             self._retry(c, retry, now)
 
     def batch_failed(self, batch: str, attempt: Attempt, size: int, retry: Sequence[tuple[int, float, str]]) -> None:
@@ -267,55 +293,43 @@ class Store:
             self._attempt(c, batch, attempt, size, now)
             self._retry(c, retry, now)
 
-    def _attempt(self, c: sqlite3.Connection, batch: str, a: Attempt, size: int, now: float) -> None:
-        c.execute(
-            "INSERT INTO upstream_attempts (batch, api, destinations, at, http_status, duration_ms, error)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (batch, a.api, size, now, a.http_status, round(a.duration_ms, 3), a.error),
-        )
+    @staticmethod
+    def _attempt(c: Connection, batch: str, a: Attempt, size: int, now: float) -> None:
+        _INSERT_ATTEMPT.many(c, [{"submission_id": None, "batch": batch, "api": a.api, "destinations": size,
+                                     "at": now, "http_status": a.http_status,
+                                     "duration_ms": round(a.duration_ms, 3), "error": a.error}])
 
     @staticmethod
-    def _retry(c: sqlite3.Connection, retry: Sequence[tuple[int, float, str]], now: float) -> None:
-        c.executemany(
-            "UPDATE messages SET state = 'queued', tries = tries + 1, next_at = ?, last_error = ?,"
-            " lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'sending'",
-            [(at, reason, now, rid) for rid, at, reason in retry],
-        )
+    def _retry(c: Connection, retry: Sequence[tuple[int, float, str]], now: float) -> None:
+        if retry:
+            _RETRY.many(c, [{"rid": rid, "at": at, "reason": reason, "now": now} for rid, at, reason in retry])
 
     def next_due(self) -> float | None:
-        row = self.db.query_one(
-            "SELECT MIN(CASE WHEN state = 'queued' THEN next_at ELSE lease_until END) AS t FROM messages"
-            " WHERE state IN ('queued', 'sending')"
-        )
-        return None if row is None or row["t"] is None else float(row["t"])
+        """When the next queued message (or expired lease) is due; None: the queue is empty."""
+        t = self.db.connection().execute(_NEXT_DUE).scalar()
+        return None if t is None else float(t)
 
     def queue_depth(self) -> int:
-        row = self.db.query_one("SELECT COUNT(*) AS n FROM messages WHERE state IN ('queued', 'sending')")
-        return int(row["n"]) if row else 0
+        """Messages queued or leased."""
+        return int(self.db.connection().execute(_DEPTH).scalar_one())
 
     # -- logs (reports: gateway/store/reports.py) ------------------------------------------------
     def logs(self, caller: str, f: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         """The caller's messages, newest first, filtered like Infobip's ``GET /sms/1/logs``."""
-        where, args = ["caller = ?", "state != 'failed'"], [caller]  # a send that never reached the upstream is no log
-        for key, col in (("from", "sender"), ("to", "to_addr"), ("generalStatus", "status_group_name")):
+        where = [M.c.caller == caller, M.c.state != "failed"]  # a send that never reached the upstream is no log
+        for key, col in (("from", M.c.sender), ("to", M.c.to_addr), ("generalStatus", M.c.status_group_name)):
             if f.get(key):
-                where.append(f"{col} = ?")
-                args.append(f[key])
-        for key, col in (("bulkId", "bulk_id"), ("messageId", "message_id")):
+                where.append(col == f[key])
+        for key, col in (("bulkId", M.c.bulk_id), ("messageId", M.c.message_id)):
             if f.get(key):
-                where.append(f"{col} IN ({', '.join('?' * len(f[key]))})")
-                args += list(f[key])
+                where.append(col.in_(list(f[key])))
+        sent = func.coalesce(M.c.sent_at, M.c.created_at)
         if f.get("sentSince") is not None:
-            where.append("COALESCE(sent_at, created_at) >= ?")
-            args.append(f["sentSince"])
+            where.append(sent >= f["sentSince"])
         if f.get("sentUntil") is not None:
-            where.append("COALESCE(sent_at, created_at) <= ?")
-            args.append(f["sentUntil"])
-        rows = self.db.query(
-            f"SELECT * FROM messages WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
-            [*args, limit],
-        )
-        return [log_entry(r) for r in rows]
+            where.append(sent <= f["sentUntil"])
+        q = select(M).where(and_(*where)).order_by(M.c.created_at.desc(), M.c.id.desc()).limit(limit)
+        return [log_entry(r) for r in self.db.connection().execute(q).mappings()]
 
     # -- retention -----------------------------------------------------------------------------
     def prune(self, retention_seconds: float) -> dict[str, int]:
@@ -323,26 +337,27 @@ class Store:
         their reports and status changes, empty submissions, old upstream attempts, delivered outbox
         jobs. Queued messages and dead letters are kept."""
         cutoff = self.clock.now() - retention_seconds
-        old = "SELECT id FROM messages WHERE updated_at < ? AND state NOT IN ('queued', 'sending')"
+        finished = and_(M.c.updated_at < cutoff, M.c.state.not_in(OPEN_STATES))
+        old = select(M.c.id).where(finished)
+        done = select(outbox_jobs.c.id).where(outbox_jobs.c.state == "done", outbox_jobs.c.updated_at < cutoff)
         out: dict[str, int] = {}
         with self.db.transaction() as c:
-            out["reports"] = c.execute(f"DELETE FROM reports WHERE message_row IN ({old})", (cutoff,)).rowcount
+            out["reports"] = c.execute(delete(reports).where(reports.c.message_row.in_(old))).rowcount
             out["status_changes"] = c.execute(
-                f"DELETE FROM status_changes WHERE message_row IN ({old})", (cutoff,)).rowcount
-            out["messages"] = c.execute(
-                "DELETE FROM messages WHERE updated_at < ? AND state NOT IN ('queued', 'sending')", (cutoff,)).rowcount
-            out["submissions"] = c.execute(
-                "DELETE FROM submissions WHERE updated_at < ? AND NOT EXISTS"
-                " (SELECT 1 FROM messages m WHERE m.submission_id = submissions.id)", (cutoff,)).rowcount
-            out["upstream_attempts"] = c.execute("DELETE FROM upstream_attempts WHERE at < ?", (cutoff,)).rowcount
-            done = "SELECT id FROM outbox_jobs WHERE state = 'done' AND updated_at < ?"
-            c.execute(f"DELETE FROM outbox_attempts WHERE job_id IN ({done})", (cutoff,))
+                delete(status_changes).where(status_changes.c.message_row.in_(old))).rowcount
+            out["messages"] = c.execute(delete(M).where(finished)).rowcount
+            out["submissions"] = c.execute(delete(submissions).where(
+                submissions.c.updated_at < cutoff,
+                ~exists().where(M.c.submission_id == submissions.c.id))).rowcount
+            out["upstream_attempts"] = c.execute(
+                delete(upstream_attempts).where(upstream_attempts.c.at < cutoff)).rowcount
+            c.execute(delete(outbox_attempts).where(outbox_attempts.c.job_id.in_(done)))
             out["outbox_jobs"] = c.execute(
-                "DELETE FROM outbox_jobs WHERE state = 'done' AND updated_at < ?", (cutoff,)).rowcount
+                delete(outbox_jobs).where(outbox_jobs.c.state == "done", outbox_jobs.c.updated_at < cutoff)).rowcount
         return out
 
 
-def log_entry(r: sqlite3.Row) -> dict[str, Any]:
+def log_entry(r: Mapping[str, Any]) -> dict[str, Any]:
     """A message row in the ``GET /sms/1/logs`` v1 shape."""
     out: dict[str, Any] = {
         "bulkId": r["bulk_id"], "messageId": r["message_id"], "to": r["to_addr"], "from": r["sender"],

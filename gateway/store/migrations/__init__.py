@@ -65,7 +65,7 @@ def upgrade(db: Database) -> list[str]:
             conn, opts={"target_metadata": metadata, "fn": lambda rev, _ctx: script()._upgrade_revs("head", rev)})
         with Operations.context(ctx):
             ctx.run_migrations()
-        return [s.up_revision_id for s in steps]
+        return [s.revision.revision for s in steps]
 
 
 def current(db: Database) -> str | None:
