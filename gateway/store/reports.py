@@ -20,7 +20,7 @@ from ..wire.reports import (
     report_v1,
 )
 from .dialects import INSERTS
-from .engine import Connection, Database
+from .engine import Connection, Database, Prepared
 from .records import FINAL_GROUPS
 from .schema import messages, reports, status_changes, submissions
 
@@ -75,7 +75,7 @@ _COLS = (m.id, m.caller, m.entrance, m.message_id, m.bulk_id, m.upstream_message
          m.campaign_reference_id)
 
 
-def _stored(row: sa.Row[Any]) -> StoredMessage:
+def _stored(row: Sequence[Any]) -> StoredMessage:
     (id_, caller, entrance, message_id, bulk_id, upstream_id, to, sender, text, notify_url, notify_type, cb_data,
      intermediate, callback, sms_count, gid, gname, sid, sname, sdesc, error, price, mcc_mnc, send_at, sent_at,
      done_at, created_at, entity_id, application_id, campaign_reference_id) = row
@@ -95,21 +95,29 @@ def submission_by_token(db: Database, token: str) -> int | None:
     return None if sid is None else int(sid)
 
 
+_BY_UPSTREAM_ID = Prepared(sa.select(*_COLS).where(
+    m.submission_id == sa.bindparam("sid"), m.upstream_message_id.in_(sa.bindparam("ids", expanding=True)),
+).order_by(m.id), expanding="ids")
+_BY_OWN_ID = Prepared(sa.select(*_COLS).where(
+    m.submission_id == sa.bindparam("sid"), m.upstream_message_id.is_(None),
+    m.message_id.in_(sa.bindparam("ids", expanding=True)),
+).order_by(m.id), expanding="ids")
+
+
 def messages_for_reports(c: Connection, submission_id: int, ids: Sequence[str]) -> dict[str, StoredMessage]:
     """The submission's messages by the id a report names: the upstream's messageId, or the bridge's
     own while the upstream's is not known (for a whole body at once, through the ``messages_report``
     index; the first row wins)."""
     wanted = sorted(set(ids))
     out: dict[str, StoredMessage] = {}
-    mine = sa.select(*_COLS).where(m.submission_id == submission_id).order_by(m.id)
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i:i + _CHUNK]
-        for row in c.execute(mine.where(m.upstream_message_id.in_(chunk))):
+        for row in _BY_UPSTREAM_ID.run(c, {"sid": submission_id, "ids": chunk}):
             if row[5] not in out:  # upstream_message_id
                 out[row[5]] = _stored(row)
         rest = [x for x in chunk if x not in out]
         if rest:
-            for row in c.execute(mine.where(m.upstream_message_id.is_(None), m.message_id.in_(rest))):
+            for row in _BY_OWN_ID.run(c, {"sid": submission_id, "ids": rest}):
                 if row[3] not in out:  # message_id
                     out[row[3]] = _stored(row)
     return out
@@ -124,12 +132,13 @@ def message_by_row(c: Connection, row_id: int) -> StoredMessage | None:
 _B = sa.bindparam
 _INSERT_REPORTS = {d: ins(reports).on_conflict_do_nothing(index_elements=["dedupe"]).returning(reports.c.dedupe)
                    for d, ins in INSERTS.items()}
-_INSERT_CHANGE = sa.insert(status_changes)
-_SET_STATUS = sa.update(messages).where(m.id == _B("row")).values(
+_CHANGE_KEYS = ("message_row", "at", "source", "status_name", "group_name", "detail")
+_INSERT_CHANGES = Prepared(sa.insert(status_changes), keys=_CHANGE_KEYS)
+_SET_STATUS = Prepared(sa.update(messages).where(m.id == _B("row")).values(
     status_group_id=_B("gid"), status_group_name=_B("gname"), status_id=_B("sid"), status_name=_B("sname"),
     status_description=_B("sdesc"), error=_B("err"), price=sa.func.coalesce(_B("price", type_=sa.Text), m.price),
     mcc_mnc=sa.func.coalesce(_B("mcc_mnc", type_=sa.Text), m.mcc_mnc),
-    done_at=sa.func.coalesce(_B("done", type_=sa.Double), m.done_at), updated_at=_B("now"))
+    done_at=sa.func.coalesce(_B("done", type_=sa.Double), m.done_at), updated_at=_B("now")))
 
 
 def record_reports(c: Connection, items: Sequence[tuple[StoredMessage, Report]], now: float) -> list[bool]:
@@ -152,10 +161,8 @@ def record_reports(c: Connection, items: Sequence[tuple[StoredMessage, Report]],
         if not new:
             continue
         status = report.status
-        changes.append({"message_row": msg.id, "at": now, "source": "report",
-                        "status_name": status.name if status else None,
-                        "group_name": status.group_name if status else None,
-                        "detail": "intermediate" if report.intermediate else "final"})
+        changes.append((msg.id, now, "report", status.name if status else None,
+                        status.group_name if status else None, "intermediate" if report.intermediate else "final"))
         if report.intermediate and msg.status is not None and msg.status.group_name in FINAL_GROUPS:
             continue
         err, price = report.error, report.price
@@ -166,9 +173,9 @@ def record_reports(c: Connection, items: Sequence[tuple[StoredMessage, Report]],
             "price": json.dumps(price_to_wire(price)) if price else None, "mcc_mnc": report.mcc_mnc,
             "done": None if report.intermediate else report.done_at, "now": now})
     if changes:
-        c.execute(_INSERT_CHANGE, changes)
+        _INSERT_CHANGES.many(c, changes)
     if updates:
-        c.execute(_SET_STATUS, updates)
+        _SET_STATUS.many(c, updates)
     return stored
 
 
