@@ -138,6 +138,69 @@ class SubmissionResult:
     messages: list[SentMessage] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ReportError:
+    """Infobip's error object of a report: group + error, and whether retrying is pointless."""
+
+    group_id: int
+    group_name: str
+    id: int
+    name: str
+    description: str
+    permanent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    price_per_message: float | None = None
+    currency: str | None = None
+
+
+@dataclass(slots=True)
+class Report:
+    """A delivery report as the core sees it: the caller's ids, the upstream's status.
+
+    Times are epoch seconds. Parsed from a push, ``message_id`` is the id the upstream named (its
+    own, or the bridge's); matched to the stored message it becomes the caller's."""
+
+    message_id: str
+    status: Status | None = None
+    error: ReportError | None = None
+    bulk_id: str | None = None
+    to: str | None = None
+    sender: str | None = None
+    price: Price | None = None
+    sent_at: float | None = None
+    done_at: float | None = None
+    sms_count: int | None = None
+    mcc_mnc: str | None = None
+    callback_data: str | None = None
+    intermediate: bool = False
+    upstream_message_id: str | None = None
+    caller: str | None = None
+    entity_id: str | None = None  # the v3 shapes' platform
+    application_id: str | None = None
+    campaign_reference_id: str | None = None
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    """One inbound (MO) SMS. ``received_at`` is kept as the upstream wrote it (templates see it so);
+    ``extra`` holds fields the upstream added that the bridge passes through (``applicationId`` ...)."""
+
+    message_id: str
+    sender: str
+    to: str
+    text: str = ""
+    clean_text: str | None = None
+    keyword: str = ""
+    received_at: str = ""
+    sms_count: int = 1
+    price: Price | None = None
+    callback_data: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class ApiError(Exception):
     """A request-level failure in HTTP terms, rendered in Infobip's error envelope by the formatters.

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.exceptions import SecurityError
@@ -22,9 +24,50 @@ class RenderError(Exception):
     """A template failed to render; the message names the template and field, never a trace."""
 
 
-def make_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-    return env
+def _text(value: Any) -> Any:
+    """Every output of every template: a missing value (None) is the empty string."""
+    return "" if value is None else value
+
+
+def _url_text(value: Any) -> str:
+    """In a URL template every output is percent-encoded (no safe characters); booleans as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return quote(str(value), safe="")
+
+
+def make_environment(url: bool = False) -> SandboxedEnvironment:
+    """The one sandboxed environment factory: ``StrictUndefined``, no autoescape, a missing value
+    rendered as ""; with ``url``, every output is percent-encoded (a value never adds a parameter)."""
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
+                                finalize=_url_text if url else _text)
+
+
+#: Kannel escapes: ``%`` and one letter, never the ``{%`` of a Jinja tag.
+_KANNEL_ESCAPE = re.compile(r"(?<!\{)%([%A-Za-z])")
+
+
+def kannel_to_jinja(src: str, aliases: Mapping[str, str], percent: str = "%",
+                    first_s: int | None = None) -> tuple[str, int]:
+    """The one Kannel-escape translation: ``%x`` -> ``{{ aliases[x] }}``; ``%%`` -> ``percent``; other
+    ``%x`` copied through (as Kannel does). With ``first_s``, each ``%s`` becomes the next word
+    variable ``_s<n>`` numbered from it; returns (source, the number after the last ``%s``)."""
+    count = first_s or 0
+
+    def sub(m: re.Match[str]) -> str:
+        nonlocal count
+        code = m.group(1)
+        if code == "%":
+            return percent
+        if code == "s" and first_s is not None:
+            count += 1
+            return "{{ _s" + str(count - 1) + " }}"
+        name = aliases.get(code)
+        return "{{ " + name + " }}" if name else m.group(0)
+
+    return _KANNEL_ESCAPE.sub(sub, src), count
 
 
 _ONE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import insert
 
 from gateway.store.engine import CommitTimeout
 from tests.conftest import DEMO
 from tests.helpers import wait_for
-from tests.storehelp import db_count, db_values, q, run, scratch
+from tests.storehelp import db_count, db_values, q, run, scratch, scratch_t
 from tests.test_queued import queued
 
 
@@ -93,7 +94,7 @@ def test_a_failed_group_commit_answers_every_waiter_and_acknowledges_none(make_b
 
 
 def _write(c: Any, payloads: list[str]) -> list[int]:
-    c.executemany("INSERT INTO t (v) VALUES (?)", [(p,) for p in payloads])
+    c.execute(insert(scratch_t), [{"v": p} for p in payloads])
     return [len(p) for p in payloads]
 
 
@@ -129,7 +130,7 @@ def test_group_commit_keeps_the_writer_lock_for_other_transactions(tmp_path: Pat
     with ThreadPoolExecutor(8) as pool:
         def both(i: int) -> int:
             with db.transaction() as c:  # ordinary transactions interleave with groups on the same lock
-                c.execute("INSERT INTO t (v) VALUES (?)", (f"tx-{i}",))
+                c.execute(insert(scratch_t).values(v=f"tx-{i}"))
             return group.submit(f"group-{i}")
 
         assert sorted(pool.map(both, range(100))) == sorted(len(f"group-{i}") for i in range(100))
@@ -157,7 +158,7 @@ def test_every_caller_of_a_failed_group_gets_the_error(tmp_path: Path, fails_at:
     assert all("error" in out for _, out in started), [out for _, out in started]
     assert group.groups == 0 and db_count(db, "t") == 0
     with db.transaction() as c:  # the connection left no transaction open behind
-        c.execute("INSERT INTO t (v) VALUES ('later')")
+        c.execute(insert(scratch_t).values(v="later"))
     assert db_count(db, "t") == 1
     db.close()
 

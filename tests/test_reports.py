@@ -187,6 +187,26 @@ def test_duplicate_and_intermediate_reports(make_bridge, receiver):
     assert db_value(db, "messages", "status_name") == "DELIVERED_TO_HANDSET"
 
 
+def test_one_body_with_several_reports_per_message(make_bridge, receiver):
+    """Reports for one message in one body are taken in order: each sees what the one before changed."""
+    bridge = make_bridge()
+    _send(bridge, to="41793026727,41793026728", notifyUrl=receiver.url(), intermediateReport="true")
+    db = bridge.app.extensions["smsbridge"].db
+    a, b = [r.upstream_message_id for r in sorted(db_rows(db, "messages"), key=lambda r: r.to_addr)]
+    final_a, pending_a = _report(a)["results"][0], _report(a, "PENDING_ENROUTE", "PENDING", 1, 7)["results"][0]
+    pending_b, final_b = _report(b, "PENDING_ENROUTE", "PENDING", 1, 7)["results"][0], _report(b)["results"][0]
+    body = {"results": [final_a, pending_b, pending_a, final_a, final_b]}
+    assert requests.post(_hook_url(bridge), json=body, timeout=5).json() == {"stored": 4, "duplicates": 1,
+                                                                              "unknown": 0}
+    statuses = [r.status_name for r in sorted(db_rows(db, "messages"), key=lambda r: r.to_addr)]
+    assert statuses == ["DELIVERED_TO_HANDSET", "DELIVERED_TO_HANDSET"]  # a late intermediate changes nothing
+    def names() -> list[str]:  # reports due together share a push
+        return [r["status"]["name"] for got in receiver.snapshot() for r in json.loads(got.body)["results"]]
+
+    wait_for(lambda: len(names()) >= 4, what="four reports")
+    assert sorted(names()) == ["DELIVERED_TO_HANDSET"] * 2 + ["PENDING_ENROUTE"] * 2
+
+
 def test_intermediate_report_relayed_when_asked_in_xml_body(make_bridge, receiver):
     bridge = make_bridge()
     _send(bridge, to="41793026727", notifyUrl=receiver.url(), intermediateReport="true")
@@ -349,3 +369,35 @@ def test_sync_upstream_down_is_503_and_nothing_accepted(make_bridge):
     assert tuple(db_rows(db, "messages", "state", "status_name")[0]) == ("failed", None)
     assert "unreachable" in db_value(db, "submissions", "error")
     assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
+
+
+def test_missing_value_renders_empty_in_report_callback_and_inbound_forward(make_bridge, dlr_sandbox, receiver):
+    """One rule for a missing value in every template (gateway/render.py): "" in a URL and in a body, in a
+    report callback and in an inbound forward alike, never "None"."""
+    missing = "cb={{ callbackData }}&x={{ callbackData or none }}"  # no callbackData: "" and None
+
+    def mutate(raw):
+        raw["templates"]["alarm"]["callback"] = {"url": receiver.url("/dlr-get") + "?" + missing}
+        raw["callers"]["demo"]["callback"] = {"url": receiver.url("/dlr-post"), "method": "POST", "body": missing}
+        raw["inbound"] = {"token": "test-inbound-token-5f2c9a", "rules": [
+            {"name": "get", "caller": "demo", "match": {"keyword": "GET"},
+             "forward": {"url": receiver.url("/mo-get") + "?" + missing, "method": "GET"}},
+            {"name": "post", "caller": "demo", "match": {"keyword": "POST"},
+             "forward": {"url": receiver.url("/mo-post"), "method": "POST", "body": "form",
+                         "fields": {"cb": "{{ callbackData }}", "x": "{{ callbackData or none }}"}}},
+        ]}
+
+    dlr_sandbox.reset()
+    bridge = make_bridge(mutate, upstream_url=dlr_sandbox.url)
+    assert bridge.get("/t/alarm", params={**DEMO, "phone": "41793026727", "msg": "Pump 3"}).status_code == 200
+    _send(bridge, to="41793026727")
+    mo = {"from": "41793026727", "to": "41793026834", "receivedAt": "2021-08-25T16:10:00.000+0500"}
+    r = bridge.post("/hooks/inbound/test-inbound-token-5f2c9a",
+                    json={"results": [{**mo, "messageId": "mo-1", "text": "GET x"},
+                                      {**mo, "messageId": "mo-2", "text": "POST x"}]})
+    assert r.status_code == 200 and r.json()["stored"] == 2
+    wait_for(lambda: receiver.count() == 4, what="two report callbacks and two inbound forwards")
+    got = {g.path: g.query if g.method == "GET" else g.body.decode() for g in receiver.snapshot()}
+    assert set(got) == {"/dlr-get", "/dlr-post", "/mo-get", "/mo-post"}
+    for path, sent in got.items():
+        assert parse_qs(sent, keep_blank_values=True) == {"cb": [""], "x": [""]}, (path, sent)

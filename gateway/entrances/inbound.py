@@ -70,4 +70,4 @@ def pull(ext: str | None) -> Response:
     limit = pull_limit(params, errs)
     errs.raise_if_any()
     results, pending = store.pull(ctx.db, caller.name, limit, ctx.clock.now())
-    return render(message.pull_body(results, pending), fmt, "inbox")
+    return render(message.inbox_body(results, pending), fmt, "inbox")

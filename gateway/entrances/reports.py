@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from ..model import ApiError
+from ..reports.pulls import pull_reports_v1
 from ..services import bridge
 from ..validate import Errors, parse_datetime, parse_enum
 from ..wire.formats import render
@@ -41,7 +42,8 @@ def pull_reports(ext: str | None) -> Response:
     errs = Errors()
     limit = pull_limit(params, errs)
     errs.raise_if_any()
-    results = ctx.store.pull_reports(caller.name, param_list(params, "bulkId"), param_list(params, "messageId"), limit)
+    results = pull_reports_v1(ctx.store, caller.name, param_list(params, "bulkId"), param_list(params, "messageId"),
+                              limit)
     return render({"results": results}, fmt, "reports")
 
 

@@ -1,5 +1,6 @@
-"""Compiled routing rules: which rule takes a message, and the requests its actions prepare.
+"""Compiled routing rules: which rule takes a message, and the compiled templates of its actions.
 
+The forward itself is prepared by gateway/delivery/channels.py's :class:`InboundForwardChannel`.
 Rules are tried in config order and the first match wins (Kannel picks one sms-service the same
 way); the default, if configured, takes what no rule matched. A rule's conditions all have to
 hold: the receiving number is one of ``match.to``, the text's first word is one of
@@ -8,30 +9,15 @@ hold: the receiving number is one of ``match.to``, the text's first word is one 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
 
 from ..config import ConfigError
 from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
+from ..model import InboundMessage
 from ..render import make_environment
-from ..wire.inbound import pull_body
 from .settings import InboundSettings, Rule, digits
 from .templating import Template, compile_template, sample_values, url_environment
-
-#: Variables sent by a POST form/json forward that names no fields.
-DEFAULT_FIELDS = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "smsCount",
-                  "callbackData")
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    method: str
-    url: str
-    body: bytes | None
-    content_type: str | None
 
 
 @dataclass(frozen=True)
@@ -41,36 +27,16 @@ class CompiledRule:
     fields: Template | None
     reply: Template | None
 
-    def matches(self, msg: dict[str, Any]) -> bool:
+    def matches(self, msg: InboundMessage) -> bool:
         m = self.rule.match
-        if m.to and digits(msg["to"]) not in m.to:
+        if m.to and digits(msg.to) not in m.to:
             return False
-        text = msg.get("text") or ""
+        text = msg.text or ""
         if m.keyword:
             words = text.split(maxsplit=1)
             if not words or words[0].upper() not in m.keyword:
                 return False
         return not (m.regex and not m.regex.search(text))
-
-    def forward_request(self, msg: dict[str, Any], values: dict[str, Any]) -> PreparedRequest | None:
-        """The forward as an HTTP request (raises ``RenderError``); None without a forward."""
-        fwd = self.rule.forward
-        if fwd is None or self.url is None:
-            return None
-        url = self.url.render(values)["url"]
-        if fwd.method == "GET":
-            return PreparedRequest("GET", url, None, None)
-        if fwd.body == "infobip":
-            return PreparedRequest("POST", url, _json(pull_body([msg], 0)), "application/json")
-        data = self.fields.render(values) if self.fields else {k: values[k] for k in DEFAULT_FIELDS}
-        if fwd.body == "json":
-            return PreparedRequest("POST", url, _json(data), "application/json")
-        body = urlencode([(k, str(v)) for k, v in data.items()], encoding="utf-8").encode("ascii")
-        return PreparedRequest("POST", url, body, "application/x-www-form-urlencoded")
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class Router:
@@ -111,7 +77,7 @@ class Router:
             problems += errs
         return CompiledRule(rule, url, fields, reply)
 
-    def route(self, msg: dict[str, Any]) -> CompiledRule | None:
+    def route(self, msg: InboundMessage) -> CompiledRule | None:
         """The first rule matching ``msg``, else the default (None when there is none)."""
         for r in self.rules:
             if r.matches(msg):

@@ -15,9 +15,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ..delivery.channels import InboundForwardChannel
 from ..delivery.urlpolicy import UrlNotAllowed
 from ..errors import BridgeError
-from ..model import ApiError, Destination, Message, Submission, SubmissionResult
+from ..model import ApiError, Destination, InboundMessage, Message, Submission, SubmissionResult
 from ..render import RenderError
 from ..services import Bridge
 from ..store import inbound as store
@@ -26,14 +27,14 @@ from .routing import CompiledRule, Router
 from .templating import template_values
 
 log = logging.getLogger(__name__)
-OUTBOX_KIND = "inbound"
+FORWARD = InboundForwardChannel()
 
 
 @dataclass(frozen=True)
 class PendingReply:
     reply_id: int
     rule: CompiledRule
-    msg: dict[str, Any]
+    msg: InboundMessage
     values: dict[str, Any]
 
 
@@ -51,11 +52,11 @@ def send_reply(ctx: Bridge, sub: Submission, api: str) -> SubmissionResult:
     return result
 
 
-def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: dict[str, Any], values: dict[str, Any]) -> Submission:
+def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: InboundMessage, values: dict[str, Any]) -> Submission:
     assert rule.reply is not None
     fields = rule.reply.render(values)
     sub = Submission(
-        messages=[Message(destinations=[Destination(msg["from"])], text=fields["text"], sender=fields.get("from"))],
+        messages=[Message(destinations=[Destination(msg.sender)], text=fields["text"], sender=fields.get("from"))],
         caller=rule.rule.caller,
         entrance=f"inbound:{rule.rule.name}",
     )
@@ -63,34 +64,33 @@ def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: dict[str, Any], valu
     return sub
 
 
-def _store_one(ctx: Bridge, router: Router, msg: dict[str, Any]) -> tuple[Outcome, list[PendingReply]]:
+def _store_one(ctx: Bridge, router: Router, msg: InboundMessage) -> tuple[Outcome, list[PendingReply]]:
     """Transaction for one message; returns its outcome and the replies to send after the commit."""
     now = ctx.clock.now()
     replies: list[PendingReply] = []
     with ctx.db.transaction() as conn:
         inbound_id = store.insert_message(conn, msg, now)
         if inbound_id is None:
-            return Outcome(msg["messageId"], stored=False), []
+            return Outcome(msg.message_id, stored=False), []
         rule = router.route(msg)
         if rule is None:
-            return Outcome(msg["messageId"], stored=True), []
+            return Outcome(msg.message_id, stored=True), []
         r = rule.rule
         values = template_values(msg, r.name)
         job, error = None, None
         try:
-            req = rule.forward_request(msg, values)
-            if req is not None:
-                job = ctx.outbox.enqueue(OUTBOX_KIND, req.url, req.method, req.body, req.content_type,
-                                         caller=r.caller, ref=msg["messageId"], conn=conn)
+            new = FORWARD.prepare(rule, msg, values)
+            if new is not None:
+                job = ctx.outbox.enqueue(*new, conn=conn)
         except (RenderError, UrlNotAllowed) as exc:
             error = exc.reason if isinstance(exc, UrlNotAllowed) else str(exc)
-            log.warning("inbound %s: rule %s: no forward: %s", msg["messageId"], r.name, error)
+            log.warning("inbound %s: rule %s: no forward: %s", msg.message_id, r.name, error)
         store.set_outcome(conn, inbound_id, r.name, job, error)
         store.keep_for_pull(conn, inbound_id, r.pull)
         if rule.reply is not None:
-            reply_id = store.add_reply(conn, inbound_id, r.name, r.caller, msg["from"], now)
+            reply_id = store.add_reply(conn, inbound_id, r.name, r.caller, msg.sender, now)
             replies.append(PendingReply(reply_id, rule, msg, values))
-    return Outcome(msg["messageId"], stored=True, rule=r.name), replies
+    return Outcome(msg.message_id, stored=True, rule=r.name), replies
 
 
 def _reply(ctx: Bridge, p: PendingReply) -> None:
@@ -103,16 +103,16 @@ def _reply(ctx: Bridge, p: PendingReply) -> None:
         known = isinstance(exc, ApiError | BridgeError | RenderError)
         reason = str(exc) if known else f"unexpected {type(exc).__name__}"
         store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=reason)
-        log.warning("inbound %s: rule %s: auto-reply not sent: %s", msg["messageId"], r.name, reason)
+        log.warning("inbound %s: rule %s: auto-reply not sent: %s", msg.message_id, r.name, reason)
         return
     sent = result.messages[0] if result.messages else None
     store.finish_reply(ctx.db, reply_id, ctx.clock.now(), sent.message_id if sent else None,
                        sent.status.name if sent else None)
-    log.info("inbound %s: rule %s: auto-reply %s to %s", msg["messageId"], r.name,
-             sent.message_id if sent else "?", msg["from"])
+    log.info("inbound %s: rule %s: auto-reply %s to %s", msg.message_id, r.name,
+             sent.message_id if sent else "?", msg.sender)
 
 
-def handle_push(ctx: Bridge, router: Router, messages: list[dict[str, Any]]
+def handle_push(ctx: Bridge, router: Router, messages: list[InboundMessage]
                 ) -> tuple[list[Outcome], list[PendingReply]]:
     """Store and route every message of one push; return the outcomes and the replies to send."""
     outcomes: list[Outcome] = []

@@ -33,17 +33,16 @@ form decoder reads as the same space. In bodies and reply texts values are inser
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from ..render import CompiledFields, make_environment
+from ..model import InboundMessage
+from ..render import CompiledFields, kannel_to_jinja, make_environment
 
 VARIABLES = ("from", "to", "text", "cleanText", "keyword", "receivedAt", "messageId", "smsCount", "callbackData",
              "rule")
@@ -51,7 +50,6 @@ _ALIASES = {
     "p": "from", "P": "to", "q": "_q", "Q": "_Q", "k": "_k", "r": "_r", "a": "_a", "b": "text", "A": "text",
     "t": "_t", "T": "_T", "I": "messageId", "i": "_i", "n": "rule", "C": "_C",
 }
-_ESCAPE = re.compile(r"(?<!\{)%([%A-Za-z])")
 MAX_S = 20  # %s escapes per template
 
 
@@ -60,27 +58,12 @@ def translate(src: str, first_s: int = 0) -> tuple[str, int]:
 
     ``%s`` escapes are numbered from ``first_s``: in a template of several fields they continue
     across the fields in order, as if the fields were one URL."""
-    count = first_s
-
-    def sub(m: re.Match[str]) -> str:
-        nonlocal count
-        code = m.group(1)
-        if code == "%":
-            return "%"
-        if code == "s":
-            count += 1
-            return "{{ _s" + str(count - 1) + " }}"
-        name = _ALIASES.get(code)
-        return "{{ " + name + " }}" if name else m.group(0)
-
-    return _ESCAPE.sub(sub, src), count
+    return kannel_to_jinja(src, _ALIASES, "%", first_s)
 
 
 def url_environment() -> SandboxedEnvironment:
     """The sandboxed environment with every output percent-encoded (for URL templates)."""
-    env = make_environment()
-    env.finalize = lambda v: quote(str(v), safe="")
-    return env
+    return make_environment(url=True)
 
 
 def declared(n_s: int) -> list[str]:
@@ -146,22 +129,22 @@ def _received(value: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def template_values(msg: Mapping[str, Any], rule: str) -> dict[str, Any]:
-    """The variables for one message (``msg`` in Infobip's wire shape)."""
-    text = str(msg.get("text") or "")
+def template_values(msg: InboundMessage, rule: str) -> dict[str, Any]:
+    """The variables for one message."""
+    text = msg.text or ""
     words = text.split()
     first = words[0] if words else ""
-    received = _received(str(msg.get("receivedAt") or ""))
+    received = _received(msg.received_at or "")
     values: dict[str, Any] = {
-        "from": str(msg.get("from") or ""),
-        "to": str(msg.get("to") or ""),
+        "from": msg.sender or "",
+        "to": msg.to or "",
         "text": text,
-        "cleanText": str(msg.get("cleanText") if msg.get("cleanText") is not None else text),
+        "cleanText": msg.clean_text if msg.clean_text is not None else text,
         "keyword": first.upper(),
-        "receivedAt": str(msg.get("receivedAt") or ""),
-        "messageId": str(msg.get("messageId") or ""),
-        "smsCount": msg.get("smsCount") if msg.get("smsCount") is not None else 1,
-        "callbackData": str(msg.get("callbackData") or ""),
+        "receivedAt": msg.received_at or "",
+        "messageId": msg.message_id or "",
+        "smsCount": msg.sms_count if msg.sms_count is not None else 1,
+        "callbackData": msg.callback_data or "",
         "rule": rule,
         "_k": first,
         "_a": " ".join(words),
@@ -179,5 +162,5 @@ def template_values(msg: Mapping[str, Any], rule: str) -> dict[str, Any]:
 
 
 def sample_values() -> dict[str, Any]:
-    return template_values({"from": "41793026727", "to": "41793026834", "text": "KEY word rest",
-                            "receivedAt": "2021-08-25T16:10:00.000+0500", "messageId": "1"}, "rule")
+    return template_values(InboundMessage("1", "41793026727", "41793026834", "KEY word rest",
+                                          received_at="2021-08-25T16:10:00.000+0500"), "rule")

@@ -31,9 +31,9 @@ from typing import Any
 from ..clock import Clock, parse_time, scaled
 from ..config import Caller, Config, TemplateSpec
 from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
-from ..errors import BridgeError, UpstreamError, UpstreamRefused, ValidationFailed
+from ..errors import BridgeError, Unavailable, UpstreamError, UpstreamRefused, ValidationFailed
 from ..ids import new_id, new_ids, new_token
-from ..model import ApiError, Message, QueuedMessage, SentMessage, Status, Submission, SubmissionResult
+from ..model import Message, QueuedMessage, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
 from ..store.engine import DB_ERRORS, CommitTimeout
 from ..store.records import MessageRow, Store, SubmissionRecord
@@ -175,8 +175,7 @@ class Dispatcher:
             self.store.accept(record, rows)  # group commit: returns once fsynced with its group
         except (*DB_ERRORS, CommitTimeout) as exc:  # rolled back or withdrawn: nothing is accepted
             log.error("queue: a submission of %d could not be stored: %s", len(rows), exc)
-            raise ApiError(503, "SERVICE_UNAVAILABLE",
-                           "The bridge could not store the message; nothing was accepted: retry later") from None
+            raise Unavailable("The bridge could not store the message; nothing was accepted: retry later") from None
         if not self.wake.is_set():  # Event.set notifies even when set: skip it while a wake is pending
             self.wake.set()
         return result

@@ -31,8 +31,8 @@ from sqlalchemy.pool import NullPool
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
-#: What a failed statement or commit raises: SQLAlchemy's wrapped errors, or the driver's own for the
-#: legacy raw-SQL calls (:meth:`Connection.execute` with a string) that remain until every caller is on Core.
+#: What a failed statement or commit raises: SQLAlchemy's wrapped errors, or the driver's own (from
+#: :class:`Prepared` statements and the engine's own BEGIN/COMMIT on the driver connection).
 DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error)
 
 P = TypeVar("P")  # what a group-commit caller hands over
@@ -40,21 +40,9 @@ R = TypeVar("R")  # what it gets back once committed
 
 
 class Connection(sa.Connection):
-    """A SQLAlchemy ``Connection`` that also runs a plain SQL string the way ``sqlite3`` does (positional
-    ``?`` parameters, rows readable by column name). Transitional: for the callers not yet on Core."""
+    """A SQLAlchemy ``Connection`` that also holds the driver's connection (for :class:`Prepared`)."""
 
     raw: Any = None  # the driver's connection (set by Database.connection)
-
-    def execute(self, statement: Any, parameters: Any = None, *, execution_options: Any = None) -> Any:
-        if isinstance(statement, str):
-            cur = self.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cur.row_factory = sqlite3.Row
-            return cur.execute(statement, () if parameters is None else parameters)
-        return super().execute(statement, parameters, execution_options=execution_options)
-
-    def executemany(self, sql: str, seq: Any) -> Any:
-        """Legacy raw ``executemany`` (driver level)."""
-        return self.connection.driver_connection.executemany(sql, seq)  # type: ignore[union-attr]
 
 
 class Prepared:
@@ -305,19 +293,6 @@ class Database:
             self._local.after_commit.append(fn)
         else:
             fn()
-
-    # -- legacy raw SQL (transitional: removed once every caller is a repository on Core) ------
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        """Run one raw statement on this thread's connection (autocommit unless in a transaction)."""
-        return self.connection().execute(sql, params)
-
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        """All rows of a raw query (readable by column name)."""
-        return self.connection().execute(sql, params).fetchall()
-
-    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        """The first row of a raw query, or None."""
-        return self.connection().execute(sql, params).fetchone()
 
     # -- schema --------------------------------------------------------------------------------
     def revision(self) -> str | None:

@@ -1,91 +1,102 @@
-"""The inbound tables (migration 3): messages stored once, the pull queue, auto-replies."""
+"""The inbound tables (migration 3): messages stored once, the pull queue, auto-replies.
+
+Messages go in and come out as :class:`~gateway.model.InboundMessage`."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import Database
+import sqlalchemy as sa
 
-_WIRE = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "smsCount", "price",
-         "callbackData")
+from ..model import InboundMessage, Price
+from ..wire.reports import price_from_wire, price_to_wire
+from .dialects import insert
+from .engine import Connection, Database
+from .schema import inbound_messages, inbound_pull, inbound_replies
+
+im, ip, ir = inbound_messages.c, inbound_pull.c, inbound_replies.c
 
 
-def insert_message(conn: sqlite3.Connection, msg: dict[str, Any], now: float) -> int | None:
+@dataclass
+class StoredInbound:
+    """A stored message with its routing outcome and replies (for tests and operators)."""
+
+    message: InboundMessage
+    rule: str | None
+    forward_job: int | None
+    forward_error: str | None
+    replies: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _price_json(p: Price | None) -> str | None:
+    return None if p is None else json.dumps(price_to_wire(p))
+
+
+def insert_message(conn: Connection, msg: InboundMessage, now: float) -> int | None:
     """Store ``msg``; return its row id, or None if this messageId is already stored (a re-push)."""
-    extra = {k: v for k, v in msg.items() if k not in _WIRE}
-    cur = conn.execute(
-        "INSERT INTO inbound_messages (message_id, sender, receiver, text, clean_text, keyword, received_at,"
-        " sms_count, price, callback_data, extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (message_id) DO NOTHING",
-        (msg["messageId"], msg["from"], msg["to"], msg["text"], msg.get("cleanText"), msg.get("keyword"),
-         msg["receivedAt"], msg.get("smsCount"), json.dumps(msg["price"]) if "price" in msg else None,
-         msg.get("callbackData"), json.dumps(extra) if extra else None, now),
-    )
-    return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
+    return conn.execute(insert(conn, inbound_messages).values(
+        message_id=msg.message_id, sender=msg.sender, receiver=msg.to, text=msg.text, clean_text=msg.clean_text,
+        keyword=msg.keyword, received_at=msg.received_at, sms_count=msg.sms_count, price=_price_json(msg.price),
+        callback_data=msg.callback_data, extra=json.dumps(msg.extra) if msg.extra else None, created_at=now,
+    ).on_conflict_do_nothing(index_elements=["message_id"]).returning(im.id)).scalar_one_or_none()
 
 
-def set_outcome(conn: sqlite3.Connection, inbound_id: int, rule: str | None, job: int | None,
-                error: str | None) -> None:
-    conn.execute("UPDATE inbound_messages SET rule = ?, forward_job = ?, forward_error = ? WHERE id = ?",
-                 (rule, job, error, inbound_id))
+def set_outcome(conn: Connection, inbound_id: int, rule: str | None, job: int | None, error: str | None) -> None:
+    conn.execute(sa.update(inbound_messages).where(im.id == inbound_id)
+                 .values(rule=rule, forward_job=job, forward_error=error))
 
 
-def keep_for_pull(conn: sqlite3.Connection, inbound_id: int, callers: tuple[str, ...]) -> None:
-    conn.executemany("INSERT OR IGNORE INTO inbound_pull (caller, inbound_id) VALUES (?, ?)",
-                     [(c, inbound_id) for c in callers])
+def keep_for_pull(conn: Connection, inbound_id: int, callers: tuple[str, ...]) -> None:
+    if callers:
+        conn.execute(insert(conn, inbound_pull).on_conflict_do_nothing(),
+                     [{"caller": c, "inbound_id": inbound_id} for c in callers])
 
 
-def add_reply(conn: sqlite3.Connection, inbound_id: int, rule: str, caller: str, to: str, now: float) -> int:
-    cur = conn.execute(
-        "INSERT INTO inbound_replies (inbound_id, rule, caller, to_number, state, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, 'pending', ?, ?)", (inbound_id, rule, caller, to, now, now))
-    return int(cur.lastrowid or 0)
+def add_reply(conn: Connection, inbound_id: int, rule: str, caller: str, to: str, now: float) -> int:
+    return int(conn.execute(sa.insert(inbound_replies).values(
+        inbound_id=inbound_id, rule=rule, caller=caller, to_number=to, state="pending", created_at=now, updated_at=now,
+    ).returning(ir.id)).scalar_one())
 
 
 def finish_reply(db: Database, reply_id: int, now: float, message_id: str | None = None, status: str | None = None,
                  error: str | None = None) -> None:
-    db.execute("UPDATE inbound_replies SET state = ?, message_id = ?, status = ?, error = ?, updated_at = ?"
-               " WHERE id = ?", ("failed" if error else "sent", message_id, status, error, now, reply_id))
+    with db.transaction() as conn:
+        conn.execute(sa.update(inbound_replies).where(ir.id == reply_id).values(
+            state="failed" if error else "sent", message_id=message_id, status=status, error=error, updated_at=now))
 
 
-def row_to_wire(row: sqlite3.Row) -> dict[str, Any]:
-    """A stored message in Infobip's pull shape."""
-    out: dict[str, Any] = {
-        "messageId": row["message_id"], "from": row["sender"], "to": row["receiver"], "text": row["text"],
-        "cleanText": row["clean_text"] if row["clean_text"] is not None else row["text"],
-        "keyword": row["keyword"] or "", "receivedAt": row["received_at"], "smsCount": row["sms_count"] or 1,
-    }
-    if row["price"]:
-        out["price"] = json.loads(row["price"])
-    if row["callback_data"] is not None:
-        out["callbackData"] = row["callback_data"]
-    if row["extra"]:
-        out.update(json.loads(row["extra"]))
-    return out
+def _message(row: sa.Row[Any]) -> InboundMessage:
+    return InboundMessage(
+        row.message_id, row.sender, row.receiver, row.text,
+        row.clean_text if row.clean_text is not None else row.text, row.keyword or "", row.received_at,
+        row.sms_count or 1, price_from_wire(json.loads(row.price)) if row.price else None, row.callback_data,
+        json.loads(row.extra) if row.extra else {},
+    )
 
 
-def pull(db: Database, caller: str, limit: int, now: float) -> tuple[list[dict[str, Any]], int]:
+def pull(db: Database, caller: str, limit: int, now: float) -> tuple[list[InboundMessage], int]:
     """Up to ``limit`` of ``caller``'s unfetched messages, oldest first, marked fetched in the same
     transaction (each is returned once); and how many are still pending after them."""
+    unfetched = (ip.caller == caller, ip.fetched_at.is_(None))
     with db.transaction() as conn:
-        rows = conn.execute(
-            "SELECT m.* FROM inbound_pull p JOIN inbound_messages m ON m.id = p.inbound_id"
-            " WHERE p.caller = ? AND p.fetched_at IS NULL ORDER BY p.inbound_id LIMIT ?", (caller, limit)).fetchall()
-        conn.executemany("UPDATE inbound_pull SET fetched_at = ? WHERE caller = ? AND inbound_id = ?",
-                         [(now, caller, r["id"]) for r in rows])
-        pending = conn.execute("SELECT COUNT(*) FROM inbound_pull WHERE caller = ? AND fetched_at IS NULL",
-                               (caller,)).fetchone()[0]
-    return [row_to_wire(r) for r in rows], int(pending)
+        rows = conn.execute(sa.select(inbound_messages).select_from(
+            inbound_pull.join(inbound_messages, im.id == ip.inbound_id)).where(*unfetched)
+            .order_by(ip.inbound_id).limit(limit)).all()
+        if rows:
+            conn.execute(sa.update(inbound_pull).where(ip.caller == caller, ip.inbound_id.in_([r.id for r in rows]))
+                         .values(fetched_at=now))
+        pending = conn.execute(sa.select(sa.func.count()).select_from(inbound_pull).where(*unfetched)).scalar_one()
+    return [_message(r) for r in rows], int(pending)
 
 
-def message(db: Database, message_id: str) -> dict[str, Any] | None:
+def message(db: Database, message_id: str) -> StoredInbound | None:
     """One stored message with its routing outcome and replies (for tests and operators)."""
-    row = db.query_one("SELECT * FROM inbound_messages WHERE message_id = ?", (message_id,))
+    conn = db.connection()
+    row = conn.execute(sa.select(inbound_messages).where(im.message_id == message_id)).first()
     if row is None:
         return None
-    replies = db.query("SELECT rule, caller, to_number, state, message_id, status, error FROM inbound_replies"
-                       " WHERE inbound_id = ? ORDER BY id", (row["id"],))
-    return {**row_to_wire(row), "rule": row["rule"], "forwardJob": row["forward_job"],
-            "forwardError": row["forward_error"], "replies": [dict(r) for r in replies]}
+    replies = conn.execute(sa.select(ir.rule, ir.caller, ir.to_number, ir.state, ir.message_id, ir.status, ir.error)
+                           .where(ir.inbound_id == row.id).order_by(ir.id)).mappings().all()
+    return StoredInbound(_message(row), row.rule, row.forward_job, row.forward_error, [dict(r) for r in replies])

@@ -313,61 +313,7 @@ class Store:
         """Messages queued or leased."""
         return int(self.db.connection().execute(_DEPTH).scalar_one())
 
-    # -- reports in ----------------------------------------------------------------------------
-    def submission_by_token(self, token: str) -> Any:
-        return self.db.query_one("SELECT * FROM submissions WHERE dlr_token = ?", (token,))
-
-    def record_report(self, c: Connection, msg: Any, report: dict[str, Any],
-                      intermediate: bool, done_at: float | None) -> bool:
-        """Store a report (caller-facing shape) for ``msg``; False if it is a duplicate. A final
-        report sets the message's status; an intermediate one only while no final status is known."""
-        now = self.clock.now()
-        status = report.get("status") or {}
-        dedupe = f"{msg['id']}|{status.get('id')}|{report.get('doneAt')}|{int(intermediate)}"
-        cur = c.execute(
-            "INSERT INTO reports (message_row, caller, dedupe, intermediate, body, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
-            (msg["id"], msg["caller"], dedupe, int(intermediate), json.dumps(report, ensure_ascii=False), now),
-        )
-        if cur.rowcount != 1:
-            return False
-        c.execute(
-            "INSERT INTO status_changes (message_row, at, source, status_name, group_name, detail)"
-            " VALUES (?, ?, 'report', ?, ?, ?)",
-            (msg["id"], now, status.get("name"), status.get("groupName"), "intermediate" if intermediate else "final"),
-        )
-        if intermediate and msg["status_group_name"] in FINAL_GROUPS:
-            return True
-        err, price = report.get("error"), report.get("price")
-        c.execute(
-            "UPDATE messages SET status_group_id = ?, status_group_name = ?, status_id = ?, status_name = ?,"
-            " status_description = ?, error = ?, price = COALESCE(?, price), mcc_mnc = COALESCE(?, mcc_mnc),"
-            " done_at = COALESCE(?, done_at), updated_at = ? WHERE id = ?",
-            (status.get("groupId"), status.get("groupName"), status.get("id"), status.get("name"),
-             status.get("description"), json.dumps(err) if err else None, json.dumps(price) if price else None,
-             report.get("mccMnc"), None if intermediate else done_at, now, msg["id"]),
-        )
-        return True
-
-    # -- pull ----------------------------------------------------------------------------------
-    def pull_reports(self, caller: str, bulk_ids: Sequence[str], message_ids: Sequence[str],
-                     limit: int) -> list[dict[str, Any]]:
-        """The caller's final reports not pulled yet (oldest first); each is returned only once."""
-        where, args = ["r.caller = ?", "r.pulled_at IS NULL", "r.intermediate = 0"], [caller]
-        if bulk_ids:
-            where.append(f"m.bulk_id IN ({', '.join('?' * len(bulk_ids))})")
-            args += list(bulk_ids)
-        if message_ids:
-            where.append(f"m.message_id IN ({', '.join('?' * len(message_ids))})")
-            args += list(message_ids)
-        with self.db.transaction() as c:
-            rows = c.execute(
-                f"SELECT r.id, r.body FROM reports r JOIN messages m ON m.id = r.message_row"
-                f" WHERE {' AND '.join(where)} ORDER BY r.id LIMIT ?", [*args, limit],
-            ).fetchall()
-            c.executemany("UPDATE reports SET pulled_at = ? WHERE id = ?", [(self.clock.now(), r["id"]) for r in rows])
-        return [json.loads(r["body"]) for r in rows]
-
+    # -- logs (reports: gateway/store/reports.py) ------------------------------------------------
     def logs(self, caller: str, f: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         """The caller's messages, newest first, filtered like Infobip's ``GET /sms/1/logs``."""
         where = [M.c.caller == caller, M.c.state != "failed"]  # a send that never reached the upstream is no log
@@ -384,12 +330,6 @@ class Store:
             where.append(sent <= f["sentUntil"])
         q = select(M).where(and_(*where)).order_by(M.c.created_at.desc(), M.c.id.desc()).limit(limit)
         return [log_entry(r) for r in self.db.connection().execute(q).mappings()]
-
-    def message(self, message_id: str, caller: str | None = None) -> Any:
-        sql, args = "SELECT * FROM messages WHERE message_id = ?", [message_id]
-        if caller is not None:
-            sql, args = sql + " AND caller = ?", [*args, caller]
-        return self.db.query_one(sql + " ORDER BY id DESC LIMIT 1", args)
 
     # -- retention -----------------------------------------------------------------------------
     def prune(self, retention_seconds: float) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Infobip's inbound (MO) shape: parsing a push (JSON or XML) and writing the pull/forward shape.
 
-A message is kept as a dict in Infobip's wire names (``messageId, from, to, text, cleanText, keyword,
-receivedAt, smsCount, price{pricePerMessage, currency}, callbackData`` and any other field such as
-``applicationId``), since that shape is what every exit (pull, forward, templates) speaks.
+A push is validated in Infobip's wire names (``messageId, from, to, text, cleanText, keyword,
+receivedAt, smsCount, price{pricePerMessage, currency}, callbackData`` and the passed-through
+``applicationId``, ``entityId``, ``campaignReferenceId``) and leaves as :class:`InboundMessage`;
+:func:`inbox_body` writes the pull (and ``infobip`` forward) shape from the model.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
-from ..model import ApiError
+from ..model import ApiError, InboundMessage
 from ..validate import Errors, format_datetime
+from .reports import price_from_wire, price_to_wire
 
 REQUIRED = ("messageId", "from", "to")
 STRINGS = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "callbackData",
@@ -67,8 +69,42 @@ def _item(raw: Any, i: int, errs: Errors, now: datetime) -> dict[str, Any] | Non
     return msg
 
 
-def parse_json(body: Any, now: datetime) -> list[dict[str, Any]]:
+_FIELDS = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "smsCount", "price",
+           "callbackData")
+
+
+def inbound_from_wire(d: dict[str, Any]) -> InboundMessage:
+    """A validated (or stored) message in the wire names as the model."""
+    price = d.get("price")
+    return InboundMessage(
+        str(d["messageId"]), str(d["from"]), str(d["to"]), d.get("text") or "", d.get("cleanText"),
+        d.get("keyword") or "", d.get("receivedAt") or "", int(d["smsCount"]) if d.get("smsCount") is not None else 1,
+        price_from_wire(price),
+        d.get("callbackData"), {k: v for k, v in d.items() if k not in _FIELDS},
+    )
+
+
+def inbound_to_wire(m: InboundMessage) -> dict[str, Any]:
+    """A message in Infobip's pull shape."""
+    out: dict[str, Any] = {
+        "messageId": m.message_id, "from": m.sender, "to": m.to, "text": m.text,
+        "cleanText": m.clean_text if m.clean_text is not None else m.text, "keyword": m.keyword or "",
+        "receivedAt": m.received_at, "smsCount": m.sms_count or 1,
+    }
+    if m.price is not None:
+        out["price"] = price_to_wire(m.price)
+    if m.callback_data is not None:
+        out["callbackData"] = m.callback_data
+    out.update(m.extra)
+    return out
+
+
+def parse_json(body: Any, now: datetime) -> list[InboundMessage]:
     """The messages of a JSON push ``{"results": [...]}``; 400 naming each bad field."""
+    return [inbound_from_wire(m) for m in _parse_json(body, now)]
+
+
+def _parse_json(body: Any, now: datetime) -> list[dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("results"), list):
         raise ApiError.bad_request("results", "is required: a push body is {\"results\": [...]}")
     results = body["results"]
@@ -100,7 +136,7 @@ def _xml_items(root: Element) -> list[Element]:
     return items
 
 
-def parse_xml(data: bytes, now: datetime) -> list[dict[str, Any]]:
+def parse_xml(data: bytes, now: datetime) -> list[InboundMessage]:
     """The messages of an XML push, parsed with defusedxml (no DTDs, entities or external fetches)."""
     try:
         root = fromstring(data)
@@ -115,3 +151,8 @@ def parse_xml(data: bytes, now: datetime) -> list[dict[str, Any]]:
 def pull_body(messages: list[dict[str, Any]], pending: int) -> dict[str, Any]:
     """Infobip's pull (and forward) shape: ``{results, messageCount, pendingMessageCount}``."""
     return {"results": messages, "messageCount": len(messages), "pendingMessageCount": pending}
+
+
+def inbox_body(messages: list[InboundMessage], pending: int) -> dict[str, Any]:
+    """:func:`pull_body` of model messages."""
+    return pull_body([inbound_to_wire(m) for m in messages], pending)

@@ -1,0 +1,93 @@
+"""Delivery channels (healthchecks' ``transports.py`` is the model): one small class per kind of
+target, each preparing an outbox job (:class:`~gateway.delivery.outbox.NewJob`) from model objects;
+the outbox delivers, retries and keeps dead letters the same way for all of them.
+
+* :class:`NotifyUrlChannel` - a report pushed to the caller's own ``notifyUrl`` from the send, in the
+  shape of the caller's entrance (Infobip's v1/v2 shape, or v3 for ``POST /sms/3/messages``), JSON or
+  XML by the send's ``notifyContentType``;
+* :class:`CallbackChannel` - a report to a legacy callback (URL/body templates, Kannel escapes);
+* :class:`InboundForwardChannel` - an inbound message forwarded by a routing rule (GET, or POST as a
+  form, JSON, or Infobip's own MO shape).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from ..inbound.routing import CompiledRule
+from ..model import InboundMessage, Report
+from ..reports.callbacks import CompiledCallback, report_fields
+from ..store.reports import StoredMessage
+from ..wire.inbound import inbox_body
+from ..wire.reports import report_v1, reports_body
+from ..wire.v3_reports import report_v3
+from .outbox import NewJob
+
+#: Variables sent by a POST form/json forward that names no fields.
+DEFAULT_FIELDS = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "smsCount",
+                  "callbackData")
+
+
+class NotifyUrlChannel:
+    """Each report is its own outbox job (its own attempts and retry schedule), but due jobs for one
+    URL in one shape and format are sent together, as Infobip does: one push of up to
+    ``outbox.max_batch`` results (:func:`gateway.wire.reports.merge_reports_bodies`). The v3 shape has
+    a kind of its own so that the two shapes never share a push."""
+
+    kind = "dlr"
+    kind_v3 = "dlr-v3"
+
+    def prepare(self, report: Report, target: StoredMessage) -> NewJob:
+        if target.entrance == "messages":
+            result, kind = report_v3(report), self.kind_v3
+        else:
+            result, kind = report_v1(report), self.kind
+        body, ctype = reports_body([result], target.notify_content_type)
+        return NewJob(kind, target.notify_url or "", "POST", body, ctype, caller=target.caller,
+                      ref=target.message_id)
+
+
+class CallbackChannel:
+    """A legacy callback, rendered per report: never merged (its URL and body carry one report).
+    ``prepare`` raises whatever a template's filter may raise."""
+
+    kind = "dlr-callback"
+
+    def __init__(self, compiled: CompiledCallback) -> None:
+        self.compiled = compiled
+
+    def prepare(self, report: Report, target: StoredMessage) -> NewJob:
+        url, body = self.compiled.render(report_fields(report))
+        spec = self.compiled.spec
+        return NewJob(self.kind, url, spec.method, body, spec.content_type if body is not None else None,
+                      caller=target.caller, ref=target.message_id)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class InboundForwardChannel:
+    """An inbound message to a rule's forward URL; ``prepare`` raises ``RenderError``."""
+
+    kind = "inbound"
+
+    def prepare(self, rule: CompiledRule, msg: InboundMessage, values: dict[str, Any]) -> NewJob | None:
+        """The forward job (None when the rule has no forward)."""
+        fwd = rule.rule.forward
+        if fwd is None or rule.url is None:
+            return None
+        url = rule.url.render(values)["url"]
+        caller, ref = rule.rule.caller, msg.message_id
+        if fwd.method == "GET":
+            return NewJob(self.kind, url, "GET", None, None, caller=caller, ref=ref)
+        if fwd.body == "infobip":
+            return NewJob(self.kind, url, "POST", _json(inbox_body([msg], 0)), "application/json", caller=caller,
+                          ref=ref)
+        data = rule.fields.render(values) if rule.fields else {k: values[k] for k in DEFAULT_FIELDS}
+        if fwd.body == "json":
+            return NewJob(self.kind, url, "POST", _json(data), "application/json", caller=caller, ref=ref)
+        body = urlencode([(k, str(v)) for k, v in data.items()], encoding="utf-8").encode("ascii")
+        return NewJob(self.kind, url, "POST", body, "application/x-www-form-urlencoded", caller=caller, ref=ref)
