@@ -149,10 +149,11 @@ class ServerProcess:
         self.log.close()
 
 
-def bridge_config(workdir: Path, name: str, upstream_api: str, mode: str = "sync", synchronous: str = "FULL") -> Path:
-    """The repository's config.yaml as shipped, with its own SQLite file, the caller's upstream API and
-    delivery mode, and the store's fsync policy."""
-    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+def bridge_config(workdir: Path, name: str, upstream_api: str, mode: str = "sync", synchronous: str = "FULL",
+                  root: Path = ROOT) -> Path:
+    """The config.yaml shipped in ``root`` (a --compare REF has its own), with its own SQLite file, the
+    caller's upstream API and delivery mode, and the store's fsync policy."""
+    raw = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8"))
     raw = copy.deepcopy(raw)
     raw["store"] = {**(raw.get("store") or {}), "path": str(workdir / f"{name}.db"), "synchronous": synchronous}
     raw["upstream"] = {**(raw.get("upstream") or {}), "base_url": "sandbox", "api_key": "sandbox-key"}
@@ -195,11 +196,11 @@ def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None)
                 cfg = bridge_config(workdir, name, api, mode, sync)
                 procs[name] = ServerProcess(name, "bridge", ["--config", str(cfg), "--upstream", upstream], workdir)
         if "bridge-queued-ref" in wanted and ref_root:
-            cfg = bridge_config(workdir, "bridge-queued-ref", "advanced", "queued", "FULL")
+            cfg = bridge_config(workdir, "bridge-queued-ref", "advanced", "queued", "FULL", root=ref_root)
             procs["bridge-queued-ref"] = ServerProcess("bridge-queued-ref", "bridge", [
                 "--config", str(cfg), "--upstream", sandbox, "--root", str(ref_root)], workdir)
         if "bridge-ref" in wanted and ref_root:
-            cfg = bridge_config(workdir, "bridge-ref", "query")
+            cfg = bridge_config(workdir, "bridge-ref", "query", root=ref_root)
             procs["bridge-ref"] = ServerProcess("bridge-ref", "bridge", ["--config", str(cfg), "--upstream", sandbox,
                                                                         "--root", str(ref_root)], workdir)
         for p in procs.values():
