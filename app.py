@@ -187,6 +187,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the SQLite store, taken while the bridge runs (PostgreSQL: use pg_dump)."""
+    from gateway.store.backup import BackupError, backup_sqlite
+
+    config = load_config(args.config)
+    try:
+        size = backup_sqlite(config.store.path, args.file)
+    except BackupError as exc:
+        print(f"backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"{config.store.path} -> {args.file}: {size:,} bytes, integrity ok")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description="smsbridge: legacy HTTP GET to Infobip SMS")
     parser.add_argument("--config", default=os.environ.get("SMSBRIDGE_CONFIG", "config.yaml"))
@@ -209,13 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:sandbox.port of the config")
     sub.add_parser("prune", help="delete messages, reports and delivered jobs past store.retention_hours")
     sub.add_parser("migrate", help="bring the database to the newest schema revision (also done at start)")
+    bk = sub.add_parser("backup", help="copy the SQLite store to FILE, consistently, while the bridge runs")
+    bk.add_argument("file", help="the copy to write (must not exist)")
     more = add_commands(sub)  # send, preview, url, outbox list|redrive (gateway/cli.py)
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
                 "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, "prune": cmd_prune,
-                "migrate": cmd_migrate, **more}
+                "migrate": cmd_migrate, "backup": cmd_backup, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
