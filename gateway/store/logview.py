@@ -8,7 +8,7 @@ same thing.
 
 Nothing secret leaves here: URLs go through :func:`redact_url`, error texts through :func:`redact`,
 bodies, headers, report tokens and passwords are never selected. Message texts are masked unless
-``mask_text`` is off (see :func:`mask`).
+``mask_text`` is off (see :func:`gateway.redact.mask`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
 
-from ..redact import redact, redact_url
+from ..redact import mask, redact, redact_url
 from .engine import Database
 from .schema import inbound_messages as I
 from .schema import messages as M
@@ -77,17 +77,6 @@ class Page:
     def to_dict(self) -> dict[str, Any]:
         return {"view": self.view, "page": self.page, "hasNext": self.has_next, "rows": self.rows,
                 "columns": [{"name": n, "label": label} for n, label in COLUMNS[self.view]]}
-
-
-def mask(text: str | None, enabled: bool, keep: int = 3) -> str:
-    """``text`` as the log shows it: masked, only the first ``keep`` characters (none for a text of
-    at most ``2*keep``) and the length, e.g. ``Pum… (13 chars)``."""
-    if text is None:
-        return ""
-    if not enabled:
-        return text
-    shown = text[:keep] if len(text) > 2 * keep else ""
-    return f"{shown}… ({len(text)} chars)"
 
 
 def fmt(t: float | None) -> str:
