@@ -10,7 +10,7 @@ import requests
 
 from tests.conftest import DEMO
 from tests.helpers import wait_for
-from tests.storehelp import db_count, db_rows, db_values
+from tests.storehelp import db_count, db_rows
 
 
 def _send(url: str, texts: list[str]) -> list[requests.Response]:

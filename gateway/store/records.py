@@ -92,9 +92,20 @@ _REQUEUE = (update(M).where(M.c.state == "sending", M.c.upstream_message_id.is_n
 # a sync send through the query API (no custom ids) interrupted mid-request: a resend could double it
 _ORPHANS = (update(M).where(M.c.state == "sending").values(state="unknown", lease_until=None,
                                                            last_error="interrupted before the upstream answered"))
+# not IN (...): a literal list compiles to an expanding parameter, which Prepared statements cannot hold
+_FINAL = or_(*(M.c.status_group_name == literal(g) for g in ("DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED")))
+
+
+def _keep_final(**params: str) -> dict[str, Any]:
+    """Status columns set from ``params`` (column -> bind name) unless a final report already arrived: an
+    answer that comes after the delivery report (a resend refused as a duplicate, an answer recorded late)
+    must not turn DELIVERED back into PENDING."""
+    return {col: case((_FINAL, M.c[col]), else_=bindparam(name)) for col, name in params.items()}
+
+
+_STATUS_PARAMS = dict(zip(_STATUS_COLS, ("gid", "gname", "sid", "sname", "sdesc"), strict=True))
 _ANSWERED = Prepared(update(M).where(M.c.id.in_(_IDS)).values(
-    state=bindparam("st"), status_group_id=bindparam("gid"), status_group_name=bindparam("gname"),
-    status_id=bindparam("sid"), status_name=bindparam("sname"), status_description=bindparam("sdesc"),
+    state=bindparam("st"), **_keep_final(**_STATUS_PARAMS),
     sms_count=func.coalesce(bindparam("count"), M.c.sms_count), upstream_bulk_id=bindparam("ubulk"),
     sent_at=bindparam("now"), tries=M.c.tries + 1, lease_until=None, last_error=None, updated_at=bindparam("now")),
     expanding="ids")
@@ -110,8 +121,7 @@ _RETRY = Prepared(update(M).where(M.c.id == bindparam("rid"), M.c.state == "send
 # reconciled (the query API carries no ids) and is finished as far as the queue is concerned
 _SETTLE = update(M).where(M.c.id == bindparam("p_rid")).values(
     state=bindparam("p_st"), message_id=bindparam("p_mid"), upstream_message_id=bindparam("p_uid"),
-    status_group_id=bindparam("p_gid"), status_group_name=bindparam("p_gname"), status_id=bindparam("p_sid"),
-    status_name=bindparam("p_sname"), status_description=bindparam("p_sdesc"),
+    **_keep_final(**{col: f"p_{name}" for col, name in _STATUS_PARAMS.items()}),
     sms_count=func.coalesce(bindparam("p_count"), M.c.sms_count), bulk_id=func.coalesce(bindparam("p_bulk"), M.c.bulk_id),
     upstream_bulk_id=bindparam("p_ubulk"), next_at=bindparam("p_next"), lease_until=bindparam("p_lease"),
     last_error=bindparam("p_err"), tries=M.c.tries + 1, updated_at=bindparam("p_now"))
