@@ -19,6 +19,7 @@ from gateway.model import Destination, Message, Submission
 from tests.conftest import DEMO, running_sandbox
 from tests.helpers import free_port, wait_for
 from tests.storehelp import db_count, db_row, db_rows, db_set, db_values, run
+from tests.test_ui import login
 
 TO = "41793026727"
 APP = {"Authorization": "App demo-key"}
@@ -263,3 +264,29 @@ def test_a_queued_batch_refused_as_a_whole_is_split_and_only_the_offender_reject
     states = {m.message_id: m.state for m in db_rows(ctx.db, "messages", "message_id", "state")}
     assert states == {i: ("rejected" if i == ids[2] else "sent") for i in ids}
     assert sorted(m["messageId"] for m in sandbox.messages()) == sorted(i for i in ids if i != ids[2])
+
+
+def test_a_query_api_timeout_stays_unknown_is_never_resent_and_shows_in_the_ui(make_bridge, sandbox):
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["callers"]["demo"]["upstream_api"] = "query"  # no custom ids: a resend could double the SMS
+        raw["upstream"]["read_timeout"] = 0.3
+        raw["queue"] = {"time_scale": 0.01}
+
+    bridge = make_bridge(mutate)
+    ctx = bridge.app.extensions["smsbridge"]
+    sandbox.faults(delay_ms=700)
+    r = _send(bridge, "query late")
+    assert r.status_code == 504, r.text  # the default policy queues, but only what surely never arrived
+    wait_for(lambda: sandbox.messages(), what="the upstream took it after all")
+    sandbox.faults()
+    row = db_row(ctx.db, "messages")
+    assert row.state == "unknown" and row.lease_until is None and "did not answer" in row.last_error
+    assert _send(bridge, "a later send").status_code == 200  # the worker had every chance to resend
+    assert [m["text"] for m in sandbox.messages()] == ["query late", "a later send"]  # never resent
+    s, _ = login(bridge.url)
+    cells = [x["cells"] for x in s.get(bridge.url + "/ui/api/log", timeout=10).json()["rows"]]
+    unknown = cells[-1]  # the oldest row (texts are masked in the console)
+    assert unknown["state"].startswith("unknown") and "did not answer" in unknown["error"]
+    attempts = [x["cells"] for x in s.get(bridge.url + "/ui/api/log", params={"view": "attempts"},
+                                          timeout=10).json()["rows"]]
+    assert any(a["api"] == "query" and "timeout" in a["error"] for a in attempts), attempts
