@@ -129,11 +129,12 @@ def test_on_upstream_failure_fail_answers_the_error_and_a_template_can_choose(ma
     assert r.status_code == 502, r.text
     ctx = bridge.app.extensions["smsbridge"]
     assert db_values(ctx.db, "messages", "state") == ["failed"]
-    sandbox.faults(status=429, count=1)
+    sandbox.faults(status=429, count=2)  # the template's send, then the queue's first try
     t = bridge.get("/t/alarm", params={**DEMO, "phone": TO, "msg": "queued by the template"})
     assert t.status_code == 200 and t.json()["messages"][0]["status"]["name"] == "PENDING_ACCEPTED", t.text
     wait_for(lambda: [m["text"] for m in sandbox.messages()] == ["[ALARM] HQ: queued by the template"],
              what="sent once")
+    assert _metric(bridge, "handed_over") == 1 and _metric(bridge, "retried") == 1
 
 
 # -- item 6: a timeout is unknown, then reconciled --------------------------------------------

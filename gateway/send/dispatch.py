@@ -438,6 +438,7 @@ class QueueWorker:
                 return
             retry = [(r.row_id, now + self.backoff(r.tries + 1), exc.text) for r in rows]
             self.store.batch_failed(batch, attempt, len(rows), retry)
+            self.store.count("retried", len(rows))
             log.warning("queue: batch of %d not accepted (%s); retrying", len(rows), exc.text)
             return
         self.sender.observe(attempts, result)
