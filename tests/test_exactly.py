@@ -166,6 +166,8 @@ def _timeout_reconciled(bridge: Any, sandbox: Any) -> None:
     # its delivery report is matched to it
     wait_for(lambda: db_values(ctx.db, "messages", "status_group_name") == ["DELIVERED"], timeout=20,
              what="the delivery report matched")
+    pulled = bridge.get("/sms/1/reports", params=DEMO).json()["results"]
+    assert [(x["messageId"], x["status"]["groupName"]) for x in pulled] == [(row.message_id, "DELIVERED")]
     timeouts = db_rows(ctx.db, "upstream_attempts", "error")
     assert any(a.error == "read timeout" for a in timeouts)
 
