@@ -293,3 +293,21 @@ def test_a_query_api_timeout_stays_unknown_is_never_resent_and_shows_in_the_ui(m
     attempts = [x["cells"] for x in s.get(bridge.url + "/ui/api/log", params={"view": "attempts"},
                                           timeout=10).json()["rows"]]
     assert any(a["api"] == "query" and "timeout" in a["error"] for a in attempts), attempts
+
+
+def test_a_query_api_send_refused_at_the_door_is_handed_over_with_the_bridges_ids(make_bridge, sandbox):
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["callers"]["demo"]["upstream_api"] = "query"
+        raw["queue"] = {"time_scale": 0.01}
+
+    bridge = make_bridge(mutate)
+    sandbox.faults(status=503, count=1)  # answered before anything was accepted: safe to hand over
+    r = _send(bridge, "two of them", to=f"{TO},41793026834")
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["bulkId"] and {m["status"]["name"] for m in answer["messages"]} == {"PENDING_ACCEPTED"}
+    wait_for(lambda: len(sandbox.messages()) == 2, what="both sent by the queue")
+    got = sandbox.messages()
+    assert sorted(m["messageId"] for m in got) == sorted(m["messageId"] for m in answer["messages"])
+    assert {m["bulkId"] for m in got} == {answer["bulkId"]}
+    assert [s["path"] for s in sandbox.sends()] == ["/sms/1/text/query", "/sms/2/text/advanced"]

@@ -210,8 +210,11 @@ class Dispatcher:
             if not ids:  # the worker sends with the advanced API: the bridge's own ids from now on
                 for r, upstream_id in zip(rows, new_ids(len(rows)), strict=True):
                     r.message_id, r.upstream_message_id = r.message_id or upstream_id, upstream_id
+                if sub.bulk_id is None and len(rows) > 1:
+                    sub.bulk_id = new_id()
             outcomes = [Settled("queued", PENDING_ACCEPTED, r.message_id, r.upstream_message_id) for r in rows]
-            if self._settle(sid, outcomes, attempts, error=exc.text, next_at=retry_at, durable=True) or ids:
+            if self._settle(sid, outcomes, attempts, error=exc.text, next_at=retry_at, durable=True,
+                            bulk_id=sub.bulk_id) or ids:
                 self.store.count("handed_over", len(rows))
                 log.warning("sync: upstream failed (%s); %d message(s) handed over to the queue", exc.text, len(rows))
                 self._wake()
