@@ -311,3 +311,20 @@ def test_a_query_api_send_refused_at_the_door_is_handed_over_with_the_bridges_id
     assert sorted(m["messageId"] for m in got) == sorted(m["messageId"] for m in answer["messages"])
     assert {m["bulkId"] for m in got} == {answer["bulkId"]}
     assert [s["path"] for s in sandbox.sends()] == ["/sms/1/text/query", "/sms/2/text/advanced"]
+
+
+def test_a_v3_send_through_the_v3_upstream_is_handed_over_on_a_hiccup(make_bridge, sandbox):
+    def mutate(raw: dict[str, Any]) -> None:
+        sync_advanced(raw)
+        raw["callers"]["demo"]["upstream_api"] = "messages"
+
+    bridge = make_bridge(mutate)
+    sandbox.faults(status=502, count=1)
+    r = bridge.post("/sms/3/messages", headers=APP, json={"messages": [
+        {"sender": "Bridge", "destinations": [{"to": TO}], "content": {"text": "v3 hiccup"}}]})
+    assert r.status_code == 200, r.text
+    m = r.json()["messages"][0]
+    assert m["status"]["name"] == "PENDING_ACCEPTED" and m["messageId"]
+    wait_for(lambda: sandbox.messages(), what="sent by the queue")
+    assert [(x["messageId"], x["text"]) for x in sandbox.messages()] == [(m["messageId"], "v3 hiccup")]
+    assert [s["path"] for s in sandbox.sends()] == ["/sms/3/messages", "/sms/2/text/advanced"]
