@@ -26,6 +26,7 @@ SCOPES = ("query", "advanced", "messages", "templates", "preview", "reports", "l
           "conversions", "bulks")
 PARAM_TYPES = ("string", "phone", "int", "bool")
 MODES = ("sync", "queued")  # delivery modes (gateway/dispatch.py)
+ON_UPSTREAM_FAILURE = ("queue", "fail")  # a sync send's upstream hiccup: hand over to the queue, or answer the error
 CALLBACK_METHODS = ("GET", "POST")
 
 
@@ -71,6 +72,7 @@ class Caller:
     allow: UrlAllow = field(default_factory=UrlAllow)
     mode: str = "sync"  # sync | queued (queued needs upstream_api: advanced)
     callback: Callback | None = None  # legacy delivery-report callback (gateway/relay.py)
+    on_upstream_failure: str = "queue"  # sync: queue (hand over, PENDING_ACCEPTED) | fail (503/502/504)
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -99,6 +101,7 @@ class TemplateSpec:
     limits: Limits | None = None
     mode: str | None = None  # None: the caller's mode
     callback: Callback | None = None  # None: the caller's callback
+    on_upstream_failure: str | None = None  # None: the caller's
 
 
 @dataclass
@@ -369,6 +372,8 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     elif c.mode == "queued" and c.upstream_api == "query":
         r.problems.append((f"{path}.mode", "queued needs upstream_api: advanced (the bridge passes its own "
                            "messageId/bulkId upstream as custom IDs, which the query API cannot carry)"))
+    if c.on_upstream_failure not in ON_UPSTREAM_FAILURE:
+        r.problems.append((f"{path}.on_upstream_failure", f"must be one of {', '.join(ON_UPSTREAM_FAILURE)}"))
     if hyg:
         c.hygiene = hyg
     for s in c.scopes:
@@ -452,9 +457,12 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     for key in d:
         if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
-                       "callback"):
+                       "callback", "on_upstream_failure"):
             r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, description, fields, "
-                               "limits, mode, params, placeholders"))
+                               "limits, mode, on_upstream_failure, params, placeholders"))
+    failure = d.get("on_upstream_failure")
+    if failure is not None and failure not in ON_UPSTREAM_FAILURE:
+        r.problems.append((f"{path}.on_upstream_failure", f"must be one of {', '.join(ON_UPSTREAM_FAILURE)}"))
     mode = d.get("mode")
     if mode is not None and mode not in MODES:
         r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
@@ -473,6 +481,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         limits=_limits(r, d.get("limits"), f"{path}.limits", limits) if "limits" in d else None,
         mode=mode,
         callback=_callback(r, d.get("callback"), f"{path}.callback"),
+        on_upstream_failure=failure,
     )
 
 

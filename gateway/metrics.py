@@ -67,6 +67,16 @@ class StoreCollector(Collector):
             subs.add_metric([group], n_subs)
         yield tx
         yield subs
+        events = CounterMetricFamily(
+            "smsbridge_send_events", "Send-path events (this process): handed_over (a sync send moved to the "
+            "queue after an upstream failure), unknown (no answer: reconciled by a resend with the same ids), "
+            "reconciled (a resend the upstream refused as a duplicate: it had the message), retried (queued messages "
+            "put back after a failed upstream attempt), settle_failed (a sync answer the store could not record: "
+            "reconciled later)", labels=["event"])
+        counts = dict(self.store.events)
+        for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed"):
+            events.add_metric([event], counts.get(event, 0))
+        yield events
 
 
 class ThrottleCollector(Collector):

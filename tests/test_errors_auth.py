@@ -60,7 +60,7 @@ def test_404_and_405_in_envelope(bridge):
 
 def test_upstream_down_gives_503_quickly(make_bridge):
     own = ServerThread(create_sandbox_app(SandboxSettings()), "127.0.0.1", 0).start()
-    bridge = make_bridge(upstream_url=own.url)
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"), upstream_url=own.url)  # the fail policy (default: queue, issue 13 item 4)
     assert bridge.get("/sms/1/text/query", params={**DEMO, **OK}).status_code == 200
     own.stop()  # the sandbox goes away
     started = time.monotonic()
@@ -73,7 +73,7 @@ def test_upstream_down_gives_503_quickly(make_bridge):
 
 
 def test_upstream_never_listening_503(make_bridge):
-    bridge = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"), upstream_url=f"http://127.0.0.1:{free_port()}")  # the fail policy (default: queue, issue 13 item 4)
     r = bridge.get("/sms/1/text/query.xml", params={**DEMO, **OK})
     assert r.status_code == 503 and ET.fromstring(r.content).findtext("serviceException/messageId") == "SERVICE_UNAVAILABLE"
 
@@ -90,7 +90,8 @@ def test_upstream_timeout_504(make_bridge, sandbox):
     wait_for(lambda: len(sandbox.messages()) == 1, what="the slow upstream to finish")
 
 
-def test_upstream_5xx_is_502(bridge, sandbox):
+def test_upstream_5xx_is_502(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"))  # the fail policy (default: queue, issue 13 item 4)
     sandbox.faults(status=500, count=1)
     r = bridge.get("/sms/1/text/query", params={**DEMO, **OK})
     assert r.status_code == 502 and _exc(r)["messageId"] == "BAD_GATEWAY"

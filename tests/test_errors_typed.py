@@ -127,7 +127,8 @@ def _exc(r: requests.Response) -> dict:
     return r.json()["requestError"]["serviceException"]
 
 
-def test_failed_sync_send_on_upstream_500_records_its_attempt(bridge, sandbox):
+def test_failed_sync_send_on_upstream_500_records_its_attempt(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"))  # the fail policy (default: queue, issue 13 item 4)
     sandbox.faults(status=500, count=1)
     r = bridge.get("/sms/1/text/query", params={**DEMO, **OK})
     assert r.status_code == 502 and _exc(r)["messageId"] == "BAD_GATEWAY"
@@ -146,7 +147,7 @@ def test_failed_sync_send_on_upstream_500_records_its_attempt(bridge, sandbox):
 
 
 def test_failed_sync_send_on_refused_connection_records_its_attempt(make_bridge):
-    bridge = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"), upstream_url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
     r = bridge.get("/sms/1/text/query", params={**DEMO, **OK})
     assert r.status_code == 503 and _exc(r)["messageId"] == "SERVICE_UNAVAILABLE"
     assert "connection refused" in _exc(r)["text"] and "nothing was sent" in _exc(r)["text"]

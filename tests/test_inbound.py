@@ -137,7 +137,11 @@ def test_auto_reply_reaches_sandbox_as_send_to_original_sender(make_bridge, sand
 
 def test_failed_auto_reply_does_not_fail_the_push(make_bridge, sandbox):
     rules = [{"name": "info", "caller": "demo", "match": {"keyword": "INFO"}, "reply": "Thanks", "pull": True}]
-    bridge = make_bridge(with_inbound(rules))
+    def mutate(raw):
+        with_inbound(rules)(raw)
+        raw["callers"]["demo"]["on_upstream_failure"] = "fail"  # the reply's sender: no hand-over (issue 13)
+
+    bridge = make_bridge(mutate)
     sandbox.faults(status=500, count=5)
     assert push(bridge, mo("INFO x")).status_code == 200
     assert pull(bridge).json()["messageCount"] == 1  # stored and kept although the reply failed

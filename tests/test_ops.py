@@ -71,12 +71,13 @@ def test_metrics_count_requests_messages_parts_and_latency(bridge):
     assert metric(bridge, "smsbridge_upstream_errors_total") == 0
     assert metric(bridge, "smsbridge_store_group_submissions_total", group="record") == 2  # the two sync sends
     assert 1 <= metric(bridge, "smsbridge_store_group_commits_total", group="record") <= 2
-    assert metric(bridge, "smsbridge_store_group_submissions_total", group="accept") == 0
+    # issue 13 item 5: each sync send is recorded (fsynced, "accept" group) before it is forwarded
+    assert metric(bridge, "smsbridge_store_group_submissions_total", group="accept") == 2
     assert bridge.get("/metrics").headers["Content-Type"].startswith("text/plain; version=0.0.4")
 
 
 def test_metrics_count_upstream_errors(make_bridge):
-    b = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+    b = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"), upstream_url=f"http://127.0.0.1:{free_port()}")  # the fail policy (default: queue, issue 13 item 4)
     assert b.get("/sms/1/text/query", params=SEND).status_code == 503
     assert metric(b, "smsbridge_requests_total", entrance="query", outcome="failed") == 1
     assert metric(b, "smsbridge_upstream_errors_total", api="query", reason="connection refused") == 1

@@ -114,7 +114,8 @@ def test_prune_removes_old_finished_records_only(make_bridge, sandbox):
                            "upstream_attempts": 0, "outbox_jobs": 0}  # younger than 48 h: kept
     db_age(ctx.db, 49 * 3600)
     counts = ctx.prune()
-    assert counts["messages"] == 1 and counts["submissions"] == 1 and counts["status_changes"] == 1
+    # two status changes: recorded "sending" before it was forwarded, then the answer (issue 13 item 5)
+    assert counts["messages"] == 1 and counts["submissions"] == 1 and counts["status_changes"] == 2
     assert bridge.get("/sms/1/logs", params=DEMO).json() == {"results": []}
 
 

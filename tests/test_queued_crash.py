@@ -1,4 +1,5 @@
-"""``kill -9`` of a real bridge process during a queued burst: no accepted message lost, none sent twice.
+"""``kill -9`` of a real bridge process during a burst of queued and sync sends with the upstream flapping: no
+accepted message lost, none sent twice.
 Also the store CLI (prune, outbox list/redrive) on the same kind of real process set-up."""
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def _config(tmp_path: Path, upstream_url: str) -> Path:
     raw["ui"] = {"enabled": False}
     raw["inbound"]["token"] = "test-inbound-token-0123456789"
     demo.update(password_hash=hash_password("demo"), mode="queued", upstream_api="advanced")
+    # a sync caller beside the queued one (issue 13): recorded before forwarding, handed over on a hiccup
+    raw["callers"]["syncer"] = {**{k: v for k, v in demo.items() if k != "mode"}, "mode": "sync",
+                                "on_upstream_failure": "queue"}
     raw["templates"]["alarm"]["mode"] = "sync"
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -63,25 +67,49 @@ def _start(config: Path) -> tuple[subprocess.Popen, str]:
     raise AssertionError("the bridge exited before listening:\n" + "".join(seen))
 
 
-def test_kill_9_during_a_queued_burst_loses_and_duplicates_nothing(tmp_path):
+def _flap(sandbox_url: str, stop: threading.Event) -> None:
+    """The upstream flapping: bursts of 503s and 500s, then healthy, until ``stop``."""
+    faults = [{"status": 503, "count": 4}, {}, {"status": 500, "count": 3}, {}]
+    i = 0
+    while not stop.is_set():
+        try:
+            requests.post(sandbox_url + "/sandbox/faults", json=faults[i % len(faults)], timeout=5)
+        except requests.RequestException:
+            pass
+        i += 1
+        stop.wait(0.03)  # the flapping's own rhythm (load generation, not synchronisation)
+
+
+def test_kill_9_during_a_mixed_burst_with_the_upstream_flapping_loses_and_duplicates_nothing(tmp_path):
+    """Queued and sync callers mixed, the upstream flapping (faults on and off), the bridge killed mid-burst
+    and restarted: every accepted message reaches the sandbox exactly once, with the id its caller got;
+    every refused one never."""
     sandbox = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", 0, threads=8).start()
     config = _config(tmp_path, sandbox.url)
     proc, url = _start(config)
     accepted: dict[str, str] = {}
+    refused: set[str] = set()
     lock = threading.Lock()
     session = requests.Session()
+    stop = threading.Event()
+    flapper = threading.Thread(target=_flap, args=(sandbox.url, stop), daemon=True)
+    flapper.start()
 
     def send(i: int) -> None:
+        caller = "demo" if i % 2 else "syncer"  # queued and sync, interleaved
+        text = f"burst-{i}"
         try:
             r = session.get(url + "/sms/1/text/query", timeout=10, params={
-                "username": "demo", "password": "demo", "to": f"4179{i:07d}", "text": f"burst-{i}"})
+                "username": caller, "password": "demo", "to": f"4179{i:07d}", "text": text})
         except requests.RequestException:
-            return  # the process died under this request: not accepted
-        if r.status_code == 200:
-            with lock:
-                accepted[f"burst-{i}"] = r.json()["messages"][0]["messageId"]
-            if len(accepted) == BURST // 3:
-                os.kill(proc.pid, signal.SIGKILL)  # mid-burst, while the workers forward batches
+            return  # the process died under this request: not accepted (nor refused: unknown to the caller)
+        with lock:
+            if r.status_code == 200:
+                accepted[text] = r.json()["messages"][0]["messageId"]
+                if len(accepted) == BURST // 3:
+                    os.kill(proc.pid, signal.SIGKILL)  # mid-burst, while workers and sync requests forward
+            else:
+                refused.add(text)
 
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -90,26 +118,33 @@ def test_kill_9_during_a_queued_burst_loses_and_duplicates_nothing(tmp_path):
         assert proc.returncode == -signal.SIGKILL
         assert BURST // 3 <= len(accepted) < BURST
         proc, url = _start(config)  # same database: the restarted bridge sends what is left
+        for i in range(BURST, BURST + 40):  # more traffic while the upstream still flaps
+            send(i)
+        stop.set()
+        flapper.join(5)
+        requests.post(sandbox.url + "/sandbox/faults", json={}, timeout=5)
 
         def texts() -> list[str]:
             return [m["text"] for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()]
 
-        wait_for(lambda: set(accepted) <= set(texts()), timeout=30, what="every accepted message upstream")
+        wait_for(lambda: set(accepted) <= set(texts()), timeout=60, what="every accepted message upstream")
         db = Database(str(tmp_path / "bridge.db"))
-        wait_for(lambda: db_count(db, "messages", state=("queued", "sending")) == 0,
-                 what="the queue drained")
+        wait_for(lambda: db_count(db, "messages", state=("queued", "sending", "unknown")) == 0, timeout=60,
+                 what="the queue drained and every unknown outcome reconciled")
         seen = texts()
         assert len(seen) == len(set(seen)), "a message reached the upstream twice"
+        assert not refused & set(seen), "a refused message was sent"
         got = {m["text"]: m["messageId"] for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()}
         assert all(got[t] == mid for t, mid in accepted.items())  # the ids the callers were given
         forwarded = [d for r in requests.get(sandbox.url + "/sandbox/requests", timeout=5).json()
                      if r["path"] == "/sms/2/text/advanced" for m in r["json"]["messages"] for d in m["destinations"]]
-        print(f"\naccepted {len(accepted)} before the kill; {len(forwarded)} destinations forwarded for {len(seen)} "
-              f"messages ({len(forwarded) - len(seen)} resent after the restart, refused upstream as duplicates)")
+        print(f"\naccepted {len(accepted)} ({len(refused)} refused); {len(forwarded)} destinations forwarded for "
+              f"{len(seen)} messages ({len(forwarded) - len(seen)} resent or refused while the upstream flapped)")
         sent = db_count(db, "messages", state="sent")
         assert sent == len(seen)  # every committed message was sent once (accepted or answer lost in the kill)
         db.close()
     finally:
+        stop.set()
         proc.kill()
         proc.wait(10)
         sandbox.stop()

@@ -362,7 +362,7 @@ def test_sandbox_intermediate_then_final_and_expiry_after_validity(make_bridge, 
 
 
 def test_sync_upstream_down_is_503_and_nothing_accepted(make_bridge):
-    bridge = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"), upstream_url=f"http://127.0.0.1:{free_port()}")  # the fail policy (default: queue, issue 13 item 4)
     r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "x"})
     assert r.status_code == 503 and r.json()["requestError"]["serviceException"]["messageId"] == "SERVICE_UNAVAILABLE"
     db = bridge.app.extensions["smsbridge"].db

@@ -10,7 +10,7 @@ import requests
 
 from tests.conftest import DEMO
 from tests.helpers import wait_for
-from tests.storehelp import db_count, db_rows, db_values
+from tests.storehelp import db_count, db_rows
 
 
 def _send(url: str, texts: list[str]) -> list[requests.Response]:
@@ -23,19 +23,22 @@ def _send(url: str, texts: list[str]) -> list[requests.Response]:
 
 
 def test_concurrent_sync_records_share_one_transaction_and_keep_each_submission_apart(make_bridge, sandbox):
+    # Issue 13 item 5: a sync send is recorded (fsynced, in a shared group) *before* it is forwarded, and its
+    # answer completes the record in a second shared (relaxed) group.
     bridge = make_bridge()
     ctx = bridge.app.extensions["smsbridge"]
     texts = [f"sync-{i}" for i in range(8)]
-    before = ctx.store.record_groups
+    before, before_accept = ctx.store.record_groups, ctx.store.accept_groups
     out: list[requests.Response] = []
-    with ctx.db.writer():  # every send reaches the upstream, then waits for its record's commit
+    with ctx.db.writer():  # every send waits for its record's commit before it is forwarded
         t = threading.Thread(target=lambda: out.extend(_send(bridge.url, texts)))
         t.start()
-        wait_for(lambda: ctx.store.record_pending() == 8, what="8 sync records waiting for one commit")
-        assert db_count(ctx.db, "submissions") == 0  # nothing answered before its commit
+        wait_for(lambda: ctx.store.accept_pending() == 8, what="8 sync records waiting for one commit")
+        assert db_count(ctx.db, "submissions") == 0 and sandbox.sends() == []  # nothing sent before its record
     t.join(30)
     assert [r.status_code for r in out] == [200] * 8
-    assert ctx.store.record_groups == (before[0] + 1, before[1] + 8)  # one transaction for the 8
+    assert ctx.store.accept_groups == (before_accept[0] + 1, before_accept[1] + 8)  # one fsync for the 8
+    assert ctx.store.record_groups[1] == before[1] + 8 and ctx.store.record_groups[0] <= before[0] + 8
     answered = {m["messageId"]: text for r, text in zip(out, texts, strict=True) for m in r.json()["messages"]}
     msgs = db_rows(ctx.db, "messages")
     destinations = {s.id: s.destinations for s in db_rows(ctx.db, "submissions")}
@@ -43,6 +46,7 @@ def test_concurrent_sync_records_share_one_transaction_and_keep_each_submission_
     assert {m.state for m in msgs} == {"sent"} and len({m.submission_id for m in msgs}) == 8
     assert all(destinations[m.submission_id] == 2 for m in msgs)
     assert db_count(ctx.db, "upstream_attempts") == 8  # one query-API GET each
-    assert db_values(ctx.db, "status_changes", "source") == ["answer"] * 16
+    changes = db_rows(ctx.db, "status_changes", "source", "detail")
+    assert sorted(c.detail for c in changes) == ["sending"] * 16 + ["sent"] * 16
     logs = requests.get(bridge.url + "/sms/1/logs", params={**DEMO, "limit": 100}, timeout=10).json()["results"]
     assert {r["messageId"] for r in logs} == set(answered)

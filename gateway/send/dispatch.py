@@ -31,12 +31,18 @@ from typing import Any
 from ..clock import Clock, parse_time, scaled
 from ..config import Caller, Config, TemplateSpec
 from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
-from ..errors import BridgeError, Unavailable, UpstreamError, UpstreamRefused, ValidationFailed
+from ..errors import (
+    BridgeError,
+    Unavailable,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamUnreachable,
+    ValidationFailed,
+)
 from ..ids import new_id, new_ids, new_token
 from ..model import Message, QueuedMessage, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
-from ..store.engine import DB_ERRORS, CommitTimeout
-from ..store.records import MessageRow, Store, SubmissionRecord
+from ..store.records import MessageRow, Settled, Store, SubmissionRecord
 from ..wire.legacy import message_to_advanced, submission_to_advanced
 from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .sender import Sender
@@ -81,6 +87,8 @@ class Dispatcher:
         self.policy_for = policy_for
         self.public_url = public_url
         self.wake = threading.Event()
+        up = config.upstream  # a sync send in flight is reconciled once this lease runs out (as QueueWorker's)
+        self.lease_seconds = up.connect_timeout + up.read_timeout + 30
 
     def hook_url(self, token: str) -> str:
         return f"{self.public_url().rstrip('/')}/hooks/dlr/{token}"
@@ -119,29 +127,128 @@ class Dispatcher:
                                   self.callback_of(caller, template))
         if mode == "queued":
             return self._queue(sub, api, record), []
-        return self._sync(sub, api, record)
+        failure = (template.on_upstream_failure if template and template.on_upstream_failure else None) \
+            or caller.on_upstream_failure
+        return self._sync(sub, api, record, failure == "queue")
+
+    def _store(self, record: SubmissionRecord, rows: list[MessageRow], sub: Submission, what: str) -> int:
+        """Commit ``rows`` durably (fsynced with their group); a row that cannot be stored fails only this
+        request: 400 naming the field when the input is at fault, else 503 ("nothing was {what}")."""
+        try:
+            return self.store.accept(record, rows)  # group commit: returns once fsynced with its group
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") cannot be stored, nor sent
+            raise ValidationFailed(unstorable(sub)) from None
+        except Exception as exc:  # rolled back, withdrawn or refused (a constraint, a full disk): nothing kept
+            log.error("store: a submission of %d could not be stored (%s)", len(rows), type(exc).__name__)
+            raise Unavailable(f"The bridge could not store the message; nothing was {what}: retry later") from None
 
     # -- sync ----------------------------------------------------------------------------------
-    def _sync(self, sub: Submission, api: str, record: SubmissionRecord) -> tuple[SubmissionResult, list[Attempt]]:
+    # A sync send is recorded (state ``sending``, fsynced) before it is forwarded, with the ids the upstream
+    # gets (advanced and v3 carry the bridge's messageId and bulkId) and a lease: if the request dies or its
+    # answer cannot be recorded, the queue worker finds the lease run out and resends with the same ids,
+    # which the upstream refuses as a duplicate (read as accepted) or accepts (it never got there).
+    def _sync(self, sub: Submission, api: str, record: SubmissionRecord,
+              hand_over: bool) -> tuple[SubmissionResult, list[Attempt]]:
         hook = self.hook_url(record.token)
-        upstream_sub = dataclasses.replace(sub, messages=[
-            dataclasses.replace(m, notify_url=hook, notify_content_type="application/json") for m in sub.messages])
-        flat = [(m, d) for m in sub.messages for d in m.destinations]
+        ids = api != "query"  # the query API cannot carry custom ids
+        if ids and sub.bulk_id is None and sub.destination_count > 1:
+            sub.bulk_id = new_id()
+        record.bulk_id = sub.bulk_id
+        extras = _extras(sub)
+        lease = self.clock.now() + self.lease_seconds if ids else None
+        rows: list[MessageRow] = []
+        upstream_messages = []
+        for m in sub.messages:
+            spec, send_at = _spec(m, hook, extras), parse_time(m.send_at)
+            dests = []
+            for d in m.destinations:
+                upstream_id = (d.message_id or new_id()) if ids else None
+                row = self._row(m, d.message_id or upstream_id, upstream_id, spec, None, None, "sending", d.to,
+                                send_at)
+                row.lease_until = lease
+                rows.append(row)
+                dests.append(dataclasses.replace(d, message_id=upstream_id) if ids else d)
+            upstream_messages.append(dataclasses.replace(m, destinations=dests, notify_url=hook,
+                                                         notify_content_type="application/json"))
+        sid = self._store(record, rows, sub, "sent")
         try:
-            result, attempts = self.sender.send(upstream_sub, api)
-        except BridgeError as exc:  # the upstream's failure carries the attempts it made: recorded with it
-            rows = [self._row(m, d.message_id, None, "", None, None, "failed", d.to, parse_time(m.send_at))
-                    for m, d in flat]
-            self.store.record(record, rows, exc.attempts if isinstance(exc, UpstreamError) else [], error=exc.text)
+            result, attempts = self.sender.send(dataclasses.replace(sub, messages=upstream_messages), api)
+        except UpstreamError as exc:
+            return self._sync_failed(sub, sid, rows, exc, ids, hand_over)
+        except BridgeError as exc:
+            self._settle(sid, [Settled("failed", None, r.message_id, r.upstream_message_id) for r in rows],
+                         [], error=exc.text)
             raise
-        record.bulk_id = result.bulk_id
-        rows = []
-        for (m, d), sent in zip(flat, result.messages, strict=False):
-            state = "rejected" if sent.status.group_name == "REJECTED" else "sent"
-            rows.append(self._row(m, sent.message_id, sent.upstream_message_id or sent.message_id, "",
-                                  sent.sms_count, sent.status, state, d.to, parse_time(m.send_at)))
-        self.store.record(record, rows, attempts, upstream_bulk_id=result.bulk_id)
+        outcomes = [Settled("rejected" if sent.status.group_name == "REJECTED" else "sent", sent.status,
+                            sent.message_id, sent.upstream_message_id or sent.message_id, sent.sms_count)
+                    for sent in result.messages]
+        if not self._settle(sid, outcomes, attempts, bulk_id=result.bulk_id, upstream_bulk_id=result.bulk_id):
+            log.error("sync: the answer to submission %d could not be recorded; it is reconciled %s", sid,
+                      "when its lease runs out" if ids else "at the next start (as unknown)")
         return result, attempts
+
+    def _settle(self, sid: int, outcomes: list[Settled], attempts: list[Attempt], **kw: Any) -> bool:
+        """Complete a sync record; False (logged, counted) when the store fails: never the caller's error."""
+        try:
+            self.store.settle(sid, outcomes, attempts, **kw)
+            return True
+        except Exception as exc:
+            log.error("store: submission %d could not be completed (%s)", sid, type(exc).__name__)
+            self.store.count("settle_failed")
+            return False
+
+    def _sync_failed(self, sub: Submission, sid: int, rows: list[MessageRow], exc: UpstreamError, ids: bool,
+                     hand_over: bool) -> tuple[SubmissionResult, list[Attempt]]:
+        """The upstream failed a sync send (see docs/delivery.md, "When the upstream hiccups")."""
+        attempts = exc.attempts
+        now = self.clock.now()
+        retry_at = now + scaled(self.config.queue.retry_base, self.config.queue.time_scale)
+        retryable = isinstance(exc, UpstreamUnreachable) or (
+            isinstance(exc, UpstreamRefused) and (exc.status == 429 or exc.status >= 500))
+        answered = any(a.http_status is not None and 200 <= a.http_status < 300 for a in attempts)
+        if retryable and (ids or not answered) and hand_over:  # nothing was accepted: the queue sends it
+            if not ids:  # the worker sends with the advanced API: the bridge's own ids from now on
+                for r, upstream_id in zip(rows, new_ids(len(rows)), strict=True):
+                    r.message_id, r.upstream_message_id = r.message_id or upstream_id, upstream_id
+                if sub.bulk_id is None and len(rows) > 1:
+                    sub.bulk_id = new_id()
+            outcomes = [Settled("queued", PENDING_ACCEPTED, r.message_id, r.upstream_message_id) for r in rows]
+            if self._settle(sid, outcomes, attempts, error=exc.text, next_at=retry_at, durable=True,
+                            bulk_id=sub.bulk_id) or ids:
+                self.store.count("handed_over", len(rows))
+                log.warning("sync: upstream failed (%s); %d message(s) handed over to the queue", exc.text, len(rows))
+                self._wake()
+                return self._pending(sub, rows), attempts
+            raise exc
+        if (retryable or isinstance(exc, UpstreamRefused)) and not answered:  # nothing was accepted: final
+            self._settle(sid, [Settled("failed", None, r.message_id, r.upstream_message_id) for r in rows],
+                         attempts, error=exc.text)
+            raise exc
+        # A timeout, a dropped connection or an unreadable answer: the upstream may hold the message. With
+        # ids, a resend with the same ids after retry_base settles it (a duplicate refusal means accepted);
+        # the query API carries none: the row stays unknown (docs/delivery.md).
+        self.store.count("unknown", len(rows))
+        self._settle(sid, [Settled("unknown", None, r.message_id, r.upstream_message_id) for r in rows], attempts,
+                     error=exc.text, lease_until=retry_at if ids else None, durable=True)
+        if ids and hand_over:
+            self._wake()
+            return self._pending(sub, rows), attempts
+        raise exc
+
+    def _pending(self, sub: Submission, rows: list[MessageRow]) -> SubmissionResult:
+        """PENDING_ACCEPTED for every destination of ``rows``: the queue has them."""
+        result = SubmissionResult(bulk_id=sub.bulk_id)
+        i = 0
+        for m in sub.messages:
+            count = sms_count(m.text, m.language_code, m.transliteration)
+            for _ in m.destinations:
+                result.messages.append(SentMessage(rows[i].to, PENDING_ACCEPTED, rows[i].message_id, count))
+                i += 1
+        return result
+
+    def _wake(self) -> None:
+        if not self.wake.is_set():  # Event.set notifies even when set: skip it while a wake is pending
+            self.wake.set()
 
     @staticmethod
     def _row(m: Message, message_id: str | None, upstream_id: str | None, spec: str, count: int | None,
@@ -157,10 +264,7 @@ class Dispatcher:
             sub.bulk_id = new_id()
         record.bulk_id = sub.bulk_id
         hook = self.hook_url(record.token)
-        extras = {}
-        if sub.tracking or sub.url_options or sub.sending_speed_limit:
-            wire = submission_to_extras(sub)
-            extras = {k: wire[k] for k in _SUB_KEYS if k in wire}
+        extras = _extras(sub)
         result = SubmissionResult(bulk_id=sub.bulk_id)
         rows: list[MessageRow] = []
         for m in sub.messages:  # per message, not per destination: spec, smsCount, sendAt
@@ -171,14 +275,49 @@ class Dispatcher:
                 mid = d.message_id or upstream_id
                 rows.append(self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to, send_at))
                 result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
-        try:
-            self.store.accept(record, rows)  # group commit: returns once fsynced with its group
-        except (*DB_ERRORS, CommitTimeout) as exc:  # rolled back or withdrawn: nothing is accepted
-            log.error("queue: a submission of %d could not be stored: %s", len(rows), exc)
-            raise Unavailable("The bridge could not store the message; nothing was accepted: retry later") from None
-        if not self.wake.is_set():  # Event.set notifies even when set: skip it while a wake is pending
-            self.wake.set()
+        self._store(record, rows, sub, "accepted")
+        self._wake()
         return result
+
+
+def _extras(sub: Submission) -> dict[str, Any]:
+    """The submission-level options a stored spec carries (for the queue worker's request)."""
+    if not (sub.tracking or sub.url_options or sub.sending_speed_limit):
+        return {}
+    wire = submission_to_extras(sub)
+    return {k: wire[k] for k in _SUB_KEYS if k in wire}
+
+
+_FIELDS = (("to", "to"), ("message_id", "messageId"), ("sender", "from"), ("text", "text"),
+           ("notify_url", "notifyUrl"), ("callback_data", "callbackData"), ("entity_id", "entityId"),
+           ("application_id", "applicationId"), ("campaign_reference_id", "campaignReferenceId"))
+
+
+def _encodable(value: Any) -> bool:
+    if not isinstance(value, str) or value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def unstorable(sub: Submission) -> dict[str, list[str]]:
+    """The fields of ``sub`` holding a string that cannot be stored as UTF-8 (a lone surrogate)."""
+    flat = sub.entrance != "advanced"
+    reason = ["contains a character that is not valid Unicode (a lone surrogate such as \\ud800)"]
+    errors: dict[str, list[str]] = {}
+    for mi, m in enumerate(sub.messages):
+        prefix = "" if flat else f"messages[{mi}]."
+        for attr, name in _FIELDS:
+            if attr in ("to", "message_id"):
+                for di, d in enumerate(m.destinations):
+                    if not _encodable(getattr(d, attr)):
+                        errors[name if flat else f"{prefix}destinations[{di}].{name}"] = reason
+            elif not _encodable(getattr(m, attr, None)):
+                errors[prefix + name] = reason
+    return errors or {"request": reason}
 
 
 def submission_to_extras(sub: Submission) -> dict[str, Any]:
@@ -282,7 +421,16 @@ class QueueWorker:
         try:
             result = self.sender.upstream.post_advanced(body, attempts)  # body in wire form: no canonical round trip
         except UpstreamError as exc:
+            self.sender.observe(attempts, None)
             attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text)
+            if isinstance(exc, UpstreamRefused) and exc.status == 400 and len(rows) > 1:
+                # refused as a whole (nothing of it was sent): halve it until only the offending message is
+                # refused, never its neighbours; the refused attempt stays on the record
+                self.store.batch_failed(batch, attempt, len(rows), [])
+                half = len(rows) // 2
+                self._forward(rows[:half], specs, extras)
+                self._forward(rows[half:], specs, extras)
+                return
             if isinstance(exc, UpstreamRefused) and exc.status == 400:  # the upstream refused the request: final
                 status = STATUS_BY_NAME["REJECTED_SYSTEM_ERROR"]
                 rejected = [(r.row_id, "rejected", status, None) for r in rows]
@@ -293,8 +441,10 @@ class QueueWorker:
                 return
             retry = [(r.row_id, now + self.backoff(r.tries + 1), exc.text) for r in rows]
             self.store.batch_failed(batch, attempt, len(rows), retry)
+            self.store.count("retried", len(rows))
             log.warning("queue: batch of %d not accepted (%s); retrying", len(rows), exc.text)
             return
+        self.sender.observe(attempts, result)
         answered = {m.message_id: m for m in result.messages if m.message_id}
         outcomes, retry, rejected_ids = [], [], []
         for r in rows:
@@ -303,6 +453,7 @@ class QueueWorker:
                 retry.append((r.row_id, now + self.backoff(r.tries + 1), "missing from the upstream's answer"))
             elif sent.status.name == DUPLICATE:  # accepted by an earlier attempt whose answer was lost
                 outcomes.append((r.row_id, "sent", PENDING_ACCEPTED, sent.sms_count))
+                self.store.count("reconciled")
             elif sent.status.group_name == "REJECTED":
                 outcomes.append((r.row_id, "rejected", sent.status, sent.sms_count))
                 rejected_ids.append(r.row_id)

@@ -19,6 +19,9 @@ from .upstream import Attempt, UpstreamClient
 SendObserver = Callable[[Submission, SubmissionResult | None, list[Attempt]], None]
 
 
+_NO_SUBMISSION = Submission(messages=[])
+
+
 class Sender:
     def __init__(self, upstream: UpstreamClient):
         self.upstream = upstream
@@ -30,6 +33,10 @@ class Sender:
                 observe(sub, result, attempts)
             except Exception:  # an observer never breaks a send
                 logging.getLogger("smsbridge").exception("send observer failed")
+
+    def observe(self, attempts: list[Attempt], result: SubmissionResult | None) -> None:
+        """Tell the observers about upstream calls made outside :meth:`send` (the queue worker's batches)."""
+        self._notify(_NO_SUBMISSION, result, attempts)
 
     def send(self, sub: Submission, api: str) -> tuple[SubmissionResult, list[Attempt]]:
         if api == "query" and len(sub.messages) > 1 and not sub.bulk_id:

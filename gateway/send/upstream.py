@@ -2,7 +2,7 @@
 
 Callers' credentials never travel upstream. Upstream failures become typed errors (gateway/errors.py)
 carrying the attempts made: :class:`UpstreamUnreachable` (nothing was sent), :class:`UpstreamTimeout`
-(the message may have been accepted), :class:`UpstreamRefused` (a 4xx/5xx answer, with what the
+(no answer in time, or the connection dropped before the answer: the message may have been accepted), :class:`UpstreamRefused` (a 4xx/5xx answer, with what the
 upstream said) and :class:`UpstreamNonsense` (an answer the bridge cannot read); the edge maps them to
 503, 504, 400/429/502 and 502 (gateway/entrances/errors.py).
 
@@ -125,7 +125,12 @@ class UpstreamClient:
             else:
                 resp = self.pool.request(method, self.base_url + path, body=body, headers=headers,
                                          timeout=self.timeout, retries=False, redirect=False, preload_content=True)
-        except (ConnectTimeoutError, NewConnectionError, ProxyError, SSLError, ProtocolError) as exc:
+        except ProtocolError:  # the connection broke after the request went out: the upstream may hold it
+            failed("connection dropped")
+            raise UpstreamTimeout(
+                f"Upstream {self.host} dropped the connection before answering; the message may have been "
+                "accepted", attempts) from None
+        except (ConnectTimeoutError, NewConnectionError, ProxyError, SSLError) as exc:
             if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
                 failed("connect timeout")
                 raise UpstreamUnreachable(

@@ -328,8 +328,8 @@ class GroupCommit(Generic[P, R]):
     is shared and grows with load, not with requests.
 
     Nothing is acknowledged that is not durable: a caller returns only once the COMMIT that holds its
-    payload returned. If that write or COMMIT fails, every caller of the group gets the error (the
-    transaction rolled back: none of them was written). The wait is bounded: a caller still queued after
+    payload returned. If that write or COMMIT fails (the transaction rolled back), each payload of the
+    group is written again in a transaction of its own, so one caller's bad row fails only that caller. The wait is bounded: a caller still queued after
     ``wait_seconds`` withdraws its payload and gets :class:`CommitTimeout`; one already taken by a leader
     waits for that leader's outcome (bounded by SQLite's busy timeout)."""
 
@@ -395,7 +395,13 @@ class GroupCommit(Generic[P, R]):
         try:
             with self.db._locked_transaction(conn, self.relaxed):
                 results = self.write(conn, [w.payload for w in group])
-        except BaseException as exc:  # rolled back: every caller of the group hears it
+        except Exception as exc:  # rolled back: nothing of the group was written
+            if len(group) == 1:
+                group[0].error, group[0].done = exc, True
+                return
+            self._write_alone(conn, group)  # isolate: one payload's bad row must not fail its neighbours
+            return
+        except BaseException as exc:
             for w in group:
                 w.error, w.done = exc, True
             return
@@ -403,3 +409,18 @@ class GroupCommit(Generic[P, R]):
         self.payloads += len(group)
         for w, result in zip(group, results, strict=True):
             w.result, w.done = result, True
+
+    def _write_alone(self, conn: Connection, group: list[_Waiter[P, R]]) -> None:
+        """After a group failed: each payload in a transaction of its own (still under the write lock), so
+        only the payloads that fail by themselves (an unencodable string, a constraint, a full disk) hear
+        an error. Rare, so the cost (one commit per payload) does not matter."""
+        for w in group:
+            try:
+                with self.db._locked_transaction(conn, self.relaxed):
+                    w.result = self.write(conn, [w.payload])[0]
+                self.groups += 1
+                self.payloads += 1
+            except Exception as exc:
+                w.error = exc
+            finally:
+                w.done = True

@@ -115,7 +115,7 @@ class LogView:
     def messages(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
         cols = [M.c[n] for n in ("id", "caller", "entrance", "mode", "state", "message_id", "bulk_id", "to_addr",
                                  "sender", "text", "status_group_name", "status_name", "error", "done_at", "next_at",
-                                 "last_error", "created_at")]
+                                 "last_error", "created_at", "lease_until")]
         rows = self._rows(select(*cols).where(_all(_message_where(f))).order_by(M.c.id.desc())
                           .limit(limit).offset(offset))
         history = self._history([r["id"] for r in rows])
@@ -135,11 +135,13 @@ class LogView:
             status = f"{status} ({r['status_name']})" if status else r["status_name"]
         steps = [f"{fmt(c['at'])[11:]} {c['status_name'] or c['detail'] or '?'} [{c['source']}]" for c in changes]
         error = ""
-        if r["state"] in ("queued", "failed", "rejected") and r["last_error"]:
+        if r["state"] in ("queued", "failed", "rejected", "unknown", "sending") and r["last_error"]:
             error = redact(r["last_error"])
         elif r["error"]:
             error = redact(_error_name(r["error"]))
         state = r["state"] + (f", next try {fmt(r['next_at'])}" if r["state"] == "queued" and r["next_at"] else "")
+        if r["state"] == "unknown":  # no answer from the upstream: reconciled by a resend with the same ids
+            state += f", reconciling at {fmt(r['lease_until'])}" if r["lease_until"] else ", not reconcilable (query API)"
         return {"key": f"m{r['id']}", "group": r["status_group_name"] or "", "cells": {
             "created": fmt(r["created_at"]), "caller": r["caller"] or "", "entrance": f"{r['entrance']} ({r['mode']})",
             "to": r["to_addr"], "from": r["sender"] or "", "text": self._mask(r["text"]),

@@ -14,6 +14,7 @@ after a crash is recognised by the upstream as a duplicate.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -60,7 +62,7 @@ _SUBMISSION_KEYS = ["id", "caller", "entrance", "mode", "api", "bulk_id", "dlr_t
 _MESSAGE_KEYS = ["submission_id", "caller", "entrance", "mode", "state", "message_id", "bulk_id",
                  "upstream_message_id", "upstream_bulk_id", "to_addr", "sender", "text", "spec", "notify_url",
                  "notify_content_type", "callback_data", "intermediate", "callback", "sms_count", *_STATUS_COLS,
-                 "sent_at", "next_at", "last_error", "created_at", "updated_at", "entity_id", "application_id",
+                 "sent_at", "next_at", "lease_until", "last_error", "created_at", "updated_at", "entity_id", "application_id",
                  "campaign_reference_id", "send_at"]
 _ATTEMPT_KEYS = ["submission_id", "batch", "api", "destinations", "at", "http_status", "duration_ms", "error"]
 _NEXT_SUBMISSION = Prepared(select(func.coalesce(func.max(submissions.c.id), 0)))
@@ -75,17 +77,35 @@ _FIRST_CHANGES = Prepared(insert(status_changes).from_select(
 _CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries)
 _CLAIM_DUE = Prepared(select(*_CLAIM_COLS).where(M.c.state == "queued", M.c.next_at <= bindparam("now"))
                       .order_by(M.c.next_at, M.c.id).limit(bindparam("n")))
-_CLAIM_EXPIRED = Prepared(select(*_CLAIM_COLS).where(M.c.state == "sending", M.c.lease_until <= bindparam("now"))
+# A lease that ran out: a worker (or a sync request) died mid-request, or a sync send whose outcome is unknown
+# (timeout) or whose completion could not be written is due for reconciliation - a resend with the same ids.
+_CLAIM_EXPIRED = Prepared(select(*_CLAIM_COLS).where(or_(M.c.state == "sending", M.c.state == "unknown"),
+                                                     M.c.lease_until <= bindparam("now"))
                           .order_by(M.c.lease_until, M.c.id).limit(bindparam("n")))
 # updated_at is left alone (an indexed column: one b-tree move less per row); prune skips leased rows
 _LEASE = Prepared(update(M).where(M.c.id.in_(_IDS)).values(state="sending", lease_until=bindparam("until")),
                   expanding="ids")
 _RELEASE = (update(M).where(M.c.id.in_(_IDS), M.c.state == "sending")
             .values(state="queued", lease_until=None, next_at=bindparam("at")))
-_REQUEUE = update(M).where(M.c.state == "sending").values(state="queued", lease_until=None, next_at=bindparam("at"))
+_REQUEUE = (update(M).where(M.c.state == "sending", M.c.upstream_message_id.is_not(None), M.c.spec != "")
+            .values(state="queued", lease_until=None, next_at=bindparam("at")))
+# a sync send through the query API (no custom ids) interrupted mid-request: a resend could double it
+_ORPHANS = (update(M).where(M.c.state == "sending").values(state="unknown", lease_until=None,
+                                                           last_error="interrupted before the upstream answered"))
+# not IN (...): a literal list compiles to an expanding parameter, which Prepared statements cannot hold
+_FINAL = or_(*(M.c.status_group_name == literal(g) for g in ("DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED")))
+
+
+def _keep_final(**params: str) -> dict[str, Any]:
+    """Status columns set from ``params`` (column -> bind name) unless a final report already arrived: an
+    answer that comes after the delivery report (a resend refused as a duplicate, an answer recorded late)
+    must not turn DELIVERED back into PENDING."""
+    return {col: case((_FINAL, M.c[col]), else_=bindparam(name)) for col, name in params.items()}
+
+
+_STATUS_PARAMS = dict(zip(_STATUS_COLS, ("gid", "gname", "sid", "sname", "sdesc"), strict=True))
 _ANSWERED = Prepared(update(M).where(M.c.id.in_(_IDS)).values(
-    state=bindparam("st"), status_group_id=bindparam("gid"), status_group_name=bindparam("gname"),
-    status_id=bindparam("sid"), status_name=bindparam("sname"), status_description=bindparam("sdesc"),
+    state=bindparam("st"), **_keep_final(**_STATUS_PARAMS),
     sms_count=func.coalesce(bindparam("count"), M.c.sms_count), upstream_bulk_id=bindparam("ubulk"),
     sent_at=bindparam("now"), tries=M.c.tries + 1, lease_until=None, last_error=None, updated_at=bindparam("now")),
     expanding="ids")
@@ -97,7 +117,19 @@ _ANSWER_CHANGES = Prepared(insert(status_changes).from_select(
 _RETRY = Prepared(update(M).where(M.c.id == bindparam("rid"), M.c.state == "sending")
                   .values(state="queued", tries=M.c.tries + 1, next_at=bindparam("at"), last_error=bindparam("reason"),
                           lease_until=None, updated_at=bindparam("now")))
-_OPEN = M.c.state.in_(OPEN_STATES)
+# open: queued, leased, or unknown awaiting reconciliation (a lease); an unknown row without a lease cannot be
+# reconciled (the query API carries no ids) and is finished as far as the queue is concerned
+_SETTLE = update(M).where(M.c.id == bindparam("p_rid")).values(
+    state=bindparam("p_st"), message_id=bindparam("p_mid"), upstream_message_id=bindparam("p_uid"),
+    **_keep_final(**{col: f"p_{name}" for col, name in _STATUS_PARAMS.items()}),
+    sms_count=func.coalesce(bindparam("p_count"), M.c.sms_count), bulk_id=func.coalesce(bindparam("p_bulk"), M.c.bulk_id),
+    upstream_bulk_id=bindparam("p_ubulk"), next_at=bindparam("p_next"), lease_until=bindparam("p_lease"),
+    last_error=bindparam("p_err"), tries=M.c.tries + 1, updated_at=bindparam("p_now"))
+_ROW_IDS = select(M.c.id).where(M.c.submission_id == bindparam("sid")).order_by(M.c.id)
+_SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p_id"))
+                      .values(bulk_id=func.coalesce(bindparam("p_bulk"), submissions.c.bulk_id),
+                              error=bindparam("p_err"), updated_at=bindparam("p_now")))
+_OPEN = or_(M.c.state.in_(OPEN_STATES), and_(M.c.state == "unknown", M.c.lease_until.is_not(None)))
 _NEXT_DUE = select(func.min(case((M.c.state == "queued", M.c.next_at), else_=M.c.lease_until))).where(_OPEN)
 _DEPTH = select(func.count()).select_from(M).where(_OPEN)
 
@@ -122,6 +154,18 @@ class MessageRow:
     application_id: str | None = None
     campaign_reference_id: str | None = None
     send_at: float | None = None  # a scheduled message: when the upstream sends it (epoch seconds)
+    lease_until: float | None = None  # a sync send in flight: reconciled by the queue if still open then
+
+
+@dataclass
+class Settled:
+    """What became of one destination of a sync send (see :meth:`Store.settle`)."""
+
+    state: str  # sent | rejected | failed | queued (handed over) | unknown (timeout: reconciled)
+    status: Status | None
+    message_id: str | None
+    upstream_message_id: str | None
+    sms_count: int | None = None
 
 
 @dataclass
@@ -151,7 +195,8 @@ def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow],
          r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
          *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
            if r.status else _NO_STATUS),
-         sent_at, next_at, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id, r.send_at)
+         sent_at, next_at, r.lease_until, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id,
+         r.send_at)
         for r in rows
     ]
 
@@ -163,10 +208,20 @@ class Store:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        # Two groups on one write path: queued acceptances are fsynced before their caller hears "accepted";
-        # sync records commit relaxed (the upstream already holds those messages; see Database.transaction).
+        # Two groups on one write path: acceptances (queued, and sync sends before they are forwarded) are
+        # fsynced before anything is said or sent; sync answers commit relaxed (the upstream holds them too, and
+        # a lost answer leaves the row sending with a lease: reconciled by a resend with the same ids).
         self._accept: GroupCommit[_Record, int] = db.group_commit(self._write_records)
-        self._records: GroupCommit[_Record, int] = db.group_commit(self._write_records, relaxed=True)
+        # sync answers complete records written beforehand through _accept (see settle)
+        self._records: GroupCommit[Any, None] = db.group_commit(self._write_settles, relaxed=True)
+        # send-path events for /metrics (handed_over, unknown, reconciled, settle_failed): this process's counts
+        self.events: dict[str, int] = {}
+        self._events_lock = threading.Lock()
+
+    def count(self, event: str, n: int = 1) -> None:
+        """Count a send-path event (see ``events``)."""
+        with self._events_lock:
+            self.events[event] = self.events.get(event, 0) + n
 
     @property
     def accept_groups(self) -> tuple[int, int]:
@@ -179,35 +234,16 @@ class Store:
 
     @property
     def record_groups(self) -> tuple[int, int]:
-        """Sync records so far: (transactions committed, submissions they held)."""
+        """Sync answers recorded so far (:meth:`settle`): (transactions committed, submissions they held)."""
         return self._records.groups, self._records.payloads
 
     def record_pending(self) -> int:
-        """Sync records waiting for their group's transaction."""
+        """Sync answers waiting for their group's transaction."""
         return self._records.pending()
 
     # -- sends ---------------------------------------------------------------------------------
-    def record(
-        self,
-        sub: SubmissionRecord,
-        rows: Sequence[MessageRow],
-        attempts: Sequence[Attempt] = (),
-        error: str | None = None,
-        upstream_bulk_id: str | None = None,
-    ) -> int:
-        """Record one submission with its messages, attempts and first status change; return its row id.
-
-        Concurrent records share one transaction (:class:`gateway.db.GroupCommit`): under load a lock
-        holder that needs the GIL back after each statement would otherwise serialise every request behind
-        it. A sync send's record commits relaxed (no fsync of its own: the upstream already holds the
-        message); a queued submission's acceptance goes through :meth:`accept` (fsynced)."""
-        if sub.mode == "queued" and error is None and not attempts:
-            return self.accept(sub, rows)
-        group = self._records if sub.mode == "sync" else self._accept
-        return group.submit((sub, rows, attempts, error, upstream_bulk_id, self.clock.now()))
-
     def accept(self, sub: SubmissionRecord, rows: Sequence[MessageRow]) -> int:
-        """Commit a queued submission durably (fsynced with ``synchronous=FULL``) and return its row id.
+        """Commit a queued submission, or a sync one before it is forwarded (state ``sending``), durably (fsynced with ``synchronous=FULL``) and return its row id.
 
         Concurrent acceptances share one transaction and one fsync (:class:`gateway.db.GroupCommit`);
         this returns only once the COMMIT holding this submission returned. Raises the group's error
@@ -237,6 +273,50 @@ class Store:
         _FIRST_CHANGES.run(c, {"lo": first, "hi": ids[-1]})
         return ids
 
+    def settle(self, sid: int, outcomes: Sequence[Settled], attempts: Sequence[Attempt] = (), *,
+               bulk_id: str | None = None, upstream_bulk_id: str | None = None, error: str | None = None,
+               next_at: float | None = None, lease_until: float | None = None, durable: bool = False) -> None:
+        """Complete a sync send recorded beforehand (state ``sending``): each destination's outcome, in the
+        order the rows were recorded, with the upstream attempts. An answer the upstream holds too commits
+        relaxed, shared with concurrent ones (group commit); ``durable`` (a hand-over to the queue is an
+        acceptance) fsyncs it in a transaction of its own. ``next_at`` and ``lease_until`` (clock seconds)
+        schedule rows handed to the queue or left unknown."""
+        payload = (sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, self.clock.now())
+        if not durable:
+            self._records.submit(payload)
+            return
+        with self.db.transaction() as c:
+            self._write_settles(c, [payload])
+
+    @staticmethod
+    def _write_settles(c: Connection, group: list[Any]) -> list[None]:
+        params: list[dict[str, Any]] = []
+        tries: list[tuple[Any, ...]] = []
+        subs: list[dict[str, Any]] = []
+        for sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, now in group:
+            ids = [r[0] for r in c.execute(_ROW_IDS, {"sid": sid})]
+            for rid, o in zip(ids, outcomes, strict=False):
+                st = o.status
+                params.append({
+                    "p_rid": rid, "p_st": o.state, "p_mid": o.message_id, "p_uid": o.upstream_message_id,
+                    **dict(zip(("p_gid", "p_gname", "p_sid", "p_sname", "p_sdesc"),
+                               (st.group_id, st.group_name, st.id, st.name, st.description) if st else _NO_STATUS,
+                               strict=True)),
+                    "p_count": o.sms_count, "p_bulk": bulk_id, "p_ubulk": upstream_bulk_id, "p_next": next_at,
+                    "p_lease": lease_until, "p_err": error, "p_now": now})
+            tries += [(sid, None, a.api, len(ids), now, a.http_status, round(a.duration_ms, 3), a.error)
+                      for a in attempts]
+            subs.append({"p_id": sid, "p_bulk": bulk_id, "p_err": error, "p_now": now})
+        if params:
+            c.execute(_SETTLE, params)
+            c.execute(insert(status_changes), [
+                {"message_row": p["p_rid"], "at": p["p_now"], "source": "answer", "status_name": p["p_sname"],
+                 "group_name": p["p_gname"], "detail": p["p_st"]} for p in params])
+        if tries:
+            _INSERT_ATTEMPT.many(c, tries)
+        c.execute(_SETTLE_SUBMISSION, subs)
+        return [None] * len(group)
+
     # -- the queue (queued mode) ---------------------------------------------------------------
     # The worker's transactions (lease, release, answer, failure) commit relaxed (no fsync of their own; the
     # next acceptance's fsync covers them): losing one to a power cut only leaves rows leased or queued, which
@@ -264,7 +344,9 @@ class Store:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
         upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID."""
         with self.db.transaction() as c:
-            return c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
+            n = c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
+            c.execute(_ORPHANS)
+            return n
 
     def batch_answered(self, batch: str, outcomes: Sequence[tuple[int, str, Status, int | None]],
                        upstream_bulk_id: str | None, attempt: Attempt, size: int,
@@ -337,7 +419,7 @@ class Store:
         their reports and status changes, empty submissions, old upstream attempts, delivered outbox
         jobs. Queued messages and dead letters are kept."""
         cutoff = self.clock.now() - retention_seconds
-        finished = and_(M.c.updated_at < cutoff, M.c.state.not_in(OPEN_STATES))
+        finished = and_(M.c.updated_at < cutoff, ~_OPEN)
         old = select(M.c.id).where(finished)
         done = select(outbox_jobs.c.id).where(outbox_jobs.c.state == "done", outbox_jobs.c.updated_at < cutoff)
         out: dict[str, int] = {}
