@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any
 
@@ -100,6 +101,18 @@ def check_params(
         reason = hygiene.check(name, value, address=name in address)
         if reason:
             errs.add(name, reason)
+
+
+def check_known(params: QueryParams, known: frozenset[str], errs: Errors, what: str = "the query API") -> None:
+    """Unknown or wrongly-cased parameter names into ``errs``, each with the nearest known one: a silently
+    ignored ``notifyurl`` or ``Flash`` would be an option the caller believes honoured."""
+    for name in params.names():
+        if name in known:
+            continue
+        near = [k for k in known if k.lower() == name.lower()] or \
+            difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(known))}"
+        errs.add(name, f"is not a parameter of {what}{hint}")
 
 
 def check_submission(hygiene: Hygiene, sub: Submission, errs: Errors) -> None:
