@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 
 from ..model import Submission
+from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
-from ..validate import Errors, validate_submission
+from ..validate import Errors
 from ..wire.formats import render
 from ..wire.legacy import QUERY_PARAMS, result_to_wire, submission_from_query
-from .common import authenticate, begin, check_known, check_params
+from .common import authenticate, begin, check_known, check_params, finish_rejected
 from .querystring import QueryParams, parse_query
 
 bp = Blueprint("query", __name__)
@@ -45,6 +46,8 @@ def send_query(ext: str | None) -> Response:
     sub = submission_from_query(params, errs)
     _custom_id(params, sub, errs)
     sub.caller, sub.entrance = caller.name, "query"
-    validate_submission(sub, caller.limits, flat=True, errs=errs)
+    rejected = split_invalid(sub, caller.limits, flat=True)  # one bad destination never cancels the rest
+    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
     result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+    result = finish_rejected(sub, caller.upstream_api, result, rejected)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -92,6 +92,9 @@ class UpstreamClient:
         self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if settings.api_key:
             self.headers["Authorization"] = f"App {settings.api_key}"
+        elif settings.username and settings.password:  # every API takes Basic; the query API also gets them as
+            basic = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode()  # parameters
+            self.headers["Authorization"] = f"Basic {basic}"
         self.timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
 
     def close(self) -> None:
