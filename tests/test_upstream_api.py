@@ -47,6 +47,8 @@ def test_query_stays_selectable(make_bridge, sandbox):
     ({"urlOptions": {"shortenUrl": True, "trackClicks": True}}, "top", "urlOptions"),
     ({"deliveryTimeWindow": {"days": ["MONDAY"], "from": {"hour": 8, "minute": 0}, "to": {"hour": 18, "minute": 0}}},
      "message", "deliveryTimeWindow"),
+    ({"entityId": "ent-1", "applicationId": "app-1"}, "message", "entityId"),
+    ({"regional": {"turkeyIys": {"brandCode": 7, "recipientType": "BIREYSEL"}}}, "message", "regional"),
 ])
 def test_options_the_query_api_cannot_carry_go_through_advanced(make_bridge, sandbox, extra, where, key):
     bridge = make_bridge(_query_upstream)
