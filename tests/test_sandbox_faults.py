@@ -125,3 +125,15 @@ def test_reset_clears_faults(sandbox):
     assert _set(sandbox, {"status": 500, "probability": 1}).ok
     sandbox.reset()
     assert _send(sandbox).status_code == 200
+
+
+@pytest.mark.parametrize("drop", ["answer", "middle"])
+def test_bridge_never_says_nothing_was_sent_when_the_answer_was_dropped(bridge, sandbox, drop):
+    """The upstream accepted the message and the connection dropped before the whole answer came back: the
+    outcome is unknown (504, "may have been accepted"), never "unreachable; nothing was sent" (503)."""
+    assert _set(sandbox, {"drop": drop, "count": 1}).ok
+    r = bridge.get("/sms/1/text/query", params={"username": "demo", "password": "demo", "to": "41793026727",
+                                                 "text": "x"})
+    assert r.status_code == 504, r.text
+    assert "may have been accepted" in r.json()["requestError"]["serviceException"]["text"]
+    assert len(sandbox.messages()) == 1

@@ -2,7 +2,8 @@
 
 Callers' credentials never travel upstream. Upstream failures become typed errors (gateway/errors.py)
 carrying the attempts made: :class:`UpstreamUnreachable` (nothing was sent), :class:`UpstreamTimeout`
-(the message may have been accepted), :class:`UpstreamRefused` (a 4xx/5xx answer, with what the
+(the message may have been accepted: a read timeout, or a connection dropped after the request was
+sent), :class:`UpstreamRefused` (a 4xx/5xx answer, with what the
 upstream said) and :class:`UpstreamNonsense` (an answer the bridge cannot read); the edge maps them to
 503, 504, 400/429/502 and 502 (gateway/entrances/errors.py).
 
@@ -128,7 +129,12 @@ class UpstreamClient:
             else:
                 resp = self.pool.request(method, self.base_url + path, body=body, headers=headers,
                                          timeout=self.timeout, retries=False, redirect=False, preload_content=True)
-        except (ConnectTimeoutError, NewConnectionError, ProxyError, SSLError, ProtocolError) as exc:
+        except ProtocolError:  # the connection was open and the request sent, then dropped (tests: the sandbox's
+            failed("connection dropped")  # drop faults): the upstream may have accepted it, like a read timeout
+            raise UpstreamTimeout(
+                f"Upstream {self.host} dropped the connection before answering in full; the message may have "
+                "been accepted: check the logs before sending again", attempts) from None
+        except (ConnectTimeoutError, NewConnectionError, ProxyError, SSLError) as exc:
             if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
                 failed("connect timeout")
                 raise UpstreamUnreachable(
