@@ -66,7 +66,7 @@ class Caller:
     api_key: str | None = None  # plain: sandbox demo only
     scopes: tuple[str, ...] = SCOPES
     templates: tuple[str, ...] = ("*",)
-    upstream_api: str = "query"
+    upstream_api: str = "advanced"  # default: upstream.api (docs/delivery.md: why advanced)
     limits: Limits = field(default_factory=Limits)
     hygiene: Hygiene = field(default_factory=lambda: Hygiene.from_config(None))
     allow: UrlAllow = field(default_factory=UrlAllow)
@@ -110,7 +110,7 @@ class Upstream:
     api_key: str = ""
     username: str | None = None
     password: str | None = None
-    api: str = "query"
+    api: str = "advanced"  # carries the bridge's own messageId/bulkId: resends are refused as duplicates
     connect_timeout: float = 3.0
     read_timeout: float = 15.0
     pool_size: int = 32
@@ -359,8 +359,10 @@ def _hygiene(r: _Reader, d: Any, path: str, base: dict[str, Any]) -> Hygiene | N
         return None
 
 
-def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any]) -> Caller:
+def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any],
+            default_api: str = "advanced") -> Caller:
     d = dict(r.section(d, path))
+    d.setdefault("upstream_api", default_api)
     lim = _limits(r, d.pop("limits", None), f"{path}.limits", limits)
     hyg = _hygiene(r, d.pop("placeholders", None), f"{path}.placeholders", placeholders)
     allow = r.fill(UrlAllow, r.section(d.pop("allow", None), f"{path}.allow"), f"{path}.allow")
@@ -436,7 +438,8 @@ TEMPLATE_FIELDS = (
 )
 
 
-def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any]) -> TemplateSpec:
+def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any],
+              default_api: str = "advanced") -> TemplateSpec:
     d = r.section(d, path)
     params = {
         pn: _param(r, pn, pd, f"{path}.params.{pn}") for pn, pd in r.section(d.get("params"), f"{path}.params").items()
@@ -452,7 +455,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
     for required in ("to", "text"):
         if required not in fields:
             r.problems.append((f"{path}.fields", f"needs a {required!r} field"))
-    api = str(d.get("api", "query"))
+    api = str(d.get("api", default_api))
     if api not in UPSTREAM_APIS:
         r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     for key in d:
@@ -523,13 +526,13 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if not upstream.api_key and not (upstream.username and upstream.password):
         problems.append(("upstream.api_key", "is empty: set it from the environment, e.g. ${INFOBIP_API_KEY}"))
     callers = {
-        str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders)
+        str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders, upstream.api)
         for n, d in r.section(raw.get("callers"), "callers").items()
     }
     if not callers:
         problems.append(("callers", "define at least one caller"))
     templates = {
-        str(n): _template(r, str(n), d, f"templates.{n}", limits, placeholders)
+        str(n): _template(r, str(n), d, f"templates.{n}", limits, placeholders, upstream.api)
         for n, d in r.section(raw.get("templates"), "templates").items()
     }
     for tn, t in templates.items():
@@ -542,7 +545,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
             for c in users:
                 problems.append((f"templates.{tn}.mode", f"caller {c.name!r} is queued but this template uses the "
                                  "query API (no custom IDs): set mode: sync here, or api: advanced"))
-    warnings: list[str] = []
+    warnings: list[str] = _query_warnings(upstream, callers, templates)
     for c in callers.values():
         for plain, kind in ((c.password, "password"), (c.api_key, "api_key")):
             if plain is None:
@@ -572,6 +575,23 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         raise ConfigError(problems)
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
                   source, warnings, inbound, ui, ops, queue, auth)
+
+
+QUERY_GAP = ("uses the query API, which cannot carry the bridge's own messageId and bulkId: a resend after an "
+             "upstream timeout, a crash or a failover is not refused upstream as a duplicate and can send the SMS "
+             "twice, and a timed-out send cannot be looked up by its id. Sends with options the query API cannot "
+             "carry (custom messageId, sendingSpeedLimit, deliveryTimeWindow, URL options) go through the advanced "
+             "API anyway. Use advanced (the default) unless the upstream account only allows the query API")
+
+
+def _query_warnings(upstream: Upstream, callers: dict[str, Caller], templates: dict[str, TemplateSpec]) -> list[str]:
+    """Which exactly-once guarantee does not hold where the query API is chosen (docs/delivery.md)."""
+    out = [f"upstream.api {QUERY_GAP}"] if upstream.api == "query" else []
+    out += [f"callers.{c.name}.upstream_api {QUERY_GAP}" for c in callers.values()
+            if c.upstream_api == "query" and upstream.api != "query"]
+    out += [f"templates.{t.name}.api {QUERY_GAP}" for t in templates.values()
+            if t.api == "query" and upstream.api != "query"]
+    return out
 
 
 def _ui(r: _Reader, d: Any, upstream: Upstream, warnings: list[str]) -> UiSettings:

@@ -142,21 +142,22 @@ def test_queued_message_converts_with_the_bridge_assigned_id(make_bridge, sandbo
     assert len(conversions(sandbox, mid)) == 1 and ct_calls(sandbox)[0]["path"] == f"/ct/1/log/end/{mid}"
 
 
-def test_sync_message_with_the_callers_own_id_through_the_query_upstream_converts_the_upstream_id(bridge, sandbox):
+def test_sync_message_with_the_callers_own_id_and_the_query_upstream_goes_advanced_carrying_it(make_bridge, sandbox):
+    # Issue 13 item 7 changed this deliberately: the query API cannot carry a custom id, so the send goes
+    # through the advanced API with the caller's id, which the upstream then knows the message by.
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(upstream_api="query"))
     body = {"messages": [{"from": "InfoSMS", "text": "hi", "destinations": [{"to": "41793026727",
                                                                               "messageId": "my-order-42"}]}]}
     r = bridge.post("/sms/2/text/advanced", json=body, auth=("demo", "demo"))
     assert r.status_code == 200, r.text
     assert r.json()["messages"][0]["messageId"] == "my-order-42"
-    assert sandbox.sends()[0]["path"] == "/sms/1/text/query"  # demo's upstream API
+    assert sandbox.sends()[0]["path"] == "/sms/2/text/advanced"
     upstream_id = row(bridge, "my-order-42")["upstream_message_id"]
-    assert upstream_id and upstream_id != "my-order-42"
+    assert upstream_id == "my-order-42"
     c = bridge.get("/ct/1/log/end/my-order-42", params=DEMO)
     assert c.status_code == 200, c.text
     assert [x["path"] for x in ct_calls(sandbox)] == [f"/ct/1/log/end/{upstream_id}"]
     assert len(conversions(sandbox, upstream_id)) == 1
-    # the upstream's id is not the caller's: it names nothing for the caller
-    assert bridge.get(f"/ct/1/log/end/{upstream_id}", params=DEMO).status_code == 404
 
 
 def test_a_message_not_forwarded_yet_is_409_and_nothing_is_called(make_bridge, sandbox):
@@ -190,7 +191,8 @@ def test_upstream_errors_map_like_sends_and_a_failed_conversion_can_be_retried(m
 
 # -- tracking switched on by a send ----------------------------------------------------------------
 
-def test_query_send_with_tracking_reaches_the_sandbox(bridge, sandbox):
+def test_query_send_with_tracking_reaches_the_sandbox(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(upstream_api="query"))
     r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "code 1234", "track": "SMS",
                                                  "trackingType": "ONE_TIME_PIN", "processKey": "pk-1"})
     assert r.status_code == 200, r.text

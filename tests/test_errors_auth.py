@@ -81,6 +81,7 @@ def test_upstream_never_listening_503(make_bridge):
 def test_upstream_timeout_504(make_bridge, sandbox):
     def short(raw):
         raw["upstream"]["read_timeout"] = 0.3
+        raw["callers"]["demo"]["on_upstream_failure"] = "fail"  # default (queue): recorded unknown, 200 PENDING
 
     bridge = make_bridge(short)
     sandbox.faults(delay_ms=1500, count=0)

@@ -135,7 +135,7 @@ def test_failed_sync_send_on_upstream_500_records_its_attempt(make_bridge, sandb
     assert _exc(r)["text"].endswith("failed with HTTP 500")
     s, _ = login(bridge.url)
     [attempt] = _attempts(s, bridge.url)
-    assert attempt["api"] == "query" and attempt["http"] == "500" and attempt["submission"].startswith("#")
+    assert attempt["api"] == "advanced" and attempt["http"] == "500"  # the default upstream API (issue 13 item 7) and attempt["submission"].startswith("#")
     assert attempt["error"] == "http 500"
     assert float(attempt["ms"]) > 0
     [failed] = s.get(bridge.url + "/ui/api/log", timeout=10).json()["rows"]
@@ -153,7 +153,7 @@ def test_failed_sync_send_on_refused_connection_records_its_attempt(make_bridge)
     assert "connection refused" in _exc(r)["text"] and "nothing was sent" in _exc(r)["text"]
     s, _ = login(bridge.url)
     [attempt] = _attempts(s, bridge.url)
-    assert attempt["api"] == "query" and attempt["http"] == "" and attempt["error"] == "connection refused"
+    assert attempt["api"] == "advanced" and attempt["http"] == "" and attempt["error"] == "connection refused"
     assert float(attempt["ms"]) >= 0 and attempt["submission"].startswith("#")
     errors_only = s.get(bridge.url + "/ui/api/log", params={"view": "attempts", "status": "error"}, timeout=10)
     assert [row["cells"] for row in errors_only.json()["rows"]] == [attempt]

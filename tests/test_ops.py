@@ -67,7 +67,7 @@ def test_metrics_count_requests_messages_parts_and_latency(bridge):
     assert metric(bridge, "smsbridge_requests_total", entrance="templates", outcome="ok") == 1
     assert metric(bridge, "smsbridge_messages_sent_total") == 3
     assert metric(bridge, "smsbridge_sms_parts_sent_total") == 2 * 2 + 1  # 200 GSM-7 chars = 2 parts
-    assert metric(bridge, "smsbridge_upstream_request_seconds_count", api="query") == 2
+    assert metric(bridge, "smsbridge_upstream_request_seconds_count", api="advanced") == 2  # the default API
     assert metric(bridge, "smsbridge_upstream_errors_total") == 0
     assert metric(bridge, "smsbridge_store_group_submissions_total", group="record") == 2  # the two sync sends
     assert 1 <= metric(bridge, "smsbridge_store_group_commits_total", group="record") <= 2
@@ -80,8 +80,8 @@ def test_metrics_count_upstream_errors(make_bridge):
     b = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"), upstream_url=f"http://127.0.0.1:{free_port()}")  # the fail policy (default: queue, issue 13 item 4)
     assert b.get("/sms/1/text/query", params=SEND).status_code == 503
     assert metric(b, "smsbridge_requests_total", entrance="query", outcome="failed") == 1
-    assert metric(b, "smsbridge_upstream_errors_total", api="query", reason="connection refused") == 1
-    assert metric(b, "smsbridge_upstream_request_seconds_count", api="query") == 1
+    assert metric(b, "smsbridge_upstream_errors_total", api="advanced", reason="connection refused") == 1
+    assert metric(b, "smsbridge_upstream_request_seconds_count", api="advanced") == 1
     assert metric(b, "smsbridge_messages_sent_total") == 0
 
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs
 
+import pytest
+
 from tests.conftest import DATA, DEMO
 from tests.helpers import raw_get
 from tests.storehelp import db_row
 
 BROWSER = "/sms/1/text/query?username=demo&password=demo&from=InfoSMS&to=41793026727,41793026834&text=Hello%20world"
+
+
+@pytest.fixture
+def bridge(make_bridge):
+    """This module checks what the query upstream API receives: the demo caller on ``upstream_api: query``
+    (the default is advanced; tests/test_upstream_api.py covers the choice)."""
+    return make_bridge(lambda raw: raw["callers"]["demo"].update(upstream_api="query"))
 
 
 def _sent_query(sandbox) -> dict[str, list[str]]:

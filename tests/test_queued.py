@@ -29,9 +29,12 @@ def _numbers(n: int, start: int = 0) -> list[str]:
 
 
 @pytest.mark.parametrize("change, path, reason", [
-    (lambda r: r["callers"]["demo"].update(mode="queued"), "callers.demo.mode", "queued needs upstream_api: advanced"),
-    (lambda r: r["templates"]["alarm"].update(mode="queued"), "templates.alarm.mode", "queued needs api: advanced"),
-    (lambda r: r["callers"]["demo"].update(mode="queued", upstream_api="advanced"), "templates.alarm.mode",
+    (lambda r: r["callers"]["demo"].update(mode="queued", upstream_api="query"), "callers.demo.mode",
+     "queued needs upstream_api: advanced"),
+    (lambda r: r["templates"]["alarm"].update(mode="queued", api="query"), "templates.alarm.mode",
+     "queued needs api: advanced"),
+    (lambda r: (r["callers"]["demo"].update(mode="queued"), r["templates"]["alarm"].update(api="query")),
+     "templates.alarm.mode",
      "caller 'demo' is queued but this template uses the query API"),
     (lambda r: r["callers"]["demo"].update(mode="later"), "callers.demo.mode", "must be one of sync, queued"),
 ])

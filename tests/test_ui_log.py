@@ -69,7 +69,7 @@ def test_filters_by_number_bulk_message_id_and_status(bridge):
     assert page.status_code == 200 and b in page.text and a not in page.text and c not in page.text
     assert 'value="41793026728"' in page.text and "/ui/static/log.js" in page.text
     attempts = rows(s, bridge.url, view="attempts", bulkId="night-run")["rows"]
-    assert len(attempts) == 1 and attempts[0]["cells"]["http"] == "200" and attempts[0]["cells"]["api"] == "query"
+    assert len(attempts) == 1 and attempts[0]["cells"]["http"] == "200" and attempts[0]["cells"]["api"] == "advanced"
     assert len(rows(s, bridge.url, view="attempts", status="200")["rows"]) == 3
     bad = s.get(bridge.url + "/ui/api/log", params={"view": "nope"}, timeout=10)
     assert bad.status_code == 400 and "view" in bad.json()["requestError"]["serviceException"]["validationErrors"]

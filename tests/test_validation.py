@@ -13,7 +13,10 @@ CASES = [
     ({"to": "12ab34"}, "to"),
     ({"to": "123"}, "to"),
     ({"to": "1234567890123456789"}, "to"),
-    ({"to": "41793026727,notanumber"}, "to"),
+    ({"to": "notanumber,123"}, "to"),  # one bad among good ones is sent: tests/test_rejected_destinations.py
+    ({"notifyurl": "http://example.com/dlr"}, "notifyurl"),  # unknown or miscased: refused, never ignored
+    ({"Flash": "true"}, "Flash"),
+    ({"txt": "hello"}, "txt"),
     ({"from": "ThisSenderIsTooLong"}, "from"),
     ({"from": "12345678901234567"}, "from"),
     ({"from": "ab"}, "from"),
@@ -62,9 +65,11 @@ def test_capitalised_booleans_accepted(bridge, sandbox):
     assert r.status_code == 200
 
 
-def test_valid_edge_values(bridge, sandbox):
+def test_valid_edge_values(make_bridge, sandbox):
     from datetime import UTC, datetime, timedelta
     from urllib.parse import parse_qs
+
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(upstream_api="query"))  # reads the query sent
 
     when = (datetime.now(UTC) + timedelta(days=10)).replace(hour=3, minute=4, second=5, microsecond=123456)
     local = when.astimezone(__import__("datetime").timezone(timedelta(hours=5, minutes=30)))

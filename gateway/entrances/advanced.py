@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
+from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
-from ..validate import Errors, validate_submission
+from ..validate import Errors
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, submission_from_advanced
-from .common import authenticate, begin, check_submission, json_body
+from .common import authenticate, begin, check_submission, finish_rejected, json_body
 
 bp = Blueprint("advanced", __name__)
 
@@ -24,6 +25,8 @@ def send_advanced(ext: str | None) -> Response:
     sub = submission_from_advanced(body, errs)
     sub.caller = caller.name
     check_submission(caller.hygiene, sub, errs)
-    validate_submission(sub, caller.limits, flat=False, errs=errs)
+    rejected = split_invalid(sub, caller.limits)  # one bad destination never cancels the rest
+    validate_rest(sub, caller.limits, rejected, flat=False, errs=errs)
     result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+    result = finish_rejected(sub, caller.upstream_api, result, rejected)
     return render(result_to_wire(result, include_sms_count=sub.include_sms_count), fmt, "send")

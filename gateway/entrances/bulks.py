@@ -56,6 +56,7 @@ def _body() -> dict[str, Any]:
 
 
 @bp.get("/sms/1/bulks")
+@bp.get("/sms/1/bulks/")  # Infobip's Node SDK sends the slash
 def bulk_get() -> Response:
     g.fmt = JSON
     bulk_id, rows = _bulk(authenticate(None, "bulks"))
@@ -66,6 +67,7 @@ def bulk_get() -> Response:
 
 
 @bp.put("/sms/1/bulks")
+@bp.put("/sms/1/bulks/")
 def bulk_reschedule() -> Response:
     g.fmt = JSON
     bulk_id, rows = _bulk(authenticate(None, "bulks"))
@@ -85,6 +87,7 @@ def bulk_reschedule() -> Response:
 
 
 @bp.get("/sms/1/bulks/status")
+@bp.get("/sms/1/bulks/status/")
 def bulk_status() -> Response:
     g.fmt = JSON
     bulk_id, rows = _bulk(authenticate(None, "bulks"))
@@ -95,6 +98,7 @@ def bulk_status() -> Response:
 
 
 @bp.put("/sms/1/bulks/status")
+@bp.put("/sms/1/bulks/status/")
 def bulk_status_update() -> Response:
     g.fmt = JSON
     bulk_id, rows = _bulk(authenticate(None, "bulks"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any
 
@@ -10,9 +11,12 @@ from flask import g, request
 from ..auth import basic_username
 from ..config import Caller
 from ..errors import Unauthorized
-from ..model import ApiError, Submission
+from ..ids import new_token
+from ..model import ApiError, Submission, SubmissionResult
 from ..placeholders import Hygiene
+from ..send.rejects import Rejected, merge_rejected, rejected_rows
 from ..services import bridge
+from ..store.records import SubmissionRecord
 from ..validate import Errors, parse_int
 from ..wire.formats import negotiate
 from ..wire.jsonbody import loads
@@ -100,6 +104,32 @@ def check_params(
         reason = hygiene.check(name, value, address=name in address)
         if reason:
             errs.add(name, reason)
+
+
+def finish_rejected(sub: Submission, api: str, result: SubmissionResult, rejected: list[Rejected]) -> SubmissionResult:
+    """Put the destinations :func:`split_invalid` took out back into the answer, and record them (state
+    ``rejected``, one small submission record of their own beside the sent one, same bulkId)."""
+    if not rejected:
+        return result
+    result = merge_rejected(result, rejected)
+    record = SubmissionRecord(sub.caller, sub.entrance, "sync", api, result.bulk_id, new_token(), None)
+    try:
+        bridge().store.accept(record, rejected_rows(rejected))
+    except Exception:  # the answer stands: the rest was sent; the log misses only the rejected rows
+        log.exception("could not record %d rejected destinations", len(rejected))
+    return result
+
+
+def check_known(params: QueryParams, known: frozenset[str], errs: Errors, what: str = "the query API") -> None:
+    """Unknown or wrongly-cased parameter names into ``errs``, each with the nearest known one: a silently
+    ignored ``notifyurl`` or ``Flash`` would be an option the caller believes honoured."""
+    for name in params.names():
+        if name in known:
+            continue
+        near = [k for k in known if k.lower() == name.lower()] or \
+            difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(known))}"
+        errs.add(name, f"is not a parameter of {what}{hint}")
 
 
 def check_submission(hygiene: Hygiene, sub: Submission, errs: Errors) -> None:

@@ -11,11 +11,12 @@ from flask import Blueprint, Response, g
 from ..errors import BridgeError
 from ..ids import new_id
 from ..model import ApiError
+from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
-from ..validate import Errors, validate_submission
+from ..validate import Errors
 from ..wire.formats import JSON, render
 from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
-from .common import authenticate, check_submission, json_body
+from .common import authenticate, check_submission, finish_rejected, json_body
 from .errors import api_error
 
 bp = Blueprint("messages", __name__)
@@ -32,9 +33,11 @@ def send_messages() -> Response:
         sub = submission_from_v3(body, errs)
         sub.caller, sub.entrance = caller.name, "messages"
         check_submission(caller.hygiene, sub, errs)
-        validate_submission(sub, caller.limits, flat=False, errs=errs)
+        rejected = split_invalid(sub, caller.limits)  # one bad destination never cancels the rest
+        validate_rest(sub, caller.limits, rejected, flat=False, errs=errs)
         sub.bulk_id = sub.bulk_id or new_id()  # v3 always answers with a bulkId, whatever the upstream
         result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+        result = finish_rejected(sub, caller.upstream_api, result, rejected)
     except (ApiError, BridgeError) as exc:
         err = api_error(exc)
         if err.http_status != 400 or not err.validation_errors:

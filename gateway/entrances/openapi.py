@@ -227,6 +227,10 @@ def v3_pull_paths() -> dict[str, Any]:
                         "status": {"enum": ["PENDING", "PAUSED", "CANCELED"]}}}}}},
                 "responses": {"200": status, **bulk_errors}},
     }
+    for path in ("/sms/1/bulks", "/sms/1/bulks/status"):  # Infobip's Node SDK sends a trailing slash
+        paths[path + "/"] = {method: {**op, "operationId": op["operationId"] + "Slash",
+                                      "summary": op["summary"] + " (with a trailing slash, as without)"}
+                             for method, op in paths[path].items()}
     return paths
 
 

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
+from ..model import Submission
+from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
-from ..validate import Errors, validate_submission
+from ..validate import Errors
 from ..wire.formats import render
-from ..wire.legacy import result_to_wire, submission_from_query
-from .common import authenticate, begin, check_params
-from .querystring import parse_query
+from ..wire.legacy import QUERY_PARAMS, result_to_wire, submission_from_query
+from .common import authenticate, begin, check_known, check_params, finish_rejected
+from .querystring import QueryParams, parse_query
 
 bp = Blueprint("query", __name__)
 
 ADDRESS_PARAMS = frozenset({"to", "from"})
+# Infobip's query parameters, plus the bridge's own: messageId (one destination's custom id; such a send goes
+# upstream through the advanced API, gateway/send/apis.py) and idempotencyKey (issue 13 item 1).
+KNOWN_PARAMS = QUERY_PARAMS | {"messageId", "idempotencyKey"}
+
+
+def _custom_id(params: QueryParams, sub: Submission, errs: Errors) -> None:
+    """``messageId=``: the caller's own id for a single destination."""
+    mid = params.get("messageId")
+    if not mid:
+        return
+    dests = [d for m in sub.messages for d in m.destinations]
+    if len(dests) != 1:
+        errs.add("messageId", f"names one message: give exactly one destination in to, not {len(dests)}")
+        return
+    dests[0].message_id = mid
 
 
 @bp.get("/sms/1/text/query", defaults={"ext": None})
@@ -24,9 +41,13 @@ def send_query(ext: str | None) -> Response:
     params = parse_query(request.query_string, ctx.config.server.default_charset)
     caller = authenticate(params, "query")
     errs = Errors()
+    check_known(params, KNOWN_PARAMS, errs)
     check_params(caller.hygiene, params, ADDRESS_PARAMS, errs)
     sub = submission_from_query(params, errs)
+    _custom_id(params, sub, errs)
     sub.caller, sub.entrance = caller.name, "query"
-    validate_submission(sub, caller.limits, flat=True, errs=errs)
+    rejected = split_invalid(sub, caller.limits, flat=True)  # one bad destination never cancels the rest
+    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
     result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+    result = finish_rejected(sub, caller.upstream_api, result, rejected)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -12,11 +12,12 @@ from flask import Blueprint, Response, g
 from ..config import Caller, TemplateSpec
 from ..model import ApiError
 from ..render import RenderError
+from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
-from ..validate import Errors, normalise_destination, parse_bool, parse_int, validate_submission
+from ..validate import Errors, normalise_destination, parse_bool, parse_int
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, split_destinations, submission_from_query
-from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params, request_params
+from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params, finish_rejected, request_params
 from .querystring import QueryParams
 
 bp = Blueprint("templates", __name__)
@@ -44,11 +45,11 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
                 errs.add(name, reason)
                 continue
         if value != "":
-            if p.type == "phone":
-                for part in split_destinations([value]):
-                    _, reason = normalise_destination(part, limits)
-                    if reason:
-                        errs.add(name, reason)
+            if p.type == "phone":  # refused only when no number is valid: one bad one never cancels the rest
+                reasons = [normalise_destination(part, limits)[1] for part in split_destinations([value])]
+                if reasons and all(reasons):
+                    for reason in reasons:
+                        errs.add(name, reason)  # type: ignore[arg-type]
             elif p.type == "int":
                 parse_int(name, value, -(2**63), 2**63, errs)
             elif p.type == "bool":
@@ -84,6 +85,9 @@ def send_template(name: str, ext: str | None) -> Response:
     check_params(spec.hygiene or caller.hygiene, rendered, frozenset({"to", "from"}), errs, skip=frozenset({"text"}))
     sub = submission_from_query(rendered, errs)
     sub.caller, sub.entrance = caller.name, f"template:{name}"
-    validate_submission(sub, spec.limits or caller.limits, flat=True, errs=errs)
+    limits = spec.limits or caller.limits
+    rejected = split_invalid(sub, limits, flat=True)  # one bad destination never cancels the rest
+    validate_rest(sub, limits, rejected, flat=True, errs=errs)
     result, g.attempts = ctx.dispatch.send(sub, spec.api, caller, spec)
+    result = finish_rejected(sub, spec.api, result, rejected)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -14,17 +14,27 @@ from ..wire.formats import JSON, XML, negotiate
 from ..wire.v3 import render_error_for
 from . import control, inbound, reports, send, v3
 from .common import KEY, sandbox
+from .faults import DROP_KEY, Dropper
 from .services import build_sandbox
 
 
 def _fault() -> Response | None:
-    f = sandbox().state.take_fault()
+    """Apply the injected fault for this request, if any (gateway/sandbox/faults.py)."""
+    f = sandbox().state.take_fault(request.path)
     if f is None:
         return None
     if f.delay_ms:
         time.sleep(f.delay_ms / 1000)  # simulated upstream latency, not test synchronisation
-    if f.count and f.status:
-        return render_error_for(request.path, ApiError(f.status, "GENERAL_ERROR", "Injected fault"), g.fmt)
+    if f.drop:
+        request.environ[DROP_KEY] = f.drop
+        return Response(b"") if f.drop == "request" else None  # "request": never handled
+    if f.status:
+        code = "TOO_MANY_REQUESTS" if f.status == 429 else "GENERAL_ERROR"
+        resp = render_error_for(request.path, ApiError(f.status, code, "Injected fault"), g.fmt)
+        resp.status_code = f.status
+        if f.retry_after is not None or f.status == 429:
+            resp.headers["Retry-After"] = str(1 if f.retry_after is None else f.retry_after)
+        return resp
     return None
 
 
@@ -72,4 +82,5 @@ def create_sandbox_app(settings: SandboxSettings | None = None, limits: Limits |
         app.register_blueprint(bp)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.wsgi_app = Dropper(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -15,7 +15,7 @@ from ..ids import new_id
 from ..model import ApiError, SentMessage, Submission, SubmissionResult
 from ..sms import analyse
 from ..validate import normalise_destination, validate_submission
-from ..wire.statuses import PENDING_ACCEPTED, REJECTED_INVALID_DESTINATION, STATUS_BY_NAME
+from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME, rejected_status
 
 if TYPE_CHECKING:
     from .services import Sandbox
@@ -54,12 +54,12 @@ def accept(sub: Submission) -> SubmissionResult:
     REJECTED status inside a 200. Accepted messages are remembered and their reports planned."""
     sb = sandbox()
     limits = sb.limits
-    bad: set[tuple[int, int]] = set()
+    bad: dict[tuple[int, int], str] = {}
     for mi, m in enumerate(sub.messages):
         for di, d in enumerate(m.destinations):
             norm, reason = normalise_destination(d.to, limits)
             if reason:
-                bad.add((mi, di))
+                bad[(mi, di)] = reason
             else:
                 d.to = norm  # type: ignore[assignment]
     good = Submission(messages=[], bulk_id=sub.bulk_id)
@@ -77,7 +77,7 @@ def accept(sub: Submission) -> SubmissionResult:
         count = shown.message_count
         for di, d in enumerate(m.destinations):
             if (mi, di) in bad:
-                result.messages.append(SentMessage(d.to, REJECTED_INVALID_DESTINATION))
+                result.messages.append(SentMessage(d.to, rejected_status(bad[(mi, di)])))
                 continue
             mid = d.message_id or str(uuid.uuid4())
             with state.lock:

@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..model import ApiError
 from .common import sandbox
-from .state import Faults
+from .faults import parse_faults
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/sandbox")
 
@@ -29,13 +30,19 @@ def messages_seen() -> Response:
 
 @bp.post("/faults")
 def set_faults() -> Response:
-    body: dict[str, Any] = request.get_json(force=True, silent=True) or {}
-    state = sandbox().state
-    with state.lock:
-        state.faults = Faults(
-            status=body.get("status"), count=int(body.get("count", 0)), delay_ms=int(body.get("delay_ms", 0)),
-        )
-    return jsonify({"ok": True})
+    """Replace the fault rules (gateway/sandbox/faults.py); ``{}`` clears them. Unknown keys are a 400."""
+    raw = request.get_data()
+    body: Any = request.get_json(force=True, silent=True) if raw.strip() else {}
+    if body is None:
+        raise ApiError.bad_request("body", "must be JSON: a fault rule, {\"rules\": [...]} or {}")
+    rules = parse_faults(body)
+    sandbox().state.faults.set(rules)
+    return jsonify({"ok": True, "rules": sandbox().state.faults.show()})
+
+
+@bp.get("/faults")
+def show_faults() -> Response:
+    return jsonify({"rules": sandbox().state.faults.show()})
 
 
 @bp.get("/scheduler")

@@ -37,7 +37,7 @@ from ..wire.statuses import ERROR_BY_NAME, PENDING_ENROUTE, STATUS_BY_NAME, erro
 from .common import authenticate, sandbox
 from .scheduler import Scheduler
 from .state import SandboxState
-from .v3 import mcc_mnc
+from .v3 import CANCELED, V3State, mcc_mnc, schedule_of
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,10 @@ def parse_rules(settings: SandboxSettings) -> tuple[Rule, list[Rule]]:
 class DlrEngine:
     """Plans final statuses and report pushes (with the retry cycle) on the sandbox's scheduler."""
 
-    def __init__(self, state: SandboxState, settings: SandboxSettings, scheduler: Scheduler) -> None:
+    def __init__(self, state: SandboxState, settings: SandboxSettings, scheduler: Scheduler,
+                 v3: V3State | None = None) -> None:
         self.state, self.settings, self.scheduler = state, settings, scheduler
+        self.v3 = v3 or V3State()
         self.default, self.rules = parse_rules(settings)
         self.deliverer = HttpDeliverer(requests.Session(), connect_timeout=3, read_timeout=10)
         scheduler.handle(STATUS, self._statuses)
@@ -98,9 +100,26 @@ class DlrEngine:
         delay = max(0.0, self.settings.dlr_delay)
         if STATUS_BY_NAME[rule.status].group_name == "EXPIRED":
             delay = scaled((msg.get("validityPeriod") or 2880) * 60, self.settings.time_scale)
+        plan = schedule_of(msg, self.v3)
+        if plan is not None:  # scheduled (sendAt): nothing happens before its time
+            delay += max(0.0, plan[1])
         if msg.get("intermediateReport"):
-            self.scheduler.after(delay / 2, STATUS, (msg["messageId"], PENDING_ENROUTE.name, NO_ERROR))
+            self.scheduler.after(delay / 2 if plan is None else delay, STATUS,
+                                 (msg["messageId"], PENDING_ENROUTE.name, NO_ERROR))
         self.scheduler.after(delay, STATUS, (msg["messageId"], rule.status, rule.error))
+
+    def replan(self, bulk_id: str) -> None:
+        """A scheduled bulk was rescheduled, resumed or canceled: plan its messages' reports again (jobs
+        already planned re-check the schedule when they run, and a message ends once)."""
+        with self.state.lock:
+            msgs = [dict(m) for m in self.state.messages.values()
+                    if m.get("bulkId") == bulk_id and m.get("doneAt") is None]
+        for m in msgs:
+            plan = schedule_of(m, self.v3)
+            if plan is not None and plan[0] == "CANCELED":  # reported now, not at the old sendAt
+                self.scheduler.after(0, STATUS, (m["messageId"], "UNDELIVERABLE_NOT_DELIVERED", 4100))
+            else:
+                self.accepted(m)
 
     def close(self) -> None:
         self.deliverer.session.close()
@@ -132,10 +151,24 @@ class DlrEngine:
     def _status(self, mid: str, status_name: str, error_id: int) -> tuple[str, str | None, dict[str, Any]] | None:
         """Apply a status; the (notifyUrl, notifyContentType, report) to push, if the message has a URL."""
         status = STATUS_BY_NAME[status_name]
+        with self.state.lock:
+            msg = self.state.messages.get(mid)
+            scheduled = dict(msg) if msg is not None and msg.get("sendAt") else None
+        if scheduled is not None:  # a scheduled message waits for its (possibly rescheduled or paused) time
+            plan = schedule_of(scheduled, self.v3)
+            if plan is not None and plan[0] == "PAUSED":
+                return None  # resuming re-plans it (replan)
+            if plan is not None and plan[0] == "PENDING" and plan[1] > 0:  # rescheduled later
+                self.scheduler.after(plan[1], STATUS, (mid, status_name, error_id))
+                return None
+            if plan is not None and plan[0] == "CANCELED":
+                if msg.get("doneAt") is not None or status.group_name == "PENDING":  # type: ignore[union-attr]
+                    return None
+                status, error_id = CANCELED, 4100
         final = status.group_name not in ("PENDING", "ACCEPTED")
         with self.state.lock:
             msg = self.state.messages.get(mid)
-            if msg is None:
+            if msg is None or msg.get("doneAt") is not None:  # one final report per message, however planned
                 return None
             msg["status"], msg["error"] = status.to_wire(), error_object(error_id)
             if final:

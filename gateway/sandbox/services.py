@@ -44,6 +44,7 @@ def build_sandbox(settings: SandboxSettings, limits: Limits, inbound_url: str) -
 
     Raises ConfigError for bad ``dlr_rules``; starts no thread (the scheduler starts on its first job)."""
     state, scheduler = SandboxState(), Scheduler(batch=PUSH_BATCH)  # reports due together share a push
-    return Sandbox(settings=settings, limits=limits, state=state, v3=V3State(), scheduler=scheduler,
-                   dlr=DlrEngine(state, settings, scheduler),
+    v3 = V3State()
+    return Sandbox(settings=settings, limits=limits, state=state, v3=v3, scheduler=scheduler,
+                   dlr=DlrEngine(state, settings, scheduler, v3),
                    inbound=InboundPusher(inbound_url, settings.push_time_scale, scheduler))

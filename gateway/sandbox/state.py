@@ -7,15 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass
-class Faults:
-    """Fault injection for tests: the next ``count`` requests fail with ``status``, and every
-    request waits ``delay_ms`` first."""
-
-    status: int | None = None
-    count: int = 0
-    delay_ms: int = 0
+from .faults import Fault, Faults
 
 
 @dataclass
@@ -30,16 +22,11 @@ class SandboxState:
         with self.lock:
             self.requests.append(entry)
 
-    def take_fault(self) -> Faults | None:
-        with self.lock:
-            f = self.faults
-            if f.count > 0:
-                f.count -= 1
-                return Faults(f.status, 1, f.delay_ms)
-            return Faults(delay_ms=f.delay_ms) if f.delay_ms else None
+    def take_fault(self, path: str) -> Fault | None:
+        return self.faults.take(path)
 
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
             self.messages.clear()
-            self.faults = Faults()
+        self.faults.set([])

@@ -94,6 +94,19 @@ def _bulks(msgs: list[dict[str, Any]], v3: V3State) -> dict[str, dict[str, str]]
     return out
 
 
+def schedule_of(m: dict[str, Any], v3: V3State) -> tuple[str, float] | None:
+    """A scheduled message's bulk status (PENDING, PAUSED, CANCELED or FINISHED) and the seconds until its
+    effective sendAt (reschedules included); None for an unscheduled message. Reports wait on it."""
+    if not m.get("sendAt"):
+        return None
+    with v3.lock:
+        bulk = _bulks([m], v3).get(m.get("bulkId") or "")
+    if bulk is None:
+        return None
+    when = _when(bulk["sendAt"])
+    return bulk["status"], (when - datetime.now(UTC)).total_seconds() if when else 0.0
+
+
 def _fate(m: dict[str, Any], bulks: dict[str, dict[str, str]]) -> tuple[Status, dict[str, Any], str, str | None]:
     """(status, error, sentAt, doneAt) of a stored message right now."""
     bulk = bulks.get(m.get("bulkId") or "") if m.get("sendAt") else None
@@ -271,6 +284,7 @@ def logs_v3() -> Response:
 
 
 @bp.get("/sms/1/bulks")
+@bp.get("/sms/1/bulks/")  # Infobip's Node SDK sends the slash
 def bulk_get() -> Response:
     authenticate()
     bulk = _scheduled(_bulk_id_param())
@@ -278,6 +292,7 @@ def bulk_get() -> Response:
 
 
 @bp.put("/sms/1/bulks")
+@bp.put("/sms/1/bulks/")
 def bulk_reschedule() -> Response:
     authenticate()
     bulk = _scheduled(_bulk_id_param())
@@ -294,10 +309,12 @@ def bulk_reschedule() -> Response:
     errs.raise_if_any()
     with _v3().lock:
         _v3().bulks.setdefault(bulk["bulkId"], {})["sendAt"] = format_datetime(when)  # type: ignore[arg-type]
+    sandbox().dlr.replan(bulk["bulkId"])
     return jsonify({"bulkId": bulk["bulkId"], "sendAt": format_datetime(when)})  # type: ignore[arg-type]
 
 
 @bp.get("/sms/1/bulks/status")
+@bp.get("/sms/1/bulks/status/")
 def bulk_status() -> Response:
     authenticate()
     bulk = _scheduled(_bulk_id_param())
@@ -305,6 +322,7 @@ def bulk_status() -> Response:
 
 
 @bp.put("/sms/1/bulks/status")
+@bp.put("/sms/1/bulks/status/")
 def bulk_status_update() -> Response:
     authenticate()
     bulk = _scheduled(_bulk_id_param())
@@ -318,4 +336,5 @@ def bulk_status_update() -> Response:
     errs.raise_if_any()
     with _v3().lock:
         _v3().bulks.setdefault(bulk["bulkId"], {})["status"] = wanted  # type: ignore[assignment]
+    sandbox().dlr.replan(bulk["bulkId"])
     return jsonify({"bulkId": bulk["bulkId"], "status": wanted})

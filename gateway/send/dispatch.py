@@ -45,6 +45,7 @@ from ..sms import sms_count
 from ..store.records import MessageRow, Settled, Store, SubmissionRecord
 from ..wire.legacy import message_to_advanced, submission_to_advanced
 from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
+from .apis import carrying_api
 from .sender import Sender
 from .upstream import Attempt
 
@@ -122,6 +123,7 @@ class Dispatcher:
              template: TemplateSpec | None = None) -> tuple[SubmissionResult, list[Attempt]]:
         """Record and forward ``sub`` in the caller's (or template's) mode."""
         self._check_notify_urls(sub, flat=sub.entrance != "advanced")
+        api = carrying_api(sub, api)  # nothing dropped: an API that cannot carry the request in full is not used
         mode = self.mode_of(caller, template)
         record = SubmissionRecord(sub.caller, sub.entrance, mode, api, sub.bulk_id, new_token(),
                                   self.callback_of(caller, template))

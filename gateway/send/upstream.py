@@ -2,7 +2,8 @@
 
 Callers' credentials never travel upstream. Upstream failures become typed errors (gateway/errors.py)
 carrying the attempts made: :class:`UpstreamUnreachable` (nothing was sent), :class:`UpstreamTimeout`
-(no answer in time, or the connection dropped before the answer: the message may have been accepted), :class:`UpstreamRefused` (a 4xx/5xx answer, with what the
+(no answer in time, or the connection dropped after the request was sent: the message may have been
+accepted), :class:`UpstreamRefused` (a 4xx/5xx answer, with what the
 upstream said) and :class:`UpstreamNonsense` (an answer the bridge cannot read); the edge maps them to
 503, 504, 400/429/502 and 502 (gateway/entrances/errors.py).
 
@@ -92,6 +93,9 @@ class UpstreamClient:
         self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if settings.api_key:
             self.headers["Authorization"] = f"App {settings.api_key}"
+        elif settings.username and settings.password:  # every API takes Basic; the query API also gets them as
+            basic = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode()  # parameters
+            self.headers["Authorization"] = f"Basic {basic}"
         self.timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
 
     def close(self) -> None:

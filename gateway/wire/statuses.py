@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..model import Status
 
 GROUPS: dict[int, str] = {
@@ -87,3 +89,10 @@ def error_object(error_id: int) -> dict[str, object]:
         "description": desc,
         "permanent": permanent,
     }
+
+
+def rejected_status(reason: str) -> Status:
+    """``REJECTED_INVALID_DESTINATION`` with the reason in its description, as the answer to one bad
+    destination among good ones (gateway/send/rejects.py; the sandbox does the same)."""
+    return dataclasses.replace(REJECTED_INVALID_DESTINATION,
+                               description=f"{REJECTED_INVALID_DESTINATION.description.rstrip('.')}: {reason}")
