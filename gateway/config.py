@@ -71,6 +71,7 @@ class Caller:
     allow: UrlAllow = field(default_factory=UrlAllow)
     mode: str = "sync"  # sync | queued (queued needs upstream_api: advanced)
     callback: Callback | None = None  # legacy delivery-report callback (gateway/relay.py)
+    dedupe_window: float | None = None  # None: idempotency.dedupe_window
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -99,6 +100,7 @@ class TemplateSpec:
     limits: Limits | None = None
     mode: str | None = None  # None: the caller's mode
     callback: Callback | None = None  # None: the caller's callback
+    dedupe_window: float | None = None  # None: the caller's
 
 
 @dataclass
@@ -156,6 +158,15 @@ class Store:
     synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
     retention_hours: float = 48.0  # messages and reports are pruned this long after their last update
     prune_interval: float = 3600.0  # seconds between prune runs of a serving bridge (0: never)
+
+
+@dataclass
+class IdempotencySettings:
+    """Idempotency keys and duplicate suppression (gateway/send/idempotency.py, docs/delivery.md)."""
+
+    ttl: float = 86400.0  # seconds a key's answer is kept and replayed (IETF draft: at least 24 h)
+    dedupe_window: float = 120.0  # seconds an identical request without a key is answered as a duplicate; 0: off
+    wait: float = 10.0  # seconds a request waits for one in flight with its key, then 409
 
 
 @dataclass
@@ -247,6 +258,7 @@ class Config:
     ops: OpsSettings = field(default_factory=OpsSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     auth: ThrottleSettings = field(default_factory=ThrottleSettings)
+    idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -374,11 +386,22 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     for s in c.scopes:
         if s not in SCOPES:
             r.problems.append((f"{path}.scopes", f"unknown scope {s!r}; known: {', '.join(SCOPES)}"))
+    c.dedupe_window = _window(r, c.dedupe_window, f"{path}.dedupe_window")
     if c.upstream_api not in UPSTREAM_APIS:
         r.problems.append((f"{path}.upstream_api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     if not (c.password_hash or c.password or c.api_key_hash or c.api_key):
         r.problems.append((path, "has no credentials: set password_hash (see `python app.py hash-password`)"))
     return c
+
+
+def _window(r: _Reader, value: Any, path: str) -> float | None:
+    """An optional number of seconds, 0 or more."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        r.problems.append((path, f"must be a number of seconds, 0 or more (0: off), got {value!r}"))
+        return None
+    return float(value)
 
 
 def _callback(r: _Reader, d: Any, path: str) -> Callback | None:
@@ -452,9 +475,9 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     for key in d:
         if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
-                       "callback"):
-            r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, description, fields, "
-                               "limits, mode, params, placeholders"))
+                       "callback", "dedupe_window"):
+            r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, dedupe_window, "
+                               "description, fields, limits, mode, params, placeholders"))
     mode = d.get("mode")
     if mode is not None and mode not in MODES:
         r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
@@ -473,6 +496,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         limits=_limits(r, d.get("limits"), f"{path}.limits", limits) if "limits" in d else None,
         mode=mode,
         callback=_callback(r, d.get("callback"), f"{path}.callback"),
+        dedupe_window=_window(r, d.get("dedupe_window"), f"{path}.dedupe_window"),
     )
 
 
@@ -484,7 +508,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
     known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
-             "placeholders", "inbound", "ui", "ops", "queue", "auth"}
+             "placeholders", "inbound", "ui", "ops", "queue", "auth", "idempotency"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -557,12 +581,15 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if auth.free_failures < 0 or auth.first_delay <= 0 or auth.max_delay < auth.first_delay or auth.max_entries < 1:
         problems.append(("auth", "free_failures must be 0 or more, first_delay above 0, max_delay at least "
                                  "first_delay, max_entries at least 1"))
+    idem = r.fill(IdempotencySettings, r.section(raw.get("idempotency"), "idempotency"), "idempotency")
+    if idem.ttl <= 0 or idem.dedupe_window < 0 or idem.wait < 0:
+        problems.append(("idempotency", "ttl must be above 0, dedupe_window and wait 0 or more (0: off)"))
     if logging_.format not in ("text", "json"):
         problems.append(("logging.format", "must be text or json"))
     if problems:
         raise ConfigError(problems)
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
-                  source, warnings, inbound, ui, ops, queue, auth)
+                  source, warnings, inbound, ui, ops, queue, auth, idem)
 
 
 def _ui(r: _Reader, d: Any, upstream: Upstream, warnings: list[str]) -> UiSettings:

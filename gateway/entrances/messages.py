@@ -11,20 +11,20 @@ from flask import Blueprint, Response, g
 from ..errors import BridgeError
 from ..ids import new_id
 from ..model import ApiError
-from ..services import bridge
 from ..validate import Errors, validate_submission
 from ..wire.formats import JSON, render
 from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
 from .common import authenticate, check_submission, json_body
 from .errors import api_error
+from .replay import send, send_entrance
 
 bp = Blueprint("messages", __name__)
 
 
 @bp.post("/sms/3/messages")
+@send_entrance
 def send_messages() -> Response:
     g.fmt = JSON
-    ctx = bridge()
     caller = authenticate(None, "messages")
     body = json_body()
     errs = Errors()
@@ -34,7 +34,7 @@ def send_messages() -> Response:
         check_submission(caller.hygiene, sub, errs)
         validate_submission(sub, caller.limits, flat=False, errs=errs)
         sub.bulk_id = sub.bulk_id or new_id()  # v3 always answers with a bulkId, whatever the upstream
-        result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+        result, g.attempts = send(sub, caller.upstream_api, caller)
     except (ApiError, BridgeError) as exc:
         err = api_error(exc)
         if err.http_status != 400 or not err.validation_errors:

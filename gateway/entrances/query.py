@@ -10,6 +10,7 @@ from ..wire.formats import render
 from ..wire.legacy import result_to_wire, submission_from_query
 from .common import authenticate, begin, check_params
 from .querystring import parse_query
+from .replay import send, send_entrance
 
 bp = Blueprint("query", __name__)
 
@@ -18,6 +19,7 @@ ADDRESS_PARAMS = frozenset({"to", "from"})
 
 @bp.get("/sms/1/text/query", defaults={"ext": None})
 @bp.get("/sms/1/text/query.<any(json,xml):ext>")
+@send_entrance
 def send_query(ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
@@ -28,5 +30,5 @@ def send_query(ext: str | None) -> Response:
     sub = submission_from_query(params, errs)
     sub.caller, sub.entrance = caller.name, "query"
     validate_submission(sub, caller.limits, flat=True, errs=errs)
-    result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+    result, g.attempts = send(sub, caller.upstream_api, caller)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")
