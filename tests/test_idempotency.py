@@ -269,3 +269,24 @@ def test_config_refuses_bad_windows():
     paths = [p for p, _ in exc.value.problems]
     assert "idempotency" in paths and "callers.demo.dedupe_window" in paths
 
+
+
+def test_upstream_failure_frees_the_key_but_a_timeout_binds_it(make_bridge, sandbox):
+    def short(raw: dict[str, Any]) -> None:
+        raw["upstream"]["read_timeout"] = 0.3
+
+    bridge = make_bridge(short)
+    sandbox.faults(status=500, count=1)  # the upstream failed: nothing sent, the retry must be heard
+    assert bridge.get(QUERY, headers={"Idempotency-Key": "k5"}).status_code == 502
+    retry = bridge.get(QUERY, headers={"Idempotency-Key": "k5"})
+    assert retry.status_code == 200 and "Idempotent-Replayed" not in retry.headers
+    assert len(sandbox.messages()) == 1
+    sandbox.faults(delay_ms=1000)  # no answer in time: the upstream may hold it, a resend could double it
+    url = QUERY.replace("zone%203", "zone%205")
+    first = bridge.get(url, headers={"Idempotency-Key": "k6"})
+    assert first.status_code == 504
+    wait_for(lambda: len(sandbox.messages()) == 2, what="the slow upstream to accept it")
+    again = bridge.get(url, headers={"Idempotency-Key": "k6"})
+    assert again.status_code == 504 and again.headers["Idempotent-Replayed"] == "true"
+    sandbox.faults()
+    assert len(sandbox.messages()) == 2  # sent once, not twice

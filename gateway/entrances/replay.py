@@ -37,7 +37,9 @@ log = logging.getLogger("smsbridge")
 HEADER, PARAM = "Idempotency-Key", IDEMPOTENCY_PARAM
 MAX_KEY = 255
 # Answers that mean nothing was sent: the key (and the custom messageIds) are freed, not bound to them.
-SENT_NOTHING = frozenset({400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 503})
+# 502 is the upstream's refusal or failure (its 5xx, our key refused): a retry must be able to send. 504 (no
+# answer in time) and 500 may hide an accepted message: they bind the key, a blind resend could double it.
+SENT_NOTHING = frozenset({400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 502, 503})
 DUPLICATE_ID = STATUS_BY_NAME["REJECTED_DUPLICATE_MESSAGE_ID"]
 
 
@@ -79,8 +81,8 @@ def _settle(resp: Response) -> None:
         ctx.release_message_ids(g.caller, g.idem_ids)
     if claim is None:
         return
-    if nothing:
-        ctx.abandon(claim)
+    if nothing or (claim.kind != KEY and resp.status_code >= 300):  # a duplicate fingerprint replays successes
+        ctx.abandon(claim)  # only: a failed first try never swallows the caller's retry
         return
     result: SubmissionResult | None = g.idem_result
     first = next((m.message_id for m in result.messages if m.message_id), None) if result else None

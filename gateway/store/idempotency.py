@@ -3,6 +3,8 @@ atomically before a send (``INSERT … ON CONFLICT DO NOTHING`` on the unique (c
 conditional take-over of an expired row), completed with the first answer once it is known.
 
 Keys are namespaced by kind: ``key:<Idempotency-Key>``, ``dedupe:<fingerprint>``, ``mid:<messageId>``.
+Writes commit relaxed (``synchronous=NORMAL``: they survive a process crash, not a power cut) so that the
+guard adds no fsync of its own to a send; the message record keeps its own durability policy.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def reserve(db: Database, caller: str, key: str, fingerprint: str, now: float, t
     free = T.c.expires_at <= now
     if take_stale:
         free = or_(free, and_(T.c.state == "inflight", T.c.lease_until <= now))
-    with db.transaction() as c:
+    with db.transaction(relaxed=True) as c:
         if c.execute(insert(c, T).values(**values).on_conflict_do_nothing()).rowcount == 1:
             return Slot(RESERVED)
         values.pop("caller"), values.pop("key")
@@ -61,7 +63,7 @@ def reserve(db: Database, caller: str, key: str, fingerprint: str, now: float, t
 def complete(db: Database, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
              ref: str | None, message_id: str | None, now: float) -> None:
     """Store the first answer under a reserved key."""
-    with db.transaction() as c:
+    with db.transaction(relaxed=True) as c:
         c.execute(update(T).where(T.c.caller == caller, T.c.key == key).values(
             state="done", http_status=http_status, content_type=content_type, body=body, ref=ref,
             message_id=message_id, updated_at=now))
@@ -70,12 +72,12 @@ def complete(db: Database, caller: str, key: str, http_status: int, content_type
 def release(db: Database, caller: str, keys: Sequence[str]) -> None:
     """Forget reservations whose request sent nothing (a corrected retry may use them)."""
     if keys:
-        with db.transaction() as c:
+        with db.transaction(relaxed=True) as c:
             c.execute(delete(T).where(T.c.caller == caller, T.c.key.in_(list(keys))))
 
 
 def count_replay(db: Database, caller: str, key: str, now: float) -> None:
-    with db.transaction() as c:
+    with db.transaction(relaxed=True) as c:
         c.execute(update(T).where(T.c.caller == caller, T.c.key == key).values(
             replays=T.c.replays + 1, updated_at=now))
 
@@ -84,7 +86,7 @@ def reserve_many(db: Database, caller: str, keys: Sequence[str], fingerprint: st
                  ttl: float) -> set[str]:
     """Reserve each of ``keys`` (final at once: state ``done``); return those another request holds."""
     taken: set[str] = set()
-    with db.transaction() as c:
+    with db.transaction(relaxed=True) as c:
         for key in keys:
             values = {"caller": caller, "key": key, "fingerprint": fingerprint, "state": "done", "replays": 0,
                       "lease_until": now, "expires_at": now + ttl, "created_at": now, "updated_at": now}
@@ -99,7 +101,7 @@ def reserve_many(db: Database, caller: str, keys: Sequence[str], fingerprint: st
 
 def prune(db: Database, now: float) -> int:
     """Delete expired rows (an inflight one only once its lease passed too)."""
-    with db.transaction() as c:
+    with db.transaction(relaxed=True) as c:
         return c.execute(delete(T).where(T.c.expires_at < now, or_(T.c.state == "done", T.c.lease_until < now))
                          ).rowcount
 
