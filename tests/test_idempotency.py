@@ -77,6 +77,8 @@ def test_answer_that_sent_nothing_does_not_bind_the_key(make_bridge, sandbox):
     assert bad.status_code == 400 and sandbox.sends() == []
     unauth = bridge.get(QUERY.replace("password=demo", "password=wrong"), headers={"Idempotency-Key": "fix-me"})
     assert unauth.status_code == 401
+    late = bridge.get(QUERY + "&notifyUrl=http://10.1.2.3/dlr", headers={"Idempotency-Key": "fix-me"})
+    assert late.status_code == 400 and "notifyUrl" in late.text  # refused by the send path, after the key's reservation
     good = bridge.get(QUERY, headers={"Idempotency-Key": "fix-me"})  # the corrected retry with the same key
     assert good.status_code == 200 and "Idempotent-Replayed" not in good.headers
     assert len(sandbox.sends()) == 1
@@ -290,3 +292,26 @@ def test_upstream_failure_frees_the_key_but_a_timeout_binds_it(make_bridge, sand
     assert again.status_code == 504 and again.headers["Idempotent-Replayed"] == "true"
     sandbox.faults()
     assert len(sandbox.messages()) == 2  # sent once, not twice
+
+
+def test_concurrent_requests_with_one_key_send_once(make_bridge, sandbox):
+    bridge = make_bridge(_no_dedupe)
+    sandbox.faults(delay_ms=300)  # they overlap in flight
+    out: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        r = requests.get(bridge.url + QUERY, headers={"Idempotency-Key": "together"}, timeout=20)
+        with lock:
+            out.append(r)
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    sandbox.faults()
+    assert [r.status_code for r in out] == [200] * 6
+    assert len({r.content for r in out}) == 1  # one answer, given six times
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in out) == 5
+    assert len(sandbox.sends()) == 1
