@@ -66,7 +66,10 @@ def send_entrance(view: Callable[..., Any]) -> Callable[..., Response]:
             if g.idem is None and not g.idem_ids:
                 raise
             resp = make_response(current_app.handle_user_exception(exc))
-        _settle(resp)
+        try:
+            _settle(resp)
+        except Exception:  # the answer goes out all the same; the key stays in flight until its lease
+            log.exception("idempotency: the answer could not be stored with its key")
         return resp
 
     return wrapper
@@ -139,14 +142,13 @@ def _acquire(caller: Caller, template: TemplateSpec | None) -> None:
     """Reserve the request's key or fingerprint; raise Replayed, 409 or 422 instead when it is taken."""
     ctx = bridge().idempotency
     key = request_key()
-    fp = _content(caller.name)
     if key is not None:
-        claim = ctx.claim_key(caller.name, key, fp)
+        claim = ctx.claim_key(caller.name, key, _content(caller.name))
     else:
         window = ctx.window(caller, template)
         if window <= 0:
             return
-        claim = ctx.claim_dedupe(caller.name, fp, window)
+        claim = ctx.claim_dedupe(caller.name, _content(caller.name), window)
     slot = ctx.acquire(claim)
     if slot.outcome == DONE:
         raise Replayed(_replay(slot, claim))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -26,12 +27,14 @@ from typing import Any
 
 from ..clock import Clock
 from ..config import Caller, IdempotencySettings, TemplateSpec
+from ..errors import Unavailable
 from ..store import idempotency as repo
-from ..store.engine import Database
+from ..store.engine import DB_ERRORS, Database
 from ..store.idempotency import DONE, INFLIGHT, MISMATCH, RESERVED, Slot
 
 __all__ = ["Claim", "Idempotency", "Slot", "DONE", "INFLIGHT", "MISMATCH", "RESERVED", "fingerprint"]
 
+log = logging.getLogger(__name__)
 KEY, DEDUPE = "key", "dedupe"
 
 
@@ -77,8 +80,13 @@ class Idempotency:
         """Reserve ``claim``'s key, or the first request's answer (waiting while it is in flight)."""
         deadline = time.monotonic() + self.settings.wait
         while True:
-            slot = repo.reserve(self.db, claim.caller, claim.key, claim.fingerprint, self.clock.now(), claim.ttl,
-                                self.lease_seconds, take_stale=claim.kind == DEDUPE)
+            try:
+                slot = repo.reserve(self.db, claim.caller, claim.key, claim.fingerprint, self.clock.now(), claim.ttl,
+                                    self.lease_seconds, take_stale=claim.kind == DEDUPE)
+            except DB_ERRORS as exc:
+                log.error("idempotency: a key could not be reserved: %s", type(exc).__name__)
+                raise Unavailable("The bridge could not reserve the request's idempotency key; nothing was sent: "
+                                  "retry later") from None
             left = deadline - time.monotonic()
             if slot.outcome != INFLIGHT or left <= 0:
                 break
@@ -86,7 +94,10 @@ class Idempotency:
                 self._cv.wait(min(0.05, left))
         if slot.outcome == DONE:
             self.replays[claim.kind] += 1
-            repo.count_replay(self.db, claim.caller, claim.key, self.clock.now())
+            try:
+                repo.count_replay(self.db, claim.caller, claim.key, self.clock.now())
+            except DB_ERRORS as exc:  # only the UI's counter: the replay is answered all the same
+                log.warning("idempotency: a replay could not be counted: %s", type(exc).__name__)
         elif slot.outcome != RESERVED:
             self.refused["conflict" if slot.outcome == INFLIGHT else "mismatch"] += 1
         return slot
@@ -111,8 +122,13 @@ class Idempotency:
         """Reserve the caller's custom messageIds for the retention period; return those already used."""
         if not ids:
             return set()
-        taken = repo.reserve_many(self.db, caller, [f"mid:{i}" for i in ids], fp, self.clock.now(),
-                                  self.retention_seconds)
+        try:
+            taken = repo.reserve_many(self.db, caller, [f"mid:{i}" for i in ids], fp, self.clock.now(),
+                                      self.retention_seconds)
+        except DB_ERRORS as exc:
+            log.error("idempotency: custom messageIds could not be reserved: %s", type(exc).__name__)
+            raise Unavailable("The bridge could not reserve the request's messageIds; nothing was sent: "
+                              "retry later") from None
         dup = {k[4:] for k in taken}
         if dup:
             self.refused["duplicate_message_id"] += len(dup)
