@@ -315,3 +315,44 @@ def test_concurrent_requests_with_one_key_send_once(make_bridge, sandbox):
     assert len({r.content for r in out}) == 1  # one answer, given six times
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in out) == 5
     assert len(sandbox.sends()) == 1
+
+
+def test_reused_message_id_in_v3_and_xml_shapes(make_bridge, sandbox):
+    bridge = make_bridge(_no_dedupe)
+
+    def v3(text: str) -> requests.Response:
+        return bridge.post("/sms/3/messages", auth=AUTH, json={"messages": [{
+            "destinations": [{"to": "41793026727", "messageId": "v3-id"}], "content": {"text": text}}]})
+
+    assert v3("first").json()["messages"][0]["status"]["groupName"] == "PENDING"
+    again = v3("second")
+    assert again.status_code == 200
+    assert again.json()["messages"][0]["status"]["name"] == "REJECTED_DUPLICATE_MESSAGE_ID"
+    xml = bridge.post("/sms/2/text/advanced.xml", auth=AUTH, json=_advanced(["41793026834"], "third", ["v3-id"]))
+    assert xml.status_code == 200 and "<name>REJECTED_DUPLICATE_MESSAGE_ID</name>" in xml.text
+    assert len(sandbox.sends()) == 1
+
+
+def test_reservation_is_atomic_across_threads_and_database_handles(tmp_path):
+    """Two Database objects on one file stand for two processes (separate connections and write locks)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.store.engine import Database
+    from gateway.store.idempotency import RESERVED, Reservations
+
+    path = str(tmp_path / "shared.db")
+    handles = [Database(path), Database(path)]
+    stores = [Reservations(db) for db in handles]
+
+    def one(i: int) -> str:
+        return stores[i % 2].reserve("demo", "key:same", "fp", 1000.0, 60.0, 30.0, False).outcome
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(one, range(32)))
+    assert outcomes.count(RESERVED) == 1 and set(outcomes) == {RESERVED, "inflight"}
+    assert stores[0].reserve("demo", "key:same", "other", 1000.0, 60.0, 30.0, False).outcome == "mismatch"
+    stores[1].complete("demo", "key:same", 200, "application/json", b"{}", None, None, 1001.0)
+    assert stores[0].reserve("demo", "key:same", "fp", 1002.0, 60.0, 30.0, False).outcome == "done"
+    assert stores[0].reserve("demo", "key:same", "fp", 1061.0, 60.0, 30.0, False).outcome == RESERVED  # expired
+    for db in handles:
+        db.close()

@@ -29,7 +29,7 @@ from ..clock import Clock
 from ..config import Caller, IdempotencySettings, TemplateSpec
 from ..errors import Unavailable
 from ..store import idempotency as repo
-from ..store.engine import DB_ERRORS, Database
+from ..store.engine import DB_ERRORS, CommitTimeout, Database
 from ..store.idempotency import DONE, INFLIGHT, MISMATCH, RESERVED, Slot
 
 __all__ = ["Claim", "Idempotency", "Slot", "DONE", "INFLIGHT", "MISMATCH", "RESERVED", "fingerprint"]
@@ -59,6 +59,7 @@ class Idempotency:
     def __init__(self, db: Database, clock: Clock, settings: IdempotencySettings, lease_seconds: float,
                  retention_seconds: float) -> None:
         self.db, self.clock, self.settings = db, clock, settings
+        self.reservations = repo.Reservations(db)
         self.lease_seconds, self.retention_seconds = lease_seconds, retention_seconds
         self._cv = threading.Condition()
         self.replays: Counter[str] = Counter()  # by kind: what /metrics shows (this process)
@@ -81,9 +82,9 @@ class Idempotency:
         deadline = time.monotonic() + self.settings.wait
         while True:
             try:
-                slot = repo.reserve(self.db, claim.caller, claim.key, claim.fingerprint, self.clock.now(), claim.ttl,
-                                    self.lease_seconds, take_stale=claim.kind == DEDUPE)
-            except DB_ERRORS as exc:
+                slot = self.reservations.reserve(claim.caller, claim.key, claim.fingerprint, self.clock.now(),
+                                                 claim.ttl, self.lease_seconds, claim.kind == DEDUPE)
+            except (*DB_ERRORS, CommitTimeout) as exc:
                 log.error("idempotency: a key could not be reserved: %s", type(exc).__name__)
                 raise Unavailable("The bridge could not reserve the request's idempotency key; nothing was sent: "
                                   "retry later") from None
@@ -106,8 +107,8 @@ class Idempotency:
                message_id: str | None) -> None:
         """Store the first answer under ``claim``'s key."""
         try:
-            repo.complete(self.db, claim.caller, claim.key, http_status, content_type, body, ref, message_id,
-                          self.clock.now())
+            self.reservations.complete(claim.caller, claim.key, http_status, content_type, body, ref, message_id,
+                                       self.clock.now())
         finally:
             self._wake()
 

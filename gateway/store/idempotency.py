@@ -4,7 +4,8 @@ conditional take-over of an expired row), completed with the first answer once i
 
 Keys are namespaced by kind: ``key:<Idempotency-Key>``, ``dedupe:<fingerprint>``, ``mid:<messageId>``.
 Writes commit relaxed (``synchronous=NORMAL``: they survive a process crash, not a power cut) so that the
-guard adds no fsync of its own to a send; the message record keeps its own durability policy.
+guard adds no fsync of its own to a send; the message record keeps its own durability policy. Reservations
+and first answers are group-committed (:class:`Reservations`): concurrent requests share a transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from .dialects import insert
-from .engine import Database
+from .engine import Connection, Database
 from .schema import idempotency as T
 from .schema import messages as M
 
@@ -34,10 +35,8 @@ class Slot:
     ref: str | None = None
 
 
-def reserve(db: Database, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
-            take_stale: bool) -> Slot:
-    """Reserve ``key`` for ``caller`` until ``now + ttl`` unless a live row holds it. ``take_stale``: an
-    inflight row whose lease passed (its request's process died) may be taken over."""
+def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
+                take_stale: bool) -> Slot:
     values = {"caller": caller, "key": key, "fingerprint": fingerprint, "state": "inflight", "http_status": None,
               "content_type": None, "body": None, "ref": None, "message_id": None, "replays": 0,
               "lease_until": now + lease, "expires_at": now + ttl, "created_at": now, "updated_at": now}
@@ -45,14 +44,15 @@ def reserve(db: Database, caller: str, key: str, fingerprint: str, now: float, t
     free = T.c.expires_at <= now
     if take_stale:
         free = or_(free, and_(T.c.state == "inflight", T.c.lease_until <= now))
-    with db.transaction(relaxed=True) as c:
-        if c.execute(insert(c, T).values(**values).on_conflict_do_nothing()).rowcount == 1:
-            return Slot(RESERVED)
-        values.pop("caller"), values.pop("key")
-        if c.execute(update(T).where(mine, free).values(**values)).rowcount == 1:
-            return Slot(RESERVED)
-        row = c.execute(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content_type, T.c.body, T.c.ref)
-                        .where(mine)).one()
+    if c.execute(insert(c, T).values(**values).on_conflict_do_nothing()).rowcount == 1:
+        return Slot(RESERVED)
+    values.pop("caller"), values.pop("key")
+    if c.execute(update(T).where(mine, free).values(**values)).rowcount == 1:
+        return Slot(RESERVED)
+    row = c.execute(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content_type, T.c.body, T.c.ref)
+                    .where(mine)).first()
+    if row is None:  # deleted since the insert conflicted (PostgreSQL, a concurrent prune): try again
+        return Slot(INFLIGHT)
     if row.fingerprint != fingerprint:
         return Slot(MISMATCH)
     if row.state != "done":
@@ -60,13 +60,31 @@ def reserve(db: Database, caller: str, key: str, fingerprint: str, now: float, t
     return Slot(DONE, row.http_status, row.content_type, bytes(row.body or b""), row.ref)
 
 
-def complete(db: Database, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
-             ref: str | None, message_id: str | None, now: float) -> None:
-    """Store the first answer under a reserved key."""
-    with db.transaction(relaxed=True) as c:
-        c.execute(update(T).where(T.c.caller == caller, T.c.key == key).values(
-            state="done", http_status=http_status, content_type=content_type, body=body, ref=ref,
-            message_id=message_id, updated_at=now))
+def _complete_on(c: Connection, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
+                 ref: str | None, message_id: str | None, now: float) -> None:
+    c.execute(update(T).where(T.c.caller == caller, T.c.key == key).values(
+        state="done", http_status=http_status, content_type=content_type, body=body, ref=ref,
+        message_id=message_id, updated_at=now))
+
+
+class Reservations:
+    """Reservations and first answers, group-committed: concurrent requests share one (relaxed) transaction
+    instead of queueing on the write lock one by one (see GroupCommit in gateway/store/engine.py)."""
+
+    def __init__(self, db: Database) -> None:
+        self._reserve = db.group_commit(lambda c, ps: [_reserve_on(c, *p) for p in ps], relaxed=True)
+        self._complete = db.group_commit(lambda c, ps: [_complete_on(c, *p) for p in ps], relaxed=True)
+
+    def reserve(self, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
+                take_stale: bool) -> Slot:
+        """Reserve ``key`` for ``caller`` until ``now + ttl`` unless a live row holds it. ``take_stale``: an
+        inflight row whose lease passed (its request's process died) may be taken over."""
+        return self._reserve.submit((caller, key, fingerprint, now, ttl, lease, take_stale))
+
+    def complete(self, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
+                 ref: str | None, message_id: str | None, now: float) -> None:
+        """Store the first answer under a reserved key."""
+        self._complete.submit((caller, key, http_status, content_type, body, ref, message_id, now))
 
 
 def release(db: Database, caller: str, keys: Sequence[str]) -> None:
