@@ -165,6 +165,9 @@ def _store(args: argparse.Namespace):
 def cmd_prune(args: argparse.Namespace) -> int:
     config, db, store, _ = _store(args)
     counts = store.prune(config.store.retention_hours * 3600)
+    from gateway.clock import SystemClock
+    from gateway.store.idempotency import prune as prune_keys
+    counts["idempotency"] = prune_keys(db, SystemClock().now())  # expired idempotency keys and fingerprints
     db.close()
     print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" pruned (older than {config.store.retention_hours:g} h)")
     return 0

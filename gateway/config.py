@@ -73,6 +73,7 @@ class Caller:
     mode: str = "sync"  # sync | queued (queued needs upstream_api: advanced)
     callback: Callback | None = None  # legacy delivery-report callback (gateway/relay.py)
     on_upstream_failure: str = "queue"  # sync: queue (hand over, PENDING_ACCEPTED) | fail (503/502/504)
+    dedupe_window: float | None = None  # None: idempotency.dedupe_window
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -102,6 +103,7 @@ class TemplateSpec:
     mode: str | None = None  # None: the caller's mode
     callback: Callback | None = None  # None: the caller's callback
     on_upstream_failure: str | None = None  # None: the caller's
+    dedupe_window: float | None = None  # None: the caller's
 
 
 @dataclass
@@ -159,6 +161,15 @@ class Store:
     synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
     retention_hours: float = 48.0  # messages and reports are pruned this long after their last update
     prune_interval: float = 3600.0  # seconds between prune runs of a serving bridge (0: never)
+
+
+@dataclass
+class IdempotencySettings:
+    """Idempotency keys and duplicate suppression (gateway/send/idempotency.py, docs/delivery.md)."""
+
+    ttl: float = 86400.0  # seconds a key's answer is kept and replayed (IETF draft: at least 24 h)
+    dedupe_window: float = 120.0  # seconds an identical request without a key is answered as a duplicate; 0: off
+    wait: float = 10.0  # seconds a request waits for one in flight with its key, then 409
 
 
 @dataclass
@@ -250,6 +261,7 @@ class Config:
     ops: OpsSettings = field(default_factory=OpsSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     auth: ThrottleSettings = field(default_factory=ThrottleSettings)
+    idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -381,11 +393,22 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     for s in c.scopes:
         if s not in SCOPES:
             r.problems.append((f"{path}.scopes", f"unknown scope {s!r}; known: {', '.join(SCOPES)}"))
+    c.dedupe_window = _window(r, c.dedupe_window, f"{path}.dedupe_window")
     if c.upstream_api not in UPSTREAM_APIS:
         r.problems.append((f"{path}.upstream_api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     if not (c.password_hash or c.password or c.api_key_hash or c.api_key):
         r.problems.append((path, "has no credentials: set password_hash (see `python app.py hash-password`)"))
     return c
+
+
+def _window(r: _Reader, value: Any, path: str) -> float | None:
+    """An optional number of seconds, 0 or more."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        r.problems.append((path, f"must be a number of seconds, 0 or more (0: off), got {value!r}"))
+        return None
+    return float(value)
 
 
 def _callback(r: _Reader, d: Any, path: str) -> Callback | None:
@@ -460,9 +483,9 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     for key in d:
         if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
-                       "callback", "on_upstream_failure"):
-            r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, description, fields, "
-                               "limits, mode, on_upstream_failure, params, placeholders"))
+                       "callback", "on_upstream_failure", "dedupe_window"):
+            r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, dedupe_window, "
+                               "description, fields, limits, mode, on_upstream_failure, params, placeholders"))
     failure = d.get("on_upstream_failure")
     if failure is not None and failure not in ON_UPSTREAM_FAILURE:
         r.problems.append((f"{path}.on_upstream_failure", f"must be one of {', '.join(ON_UPSTREAM_FAILURE)}"))
@@ -485,6 +508,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         mode=mode,
         callback=_callback(r, d.get("callback"), f"{path}.callback"),
         on_upstream_failure=failure,
+        dedupe_window=_window(r, d.get("dedupe_window"), f"{path}.dedupe_window"),
     )
 
 
@@ -496,7 +520,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
     known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
-             "placeholders", "inbound", "ui", "ops", "queue", "auth"}
+             "placeholders", "inbound", "ui", "ops", "queue", "auth", "idempotency"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -569,12 +593,15 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if auth.free_failures < 0 or auth.first_delay <= 0 or auth.max_delay < auth.first_delay or auth.max_entries < 1:
         problems.append(("auth", "free_failures must be 0 or more, first_delay above 0, max_delay at least "
                                  "first_delay, max_entries at least 1"))
+    idem = r.fill(IdempotencySettings, r.section(raw.get("idempotency"), "idempotency"), "idempotency")
+    if idem.ttl <= 0 or idem.dedupe_window < 0 or idem.wait < 0:
+        problems.append(("idempotency", "ttl must be above 0, dedupe_window and wait 0 or more (0: off)"))
     if logging_.format not in ("text", "json"):
         problems.append(("logging.format", "must be text or json"))
     if problems:
         raise ConfigError(problems)
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
-                  source, warnings, inbound, ui, ops, queue, auth)
+                  source, warnings, inbound, ui, ops, queue, auth, idem)
 
 
 QUERY_GAP = ("uses the query API, which cannot carry the bridge's own messageId and bulkId: a resend after an "

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from .delivery.outbox import Outbox
 from .model import Submission, SubmissionResult
+from .send.idempotency import Idempotency
 from .send.upstream import Attempt
 from .store.records import Store
 from .throttle import LoginThrottle
@@ -97,11 +98,32 @@ class ThrottleCollector(Collector):
         yield refused
 
 
+class IdempotencyCollector(Collector):
+    """Retries answered from the first request's stored answer, and requests refused by a key."""
+
+    def __init__(self, idem: Idempotency) -> None:
+        self.idem = idem
+
+    def collect(self) -> Iterator[Metric]:
+        replays = CounterMetricFamily("smsbridge_idempotent_replays", "Requests answered with the first request's "
+                                      "answer, nothing sent (kind: key = Idempotency-Key, dedupe = duplicate "
+                                      "within dedupe_window)", labels=["kind"])
+        refused = CounterMetricFamily("smsbridge_idempotency_refused", "Requests or destinations refused: conflict "
+                                      "(409, key in flight), mismatch (422, key reused for other content), "
+                                      "duplicate_message_id (per destination)", labels=["reason"])
+        for kind in ("key", "dedupe"):
+            replays.add_metric([kind], self.idem.replays.get(kind, 0))
+        for reason in ("conflict", "mismatch", "duplicate_message_id"):
+            refused.add_metric([reason], self.idem.refused.get(reason, 0))
+        yield replays
+        yield refused
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
     def __init__(self, outbox: Outbox | None = None, store: Store | None = None,
-                 throttle: LoginThrottle | None = None):
+                 throttle: LoginThrottle | None = None, idempotency: Idempotency | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
@@ -119,6 +141,8 @@ class Metrics:
             r.register(StoreCollector(store))
         if throttle is not None:
             r.register(ThrottleCollector(throttle))
+        if idempotency is not None:
+            r.register(IdempotencyCollector(idempotency))
 
     def observe_request(self, entrance: str, status: int) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

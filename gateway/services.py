@@ -22,6 +22,7 @@ from .render import CompiledFields, compile_fields, make_environment
 from .reports.intake import ReportIntake
 from .reports.relay import Relay
 from .send.dispatch import Dispatcher, QueueWorker
+from .send.idempotency import Idempotency
 from .send.sender import Sender
 from .send.upstream import UpstreamClient
 from .store.engine import Database
@@ -91,6 +92,7 @@ class Bridge:
     queue: QueueWorker
     public_url: PublicUrl
     throttle: LoginThrottle  # failed logins, API and admin UI
+    idempotency: Idempotency  # idempotency keys, duplicate suppression, custom messageIds
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -119,7 +121,9 @@ class Bridge:
         self.sender.upstream.close()
 
     def prune(self) -> dict[str, int]:
-        return self.store.prune(self.config.store.retention_hours * 3600)
+        counts = self.store.prune(self.config.store.retention_hours * 3600)
+        counts["idempotency"] = self.idempotency.prune()
+        return counts
 
     def _prune_loop(self) -> None:
         while not self._stop.wait(self.config.store.prune_interval):
@@ -153,9 +157,13 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     intake = ReportIntake(db, store, Relay(config, outbox), clock)
     dispatch = Dispatcher(config, store, sender, clock, policy_for, public_url.get)
     queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected)
+    up = config.upstream
+    idempotency = Idempotency(db, clock, config.idempotency, up.connect_timeout + up.read_timeout + 30,
+                              config.store.retention_hours * 3600)
     return Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
                   router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
-                  queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock))
+                  queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
+                  idempotency=idempotency)
 
 
 def bridge() -> Bridge:

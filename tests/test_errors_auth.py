@@ -64,7 +64,8 @@ def test_upstream_down_gives_503_quickly(make_bridge):
     assert bridge.get("/sms/1/text/query", params={**DEMO, **OK}).status_code == 200
     own.stop()  # the sandbox goes away
     started = time.monotonic()
-    r = bridge.get("/sms/1/text/query", params={**DEMO, **OK})
+    # another text: the same GET again within idempotency.dedupe_window would be answered as a duplicate
+    r = bridge.get("/sms/1/text/query", params={**DEMO, **OK, "text": "second alarm"})
     elapsed = time.monotonic() - started
     assert r.status_code == 503 and _exc(r)["messageId"] == "SERVICE_UNAVAILABLE"
     assert "nothing was sent" in _exc(r)["text"]

@@ -5,20 +5,20 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from ..send.rejects import split_invalid, validate_rest
-from ..services import bridge
 from ..validate import Errors
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, submission_from_advanced
 from .common import authenticate, begin, check_submission, finish_rejected, json_body
+from .replay import send, send_entrance
 
 bp = Blueprint("advanced", __name__)
 
 
 @bp.post("/sms/2/text/advanced", defaults={"ext": None})
 @bp.post("/sms/2/text/advanced.<any(json,xml):ext>")
+@send_entrance
 def send_advanced(ext: str | None) -> Response:
     fmt = begin(ext)
-    ctx = bridge()
     caller = authenticate(None, "advanced")
     body = json_body()
     errs = Errors()
@@ -27,6 +27,6 @@ def send_advanced(ext: str | None) -> Response:
     check_submission(caller.hygiene, sub, errs)
     rejected = split_invalid(sub, caller.limits)  # one bad destination never cancels the rest
     validate_rest(sub, caller.limits, rejected, flat=False, errs=errs)
-    result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+    result, g.attempts = send(sub, caller.upstream_api, caller)
     result = finish_rejected(sub, caller.upstream_api, result, rejected)
     return render(result_to_wire(result, include_sms_count=sub.include_sms_count), fmt, "send")

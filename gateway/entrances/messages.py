@@ -12,20 +12,20 @@ from ..errors import BridgeError
 from ..ids import new_id
 from ..model import ApiError
 from ..send.rejects import split_invalid, validate_rest
-from ..services import bridge
 from ..validate import Errors
 from ..wire.formats import JSON, render
 from ..wire.v3 import result_to_v3, submission_from_v3, v3_errors
 from .common import authenticate, check_submission, finish_rejected, json_body
 from .errors import api_error
+from .replay import send, send_entrance
 
 bp = Blueprint("messages", __name__)
 
 
 @bp.post("/sms/3/messages")
+@send_entrance
 def send_messages() -> Response:
     g.fmt = JSON
-    ctx = bridge()
     caller = authenticate(None, "messages")
     body = json_body()
     errs = Errors()
@@ -36,7 +36,7 @@ def send_messages() -> Response:
         rejected = split_invalid(sub, caller.limits)  # one bad destination never cancels the rest
         validate_rest(sub, caller.limits, rejected, flat=False, errs=errs)
         sub.bulk_id = sub.bulk_id or new_id()  # v3 always answers with a bulkId, whatever the upstream
-        result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+        result, g.attempts = send(sub, caller.upstream_api, caller)
         result = finish_rejected(sub, caller.upstream_api, result, rejected)
     except (ApiError, BridgeError) as exc:
         err = api_error(exc)

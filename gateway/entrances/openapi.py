@@ -29,13 +29,20 @@ def _error(description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Invalid request (the envelope names each parameter)", 401: "Missing or wrong credentials",
             403: "Scope or template not allowed", 404: "No such template or endpoint",
-            405: "Method not allowed", 413: "Request too large", 414: "URI too long",
+            405: "Method not allowed", 409: "A request with this Idempotency-Key is still in flight; retry later",
+            422: "The Idempotency-Key was used for a different request", 413: "Request too large", 414: "URI too long",
             429: "Upstream rate limit", 502: "Upstream refused the bridge's key or answered nonsense",
             503: "Upstream unreachable; nothing was sent", 504: "Upstream did not answer in time"}
     return {str(c): _error(text[c]) for c in codes}
 
 
-SEND_ERRORS = (400, 401, 403, 404, 429, 502, 503, 504)
+SEND_ERRORS = (400, 401, 403, 404, 409, 422, 429, 502, 503, 504)
+IDEM = [  # every send entrance (docs/delivery.md "Retries, idempotency keys and duplicates")
+    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255},
+     "description": "a retry with the same key gets the first answer (Idempotent-Replayed: true), nothing is sent"},
+    {"name": "idempotencyKey", "in": "query", "schema": {"type": "string", "maxLength": 255},
+     "description": "the Idempotency-Key header as a parameter"},
+]
 EXT = {"name": "ext", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "xml"]},
        "description": "json or xml: the response format"}
 CREDS = [
@@ -67,14 +74,14 @@ def _with_ext(path: str, ops: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def send_paths() -> dict[str, Any]:
-    query_params = [*CREDS, *({"name": n, "in": "query", "schema": {"type": "string"}} for n in QUERY_FIELDS)]
+    query_params = [*CREDS, *IDEM, *({"name": n, "in": "query", "schema": {"type": "string"}} for n in QUERY_FIELDS)]
     paths: dict[str, Any] = {}
     paths.update(_with_ext("/sms/1/text/query", {"get": {
         "operationId": "sendQuery", "tags": ["send"], "summary": "Infobip's query API (GET), for legacy apps",
         "parameters": query_params, "responses": {"200": _send_ok(), **_errors(*SEND_ERRORS)}}}))
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^./]+$"},
             "description": "a template configured in config.yaml"}
-    tmpl = {"tags": ["send"], "parameters": [name, *CREDS],
+    tmpl = {"tags": ["send"], "parameters": [name, *CREDS, *IDEM],
             "responses": {"200": _send_ok(), **_errors(*SEND_ERRORS)}}
     paths.update(_with_ext("/t/{name}", {
         "get": {**tmpl, "operationId": "sendTemplate",
@@ -84,15 +91,16 @@ def send_paths() -> dict[str, Any]:
                      "schema": {"type": "object", "additionalProperties": {"type": "string"}}}}}},
     }))
     paths.update(_with_ext("/sms/2/text/advanced", {"post": {
-        "operationId": "sendAdvanced", "tags": ["send"], "summary": "Infobip's JSON send",
+        "operationId": "sendAdvanced", "tags": ["send"], "summary": "Infobip's JSON send", "parameters": IDEM,
         "requestBody": {"required": True, "content": {JSON_CT: {"schema": _ref("AdvancedRequest")}}},
         "responses": {"200": _send_ok(), **_errors(*SEND_ERRORS)}}}))
     v3_error = {"description": "v3 error envelope", "content": {JSON_CT: {"schema": _ref("ApiErrorV3")}}}
     paths["/sms/3/messages"] = {"post": {
         "operationId": "sendMessagesV3", "tags": ["send"], "summary": "Infobip's v3 send (official SDKs)",
+        "parameters": IDEM,
         "requestBody": {"required": True, "content": {JSON_CT: {"schema": {"type": "object"}}}},
         "responses": {"200": {"description": "Accepted", "content": {JSON_CT: {"schema": _ref("SendResponseV3")}}},
-                      **{str(c): v3_error for c in (400, 401, 403, 404, 429, 502, 503, 504)}}}}
+                      **{str(c): v3_error for c in (400, 401, 403, 404, 409, 422, 429, 502, 503, 504)}}}}
     preview_ok = {"description": "Parts, characters remaining, the text as it arrives",
                   "content": {JSON_CT: {"schema": _ref("PreviewResponse")}, XML_CT: {"schema": {"type": "string"}}}}
     preview_q = [*CREDS, {"name": "text", "in": "query", "schema": {"type": "string"}},

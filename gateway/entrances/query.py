@@ -12,6 +12,7 @@ from ..wire.formats import render
 from ..wire.legacy import QUERY_PARAMS, result_to_wire, submission_from_query
 from .common import authenticate, begin, check_known, check_params, finish_rejected
 from .querystring import QueryParams, parse_query
+from .replay import send, send_entrance
 
 bp = Blueprint("query", __name__)
 
@@ -35,6 +36,7 @@ def _custom_id(params: QueryParams, sub: Submission, errs: Errors) -> None:
 
 @bp.get("/sms/1/text/query", defaults={"ext": None})
 @bp.get("/sms/1/text/query.<any(json,xml):ext>")
+@send_entrance
 def send_query(ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
@@ -48,6 +50,6 @@ def send_query(ext: str | None) -> Response:
     sub.caller, sub.entrance = caller.name, "query"
     rejected = split_invalid(sub, caller.limits, flat=True)  # one bad destination never cancels the rest
     validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
-    result, g.attempts = ctx.dispatch.send(sub, caller.upstream_api, caller)
+    result, g.attempts = send(sub, caller.upstream_api, caller)
     result = finish_rejected(sub, caller.upstream_api, result, rejected)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

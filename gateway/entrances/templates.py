@@ -17,15 +17,25 @@ from ..services import bridge
 from ..validate import Errors, normalise_destination, parse_bool, parse_int
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, split_destinations, submission_from_query
-from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params, finish_rejected, request_params
+from .common import (
+    CREDENTIAL_PARAMS,
+    IDEMPOTENCY_PARAM,
+    authenticate,
+    begin,
+    check_params,
+    finish_rejected,
+    request_params,
+)
 from .querystring import QueryParams
+from .replay import send, send_entrance
 
 bp = Blueprint("templates", __name__)
 
 
 def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str, str]:
     errs = Errors()
-    unknown = [n for n in params.names() if n not in spec.params and n not in CREDENTIAL_PARAMS]
+    unknown = [n for n in params.names()
+               if n not in spec.params and n not in CREDENTIAL_PARAMS and n != IDEMPOTENCY_PARAM]
     for n in unknown:
         known = ", ".join(spec.params) or "none"
         errs.add(n, f"is not a parameter of template {spec.name!r} (its parameters: {known})")
@@ -65,6 +75,7 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
 
 @bp.route("/t/<name>", defaults={"ext": None}, methods=["GET", "POST"])
 @bp.route("/t/<name>.<any(json,xml):ext>", methods=["GET", "POST"])
+@send_entrance
 def send_template(name: str, ext: str | None) -> Response:
     fmt = begin(ext)
     ctx = bridge()
@@ -88,6 +99,6 @@ def send_template(name: str, ext: str | None) -> Response:
     limits = spec.limits or caller.limits
     rejected = split_invalid(sub, limits, flat=True)  # one bad destination never cancels the rest
     validate_rest(sub, limits, rejected, flat=True, errs=errs)
-    result, g.attempts = ctx.dispatch.send(sub, spec.api, caller, spec)
+    result, g.attempts = send(sub, spec.api, caller, spec)
     result = finish_rejected(sub, spec.api, result, rejected)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
 
 from ..redact import mask, redact, redact_url
 from .engine import Database
+from .idempotency import replays_by_row
 from .schema import inbound_messages as I
 from .schema import messages as M
 from .schema import outbox_jobs as J
@@ -39,7 +40,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "messages": (("created", "Submitted"), ("caller", "Caller"), ("entrance", "Entrance"), ("to", "To"),
                  ("from", "From"), ("text", "Text"), ("messageId", "messageId"), ("bulkId", "bulkId"),
                  ("state", "State"), ("status", "Status"), ("history", "Status changes"),
-                 ("done", "Done at"), ("error", "Error")),
+                 ("done", "Done at"), ("error", "Error"), ("replays", "Retries answered")),
     "attempts": (("at", "At"), ("api", "API"), ("submission", "Submission"), ("bulkId", "bulkId"),
                  ("destinations", "Destinations"), ("http", "HTTP"), ("ms", "ms"), ("error", "Error")),
     "outbox": (("id", "Job"), ("created", "Created"), ("kind", "Kind"), ("caller", "Caller"), ("ref", "Ref"),
@@ -118,8 +119,10 @@ class LogView:
                                  "last_error", "created_at", "lease_until")]
         rows = self._rows(select(*cols).where(_all(_message_where(f))).order_by(M.c.id.desc())
                           .limit(limit).offset(offset))
-        history = self._history([r["id"] for r in rows])
-        return [self._message(r, history.get(r["id"], [])) for r in rows]
+        ids = [r["id"] for r in rows]
+        history = self._history(ids)
+        replays = replays_by_row(self.db, ids)
+        return [self._message(r, history.get(r["id"], []), replays.get(r["id"], 0)) for r in rows]
 
     def _history(self, ids: list[int]) -> dict[int, list[Row]]:
         out: dict[int, list[Row]] = {}
@@ -129,7 +132,7 @@ class LogView:
                 out.setdefault(c["message_row"], []).append(c)
         return out
 
-    def _message(self, r: Row, changes: list[Row]) -> dict[str, Any]:
+    def _message(self, r: Row, changes: list[Row], replays: int = 0) -> dict[str, Any]:
         status = r["status_group_name"] or ""
         if r["status_name"]:
             status = f"{status} ({r['status_name']})" if status else r["status_name"]
@@ -146,7 +149,9 @@ class LogView:
             "created": fmt(r["created_at"]), "caller": r["caller"] or "", "entrance": f"{r['entrance']} ({r['mode']})",
             "to": r["to_addr"], "from": r["sender"] or "", "text": self._mask(r["text"]),
             "messageId": r["message_id"] or "", "bulkId": r["bulk_id"] or "", "state": state, "status": status,
-            "history": " → ".join(steps), "done": fmt(r["done_at"]), "error": error}}
+            "history": " → ".join(steps), "done": fmt(r["done_at"]), "error": error,
+            # retries (same Idempotency-Key, or a duplicate within the window) answered without a send
+            "replays": f"{replays} duplicate(s), not sent again" if replays else ""}}
 
     # -- upstream attempts ---------------------------------------------------------------------
     def attempts(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:

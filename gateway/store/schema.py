@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -228,4 +229,26 @@ ops_probe = Table(  # GET /ops/ready writes one row: the file and its folder are
     "ops_probe", metadata,
     _id(),
     Column("at", Real, nullable=False),
+)
+
+idempotency = Table(  # idempotency keys, duplicate fingerprints and custom messageIds, one row per (caller, key)
+    "idempotency", metadata,
+    _id(),
+    Column("caller", Text, nullable=False),
+    Column("key", Text, nullable=False),  # "key:<Idempotency-Key>" | "dedupe:<fingerprint>" | "mid:<messageId>"
+    Column("fingerprint", Text, nullable=False),  # hash of the request's canonical content
+    Column("state", Text, nullable=False),  # inflight | done
+    Column("http_status", Integer),
+    Column("content_type", Text),
+    Column("body", Blob),
+    Column("ref", Text),  # the first answer's bulkId, else its first messageId
+    Column("message_id", Text),  # the first answer's first messageId (the log UI's badge)
+    Column("replays", Integer, nullable=False, server_default=_ZERO),
+    Column("lease_until", Real, nullable=False),  # an inflight row past this was left by a crashed request
+    Column("expires_at", Real, nullable=False),
+    Column("created_at", Real, nullable=False),
+    Column("updated_at", Real, nullable=False),
+    UniqueConstraint("caller", "key", name="idempotency_caller_key"),
+    Index("idempotency_expires", "expires_at"),
+    Index("idempotency_message", "caller", "message_id"),
 )

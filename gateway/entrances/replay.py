@@ -1,0 +1,214 @@
+"""Every send entrance's guard: safe methods, idempotency keys, duplicate suppression, custom messageIds.
+
+``@send_entrance`` wraps a send view; the view calls :func:`send` instead of ``Dispatcher.send``. Before the
+send, :func:`send` reserves the request's key (``Idempotency-Key`` header or ``idempotencyKey`` parameter;
+without one, a fingerprint of the caller, the URL, the format and the decoded parameters or body minus
+credentials, when the duplicate window is on) and the caller's custom messageIds; after the view answered,
+the wrapper stores the exact answer (status, content type, bytes) under the key, or frees the key when the
+answer says nothing was sent (so a corrected retry with the same key works).
+
+A replay answers the stored bytes with ``Idempotent-Replayed: true``; a duplicate also with
+``X-Duplicate-Of: <the first answer's bulkId or messageId>``. ``HEAD`` on a send URL is 405 with ``Allow``
+(``OPTIONS`` is Flask's own side-effect-free answer): link checkers and prefetchers send nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, current_app, g, make_response, request
+from werkzeug.exceptions import MethodNotAllowed
+
+from ..config import Caller, TemplateSpec
+from ..model import ApiError, SentMessage, Submission, SubmissionResult
+from ..send.idempotency import DONE, INFLIGHT, KEY, MISMATCH, Claim, Slot, fingerprint
+from ..send.upstream import Attempt
+from ..services import bridge
+from ..wire.jsonbody import loads
+from ..wire.statuses import STATUS_BY_NAME
+from .common import CREDENTIAL_PARAMS, IDEMPOTENCY_PARAM, request_params
+
+log = logging.getLogger("smsbridge")
+
+HEADER, PARAM = "Idempotency-Key", IDEMPOTENCY_PARAM
+MAX_KEY = 255
+# Answers that mean nothing was sent: the key (and the custom messageIds) are freed, not bound to them.
+# 502 is the upstream's refusal or failure (its 5xx, our key refused): a retry must be able to send. 504 (no
+# answer in time) and 500 may hide an accepted message: they bind the key, a blind resend could double it.
+SENT_NOTHING = frozenset({400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 502, 503})
+DUPLICATE_ID = STATUS_BY_NAME["REJECTED_DUPLICATE_MESSAGE_ID"]
+
+
+class Replayed(Exception):  # noqa: N818 - not an error: the stored first answer, leaving the view early
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def send_entrance(view: Callable[..., Any]) -> Callable[..., Response]:
+    """Wrap a send view (see the module docstring)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        if request.method not in ("GET", "POST"):  # HEAD: would run the GET view and send
+            rule = request.url_rule
+            allowed = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}) if rule else ["GET"]
+            raise MethodNotAllowed(valid_methods=allowed)
+        g.idem, g.idem_ids, g.idem_result = None, [], None
+        try:
+            resp = make_response(view(*args, **kwargs))
+        except Replayed as r:
+            return r.response
+        except Exception as exc:
+            if g.idem is None and not g.idem_ids:
+                raise
+            resp = make_response(current_app.handle_user_exception(exc))
+        try:
+            _settle(resp)
+        except Exception:  # the answer goes out all the same; the key stays in flight until its lease
+            log.exception("idempotency: the answer could not be stored with its key")
+        return resp
+
+    return wrapper
+
+
+def _settle(resp: Response) -> None:
+    """Bind the first answer to the request's key, or free the key and messageIds if nothing was sent."""
+    ctx = bridge().idempotency
+    claim: Claim | None = g.idem
+    nothing = resp.status_code in SENT_NOTHING
+    if g.idem_ids and nothing:
+        ctx.release_message_ids(g.caller, g.idem_ids)
+    if claim is None:
+        return
+    if nothing or (claim.kind != KEY and resp.status_code >= 300):  # a duplicate fingerprint replays successes
+        ctx.abandon(claim)  # only: a failed first try never swallows the caller's retry
+        return
+    result: SubmissionResult | None = g.idem_result
+    first = next((m.message_id for m in result.messages if m.message_id), None) if result else None
+    ref = (result.bulk_id if result else None) or first
+    ctx.finish(claim, resp.status_code, resp.content_type, resp.get_data(), ref, first)
+
+
+def request_key() -> str | None:
+    """The caller's idempotency key (header or parameter), checked; None when not given."""
+    header = request.headers.get(HEADER)
+    if header is not None:
+        header = header.strip()
+        if len(header) >= 2 and header[0] == header[-1] == '"':  # the IETF draft's sf-string form
+            header = header[1:-1]
+    params = request_params().getall(PARAM)
+    if len(params) > 1:
+        raise ApiError.bad_request(PARAM, "is given more than once; give one idempotency key")
+    param = params[0] if params else None
+    if header is not None and param is not None and header != param:
+        raise ApiError.bad_request(PARAM, f"differs from the {HEADER} header; give one idempotency key")
+    key = header if header is not None else param
+    if key is None:
+        return None
+    name = HEADER if header is not None else PARAM
+    if not key:
+        raise ApiError.bad_request(name, "is empty; give a unique value per message, e.g. a UUID")
+    if len(key) > MAX_KEY or not all(" " <= ch <= "~" for ch in key):
+        raise ApiError.bad_request(name, f"must be 1 to {MAX_KEY} printable ASCII characters")
+    return key
+
+
+def _content(caller: str) -> str:
+    """The request's fingerprint: caller, URL, format, decoded parameters (and JSON body) minus credentials."""
+    params = sorted((n, v) for n, v in request_params().items() if n not in CREDENTIAL_PARAMS and n != PARAM)
+    data = request.get_data()
+    body: Any = None
+    if data and request.mimetype != "application/x-www-form-urlencoded":  # a form's fields are in params
+        try:
+            body = loads(data, "body")  # canonical: key order and escapes do not matter
+        except ApiError:
+            body = data.hex()
+    return fingerprint(caller, request.path, [g.get("fmt"), params, body])
+
+
+def _replay(slot: Slot, claim: Claim) -> Response:
+    resp = Response(slot.body or b"", status=slot.http_status or 200, content_type=slot.content_type)
+    resp.headers["Idempotent-Replayed"] = "true"
+    if claim.kind != KEY and slot.ref:
+        resp.headers["X-Duplicate-Of"] = slot.ref
+    return resp
+
+
+def _acquire(caller: Caller, template: TemplateSpec | None) -> None:
+    """Reserve the request's key or fingerprint; raise Replayed, 409 or 422 instead when it is taken."""
+    ctx = bridge().idempotency
+    key = request_key()
+    if key is not None:
+        claim = ctx.claim_key(caller.name, key, _content(caller.name))
+    else:
+        window = ctx.window(caller, template)
+        if window <= 0:
+            return
+        claim = ctx.claim_dedupe(caller.name, _content(caller.name), window)
+    slot = ctx.acquire(claim)
+    if slot.outcome == DONE:
+        raise Replayed(_replay(slot, claim))
+    what = f"{HEADER} {key!r}" if key is not None else "An identical request"
+    if slot.outcome == MISMATCH:
+        raise ApiError(422, "UNPROCESSABLE_ENTITY", f"{what} was already used by this caller for a different "
+                       "request (other parameters or body); use a new key for a new message")
+    if slot.outcome == INFLIGHT:
+        raise ApiError(409, "CONFLICT", f"{what} is still being processed (or its first attempt never finished); "
+                       "retry later to get its answer")
+    g.idem = claim
+
+
+def send(sub: Submission, api: str, caller: Caller,
+         template: TemplateSpec | None = None) -> tuple[SubmissionResult, list[Attempt]]:
+    """``Dispatcher.send`` behind the request's key: a replay never reaches it, and destinations whose custom
+    messageId the caller already used get REJECTED_DUPLICATE_MESSAGE_ID (Infobip's answer) instead."""
+    ctx = bridge()
+    _acquire(caller, template)
+    wanted = [d.message_id for m in sub.messages for d in m.destinations if d.message_id]
+    if not wanted:
+        result, attempts = ctx.dispatch.send(sub, api, caller, template)
+        g.idem_result = result
+        return result, attempts
+    unique = list(dict.fromkeys(wanted))
+    taken = ctx.idempotency.reserve_message_ids(caller.name, unique, g.idem.fingerprint if g.idem else "")
+    g.idem_ids = [i for i in unique if i not in taken]
+    seen: set[str] = set()
+    refused: set[tuple[int, int]] = set()
+    for mi, m in enumerate(sub.messages):
+        for di, d in enumerate(m.destinations):
+            if d.message_id and (d.message_id in taken or d.message_id in seen):
+                refused.add((mi, di))
+            elif d.message_id:
+                seen.add(d.message_id)
+    if not refused:
+        result, attempts = ctx.dispatch.send(sub, api, caller, template)
+        g.idem_result = result
+        return result, attempts
+    return _send_rest(sub, refused, api, caller, template)
+
+
+def _send_rest(sub: Submission, refused: set[tuple[int, int]], api: str, caller: Caller,
+               template: TemplateSpec | None) -> tuple[SubmissionResult, list[Attempt]]:
+    """Send the destinations not refused; answer every destination in the request's order."""
+    rest = dataclasses.replace(sub, messages=[
+        dataclasses.replace(m, destinations=[d for di, d in enumerate(m.destinations) if (mi, di) not in refused])
+        for mi, m in enumerate(sub.messages)])
+    rest.messages = [m for m in rest.messages if m.destinations]
+    if rest.messages:
+        result, attempts = bridge().dispatch.send(rest, api, caller, template)
+    else:  # every destination refused: nothing goes upstream
+        result, attempts = SubmissionResult(bulk_id=sub.bulk_id), []
+    sent = iter(result.messages)
+    merged = SubmissionResult(bulk_id=result.bulk_id or sub.bulk_id)
+    for mi, m in enumerate(sub.messages):
+        for di, d in enumerate(m.destinations):
+            if (mi, di) in refused:
+                merged.messages.append(SentMessage(d.to, DUPLICATE_ID, d.message_id))
+            else:
+                merged.messages.append(next(sent))
+    g.idem_result = merged
+    return merged, attempts

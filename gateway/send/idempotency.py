@@ -1,0 +1,146 @@
+"""Idempotency keys and duplicate suppression, without HTTP: a request's key (the caller's
+``Idempotency-Key``, or for duplicate suppression a fingerprint of its canonical content) is reserved
+durably *before* the send; the first answer is stored once known and replayed to every retry.
+
+* same caller, same key, same content, first answer stored -> that answer again (a replay)
+* same key, different content -> ``mismatch`` (422 at the edge)
+* same key while the first is still in flight -> wait up to ``idempotency.wait``, then ``inflight`` (409)
+* a caller's custom messageIds are reserved the same way for the store's retention, so a reused one is
+  refused like Infobip's REJECTED_DUPLICATE_MESSAGE_ID (unless the request is a replay).
+
+An in-flight key left by a crashed request stays in flight (409) for a key - its first send may have gone
+out - but a duplicate fingerprint is taken over once its lease passed (the caller sent no key, and the
+window is short). See docs/delivery.md "Retries, idempotency keys and duplicates".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import Clock
+from ..config import Caller, IdempotencySettings, TemplateSpec
+from ..errors import Unavailable
+from ..store import idempotency as repo
+from ..store.engine import DB_ERRORS, CommitTimeout, Database
+from ..store.idempotency import DONE, INFLIGHT, MISMATCH, RESERVED, Slot
+
+__all__ = ["Claim", "Idempotency", "Slot", "DONE", "INFLIGHT", "MISMATCH", "RESERVED", "fingerprint"]
+
+log = logging.getLogger(__name__)
+KEY, DEDUPE = "key", "dedupe"
+
+
+def fingerprint(caller: str, entrance: str, content: Any) -> str:
+    """A stable hash of a request's canonical content (credentials already removed by the caller)."""
+    raw = json.dumps([caller, entrance, content], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(slots=True, frozen=True)
+class Claim:
+    """One request's hold on a key: ``kind`` is ``key`` (the caller's) or ``dedupe`` (a fingerprint)."""
+
+    kind: str
+    caller: str
+    key: str  # namespaced: key:<k> | dedupe:<fingerprint>
+    fingerprint: str
+    ttl: float
+
+
+class Idempotency:
+    def __init__(self, db: Database, clock: Clock, settings: IdempotencySettings, lease_seconds: float,
+                 retention_seconds: float) -> None:
+        self.db, self.clock, self.settings = db, clock, settings
+        self.reservations = repo.Reservations(db)
+        self.lease_seconds, self.retention_seconds = lease_seconds, retention_seconds
+        self._cv = threading.Condition()
+        self.replays: Counter[str] = Counter()  # by kind: what /metrics shows (this process)
+        self.refused: Counter[str] = Counter()  # conflict (409), mismatch (422), duplicate_message_id
+
+    def window(self, caller: Caller, template: TemplateSpec | None) -> float:
+        """The duplicate window for a request: the template's, else the caller's, else the default."""
+        if template is not None and template.dedupe_window is not None:
+            return template.dedupe_window
+        return caller.dedupe_window if caller.dedupe_window is not None else self.settings.dedupe_window
+
+    def claim_key(self, caller: str, key: str, fp: str) -> Claim:
+        return Claim(KEY, caller, f"key:{key}", fp, self.settings.ttl)
+
+    def claim_dedupe(self, caller: str, fp: str, window: float) -> Claim:
+        return Claim(DEDUPE, caller, f"dedupe:{fp}", fp, window)
+
+    def acquire(self, claim: Claim) -> Slot:
+        """Reserve ``claim``'s key, or the first request's answer (waiting while it is in flight)."""
+        deadline = time.monotonic() + self.settings.wait
+        while True:
+            try:
+                slot = self.reservations.reserve(claim.caller, claim.key, claim.fingerprint, self.clock.now(),
+                                                 claim.ttl, self.lease_seconds, claim.kind == DEDUPE)
+            except (*DB_ERRORS, CommitTimeout) as exc:
+                log.error("idempotency: a key could not be reserved: %s", type(exc).__name__)
+                raise Unavailable("The bridge could not reserve the request's idempotency key; nothing was sent: "
+                                  "retry later") from None
+            left = deadline - time.monotonic()
+            if slot.outcome != INFLIGHT or left <= 0:
+                break
+            with self._cv:  # woken by a finish in this process; other processes are polled
+                self._cv.wait(min(0.05, left))
+        if slot.outcome == DONE:
+            self.replays[claim.kind] += 1
+            try:
+                repo.count_replay(self.db, claim.caller, claim.key, self.clock.now())
+            except DB_ERRORS as exc:  # only the UI's counter: the replay is answered all the same
+                log.warning("idempotency: a replay could not be counted: %s", type(exc).__name__)
+        elif slot.outcome != RESERVED:
+            self.refused["conflict" if slot.outcome == INFLIGHT else "mismatch"] += 1
+        return slot
+
+    def finish(self, claim: Claim, http_status: int, content_type: str | None, body: bytes, ref: str | None,
+               message_id: str | None) -> None:
+        """Store the first answer under ``claim``'s key."""
+        try:
+            self.reservations.complete(claim.caller, claim.key, http_status, content_type, body, ref, message_id,
+                                       self.clock.now())
+        finally:
+            self._wake()
+
+    def abandon(self, claim: Claim) -> None:
+        """The request sent nothing: free its key for a corrected retry."""
+        try:
+            repo.release(self.db, claim.caller, [claim.key])
+        finally:
+            self._wake()
+
+    def reserve_message_ids(self, caller: str, ids: Sequence[str], fp: str) -> set[str]:
+        """Reserve the caller's custom messageIds for the retention period; return those already used."""
+        if not ids:
+            return set()
+        try:
+            taken = repo.reserve_many(self.db, caller, [f"mid:{i}" for i in ids], fp, self.clock.now(),
+                                      self.retention_seconds)
+        except DB_ERRORS as exc:
+            log.error("idempotency: custom messageIds could not be reserved: %s", type(exc).__name__)
+            raise Unavailable("The bridge could not reserve the request's messageIds; nothing was sent: "
+                              "retry later") from None
+        dup = {k[4:] for k in taken}
+        if dup:
+            self.refused["duplicate_message_id"] += len(dup)
+        return dup
+
+    def release_message_ids(self, caller: str, ids: Iterable[str]) -> None:
+        repo.release(self.db, caller, [f"mid:{i}" for i in ids])
+
+    def prune(self) -> int:
+        return repo.prune(self.db, self.clock.now())
+
+    def _wake(self) -> None:
+        with self._cv:
+            self._cv.notify_all()

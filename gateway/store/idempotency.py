@@ -1,0 +1,137 @@
+"""Idempotency keys, duplicate fingerprints and custom messageIds: one row per (caller, key), reserved
+atomically before a send (``INSERT … ON CONFLICT DO NOTHING`` on the unique (caller, key), then a
+conditional take-over of an expired row), completed with the first answer once it is known.
+
+Keys are namespaced by kind: ``key:<Idempotency-Key>``, ``dedupe:<fingerprint>``, ``mid:<messageId>``.
+Writes commit relaxed (``synchronous=NORMAL``: they survive a process crash, not a power cut) so that the
+guard adds no fsync of its own to a send; the message record keeps its own durability policy. Reservations
+and first answers are group-committed (:class:`Reservations`): concurrent requests share a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, func, or_, select, update
+
+from .dialects import insert
+from .engine import Connection, Database
+from .schema import idempotency as T
+from .schema import messages as M
+
+RESERVED, INFLIGHT, DONE, MISMATCH = "reserved", "inflight", "done", "mismatch"
+
+
+@dataclass(slots=True)
+class Slot:
+    """The outcome of a reservation: ``reserved`` (this request sends), ``inflight`` (another request with
+    this key is sending), ``done`` (its answer is below), ``mismatch`` (the key was used for other content)."""
+
+    outcome: str
+    http_status: int | None = None
+    content_type: str | None = None
+    body: bytes | None = None
+    ref: str | None = None
+
+
+def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
+                take_stale: bool) -> Slot:
+    values = {"caller": caller, "key": key, "fingerprint": fingerprint, "state": "inflight", "http_status": None,
+              "content_type": None, "body": None, "ref": None, "message_id": None, "replays": 0,
+              "lease_until": now + lease, "expires_at": now + ttl, "created_at": now, "updated_at": now}
+    mine = and_(T.c.caller == caller, T.c.key == key)
+    free = T.c.expires_at <= now
+    if take_stale:
+        free = or_(free, and_(T.c.state == "inflight", T.c.lease_until <= now))
+    if c.execute(insert(c, T).values(**values).on_conflict_do_nothing()).rowcount == 1:
+        return Slot(RESERVED)
+    values.pop("caller"), values.pop("key")
+    if c.execute(update(T).where(mine, free).values(**values)).rowcount == 1:
+        return Slot(RESERVED)
+    row = c.execute(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content_type, T.c.body, T.c.ref)
+                    .where(mine)).first()
+    if row is None:  # deleted since the insert conflicted (PostgreSQL, a concurrent prune): try again
+        return Slot(INFLIGHT)
+    if row.fingerprint != fingerprint:
+        return Slot(MISMATCH)
+    if row.state != "done":
+        return Slot(INFLIGHT)
+    return Slot(DONE, row.http_status, row.content_type, bytes(row.body or b""), row.ref)
+
+
+def _complete_on(c: Connection, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
+                 ref: str | None, message_id: str | None, now: float) -> None:
+    c.execute(update(T).where(T.c.caller == caller, T.c.key == key).values(
+        state="done", http_status=http_status, content_type=content_type, body=body, ref=ref,
+        message_id=message_id, updated_at=now))
+
+
+class Reservations:
+    """Reservations and first answers, group-committed: concurrent requests share one (relaxed) transaction
+    instead of queueing on the write lock one by one (see GroupCommit in gateway/store/engine.py)."""
+
+    def __init__(self, db: Database) -> None:
+        self._reserve = db.group_commit(lambda c, ps: [_reserve_on(c, *p) for p in ps], relaxed=True)
+        self._complete = db.group_commit(lambda c, ps: [_complete_on(c, *p) for p in ps], relaxed=True)
+
+    def reserve(self, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
+                take_stale: bool) -> Slot:
+        """Reserve ``key`` for ``caller`` until ``now + ttl`` unless a live row holds it. ``take_stale``: an
+        inflight row whose lease passed (its request's process died) may be taken over."""
+        return self._reserve.submit((caller, key, fingerprint, now, ttl, lease, take_stale))
+
+    def complete(self, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
+                 ref: str | None, message_id: str | None, now: float) -> None:
+        """Store the first answer under a reserved key."""
+        self._complete.submit((caller, key, http_status, content_type, body, ref, message_id, now))
+
+
+def release(db: Database, caller: str, keys: Sequence[str]) -> None:
+    """Forget reservations whose request sent nothing (a corrected retry may use them)."""
+    if keys:
+        with db.transaction(relaxed=True) as c:
+            c.execute(delete(T).where(T.c.caller == caller, T.c.key.in_(list(keys))))
+
+
+def count_replay(db: Database, caller: str, key: str, now: float) -> None:
+    with db.transaction(relaxed=True) as c:
+        c.execute(update(T).where(T.c.caller == caller, T.c.key == key).values(
+            replays=T.c.replays + 1, updated_at=now))
+
+
+def reserve_many(db: Database, caller: str, keys: Sequence[str], fingerprint: str, now: float,
+                 ttl: float) -> set[str]:
+    """Reserve each of ``keys`` (final at once: state ``done``); return those another request holds."""
+    taken: set[str] = set()
+    with db.transaction(relaxed=True) as c:
+        for key in keys:
+            values = {"caller": caller, "key": key, "fingerprint": fingerprint, "state": "done", "replays": 0,
+                      "lease_until": now, "expires_at": now + ttl, "created_at": now, "updated_at": now}
+            if c.execute(insert(c, T).values(**values).on_conflict_do_nothing()).rowcount == 1:
+                continue
+            values.pop("caller"), values.pop("key")
+            if c.execute(update(T).where(T.c.caller == caller, T.c.key == key, T.c.expires_at <= now)
+                         .values(**values)).rowcount == 0:
+                taken.add(key)
+    return taken
+
+
+def prune(db: Database, now: float) -> int:
+    """Delete expired rows (an inflight one only once its lease passed too)."""
+    with db.transaction(relaxed=True) as c:
+        return c.execute(delete(T).where(T.c.expires_at < now, or_(T.c.state == "done", T.c.lease_until < now))
+                         ).rowcount
+
+
+def replays_by_row(db: Database, row_ids: Sequence[int]) -> dict[int, int]:
+    """Replays answered for the submissions of the message rows ``row_ids``: {row id: replays}."""
+    if not row_ids:
+        return {}
+    first = M.alias("first")
+    q = (select(M.c.id, func.sum(T.c.replays))
+         .join(first, first.c.submission_id == M.c.submission_id)
+         .join(T, and_(T.c.caller == first.c.caller, T.c.message_id == first.c.message_id))
+         .where(M.c.id.in_(list(row_ids)), T.c.replays > 0)
+         .group_by(M.c.id))
+    return {int(rid): int(n) for rid, n in db.connection().execute(q)}
