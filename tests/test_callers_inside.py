@@ -17,6 +17,7 @@ from gateway.services import url_policies
 from gateway.store.engine import Database
 from tests.conftest import default_raw_config
 
+
 def _guarded() -> requests.Session:
     s = requests.Session()
     s.mount("http://", GuardedAdapter())
