@@ -163,10 +163,41 @@ def _store(args: argparse.Namespace):
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from gateway.clock import SystemClock
+    from gateway.services import prune_all
+
     config, db, store, _ = _store(args)
-    counts = store.prune(config.store.retention_hours * 3600)
+    counts = prune_all(store, db, SystemClock(), config.store.retention_hours * 3600)
     db.close()
     print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" pruned (older than {config.store.retention_hours:g} h)")
+    return 0
+
+
+def cmd_rejected(args: argparse.Namespace) -> int:
+    """List the report/inbound pushes that could not be parsed (kept, answered 200), or show one's body."""
+    from datetime import UTC, datetime
+
+    from gateway.store import rejected
+
+    _, db, _, _ = _store(args)
+    try:
+        rows = rejected.recent(db, 10_000 if args.show else args.limit)
+    finally:
+        db.close()
+    if args.show:
+        row = next((r for r in rows if r.id == args.show), None)
+        if row is None:
+            print(f"no rejected push {args.show}", file=sys.stderr)
+            return 1
+        print(f"#{row.id} {row.kind} ref={row.ref or '-'} {row.content_type or '-'} {row.size} bytes: {row.reason}")
+        print(row.body.decode("utf-8", "backslashreplace").encode("unicode_escape").decode("ascii")
+              .replace("\\n", "\n"))  # control characters shown escaped, line breaks kept
+        return 0
+    for r in rows:
+        when = datetime.fromtimestamp(r.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"#{r.id} {when} {r.kind} ref={r.ref or '-'} {r.size} bytes: {r.reason}")
+    if not rows:
+        print("no rejected pushes")
     return 0
 
 
@@ -209,13 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:sandbox.port of the config")
     sub.add_parser("prune", help="delete messages, reports and delivered jobs past store.retention_hours")
     sub.add_parser("migrate", help="bring the database to the newest schema revision (also done at start)")
+    rej = sub.add_parser("rejected", help="list report/inbound pushes that could not be parsed (kept for inspection)")
+    rej.add_argument("--limit", type=int, default=50)
+    rej.add_argument("--show", type=int, default=None, metavar="ID", help="print that push's reason and body")
     more = add_commands(sub)  # send, preview, url, outbox list|redrive (gateway/cli.py)
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
                 "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, "prune": cmd_prune,
-                "migrate": cmd_migrate, **more}
+                "migrate": cmd_migrate, "rejected": cmd_rejected, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -24,6 +24,7 @@ from .reports.relay import Relay
 from .send.dispatch import Dispatcher, QueueWorker
 from .send.sender import Sender
 from .send.upstream import UpstreamClient
+from .store import rejected
 from .store.engine import Database
 from .store.records import Store
 from .throttle import LoginThrottle
@@ -119,7 +120,7 @@ class Bridge:
         self.sender.upstream.close()
 
     def prune(self) -> dict[str, int]:
-        return self.store.prune(self.config.store.retention_hours * 3600)
+        return prune_all(self.store, self.db, self.clock, self.config.store.retention_hours * 3600)
 
     def _prune_loop(self) -> None:
         while not self._stop.wait(self.config.store.prune_interval):
@@ -129,6 +130,13 @@ class Bridge:
                     log.info("pruned %s", ", ".join(f"{n} {k}" for k, n in counts.items() if n))
             except Exception:
                 log.exception("prune failed")
+
+
+def prune_all(store: Store, db: Database, clock: Clock, retention_seconds: float) -> dict[str, int]:
+    """Everything past retention: the store's records and the rejected pushes."""
+    counts = store.prune(retention_seconds)
+    counts["rejected_pushes"] = rejected.prune(db, clock.now() - retention_seconds)
+    return counts
 
 
 def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
