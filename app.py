@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 import requests
 
@@ -32,6 +31,7 @@ from gateway.reports.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.sandbox.reports import parse_rules
 from gateway.servers import Limits, ServerThread, listening_socket
+from gateway.store.opening import StoreUnavailable
 
 log = logging.getLogger("smsbridge")
 
@@ -153,12 +153,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def _store(args: argparse.Namespace):
     from gateway.clock import SystemClock
     from gateway.delivery.outbox import Outbox
-    from gateway.store.engine import Database
+    from gateway.store.opening import open_store
     from gateway.store.records import Store
 
     config = load_config(args.config)
-    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(config.store.path, synchronous=config.store.synchronous)
+    db = open_store(config.store.path, synchronous=config.store.synchronous)
     return config, db, Store(db, SystemClock()), Outbox(db, SystemClock())
 
 
@@ -203,12 +202,11 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database to the newest schema revision (the bridge also does this at start)."""
-    from gateway.store.engine import Database
     from gateway.store.migrations import head, upgrade
+    from gateway.store.opening import open_store
 
     config = load_config(args.config)
-    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(config.store.path, synchronous=config.store.synchronous, migrate=False)
+    db = open_store(config.store.path, synchronous=config.store.synchronous, migrate=False)
     try:
         ran = upgrade(db)
         print(f"{config.store.path}: at revision {db.revision()} (head {head()});"
@@ -257,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         for path, msg in exc.problems:
             print(f"  {path}: {msg}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:  # a sentence naming the path and the reason, no traceback
+        print(f"smsbridge: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

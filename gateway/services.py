@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flask import current_app
 
@@ -26,6 +25,7 @@ from .send.sender import Sender
 from .send.upstream import UpstreamClient
 from .store import rejected
 from .store.engine import Database
+from .store.opening import open_store
 from .store.records import Store
 from .throttle import LoginThrottle
 
@@ -149,8 +149,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     if not config.upstream.is_sandbox and not config.server.public_url:
         log.warning("server.public_url is not set: the upstream is told to report to this bridge's own "
                     "address, which it can only reach if that address is public; set server.public_url")
-    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(config.store.path, synchronous=config.store.synchronous)
+    db = open_store(config.store.path, synchronous=config.store.synchronous)  # StoreUnavailable: one sentence
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
                     connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,
