@@ -39,7 +39,7 @@ def parse(data: bytes, what: str = "body") -> Element:
     if declared is not None:
         try:
             name = codecs.lookup(declared).name
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or not even a name ("UTF\0-8")
             name = None
         if name not in ACCEPTED:
             shown = declared.encode("ascii", "backslashreplace").decode()[:40]
