@@ -159,6 +159,8 @@ def bridge_config(workdir: Path, name: str, upstream_api: str, mode: str = "sync
     raw["upstream"] = {**(raw.get("upstream") or {}), "base_url": "sandbox", "api_key": "sandbox-key"}
     raw["callers"]["demo"]["upstream_api"] = upstream_api
     raw["callers"]["demo"]["mode"] = mode
+    # scenario (g) reports to a loopback receiver: an explicit opt-in (the shipped config refuses loopback)
+    raw["callers"]["demo"].setdefault("allow", {})["loopback"] = True
     if mode == "queued":  # queued mode needs custom ids: the shipped query-API templates move to advanced
         for t in (raw.get("templates") or {}).values():
             if t.get("api") == "query":
