@@ -102,3 +102,13 @@ def test_inside_ports_refused_even_when_listed(sandbox):
         policy.check(f"http://localhost:{port}/sandbox/reset")
     with pytest.raises(UrlNotAllowed):
         HttpDeliverer(_guarded()).send("POST", f"http://127.0.0.1:{port}/sandbox/reset", policy=policy)
+
+
+def test_a_pooled_connection_is_checked_again_for_another_caller(receiver):
+    """Caller A may call loopback and leaves a kept-alive connection; caller B may not reuse it."""
+    http = HttpDeliverer(_guarded())
+    url = f"http://localhost:{receiver.port}/dlr"
+    assert http.send("POST", url, body=b"a", policy=UrlPolicy(allow_loopback=True)) == 200
+    with pytest.raises(UrlNotAllowed):
+        http.send("POST", url, body=b"b", policy=Rebinding(allow_public=True))
+    assert [r.body for r in receiver.snapshot()] == [b"a"]

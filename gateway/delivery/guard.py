@@ -10,6 +10,7 @@ reach whatever its allow-list says. A refused peer raises :class:`UrlNotAllowed`
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -34,26 +35,35 @@ def using_policy(policy: UrlPolicy | None) -> Iterator[None]:
         _policy.reset(token)
 
 
-def _verify(conn: HTTPConnection) -> None:
-    sock = conn.sock
+def _verify(host: str, sock: socket.socket | None) -> None:
+    """Raise :class:`UrlNotAllowed` (closing ``sock``) unless its peer may be talked to for ``host``."""
     if sock is None:
         return
     peer = sock.getpeername()
     policy = _policy.get() or _INSIDE_ONLY
     try:
-        policy.check_peer(str(conn.host), str(peer[0]), int(peer[1]))
+        policy.check_peer(host, str(peer[0]), int(peer[1]))
     except Exception:
-        conn.close()
+        sock.close()
         raise
 
 
 class _Checked:
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        _verify(self)  # type: ignore[arg-type]
+    host: str
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]  # TCP connected; for HTTPS, before any TLS byte
+        _verify(str(self.host), sock)
+        return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _verify(self)  # type: ignore[arg-type]  # a reused connection: checked for this request's policy
+        if self.sock is not None:  # a reused connection: checked again for this request's policy
+            try:
+                _verify(str(self.host), self.sock)
+            except Exception:
+                self.sock = None
+                raise
         super().request(*args, **kwargs)  # type: ignore[misc]
 
 
