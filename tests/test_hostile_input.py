@@ -196,6 +196,8 @@ SEND_CONTROLS = [
     ("/sms/1/text/query", "get", {"to": "41793026727", "text": "x", "bulkId": "b\r\nX-Injected: 1"}, "bulkId"),
     ("/sms/1/text/query", "get", {"to": "41793026727", "text": "x", "notifyUrl": "http://example.com/\x00"}, "notifyUrl"),
     ("/sms/1/text/query", "get", {"to": "41793026727", "text": "x", "callbackData": "c\x1b[31m"}, "callbackData"),
+    ("/t/alarm", "get", {"phone": "41793026727\r\n", "msg": "x"}, "phone"),
+    ("/t/alarm", "get", {"phone": "4179302\r\n6727", "msg": "x"}, "phone"),
     (ADVANCED, "post", {"bulkId": "b\r\n", "messages": [{"destinations": [{"to": "41793026727"}], "text": "x"}]},
      "bulkId"),
     (ADVANCED, "post", {"messages": [{"destinations": [{"to": "41793026727", "messageId": "m\n"}], "text": "x"}]},

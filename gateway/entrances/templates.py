@@ -13,7 +13,14 @@ from ..config import Caller, TemplateSpec
 from ..model import ApiError
 from ..render import RenderError
 from ..services import bridge
-from ..validate import Errors, normalise_destination, parse_bool, parse_int, validate_submission
+from ..validate import (
+    Errors,
+    control_reason,
+    normalise_destination,
+    parse_bool,
+    parse_int,
+    validate_submission,
+)
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, split_destinations, submission_from_query
 from .common import CREDENTIAL_PARAMS, authenticate, begin, check_params, request_params
@@ -45,6 +52,9 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
                 continue
         if value != "":
             if p.type == "phone":
+                reason = control_reason(value)  # named as the caller knows it, not as the rendered "to"
+                if reason:
+                    errs.add(name, reason)
                 for part in split_destinations([value]):
                     _, reason = normalise_destination(part, limits)
                     if reason:
