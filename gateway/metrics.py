@@ -17,6 +17,8 @@ from prometheus_client.registry import Collector
 from .delivery.outbox import Outbox
 from .model import Submission, SubmissionResult
 from .send.upstream import Attempt
+from .store import rejected
+from .store.engine import Database
 from .store.records import Store
 from .throttle import LoginThrottle
 
@@ -87,11 +89,26 @@ class ThrottleCollector(Collector):
         yield refused
 
 
+class RejectedCollector(Collector):
+    """Report and inbound pushes that could not be parsed and are kept (answered 200, not processed)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        kept = GaugeMetricFamily("smsbridge_rejected_pushes", "Unparseable pushes kept for inspection "
+                                 "(python app.py rejected), by kind", labels=["kind"])
+        found = rejected.counts(self.db)
+        for kind in ("report", "inbound"):
+            kept.add_metric([kind], found.get(kind, 0))
+        yield kept
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
     def __init__(self, outbox: Outbox | None = None, store: Store | None = None,
-                 throttle: LoginThrottle | None = None):
+                 throttle: LoginThrottle | None = None, db: Database | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
@@ -109,6 +126,8 @@ class Metrics:
             r.register(StoreCollector(store))
         if throttle is not None:
             r.register(ThrottleCollector(throttle))
+        if db is not None:
+            r.register(RejectedCollector(db))
 
     def observe_request(self, entrance: str, status: int) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

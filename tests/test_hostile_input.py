@@ -165,6 +165,7 @@ def test_hostile_report_push_is_answered_200_and_kept_never_a_500(make_bridge, s
     kept = db_rows(db, "rejected_pushes", "kind", "reason", "size")
     assert [(k.kind, k.size) for k in kept] == [("report", len(body))] and named in kept[0].reason
     assert db_count(db, "reports") == 0
+    assert 'smsbridge_rejected_pushes{kind="report"} 1.0' in bridge.get("/metrics").text
 
 
 def test_rejected_pushes_are_listed_by_the_cli_and_pruned(make_bridge, sandbox, tmp_path):

@@ -57,3 +57,9 @@ def prune(db: Database, cutoff: float) -> int:
     """Delete the rejected pushes kept since before ``cutoff``; how many."""
     with db.transaction() as c:
         return int(c.execute(sa.delete(rejected_pushes).where(rp.created_at < cutoff)).rowcount)
+
+
+def counts(db: Database) -> dict[str, int]:
+    """Rejected pushes kept, by kind (``report``, ``inbound``)."""
+    q = sa.select(rp.kind, sa.func.count()).group_by(rp.kind)
+    return {str(k): int(n) for k, n in db.connection().execute(q)}
