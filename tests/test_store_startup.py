@@ -34,8 +34,11 @@ def _cases(tmp_path: Path) -> list[tuple[str, str]]:
     blocker.write_text("a file where the store's folder should be")
     folder = tmp_path / "a-folder.db"
     folder.mkdir()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not SQLite" * 100)
     return [
         (str(blocker / "data" / "bridge.db"), f"{blocker} is a file, not a folder"),
+        (str(garbage), "file is not a database"),
         (str(folder), "it is a folder, not a file"),
         ("/sys/smsbridge-test.db", "Permission denied"),
     ]
