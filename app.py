@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 import requests
 
@@ -32,6 +31,7 @@ from gateway.reports.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.sandbox.reports import parse_rules
 from gateway.servers import Limits, ServerThread, listening_socket
+from gateway.store.opening import StoreUnavailable
 
 log = logging.getLogger("smsbridge")
 
@@ -153,34 +153,60 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def _store(args: argparse.Namespace):
     from gateway.clock import SystemClock
     from gateway.delivery.outbox import Outbox
-    from gateway.store.engine import Database
+    from gateway.store.opening import open_store
     from gateway.store.records import Store
 
     config = load_config(args.config)
-    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(config.store.path, synchronous=config.store.synchronous)
+    db = open_store(config.store.path, synchronous=config.store.synchronous)
     return config, db, Store(db, SystemClock()), Outbox(db, SystemClock())
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    config, db, store, _ = _store(args)
-    counts = store.prune(config.store.retention_hours * 3600)
     from gateway.clock import SystemClock
-    from gateway.store.idempotency import prune as prune_keys
-    counts["idempotency"] = prune_keys(db, SystemClock().now())  # expired idempotency keys and fingerprints
+    from gateway.services import prune_all
+
+    config, db, store, _ = _store(args)
+    counts = prune_all(store, db, SystemClock(), config.store.retention_hours * 3600)
     db.close()
     print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" pruned (older than {config.store.retention_hours:g} h)")
     return 0
 
 
+def cmd_rejected(args: argparse.Namespace) -> int:
+    """List the report/inbound pushes that could not be parsed (kept, answered 200), or show one's body."""
+    from datetime import UTC, datetime
+
+    from gateway.store import rejected
+
+    _, db, _, _ = _store(args)
+    try:
+        rows = rejected.recent(db, 10_000 if args.show else args.limit)
+    finally:
+        db.close()
+    if args.show:
+        row = next((r for r in rows if r.id == args.show), None)
+        if row is None:
+            print(f"no rejected push {args.show}", file=sys.stderr)
+            return 1
+        print(f"#{row.id} {row.kind} ref={row.ref or '-'} {row.content_type or '-'} {row.size} bytes: {row.reason}")
+        print(row.body.decode("utf-8", "backslashreplace").encode("unicode_escape").decode("ascii")
+              .replace("\\n", "\n"))  # control characters shown escaped, line breaks kept
+        return 0
+    for r in rows:
+        when = datetime.fromtimestamp(r.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"#{r.id} {when} {r.kind} ref={r.ref or '-'} {r.size} bytes: {r.reason}")
+    if not rows:
+        print("no rejected pushes")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database to the newest schema revision (the bridge also does this at start)."""
-    from gateway.store.engine import Database
     from gateway.store.migrations import head, upgrade
+    from gateway.store.opening import open_store
 
     config = load_config(args.config)
-    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(config.store.path, synchronous=config.store.synchronous, migrate=False)
+    db = open_store(config.store.path, synchronous=config.store.synchronous, migrate=False)
     try:
         ran = upgrade(db)
         print(f"{config.store.path}: at revision {db.revision()} (head {head()});"
@@ -228,13 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="bring the database to the newest schema revision (also done at start)")
     bk = sub.add_parser("backup", help="copy the SQLite store to FILE, consistently, while the bridge runs")
     bk.add_argument("file", help="the copy to write (must not exist)")
+    rej = sub.add_parser("rejected", help="list report/inbound pushes that could not be parsed (kept for inspection)")
+    rej.add_argument("--limit", type=int, default=50)
+    rej.add_argument("--show", type=int, default=None, metavar="ID", help="print that push's reason and body")
     more = add_commands(sub)  # send, preview, url, outbox list|redrive (gateway/cli.py)
     for p in sub.choices.values():
         p.add_argument("--config", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
                 "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, "prune": cmd_prune,
-                "migrate": cmd_migrate, "backup": cmd_backup, **more}
+                "migrate": cmd_migrate, "backup": cmd_backup, "rejected": cmd_rejected, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
@@ -242,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         for path, msg in exc.problems:
             print(f"  {path}: {msg}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:  # a sentence naming the path and the reason, no traceback
+        print(f"smsbridge: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

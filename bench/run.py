@@ -161,6 +161,8 @@ def bridge_config(workdir: Path, name: str, upstream_api: str, mode: str = "sync
     raw["callers"]["demo"]["mode"] = mode
     if "idempotency" in raw:  # the load generator repeats one URL: with duplicate suppression every request after
         raw["idempotency"]["dedupe_window"] = 0  # the first would be a replay, not a send (a REF may predate it)
+    # scenario (g) reports to a loopback receiver: an explicit opt-in (the shipped config refuses loopback)
+    raw["callers"]["demo"].setdefault("allow", {})["loopback"] = True
     if mode == "queued":  # queued mode needs custom ids: the shipped query-API templates move to advanced
         for t in (raw.get("templates") or {}).values():
             if t.get("api") == "query":

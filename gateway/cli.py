@@ -26,7 +26,7 @@ from .clock import SystemClock
 from .config import Config, load_config
 from .delivery.outbox import STATES, Outbox
 from .sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
-from .store.engine import Database
+from .store.opening import open_store
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -160,7 +160,7 @@ def _when(t: float) -> str:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    db = Database(config.store.path, synchronous=config.store.synchronous)
+    db = open_store(config.store.path, synchronous=config.store.synchronous)
     outbox = Outbox(db, SystemClock())
     try:
         if args.outbox_command == "list":

@@ -18,6 +18,8 @@ from .delivery.outbox import Outbox
 from .model import Submission, SubmissionResult
 from .send.idempotency import Idempotency
 from .send.upstream import Attempt
+from .store import rejected
+from .store.engine import Database
 from .store.records import Store
 from .throttle import LoginThrottle
 
@@ -119,11 +121,27 @@ class IdempotencyCollector(Collector):
         yield refused
 
 
+class RejectedCollector(Collector):
+    """Report and inbound pushes that could not be parsed and are kept (answered 200, not processed)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        kept = GaugeMetricFamily("smsbridge_rejected_pushes", "Unparseable pushes kept for inspection "
+                                 "(python app.py rejected), by kind", labels=["kind"])
+        found = rejected.counts(self.db)
+        for kind in ("report", "inbound"):
+            kept.add_metric([kind], found.get(kind, 0))
+        yield kept
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
     def __init__(self, outbox: Outbox | None = None, store: Store | None = None,
-                 throttle: LoginThrottle | None = None, idempotency: Idempotency | None = None):
+                 throttle: LoginThrottle | None = None, idempotency: Idempotency | None = None,
+                 db: Database | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
@@ -143,6 +161,8 @@ class Metrics:
             r.register(ThrottleCollector(throttle))
         if idempotency is not None:
             r.register(IdempotencyCollector(idempotency))
+        if db is not None:
+            r.register(RejectedCollector(db))
 
     def observe_request(self, entrance: str, status: int) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

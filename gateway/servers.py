@@ -27,6 +27,8 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
 
+from .delivery.urlpolicy import register_inside, unregister_inside
+
 _LINE = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (.+?)(?: (HTTP/[0-9]\.[0-9]))?$", re.S)
 _UNSAFE = re.compile(rb"[\x80-\xff ]")
 
@@ -123,6 +125,7 @@ class ServerThread:
         self.host = host
         self.port: int = self.server.effective_port  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)
+        register_inside(int(self.port))  # no caller's URL may reach this server (gateway/delivery/urlpolicy.py)
 
     @staticmethod
     def url_of(host: str, port: int) -> str:
@@ -146,6 +149,7 @@ class ServerThread:
         if getattr(self, "_stopped", False):
             return
         self._stopped = True
+        unregister_inside(int(self.port))
         srv.task_dispatcher.shutdown(timeout=30)  # type: ignore[union-attr]
         if self.thread.is_alive():
             try:

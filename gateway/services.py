@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flask import current_app
 
@@ -25,7 +24,10 @@ from .send.dispatch import Dispatcher, QueueWorker
 from .send.idempotency import Idempotency
 from .send.sender import Sender
 from .send.upstream import UpstreamClient
+from .store import rejected
 from .store.engine import Database
+from .store.idempotency import prune as prune_keys
+from .store.opening import open_store
 from .store.records import Store
 from .throttle import LoginThrottle
 
@@ -121,9 +123,7 @@ class Bridge:
         self.sender.upstream.close()
 
     def prune(self) -> dict[str, int]:
-        counts = self.store.prune(self.config.store.retention_hours * 3600)
-        counts["idempotency"] = self.idempotency.prune()
-        return counts
+        return prune_all(self.store, self.db, self.clock, self.config.store.retention_hours * 3600)
 
     def _prune_loop(self) -> None:
         while not self._stop.wait(self.config.store.prune_interval):
@@ -133,6 +133,14 @@ class Bridge:
                     log.info("pruned %s", ", ".join(f"{n} {k}" for k, n in counts.items() if n))
             except Exception:
                 log.exception("prune failed")
+
+
+def prune_all(store: Store, db: Database, clock: Clock, retention_seconds: float) -> dict[str, int]:
+    """Everything past retention: the store's records, the rejected pushes, expired idempotency keys."""
+    counts = store.prune(retention_seconds)
+    counts["rejected_pushes"] = rejected.prune(db, clock.now() - retention_seconds)
+    counts["idempotency"] = prune_keys(db, clock.now())  # expired idempotency keys and fingerprints
+    return counts
 
 
 def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
@@ -145,8 +153,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     if not config.upstream.is_sandbox and not config.server.public_url:
         log.warning("server.public_url is not set: the upstream is told to report to this bridge's own "
                     "address, which it can only reach if that address is public; set server.public_url")
-    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(config.store.path, synchronous=config.store.synchronous)
+    db = open_store(config.store.path, synchronous=config.store.synchronous)  # StoreUnavailable: one sentence
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
                     connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,

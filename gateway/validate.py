@@ -7,6 +7,7 @@ checks a canonical Submission (normalising destinations in place). Each error na
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,6 +196,41 @@ def check_url(value: str) -> str | None:
     return None
 
 
+def control_reason(value: str | None) -> str | None:
+    """Why ``value`` cannot be an id, a sender or a number: a control character (CR, LF, NUL, tab, DEL,
+    C1…), a line separator or a lone surrogate would split a header, a log line or a CSV row, or
+    break the encoder; None when it has none."""
+    if not value or value.isprintable():  # C-speed: true for nearly every value
+        return None
+    for i, ch in enumerate(value):
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs", "Zl", "Zp"):
+            what = "a lone surrogate" if cat == "Cs" else "a control character"
+            return f"contains {what} (U+{ord(ch):04X} at position {i + 1}), which is refused here"
+    return None  # other non-printables (format characters, spaces) are left to the field's own rules
+
+
+def check_controls(sub: Submission, flat: bool, errs: Errors) -> None:
+    """Control characters in the submission's ids, senders, numbers and addresses, named, into ``errs``
+    (texts may hold line breaks: they are not checked here). Called first by :func:`validate_submission`."""
+    def add(name: str, value: str | None) -> None:
+        reason = control_reason(value)
+        if reason:
+            errs.add(name, reason)
+
+    add("bulkId", sub.bulk_id)
+    for mi, msg in enumerate(sub.messages):
+        def path(name: str, mi: int = mi) -> str:
+            return name if flat else f"messages[{mi}].{name}"
+        for di, dest in enumerate(msg.destinations):
+            add("to" if flat else f"messages[{mi}].destinations[{di}].to", dest.to)
+            add("messageId" if flat else f"messages[{mi}].destinations[{di}].messageId", dest.message_id)
+        for name, value in (("from", msg.sender), ("callbackData", msg.callback_data), ("notifyUrl", msg.notify_url),
+                            ("entityId", msg.entity_id), ("applicationId", msg.application_id),
+                            ("campaignReferenceId", msg.campaign_reference_id)):
+            add(path(name), value)
+
+
 def validate_submission(
     sub: Submission, limits: Limits, flat: bool = False, now: datetime | None = None, errs: Errors | None = None
 ) -> None:
@@ -205,6 +241,7 @@ def validate_submission(
     """
     errs = Errors() if errs is None else errs
     now = now or datetime.now(UTC)
+    check_controls(sub, flat, errs)
 
     def path(mi: int, name: str) -> str:
         return name if flat else f"messages[{mi}].{name}"

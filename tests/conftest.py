@@ -112,6 +112,8 @@ def make_bridge(sandbox: Sandbox, tmp_path: Path) -> Iterator[BridgeFactory]:
         raw = copy.deepcopy(default_raw_config())
         raw["store"] = {"path": str(tmp_path / f"bridge{len(started)}.db")}
         raw["outbox"] = {"time_scale": 0.001, "workers": 2}
+        # the loopback test receiver: an explicit opt-in for the demo caller (the shipped config refuses it)
+        raw["callers"]["demo"]["allow"]["loopback"] = True
         if mutate:
             mutate(raw)
         config = build_config(raw, env={})

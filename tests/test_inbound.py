@@ -224,16 +224,19 @@ def test_xml_push_is_parsed(make_bridge):
                       "smsCount": 1, "price": {"pricePerMessage": 0.01, "currency": "EUR"}, "callbackData": "cb"}
 
 
-def test_bad_push_bodies_are_400_in_envelope(make_bridge):
+def test_bad_push_bodies_are_answered_200_not_processed_and_kept(make_bridge):
+    """Issue 14: a 4xx would make Infobip retry the push for days; it is answered 200, kept, not processed."""
     bridge = make_bridge(with_inbound(default={"caller": "demo", "pull": True}))
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><MOReportResponse>&a;</MOReportResponse>'
     r = bridge.post(HOOK, data=bomb, headers={"Content-Type": "application/xml"})
-    assert r.status_code == 400 and ET.fromstring(r.content).tag == "requestError"
+    assert r.status_code == 200 and ET.fromstring(r.content).findtext("processed") == "false"
     missing = push(bridge, {"from": "41793026727", "text": "no id"})
-    errors = missing.json()["requestError"]["serviceException"]["validationErrors"]
-    assert set(errors) == {"results[0].messageId", "results[0].to"}
-    assert bridge.post(HOOK, data=b"not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert missing.status_code == 200 and missing.json()["processed"] is False
+    assert "results[0].messageId" in missing.json()["reason"]
+    notjson = bridge.post(HOOK, data=b"not json", headers={"Content-Type": "application/json"})
+    assert notjson.status_code == 200 and notjson.json()["processed"] is False
     assert pull(bridge).json()["messageCount"] == 0
+    assert db_count(bridge.app.extensions["smsbridge"].db, "rejected_pushes", kind="inbound") == 3
 
 
 def test_duplicate_push_is_stored_once(make_bridge, receiver):

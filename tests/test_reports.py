@@ -164,8 +164,10 @@ def test_forged_and_malformed_reports_refused(bridge, receiver):
     hook = _hook_url(bridge)
     bomb = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><reportResponse>&a;</reportResponse>'
     r = requests.post(hook, data=bomb, headers={"Content-Type": "application/xml"}, timeout=5)
-    assert r.status_code == 400 and "requestError" in r.json()
+    # answered 200 so that Infobip stops retrying it (issue 14), not processed, kept for inspection
+    assert r.status_code == 200 and r.json()["processed"] is False and "XML" in r.json()["reason"]
     assert db_count(bridge.app.extensions["smsbridge"].db, "reports") == 0
+    assert db_count(bridge.app.extensions["smsbridge"].db, "rejected_pushes", kind="report") == 1
 
 
 def test_duplicate_and_intermediate_reports(make_bridge, receiver):

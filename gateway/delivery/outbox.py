@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import requests
 
 from gateway.clock import Clock, scaled
+from gateway.delivery.guard import GuardedAdapter, using_policy
 from gateway.delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from gateway.redact import redact_url
 from gateway.store.engine import Connection, Database
@@ -114,22 +115,25 @@ class HttpDeliverer:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         content_type: str | None = None,
+        policy: UrlPolicy | None = None,
     ) -> int:
-        """Send the request; return the 2xx status or raise :class:`DeliveryError`."""
+        """Send the request; return the 2xx status or raise :class:`DeliveryError` (or :class:`UrlNotAllowed`
+        when the address connected to is refused by ``policy`` or is the process's own)."""
         hdrs = dict(headers or {})
         if content_type and not any(k.lower() == "content-type" for k in hdrs):
             hdrs["Content-Type"] = content_type
         where = f"{method} {redact_url(url)}"
         try:
-            resp = self.session.request(
-                method,
-                url,
-                headers=hdrs,
-                data=body,
-                timeout=(self.connect_timeout, self.read_timeout),
-                allow_redirects=False,
-                stream=True,
-            )
+            with using_policy(policy):
+                resp = self.session.request(
+                    method,
+                    url,
+                    headers=hdrs,
+                    data=body,
+                    timeout=(self.connect_timeout, self.read_timeout),
+                    allow_redirects=False,
+                    stream=True,
+                )
         except requests.RequestException as exc:
             raise DeliveryError(f"{where}: {self._describe(exc)}") from None
         try:
@@ -241,6 +245,8 @@ class Outbox:
         self.policy_for = policy_for or _public_only
         self._own_session = session is None
         self.session = session if session is not None else requests.Session()
+        for prefix in ("http://", "https://"):  # the connected address is checked too (no DNS rebinding)
+            self.session.mount(prefix, GuardedAdapter())
         self.deliverer = HttpDeliverer(self.session, connect_timeout, read_timeout, retry_on_4xx)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -447,8 +453,9 @@ class Outbox:
         duration_ms, refused reason); every job of a merged request shares its outcome."""
         first = jobs[0][0]
         at = self.clock.now()
+        policy = self.policy_for(first.caller)
         try:
-            self.policy_for(first.caller).check(first.url)
+            policy.check(first.url)
         except HostUnresolvable as exc:
             return [(job, token, at, DeliveryError(exc.reason), 0.0, None) for job, token in jobs]
         except UrlNotAllowed as exc:
@@ -456,9 +463,11 @@ class Outbox:
         t0 = time.perf_counter()
         result: int | DeliveryError
         try:
-            result = self.deliverer.send(first.method, first.url, first.headers, body, first.content_type)
+            result = self.deliverer.send(first.method, first.url, first.headers, body, first.content_type, policy)
         except DeliveryError as exc:
             result = exc
+        except UrlNotAllowed as exc:  # the address actually connected to was refused
+            return [(job, token, at, None, (time.perf_counter() - t0) * 1000, exc.reason) for job, token in jobs]
         duration = (time.perf_counter() - t0) * 1000
         return [(job, token, at, result, duration, None) for job, token in jobs]
 

@@ -2,9 +2,13 @@
 
 A :class:`UrlPolicy` is per caller. ``check(url)`` raises :class:`UrlNotAllowed` with a sentence that
 names the host and the rule. Names are resolved and *every* address must pass, so a name cannot
-smuggle a private address among public ones. Not covered: a name that changes its answer between
-this check and the connection (DNS rebinding in that window); pin the address in the transport to
-close it.
+smuggle a private address among public ones. The check is repeated on the connection actually made
+(:meth:`UrlPolicy.check_peer`, called by gateway/delivery/guard.py once the socket is connected), so a
+name that changes its answer between the check and the connection (DNS rebinding) gains nothing.
+
+Whatever a caller's allow-list says, the process's own servers (the bridge's ports, an embedded or
+upstream sandbox with its ``/sandbox/*`` control endpoints) are never a caller's target:
+:func:`register_inside` records them and :func:`inside_reason` refuses a local address on one of them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -30,6 +35,46 @@ METADATA_ADDRESSES = frozenset(
 
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
+
+
+_INSIDE: dict[int, int] = {}  # port -> how many of this process's servers (or its sandbox upstream) use it
+_INSIDE_LOCK = threading.Lock()
+
+
+def register_inside(port: int) -> None:
+    """Mark ``port`` on this host as the bridge's own (or its sandbox's): never a caller's target."""
+    with _INSIDE_LOCK:
+        _INSIDE[port] = _INSIDE.get(port, 0) + 1
+
+
+def unregister_inside(port: int) -> None:
+    with _INSIDE_LOCK:
+        if _INSIDE.get(port, 0) <= 1:
+            _INSIDE.pop(port, None)
+        else:
+            _INSIDE[port] -= 1
+
+
+def _is_local(addr: IPAddress) -> bool:
+    """Whether ``addr`` is one of this host's own addresses (loopback, unspecified, or an interface's)."""
+    if addr.is_loopback or addr.is_unspecified:
+        return True
+    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((str(addr), 0))  # only an address of this host can be bound
+        return True
+    except OSError:
+        return False
+
+
+def inside_reason(addr: IPAddress, port: int | None) -> str | None:
+    """Why ``addr:port`` is one of this process's own servers (refused whatever the allow-list), or None."""
+    if port is None or port not in _INSIDE:
+        return None
+    if _is_local(_effective(addr)):
+        return f"is this bridge's own server (or its sandbox) on port {port}, which callers can never reach"
+    return None
 
 
 class UrlNotAllowed(ValueError):
@@ -103,9 +148,9 @@ class UrlPolicy:
     # -- public API ----------------------------------------------------------------------------
     def check(self, url: str) -> None:
         """Raise :class:`UrlNotAllowed` unless this policy lets the bridge call ``url``."""
-        host, literal = self._host_of(url)
+        host, literal, port = self._host_of(url)
         if literal is not None:
-            self._check_addresses(host, [literal], listed=False)
+            self._check_addresses(host, [literal], listed=False, port=port)
             return
         listed = host in self._names or any(host.endswith(s) for s in self._suffixes)
         if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always loopback, no DNS
@@ -118,7 +163,17 @@ class UrlPolicy:
             addrs = [a for a in (_parse_ip(r) for r in resolved) if a is not None]
             if not addrs:
                 raise HostUnresolvable(f"host {host} could not be resolved (no addresses)")
-        self._check_addresses(host, addrs, listed=listed)
+        self._check_addresses(host, addrs, listed=listed, port=port)
+
+    def check_peer(self, host: str, address: str, port: int) -> None:
+        """Raise :class:`UrlNotAllowed` unless a connection to ``host`` that reached ``address:port``
+        may be used: the same rules as :meth:`check`, on the address actually connected to."""
+        addr = _parse_ip(address.split("%", 1)[0])
+        if addr is None:
+            raise UrlNotAllowed(f"host {host} connected to an address that cannot be checked ({address})")
+        host = host.strip("[]").lower().rstrip(".")
+        listed = _parse_ip(host) is None and (host in self._names or any(host.endswith(s) for s in self._suffixes))
+        self._check_addresses(host, [addr], listed=listed, port=port)
 
     def allows(self, url: str) -> bool:
         """``check`` as a boolean."""
@@ -129,13 +184,14 @@ class UrlPolicy:
         return True
 
     # -- rules ---------------------------------------------------------------------------------
-    def _host_of(self, url: str) -> tuple[str, IPAddress | None]:
+    def _host_of(self, url: str) -> tuple[str, IPAddress | None, int]:
         try:
             parts = urlsplit(url.strip())
             port = parts.port  # raises ValueError for a bad port
         except ValueError as exc:
             raise UrlNotAllowed(f"the URL {redact_url(url)} cannot be parsed ({exc})") from None
         scheme = parts.scheme.lower()
+        port = port if port is not None else (443 if scheme == "https" else 80)
         if scheme not in self._schemes:
             allowed = ", ".join(sorted(self._schemes)) or "none"
             raise UrlNotAllowed(f"scheme {scheme or '(none)'!r} is not allowed (allowed: {allowed})")
@@ -144,7 +200,7 @@ class UrlPolicy:
                 "URLs with credentials in them (user:password@host) are refused; "
                 "put credentials in a header or the query instead"
             )
-        raw = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+        raw = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
         if raw.startswith("["):  # IPv6 literal
             inner = raw[1:].split("]", 1)[0]
             if "%" in inner:
@@ -152,13 +208,13 @@ class UrlPolicy:
             addr = _parse_ip(inner)
             if not isinstance(addr, ipaddress.IPv6Address):
                 raise UrlNotAllowed(f"host [{inner}] is not a valid IPv6 address")
-            return str(addr), addr
+            return str(addr), addr, port
         host = (parts.hostname or "").rstrip(".")
         if not host:
             raise UrlNotAllowed(f"the URL {redact_url(url)} has no host")
         addr = _parse_ip(host)
         if isinstance(addr, ipaddress.IPv4Address):
-            return host, addr
+            return host, addr, port
         labels = host.split(".")
         if _NUMERIC_LABEL.match(labels[-1]) or any(lb.startswith("0x") and _NUMERIC_LABEL.match(lb) for lb in labels):
             raise UrlNotAllowed(
@@ -166,15 +222,18 @@ class UrlPolicy:
             )
         if not _HOSTNAME.match(host):
             raise UrlNotAllowed(f"host {host!r} is not a valid host name")
-        return host, None
+        return host, None, port
 
     def _listed_ip(self, addr: IPAddress) -> bool:
         return any(addr.version == n.version and addr in n for n in self._nets)
 
-    def _check_addresses(self, host: str, addrs: Iterable[IPAddress], listed: bool) -> None:
+    def _check_addresses(self, host: str, addrs: Iterable[IPAddress], listed: bool, port: int | None = None) -> None:
         for raw in addrs:
             addr = _effective(raw)
             shown = str(raw) if str(raw) == host else f"{host} (address {raw})"
+            inside = inside_reason(raw, port)
+            if inside:
+                raise UrlNotAllowed(f"host {shown} {inside}")
             if self._listed_ip(raw) or self._listed_ip(addr):
                 continue
             never = _never_reason(addr)

@@ -14,7 +14,13 @@ from ..model import ApiError
 from ..render import RenderError
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
-from ..validate import Errors, normalise_destination, parse_bool, parse_int
+from ..validate import (
+    Errors,
+    control_reason,
+    normalise_destination,
+    parse_bool,
+    parse_int,
+)
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, split_destinations, submission_from_query
 from .common import (
@@ -56,6 +62,9 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
                 continue
         if value != "":
             if p.type == "phone":  # refused only when no number is valid: one bad one never cancels the rest
+                reason = control_reason(value)  # named as the caller knows it, not as the rendered "to"
+                if reason:
+                    errs.add(name, reason)
                 reasons = [normalise_destination(part, limits)[1] for part in split_destinations([value])]
                 if reasons and all(reasons):
                     for reason in reasons:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from ..clock import Clock
 from ..delivery.outbox import NewJob
 from ..errors import NotFound
-from ..model import Report
+from ..model import ApiError, Report
+from ..store import rejected
 from ..store import reports as repo
 from ..store.engine import Connection, Database
 from ..store.records import Store
@@ -53,13 +55,22 @@ class ReportIntake:
             raise NotFound("Unknown report address")
         return sub
 
-    def accept(self, submission_id: int, body: bytes, content_type: str | None) -> dict[str, int]:
+    def accept(self, submission_id: int, body: bytes, content_type: str | None) -> dict[str, Any]:
         """Store and relay the reports in ``body``; counts of new, duplicate and unknown items.
 
         One transaction per pushed body: the messages are looked up with one query, the reports
-        stored, and their outbox jobs inserted with one statement at the end."""
-        pushed = reports_from_push(body, content_type)
-        counts = {"stored": 0, "duplicates": 0, "unknown": 0}
+        stored, and their outbox jobs inserted with one statement at the end. A body that cannot be
+        parsed is kept in the rejected pushes (``rejected``: its id) and answered like the others, so
+        that the upstream does not retry it for days: nothing in it is processed."""
+        counts: dict[str, Any] = {"stored": 0, "duplicates": 0, "unknown": 0}
+        try:
+            pushed = reports_from_push(body, content_type)
+        except ApiError as exc:
+            reason = rejected.reason_of(exc)
+            kept = rejected.add(self.db, "report", str(submission_id), content_type, reason, body, self.clock.now())
+            log.warning("report push for submission %s not processed, kept as rejected push %d: %s", submission_id,
+                        kept, reason)
+            return {**counts, "processed": False, "rejected": kept, "reason": reason}
         jobs: list[NewJob] = []
         with self.db.transaction() as c:
             found = repo.messages_for_reports(c, submission_id, [p.message_id for p in pushed])

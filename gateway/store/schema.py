@@ -252,3 +252,16 @@ idempotency = Table(  # idempotency keys, duplicate fingerprints and custom mess
     Index("idempotency_expires", "expires_at"),
     Index("idempotency_message", "caller", "message_id"),
 )
+
+rejected_pushes = Table(  # upstream pushes that could not be parsed: answered 2xx, kept for inspection
+    "rejected_pushes", metadata,
+    _id(),
+    Column("kind", Text, nullable=False),  # report | inbound
+    Column("ref", Text),  # the report's submission id (the inbound hook has none)
+    Column("content_type", Text),
+    Column("reason", Text, nullable=False),  # the error, naming the field
+    Column("size", Integer, nullable=False),  # the body's length (the body kept may be cut)
+    Column("body", Blob),
+    Column("created_at", Real, nullable=False),
+    Index("rejected_pushes_created", "created_at"),
+)

@@ -12,17 +12,26 @@ from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import ParseError, fromstring
-
 from ..model import ApiError, InboundMessage
-from ..validate import Errors, format_datetime
+from ..validate import Errors, control_reason, format_datetime
+from . import xmlbody
 from .reports import price_from_wire, price_to_wire
 
 REQUIRED = ("messageId", "from", "to")
 STRINGS = ("messageId", "from", "to", "text", "cleanText", "keyword", "receivedAt", "callbackData",
            "applicationId", "entityId", "campaignReferenceId")
+TEXTS = ("text", "cleanText")  # may hold line breaks; lone surrogates and NUL are refused
 MAX_RESULTS = 1000
+
+
+def _text_reason(value: str) -> str | None:
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (\\ud800-\\udfff), which no text encoding can carry"
+    return None
 
 
 def _item(raw: Any, i: int, errs: Errors, now: datetime) -> dict[str, Any] | None:
@@ -38,11 +47,16 @@ def _item(raw: Any, i: int, errs: Errors, now: datetime) -> dict[str, Any] | Non
             if not isinstance(value, str | int) or isinstance(value, bool):
                 errs.add(f"{path}.{key}", "must be a string")
                 continue
-            msg[key] = str(value)
+            text = str(value)
+            reason = _text_reason(text) if key in TEXTS else control_reason(text)
+            if reason:
+                errs.add(f"{path}.{key}", reason)
+                continue
+            msg[key] = text
         elif key == "smsCount":
             try:
                 msg[key] = int(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 errs.add(f"{path}.smsCount", "must be a whole number")
         elif key == "price":
             if isinstance(value, dict):
@@ -50,10 +64,13 @@ def _item(raw: Any, i: int, errs: Errors, now: datetime) -> dict[str, Any] | Non
                 if value.get("pricePerMessage") is not None:
                     try:
                         price["pricePerMessage"] = float(value["pricePerMessage"])
-                    except (TypeError, ValueError):
+                    except (TypeError, ValueError, OverflowError):
                         errs.add(f"{path}.price.pricePerMessage", "must be a number")
                 if value.get("currency") is not None:
-                    price["currency"] = str(value["currency"])
+                    if control_reason(str(value["currency"])):
+                        errs.add(f"{path}.price.currency", "contains a control character")
+                    else:
+                        price["currency"] = str(value["currency"])
                 msg["price"] = price
             elif value is not None:
                 errs.add(f"{path}.price", "must be an object")
@@ -137,11 +154,9 @@ def _xml_items(root: Element) -> list[Element]:
 
 
 def parse_xml(data: bytes, now: datetime) -> list[InboundMessage]:
-    """The messages of an XML push, parsed with defusedxml (no DTDs, entities or external fetches)."""
-    try:
-        root = fromstring(data)
-    except (ParseError, DefusedXmlException) as exc:
-        raise ApiError.bad_request("body", f"is not acceptable XML: {type(exc).__name__}") from None
+    """The messages of an XML push, parsed with defusedxml (no DTDs, entities or external fetches; UTF-8,
+    UTF-16, US-ASCII or Latin-1 only: gateway/wire/xmlbody.py)."""
+    root = xmlbody.parse(data)
     results = [_xml_value(el) for el in _xml_items(root)]
     if not results:
         raise ApiError.bad_request("results", "is required: no <results> element in the XML body")

@@ -13,11 +13,12 @@ from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from defusedxml import ElementTree as SafeET
-
 from ..clock import fmt_time, parse_time
 from ..model import ApiError, Price, Report, ReportError, Status
+from ..validate import control_reason
+from . import xmlbody
 from .formats import _xml
+from .jsonbody import loads
 
 XML_TYPES = ("application/xml", "text/xml")
 _INTS = {"smsCount", "groupId", "id", "messageCount"}
@@ -120,7 +121,7 @@ def _element(e: Element) -> Any:
     children = list(e)
     if not children:
         text = (e.text or "").strip()
-        if e.tag in _INTS and text.lstrip("-").isdigit():
+        if e.tag in _INTS and text.lstrip("-").isdigit() and text.isascii() and len(text) < 19:
             return int(text)
         if text in ("true", "false"):
             return text == "true"
@@ -134,27 +135,53 @@ def _element(e: Element) -> Any:
 
 
 def reports_from_push(body: bytes, content_type: str | None) -> list[Report]:
-    """The reports of a pushed body (see :func:`parse_reports`)."""
-    return [report_from_wire(item) for item in parse_reports(body, content_type)]
+    """The reports of a pushed body (see :func:`parse_reports`); 400 naming the first bad item."""
+    out = []
+    for i, item in enumerate(parse_reports(body, content_type)):
+        try:
+            out.append(report_from_wire(item))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ApiError.bad_request(f"results[{i}]", f"is not a delivery report ({type(exc).__name__})") from None
+    return out
+
+
+_CHECKED = ("messageId", "bulkId", "to", "from", "callbackData", "mccMnc", "sentAt", "doneAt")
+
+
+def _check_item(i: int, item: dict[str, Any]) -> None:
+    """A report's ids and status names: strings (or numbers) without control characters."""
+    fields = [(k, item.get(k)) for k in _CHECKED]
+    for part in ("status", "error", "price"):
+        sub = item.get(part)
+        if isinstance(sub, dict):
+            fields += [(f"{part}.{k}", v) for k, v in sub.items()]
+        elif sub is not None:
+            raise ApiError.bad_request(f"results[{i}].{part}", "must be an object")
+    for name, value in fields:
+        if value is None or isinstance(value, bool | int | float):
+            continue
+        if not isinstance(value, str):
+            raise ApiError.bad_request(f"results[{i}].{name}", "must be a string")
+        reason = control_reason(value)
+        if reason:
+            raise ApiError.bad_request(f"results[{i}].{name}", reason)
 
 
 def parse_reports(body: bytes, content_type: str | None) -> list[dict[str, Any]]:
     """The report items of a pushed body (JSON, or XML by content type or a leading ``<``)."""
     stripped = body.lstrip()
-    if is_xml(content_type) or stripped.startswith(b"<"):
-        try:
-            root = SafeET.fromstring(body)
-        except Exception:  # defusedxml raises several types for hostile or broken XML
-            raise ApiError.bad_request("body", "is not well-formed XML (or uses DTDs/entities, refused)") from None
+    if is_xml(content_type) or stripped.startswith(b"<") or stripped[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        root = xmlbody.parse(body)  # UTF-8/-16, ASCII or Latin-1 only; no DTDs or entities
         results = root.find("results")
         items = list(results) if results is not None else root.findall("result")
         parsed = [_element(i) for i in items]  # <result> items (or <results> items: tolerated)
-        return [p for p in parsed if isinstance(p, dict)]
-    try:
-        doc = json.loads(body or b"null")
-    except ValueError:
-        raise ApiError.bad_request("body", "is not valid JSON") from None
-    results = doc.get("results") if isinstance(doc, dict) else None
-    if not isinstance(results, list):
-        raise ApiError.bad_request("results", "is required: an array of delivery reports")
-    return [r for r in results if isinstance(r, dict)]
+        out = [p for p in parsed if isinstance(p, dict)]
+    else:
+        doc = loads(body or b"null")  # depth, lone surrogates, NaN: 400 naming the field
+        results = doc.get("results") if isinstance(doc, dict) else None
+        if not isinstance(results, list):
+            raise ApiError.bad_request("results", "is required: an array of delivery reports")
+        out = [r for r in results if isinstance(r, dict)]
+    for i, item in enumerate(out):
+        _check_item(i, item)
+    return out

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of the parsers (atheris). See docs/testing.md#fuzzing."""
