@@ -16,6 +16,7 @@ import argparse
 import getpass
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -125,7 +126,9 @@ def _supervise(args: argparse.Namespace, config, listener, upstream_url: str | N
         db.close()
     listener.listen(1024)  # connections wait in the kernel while a child starts or restarts
     url = ServerThread.url_of(config.server.host, listener.getsockname()[1])
-    env = {supervisor.UPSTREAM_URL: upstream_url or "", supervisor.BRIDGE_URL: url}
+    # one admin UI cookie key for all children (else a session signed by one is refused by the others)
+    env = {supervisor.UPSTREAM_URL: upstream_url or "", supervisor.BRIDGE_URL: url,
+           supervisor.UI_SECRET: config.ui.secret_key or secrets.token_hex(32)}
     sup = supervisor.Supervisor(supervisor.child_argv(str(Path(__file__).resolve()), args.config), workers,
                                 listener.fileno(), env)
     log.info("smsbridge on %s: %d worker processes", url, workers)
@@ -140,6 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if os.environ.get(supervisor.LISTEN_FD):  # a child of `--workers N`
         supervisor.watch_parent()
         listener = socket.socket(fileno=int(os.environ[supervisor.LISTEN_FD]))
+        config.ui.secret_key = config.ui.secret_key or os.environ.get(supervisor.UI_SECRET, "")
         return _serve(config, listener, os.environ.get(supervisor.UPSTREAM_URL) or None, child=True)
     workers = args.workers or config.server.workers
     port = _first(args.port, _env_int("PORT"), config.server.port)

@@ -177,6 +177,25 @@ def test_admin_ui_links_carry_the_prefix_and_the_https_origin(topology):
     assert 'action="/ui/login"' in at_root.text  # the root location sends an empty prefix
 
 
+def test_admin_login_under_the_prefix_holds_across_the_worker_processes(topology):
+    t = topology
+    s = requests.Session()
+    page = s.get(t.url + "/smsbridge/ui/login", params={"next": "/ui/log"}, timeout=30, verify=t.ca)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = s.post(t.url + "/smsbridge/ui/login", data={"csrf_token": token, "next": "/ui/log", "username": "admin",
+                                                    "password": "admin"}, allow_redirects=False, timeout=30, verify=t.ca)
+    assert r.status_code in (302, 303) and r.headers["Location"].endswith("/smsbridge/ui/log"), r.text + t.errors()
+    assert "Path=/smsbridge/ui" in r.headers["Set-Cookie"], r.headers["Set-Cookie"]
+    for _ in range(12):  # connections land on either process: both honour the session (one key, one store)
+        got = s.get(t.url + "/smsbridge/ui/log", allow_redirects=False, timeout=30, verify=t.ca, headers={"Connection": "close"})
+        assert got.status_code == 200, (got.status_code, got.headers.get("Location"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', got.text).group(1)
+    out = s.post(t.url + "/smsbridge/ui/logout", data={"csrf_token": token}, allow_redirects=False, timeout=30, verify=t.ca)
+    assert out.status_code in (302, 303)
+    for _ in range(6):  # revoked everywhere
+        assert s.get(t.url + "/smsbridge/ui/log", allow_redirects=False, timeout=30, verify=t.ca).status_code in (302, 303)
+
+
 def test_a_report_is_relayed_once(topology):
     t = topology
     r = t.get("/sms/1/text/query", params={**QUEUED, "from": "InfoSMS", "to": "41793026834", "text": "report me",

@@ -8,6 +8,7 @@ SIGTERM stops them all; a child that dies is restarted.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,3 +83,27 @@ def test_workers_is_validated(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "app.py"), "serve", "--workers", "0"], capture_output=True,
                          text=True, timeout=30, cwd=tmp_path)
     assert out.returncode == 2 and "--workers: '0': must be a whole number of processes, at least 1" in out.stderr
+
+
+def test_an_admin_ui_session_holds_on_every_process(tmp_path, fast_sandbox):
+    bridge = WorkersBridge(workers_config(tmp_path, fast_sandbox.url), workers=2)
+    try:
+        s = requests.Session()
+        page = s.get(bridge.url + "/ui/login", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        r = s.post(bridge.url + "/ui/login", allow_redirects=False, timeout=10,
+                   data={"csrf_token": token, "next": "/ui/log", "username": "admin", "password": "admin"})
+        assert r.status_code in (302, 303) and r.headers["Location"].endswith("/ui/log"), r.text
+        codes = Counter()
+        for _ in range(40):  # a new connection each time: the kernel hands them to either process
+            got = s.get(bridge.url + "/ui/log", allow_redirects=False, timeout=10, headers={"Connection": "close"})
+            codes[got.status_code] += 1
+        assert codes == {200: 40}, codes  # one cookie key, one session table for all processes
+        token = re.search(r'name="csrf_token" value="([^"]+)"', got.text).group(1)
+        assert s.post(bridge.url + "/ui/logout", data={"csrf_token": token}, allow_redirects=False,
+                      timeout=10).status_code in (302, 303)
+        for _ in range(10):  # revoked on every process
+            assert s.get(bridge.url + "/ui/log", allow_redirects=False, timeout=10,
+                         headers={"Connection": "close"}).status_code in (302, 303)
+    finally:
+        assert bridge.stop() == 0, bridge.text()

@@ -229,3 +229,9 @@ ops_probe = Table(  # GET /ops/ready writes one row: the file and its folder are
     _id(),
     Column("at", Real, nullable=False),
 )
+
+ui_sessions = Table(  # the admin UI's live sessions, shared by every process of a --workers bridge (revision 3)
+    "ui_sessions", metadata,
+    Column("sid", Text, primary_key=True),
+    Column("until", Real, nullable=False),
+)
