@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import yaml
 
 from tests.conftest import DEMO, ROOT, running_sandbox
 from tests.helpers import wait_for
@@ -107,3 +108,31 @@ def test_an_admin_ui_session_holds_on_every_process(tmp_path, fast_sandbox):
                          headers={"Connection": "close"}).status_code in (302, 303)
     finally:
         assert bridge.stop() == 0, bridge.text()
+
+
+def _login(s: requests.Session, url: str) -> None:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(url + "/ui/login", timeout=10).text).group(1)
+    r = s.post(url + "/ui/login", allow_redirects=False, timeout=10,
+               data={"csrf_token": token, "next": "/ui/log", "username": "admin", "password": "admin"})
+    assert r.status_code in (302, 303), r.text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_restart_ends_every_admin_ui_session(tmp_path, fast_sandbox, workers):
+    config = workers_config(tmp_path, fast_sandbox.url)
+    raw = yaml.safe_load(config.read_text())
+    raw["ui"]["secret_key"] = "a-fixed-key-so-cookies-stay-valid"  # the cookie itself stays valid
+    config.write_text(yaml.safe_dump(raw))
+    bridge = WorkersBridge(config, workers=workers)
+    s = requests.Session()
+    try:
+        _login(s, bridge.url)
+        assert s.get(bridge.url + "/ui/log", allow_redirects=False, timeout=10).status_code == 200
+    finally:
+        assert bridge.stop() == 0
+    again = WorkersBridge(config, workers=workers)
+    try:
+        url = again.url  # another port (port 0): the cookie is for the host, not the port
+        assert s.get(url + "/ui/log", allow_redirects=False, timeout=10).status_code in (302, 303)
+    finally:
+        assert again.stop() == 0

@@ -62,7 +62,8 @@ class WorkersBridge:
         assert m, f"no banner: {line!r}\n{self.text()}"
         self.url = m.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])
-        wait_for(lambda: len(self.worker_pids()) >= workers, timeout=30, what="the workers")
+        if workers > 1:
+            wait_for(lambda: len(self.worker_pids()) >= workers, timeout=30, what="the workers")
 
     def text(self) -> str:
         self.log.flush()
