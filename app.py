@@ -95,7 +95,7 @@ def _serve(config, listener, upstream_url: str | None, child: bool = False) -> i
     server = ServerThread(app, srv.host, sock=listener, threads=srv.threads, limits=limits,
                           clear_untrusted_proxy_headers=False)  # gateway/proxies.py: trusted_proxies decide
     bridge = app.extensions["smsbridge"]
-    bridge.bind(os.environ.get(supervisor.BRIDGE_URL) or server.url)  # port 0 picks a port: the report URL needs it
+    bridge.bind(server.url)  # port 0 picks a port: the report URL needs it
     if child:
         bridge.queue.requeue_at_start = False  # the parent did it once: a sibling's leases are live
     else:
@@ -131,7 +131,7 @@ def _supervise(args: argparse.Namespace, config, listener, upstream_url: str | N
     listener.listen(1024)  # connections wait in the kernel while a child starts or restarts
     url = ServerThread.url_of(config.server.host, listener.getsockname()[1])
     # one admin UI cookie key for all children (else a session signed by one is refused by the others)
-    env = {supervisor.UPSTREAM_URL: upstream_url or "", supervisor.BRIDGE_URL: url,
+    env = {supervisor.UPSTREAM_URL: upstream_url or "",
            supervisor.UI_SECRET: config.ui.secret_key or secrets.token_hex(32)}
     sup = supervisor.Supervisor(supervisor.child_argv(str(Path(__file__).resolve()), args.config), workers,
                                 listener.fileno(), env)

@@ -28,7 +28,6 @@ log = logging.getLogger("smsbridge.supervisor")
 
 LISTEN_FD = "SMSBRIDGE_LISTEN_FD"  # set by the parent: the inherited listening socket's descriptor
 UPSTREAM_URL = "SMSBRIDGE_UPSTREAM_URL"  # the parent's embedded sandbox (empty: upstream.base_url)
-BRIDGE_URL = "SMSBRIDGE_BRIDGE_URL"  # the shared address (the upstream's notifyUrl default)
 WORKER = "SMSBRIDGE_WORKER"  # the child's index, 0…N-1
 UI_SECRET = "SMSBRIDGE_WORKERS_UI_SECRET"  # the admin UI's cookie key when ui.secret_key is empty: one for all
 MAX_RESTARTS = 5
