@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """smsbridge entry point.
 
-    python app.py [serve] [--config config.yaml] [--port 8080] [--sandbox-port 8081]
+    python app.py [serve] [--config config.yaml] [--port 8080] [--sandbox-port 8081] [--workers N]
     python app.py sandbox [--port 8081]
     python app.py hash-password [PASSWORD]
     python app.py check-config [--config config.yaml]
@@ -16,12 +16,16 @@ import argparse
 import getpass
 import logging
 import os
+import secrets
 import signal
+import socket
 import sys
+import threading
+from pathlib import Path
 
 import requests
 
-from gateway import compile_templates, create_app, url_policies
+from gateway import compile_templates, create_app, supervisor, url_policies
 from gateway.auth import hash_api_key, hash_password
 from gateway.cli import add_commands
 from gateway.config import ConfigError, load_config
@@ -31,6 +35,7 @@ from gateway.reports.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.sandbox.reports import parse_rules
 from gateway.servers import Limits, ServerThread, listening_socket
+from gateway.store import uisessions
 from gateway.store.opening import StoreUnavailable
 
 log = logging.getLogger("smsbridge")
@@ -46,6 +51,13 @@ def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
 
 
+def _workers(value: str) -> int:
+    n = int(value) if value.isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: must be a whole number of processes, at least 1")
+    return n
+
+
 def _stop_on_sigterm() -> None:
     """SIGTERM (systemd, docker stop, kill) stops like Ctrl-C: workers stop, queued log lines are written."""
 
@@ -55,36 +67,44 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    configure(config.logging.level, config.logging.format, config.logging.masking)
-    _stop_on_sigterm()
-    port = _first(args.port, _env_int("PORT"), config.server.port)
-    listener = listening_socket(config.server.host, port)  # bound first: the sandbox is told the address
-    upstream_url = None
-    if config.upstream.is_sandbox:
-        inbound_url = config.sandbox.inbound_url
-        if not inbound_url and config.inbound.token:
-            # the embedded sandbox pushes injected inbound messages to this bridge's webhook
-            own = ServerThread.url_of(config.server.host, listener.getsockname()[1])
-            inbound_url = f"{own}/hooks/inbound/{config.inbound.token}"
-        sport = _first(args.sandbox_port, _env_int("SANDBOX_PORT"), config.sandbox.port)
-        sandbox = ServerThread(create_sandbox_app(config.sandbox, inbound_url=inbound_url), config.sandbox.host,
-                               sport, threads=config.sandbox.threads).start()
-        upstream_url = sandbox.url
-        log.info("embedded Infobip sandbox on %s", sandbox.url)
+def _start_sandbox(args: argparse.Namespace, config, listener) -> str:
+    """The embedded sandbox (``upstream.base_url: sandbox``) in this process; its URL."""
+    inbound_url = config.sandbox.inbound_url
+    if not inbound_url and config.inbound.token:
+        # the embedded sandbox pushes injected inbound messages to this bridge's webhook
+        own = ServerThread.url_of(config.server.host, listener.getsockname()[1])
+        inbound_url = f"{own}/hooks/inbound/{config.inbound.token}"
+    sport = _first(args.sandbox_port, _env_int("SANDBOX_PORT"), config.sandbox.port)
+    sandbox = ServerThread(create_sandbox_app(config.sandbox, inbound_url=inbound_url), config.sandbox.host,
+                           sport, threads=config.sandbox.threads).start()
+    log.info("embedded Infobip sandbox on %s", sandbox.url)
+    return sandbox.url
+
+
+def _banner(config, url: str) -> None:
+    print(f"smsbridge listening on {url}  (try {url}/sms/1/text/query?username=demo&password=demo"
+          "&from=InfoSMS&to=41793026727&text=Hello)", flush=True)
+    if config.ui.enabled:
+        print(f"admin UI on {url}/ui/", flush=True)
+
+
+def _serve(config, listener, upstream_url: str | None, child: bool = False) -> int:
+    """One bridge process serving ``listener`` until SIGTERM/SIGINT."""
     app = create_app(config, upstream_url)
     srv = config.server
     limits = Limits(srv.connection_limit, srv.request_timeout, srv.idle_timeout, srv.max_request_bytes)
-    server = ServerThread(app, srv.host, sock=listener, threads=srv.threads, limits=limits)
+    server = ServerThread(app, srv.host, sock=listener, threads=srv.threads, limits=limits,
+                          clear_untrusted_proxy_headers=False)  # gateway/proxies.py: trusted_proxies decide
     bridge = app.extensions["smsbridge"]
-    bridge.bind(server.url)  # port 0 picks a port: the upstream's report URL needs it
+    bridge.bind(server.url)  # port 0 picks a port: the report URL needs it
+    if child:
+        bridge.queue.requeue_at_start = False  # the parent did it once: a sibling's leases are live
+    else:
+        uisessions.close_all(bridge.db)  # a restart (a password change needs one) ends every admin UI session
     bridge.start()
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
-    print(f"smsbridge listening on {server.url}  (try {server.url}/sms/1/text/query?username=demo&password=demo"
-          "&from=InfoSMS&to=41793026727&text=Hello)", flush=True)
-    if config.ui.enabled:
-        print(f"admin UI on {server.url}/ui/", flush=True)
+    if not child:
+        _banner(config, server.url)
     try:
         server.server.run()
     except KeyboardInterrupt:
@@ -92,6 +112,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         bridge.stop()
     return 0
+
+
+def _supervise(args: argparse.Namespace, config, listener, upstream_url: str | None, workers: int) -> int:
+    """``--workers N``: migrate and requeue once, then N children on the shared socket (gateway/supervisor.py)."""
+    from gateway.clock import SystemClock
+    from gateway.store.engine import Database
+    from gateway.store.records import Store
+
+    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(config.store.path, synchronous=config.store.synchronous)
+    try:
+        uisessions.close_all(db)  # once for all children; a restarted child keeps its siblings' sessions
+        n = Store(db, SystemClock()).requeue_inflight()
+        if n:
+            log.info("queue: %d message(s) leased before a restart are due again", n)
+    finally:
+        db.close()
+    listener.listen(1024)  # connections wait in the kernel while a child starts or restarts
+    url = ServerThread.url_of(config.server.host, listener.getsockname()[1])
+    # one admin UI cookie key for all children (else a session signed by one is refused by the others)
+    env = {supervisor.UPSTREAM_URL: upstream_url or "",
+           supervisor.UI_SECRET: config.ui.secret_key or secrets.token_hex(32)}
+    sup = supervisor.Supervisor(supervisor.child_argv(str(Path(__file__).resolve()), args.config), workers,
+                                listener.fileno(), env)
+    log.info("smsbridge on %s: %d worker processes", url, workers)
+    _banner(config, url)
+    return sup.run(threading.Event())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure(config.logging.level, config.logging.format, config.logging.masking)
+    _stop_on_sigterm()
+    if os.environ.get(supervisor.LISTEN_FD):  # a child of `--workers N`
+        supervisor.watch_parent()
+        listener = socket.socket(fileno=int(os.environ[supervisor.LISTEN_FD]))
+        config.ui.secret_key = config.ui.secret_key or os.environ.get(supervisor.UI_SECRET, "")
+        return _serve(config, listener, os.environ.get(supervisor.UPSTREAM_URL) or None, child=True)
+    workers = args.workers or config.server.workers
+    port = _first(args.port, _env_int("PORT"), config.server.port)
+    listener = listening_socket(config.server.host, port)  # bound first: the sandbox is told the address
+    upstream_url = _start_sandbox(args, config, listener) if config.upstream.is_sandbox else None
+    if workers > 1:
+        return _supervise(args, config, listener, upstream_url, workers)
+    return _serve(config, listener, upstream_url)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -238,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in (parser, serve):
         p.add_argument("--port", type=int, default=None, help="bridge port (or PORT)")
         p.add_argument("--sandbox-port", type=int, default=None, help="embedded sandbox port (or SANDBOX_PORT)")
+        p.add_argument("--workers", type=_workers, default=None,
+                       help="bridge processes sharing the port (default server.workers, 1); docs/deployment.md")
     sb = sub.add_parser("sandbox", help="run only the Infobip-compatible sandbox")
     sb.add_argument("--port", type=int, default=None)
     hp = sub.add_parser("hash-password", help="print the hash to store as password_hash (or api_key_hash)")

@@ -14,6 +14,7 @@ from .clock import Clock, SystemClock
 from .config import Config, ConfigError
 from .entrances.errors import install_error_handlers
 from .logs import install_access_log
+from .proxies import TrustedProxies
 from .services import KEY, build_services, compile_templates, url_policies
 
 __all__ = ["compile_templates", "create_app", "url_policies"]  # app.py imports the two helpers from here
@@ -54,6 +55,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     install_error_handlers(app)
     if config.logging.access_log:
         install_access_log(app, config.logging.masking)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, config.server.trusted_proxies)  # type: ignore[method-assign]
     for w in config.warnings:
         log.warning(w)
     return app

@@ -7,6 +7,7 @@ is reported with its key path (``templates.alarm.fields.text: …``); all of the
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -153,6 +154,9 @@ class Server:
     request_timeout: float = 15.0
     idle_timeout: float = 60.0
     max_request_bytes: int = 8 << 20
+    workers: int = 1  # bridge processes sharing the listening socket (app.py --workers; docs/deployment.md)
+    # Addresses/CIDRs whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are believed (a reverse proxy); empty: none
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -528,6 +532,13 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     for key in ("connection_limit", "request_timeout", "idle_timeout", "max_request_bytes"):
         if getattr(server, key) <= 0:
             problems.append((f"server.{key}", "must be above 0"))
+    if server.workers < 1:
+        problems.append(("server.workers", "must be at least 1"))
+    for i, net in enumerate(server.trusted_proxies):
+        try:
+            ipaddress.ip_network(str(net), strict=False)
+        except ValueError:
+            problems.append((f"server.trusted_proxies[{i}]", f"{net!r} is not an IP address or CIDR (e.g. 10.0.0.0/8)"))
     upstream = r.fill(Upstream, r.section(raw.get("upstream"), "upstream"), "upstream")
     sandbox = r.fill(SandboxSettings, r.section(raw.get("sandbox"), "sandbox"), "sandbox")
     logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")

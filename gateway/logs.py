@@ -79,7 +79,8 @@ def configure(level: str = "INFO", fmt: str = "text", masking: Masking | None = 
 
 
 def install_access_log(app: Flask, masking: Masking | None = None) -> None:
-    """One line per request: method, redacted path and query (texts masked per ``masking``; on a
+    """One line per request: client address (the proxy's client when ``server.trusted_proxies`` trusts
+    the peer), method, redacted path and query (texts masked per ``masking``; on a
     template route every template value), status, milliseconds."""
     masking = masking or Masking()
 
@@ -94,6 +95,6 @@ def install_access_log(app: Flask, masking: Masking | None = None) -> None:
             target = request.path + ("?" + qs if qs else "")
             ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
             clean = redact(target, masking, mask_all=request.path.startswith("/t/"))
-            ACCESS.info("%s %s %s %.1fms", request.method, clean, resp.status_code, ms,
+            ACCESS.info("%s %s %s %s %.1fms", request.remote_addr, request.method, clean, resp.status_code, ms,
                         extra=_REDACTED)
         return resp

@@ -113,8 +113,9 @@ class ServerThread:
                  sock: socket.socket | None = None, limits: Limits | None = None, **kw):
         where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
         lim = limits or Limits()
+        kw.setdefault("clear_untrusted_proxy_headers", True)  # the bridge passes False: gateway/proxies.py decides
         self.server = create_server(
-            app, threads=threads, ident="smsbridge", clear_untrusted_proxy_headers=True,
+            app, threads=threads, ident="smsbridge",
             max_request_header_size=lim.max_header_bytes, max_request_body_size=lim.max_request_bytes,
             connection_limit=lim.connection_limit, channel_timeout=max(1, round(lim.idle_timeout)),
             cleanup_interval=max(1, round(min(lim.request_timeout, lim.idle_timeout) / 4)), asyncore_use_poll=True,

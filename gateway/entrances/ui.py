@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import threading
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +43,8 @@ from ..model import ApiError
 from ..render import RenderError
 from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
+from ..store import uisessions
+from ..store.engine import Database
 from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
 from .common import json_object
 
@@ -70,7 +71,8 @@ def install_ui(app: Flask, config: Config) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=ui.session_minutes),
     )
     app.session_interface = UiSessions()
-    app.extensions[LIVE] = LiveSessions(ui.session_minutes * 60, app.extensions["smsbridge"].clock)
+    ctx = app.extensions["smsbridge"]
+    app.extensions[LIVE] = LiveSessions(ui.session_minutes * 60, ctx.clock, ctx.db)
     app.register_blueprint(bp)
 
 
@@ -78,28 +80,25 @@ LIVE = "smsbridge.ui_sessions"
 
 
 class LiveSessions:
-    """The UI sessions this server still honours: a signed cookie alone is not enough, so logout revokes a
-    session here and now, whoever kept a copy of its cookie. Per process and in memory: a restart (which a
-    password change needs) ends every session."""
+    """The UI sessions this bridge still honours: a signed cookie alone is not enough, so logout revokes a
+    session here and now, whoever kept a copy of its cookie. In the store (gateway/store/uisessions.py), so
+    every process of a ``--workers`` bridge honours the same sessions; a password change needs a restart,
+    and the sessions opened before it end after ``session_minutes``."""
 
-    def __init__(self, seconds: float, clock: Clock) -> None:
-        self.seconds, self.clock = seconds, clock
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
+    def __init__(self, seconds: float, clock: Clock, db: Database) -> None:
+        self.seconds, self.clock, self.db = seconds, clock, db
 
     def open(self) -> str:
         sid, now = secrets.token_urlsafe(24), self.clock.now()
-        with self._lock:
-            self._until = {k: t for k, t in self._until.items() if t > now}  # forget expired ones as we go
-            self._until[sid] = now + self.seconds
+        uisessions.open_session(self.db, sid, now, now + self.seconds)
         return sid
 
     def valid(self, sid: str | None) -> bool:
-        return bool(sid) and self._until.get(sid or "", 0.0) > self.clock.now()
+        return bool(sid) and uisessions.is_live(self.db, sid or "", self.clock.now())
 
     def close(self, sid: str | None) -> None:
-        with self._lock:
-            self._until.pop(sid or "", None)
+        if sid:
+            uisessions.close_session(self.db, sid)
 
 
 def _live() -> LiveSessions:
@@ -109,6 +108,9 @@ def _live() -> LiveSessions:
 class UiSessions(SecureCookieSessionInterface):
     """Cookie sessions under ``/ui`` only (the cookie's path): the API entrances never carry one, and opening
     a session costs every request a signer and a cookie lookup (~20 µs of the sync path's ~1.9 ms)."""
+
+    def get_cookie_path(self, app: Flask) -> str:
+        return request.script_root + "/ui"  # under the proxy's X-Forwarded-Prefix, if any
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path == "/ui" or request.path.startswith("/ui/"):
@@ -167,9 +169,9 @@ def _upstream_label() -> dict[str, Any]:
 
 # -- login ---------------------------------------------------------------------------------------------
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the UI (no scheme, no host, no //)."""
+    """Only a path inside the UI (no scheme, no host, no //), under the proxy's prefix if any."""
     if target and target.startswith("/ui/") and not urlsplit(target).netloc and "\\" not in target:
-        return target
+        return request.script_root + target  # X-Forwarded-Prefix from a trusted proxy (gateway/proxies.py)
     return url_for("ui.builder")
 
 

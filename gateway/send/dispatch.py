@@ -343,10 +343,12 @@ class QueueWorker:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    requeue_at_start = True  # False in a --workers child: the parent requeued once; siblings' leases are live
+
     def start(self) -> None:
         if self._threads:
             return
-        n = self.store.requeue_inflight()
+        n = self.store.requeue_inflight() if self.requeue_at_start else 0
         if n:
             log.info("queue: %d message(s) leased before a restart are due again", n)
         self._stop.clear()

@@ -265,3 +265,9 @@ rejected_pushes = Table(  # upstream pushes that could not be parsed: answered 2
     Column("created_at", Real, nullable=False),
     Index("rejected_pushes_created", "created_at"),
 )
+
+ui_sessions = Table(  # the admin UI's live sessions, shared by every process of a --workers bridge (revision 5)
+    "ui_sessions", metadata,
+    Column("sid", Text, primary_key=True),
+    Column("until", Real, nullable=False),
+)

@@ -1,7 +1,7 @@
 """Rejected pushes: report and inbound bodies the bridge could not parse, kept for inspection.
 
-Revision ID: 0003_hostile_rejected_pushes
-Revises: 0002_ops_probe
+Revision ID: 0004_rejected_pushes
+Revises: 0003_idempotency
 """
 
 from __future__ import annotations
