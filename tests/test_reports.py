@@ -109,7 +109,9 @@ def test_receiver_down_for_n_attempts_gets_attempt_n_plus_1_on_schedule(make_bri
         assert [a["http_status"] for a in attempts] == [500] * n + [200]
         for i in range(n):  # retry i comes 1 min + 1 min·i² (scaled) after attempt i
             gap = attempts[i + 1]["at"] - attempts[i]["at"]
-            assert RETRY_DELAYS[i] * SCALE <= gap < RETRY_DELAYS[i] * SCALE + 0.5, (i, gap)
+            # an attempt's "at" is stamped when its answer is recorded, the next one is due from its start: on a
+            # loaded machine the recorded gap may come in under the delay by that attempt's own duration
+            assert RETRY_DELAYS[i] * SCALE - 0.05 <= gap < RETRY_DELAYS[i] * SCALE + 0.5, (i, gap)
         arrivals = [r.at for r in receiver.snapshot()]
         assert arrivals[n] - arrivals[0] >= sum(RETRY_DELAYS[:n]) * SCALE
         assert receiver.count() == n + 1  # done: no further attempt

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from ..model import ApiError
-from ..reports.pulls import pull_reports_v1
+from ..reports.pulls import logs_v1, pull_reports_v1
 from ..services import bridge
 from ..validate import Errors, parse_datetime, parse_enum
 from ..wire.formats import render
@@ -67,4 +67,4 @@ def logs(ext: str | None) -> Response:
         "bulkId": param_list(params, "bulkId"), "messageId": param_list(params, "messageId"),
         "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
     }
-    return render({"results": ctx.store.logs(caller.name, filters, limit)}, fmt, "logs")
+    return render({"results": logs_v1(ctx.store, caller.name, filters, limit)}, fmt, "logs")

@@ -21,7 +21,7 @@ from ..model import Report
 from ..store import reports as repo
 from ..store.records import Store
 from ..store.reports import StoredMessage
-from ..wire.reports import report_v1
+from ..wire.reports import log_v1, report_v1
 from ..wire.v3_reports import log_v3, report_v3
 
 
@@ -62,6 +62,15 @@ def message_state(m: StoredMessage) -> Report:
         upstream_message_id=m.upstream_message_id, caller=m.caller, entity_id=m.entity_id,
         application_id=m.application_id, campaign_reference_id=m.campaign_reference_id,
     )
+
+
+def logs_v1(store: Store, caller: str, f: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+    """The caller's newest messages filtered like Infobip's ``GET /sms/1/logs`` (``from``, ``to``,
+    ``generalStatus``, ``bulkId``, ``messageId``, ``sentSince``, ``sentUntil``), in the v1 shape."""
+    v3 = {"sender": f.get("from"), "destination": f.get("to"), "generalStatus": f.get("generalStatus"),
+          "bulkId": f.get("bulkId"), "messageId": f.get("messageId"), "sentSince": f.get("sentSince"),
+          "sentUntil": f.get("sentUntil")}
+    return [log_v1(message_state(m), m.text) for m in repo.logged_messages(store.db, caller, v3, limit)]
 
 
 def logs(store: Store, caller: str, f: Mapping[str, Any], limit: int,

@@ -13,9 +13,8 @@ after a crash is recognised by the upstream as a duplicate.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..clock import Clock, fmt_time
+from ..clock import Clock
 from ..model import QueuedMessage, Status
 from ..send.upstream import Attempt
 from .engine import Connection, Database, GroupCommit, Prepared
@@ -177,13 +176,6 @@ class SubmissionRecord:
     bulk_id: str | None
     token: str
     callback: str | None  # caller:<n> | template:<n> | None
-
-
-def status_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    if row["status_id"] is None:
-        return None
-    return Status(row["status_group_id"], row["status_group_name"], row["status_id"], row["status_name"],
-                  row["status_description"] or "").to_wire()
 
 
 def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow], now: float, sent_at: float | None,
@@ -396,23 +388,6 @@ class Store:
         return int(self.db.connection().execute(_DEPTH).scalar_one())
 
     # -- logs (reports: gateway/store/reports.py) ------------------------------------------------
-    def logs(self, caller: str, f: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-        """The caller's messages, newest first, filtered like Infobip's ``GET /sms/1/logs``."""
-        where = [M.c.caller == caller, M.c.state != "failed"]  # a send that never reached the upstream is no log
-        for key, col in (("from", M.c.sender), ("to", M.c.to_addr), ("generalStatus", M.c.status_group_name)):
-            if f.get(key):
-                where.append(col == f[key])
-        for key, col in (("bulkId", M.c.bulk_id), ("messageId", M.c.message_id)):
-            if f.get(key):
-                where.append(col.in_(list(f[key])))
-        sent = func.coalesce(M.c.sent_at, M.c.created_at)
-        if f.get("sentSince") is not None:
-            where.append(sent >= f["sentSince"])
-        if f.get("sentUntil") is not None:
-            where.append(sent <= f["sentUntil"])
-        q = select(M).where(and_(*where)).order_by(M.c.created_at.desc(), M.c.id.desc()).limit(limit)
-        return [log_entry(r) for r in self.db.connection().execute(q).mappings()]
-
     # -- retention -----------------------------------------------------------------------------
     def prune(self, retention_seconds: float) -> dict[str, int]:
         """Delete what was last updated more than ``retention_seconds`` ago: finished messages with
@@ -437,16 +412,3 @@ class Store:
             out["outbox_jobs"] = c.execute(
                 delete(outbox_jobs).where(outbox_jobs.c.state == "done", outbox_jobs.c.updated_at < cutoff)).rowcount
         return out
-
-
-def log_entry(r: Mapping[str, Any]) -> dict[str, Any]:
-    """A message row in the ``GET /sms/1/logs`` v1 shape."""
-    out: dict[str, Any] = {
-        "bulkId": r["bulk_id"], "messageId": r["message_id"], "to": r["to_addr"], "from": r["sender"],
-        "text": r["text"], "sentAt": fmt_time(r["sent_at"] or r["created_at"]), "doneAt": fmt_time(r["done_at"]),
-        "smsCount": r["sms_count"], "mccMnc": r["mcc_mnc"],
-        "price": json.loads(r["price"]) if r["price"] else None,
-        "status": status_of(r),
-        "error": json.loads(r["error"]) if r["error"] else None,
-    }
-    return {k: v for k, v in out.items() if v is not None}

@@ -83,6 +83,20 @@ def report_v1(r: Report) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def log_v1(r: Report, text: str) -> dict[str, Any]:
+    """A message's current state (as a report) in the ``GET /sms/1/logs`` v1 shape: the report's fields with
+    the text, without callbackData."""
+    out: dict[str, Any] = {
+        "bulkId": r.bulk_id, "messageId": r.message_id or None, "to": r.to, "from": r.sender, "text": text,
+        "sentAt": None if r.sent_at is None else wire_time(r.sent_at),
+        "doneAt": None if r.done_at is None else wire_time(r.done_at), "smsCount": r.sms_count,
+        "mccMnc": r.mcc_mnc, "price": price_to_wire(r.price) if r.price else None,
+        "status": r.status.to_wire() if r.status else None,
+        "error": error_to_wire(r.error) if r.error else None,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def is_xml(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() in XML_TYPES
 
