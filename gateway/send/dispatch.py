@@ -20,7 +20,6 @@ the record and are used by gateway/relay.py.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -43,7 +42,7 @@ from ..ids import new_id, new_ids, new_token
 from ..model import Message, QueuedMessage, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
 from ..store.records import MessageRow, Settled, Store, SubmissionRecord
-from ..wire.legacy import message_to_advanced, submission_to_advanced
+from ..wire.queued import advanced_batch, decode_specs, encode_spec, options, submission_options
 from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .apis import carrying_api
 from .sender import Sender
@@ -57,25 +56,6 @@ DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
 # a few (one HTTP request and two transactions per batch are most of the worker's cost); a message waits
 # at most this much longer.
 LINGER_SECONDS = 0.02
-_SUB_KEYS = ("tracking", "urlOptions", "sendingSpeedLimit")
-
-
-def _spec(msg: Message, hook: str | None, extras: dict[str, Any]) -> str:
-    """The advanced-API message minus destinations, with the bridge's own notifyUrl (JSON)."""
-    dests, msg.destinations = msg.destinations, []  # request-local object: cheaper than dataclasses.replace
-    try:
-        body = message_to_advanced(msg)
-    finally:
-        msg.destinations = dests
-    body.pop("destinations", None)
-    if hook:
-        body["notifyUrl"], body["notifyContentType"] = hook, "application/json"
-    else:
-        body.pop("notifyUrl", None)
-        body.pop("notifyContentType", None)
-    if extras:
-        body["_submission"] = extras
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 class Dispatcher:
@@ -156,12 +136,12 @@ class Dispatcher:
         if ids and sub.bulk_id is None and sub.destination_count > 1:
             sub.bulk_id = new_id()
         record.bulk_id = sub.bulk_id
-        extras = _extras(sub)
+        extras = submission_options(sub)
         lease = self.clock.now() + self.lease_seconds if ids else None
         rows: list[MessageRow] = []
         upstream_messages = []
         for m in sub.messages:
-            spec, send_at = _spec(m, hook, extras), parse_time(m.send_at)
+            spec, send_at = encode_spec(m, hook, extras), parse_time(m.send_at)
             dests = []
             for d in m.destinations:
                 upstream_id = (d.message_id or new_id()) if ids else None
@@ -266,11 +246,11 @@ class Dispatcher:
             sub.bulk_id = new_id()
         record.bulk_id = sub.bulk_id
         hook = self.hook_url(record.token)
-        extras = _extras(sub)
+        extras = submission_options(sub)
         result = SubmissionResult(bulk_id=sub.bulk_id)
         rows: list[MessageRow] = []
         for m in sub.messages:  # per message, not per destination: spec, smsCount, sendAt
-            spec = _spec(m, hook, extras)
+            spec = encode_spec(m, hook, extras)
             count = sms_count(m.text, m.language_code, m.transliteration)
             send_at = parse_time(m.send_at)
             for d, upstream_id in zip(m.destinations, new_ids(len(m.destinations)), strict=True):
@@ -280,14 +260,6 @@ class Dispatcher:
         self._store(record, rows, sub, "accepted")
         self._wake()
         return result
-
-
-def _extras(sub: Submission) -> dict[str, Any]:
-    """The submission-level options a stored spec carries (for the queue worker's request)."""
-    if not (sub.tracking or sub.url_options or sub.sending_speed_limit):
-        return {}
-    wire = submission_to_extras(sub)
-    return {k: wire[k] for k in _SUB_KEYS if k in wire}
 
 
 _FIELDS = (("to", "to"), ("message_id", "messageId"), ("sender", "from"), ("text", "text"),
@@ -320,11 +292,6 @@ def unstorable(sub: Submission) -> dict[str, list[str]]:
             elif not _encodable(getattr(m, attr, None)):
                 errors[prefix + name] = reason
     return errors or {"request": reason}
-
-
-def submission_to_extras(sub: Submission) -> dict[str, Any]:
-    """The submission-level advanced-API fields (tracking, urlOptions, sendingSpeedLimit)."""
-    return submission_to_advanced(dataclasses.replace(sub, messages=[]))
 
 
 class QueueWorker:
@@ -394,31 +361,19 @@ class QueueWorker:
         rows = self.store.claim_batch(self.max_batch, self.lease_seconds)
         if not rows:
             return 0
-        specs: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            if r.spec not in specs:
-                specs[r.spec] = json.loads(r.spec)
-        first = specs[rows[0].spec].get("_submission")
-        same = [r for r in rows if specs[r.spec].get("_submission") == first]
+        specs = decode_specs(r.spec for r in rows)
+        first = options(specs[rows[0].spec])
+        same = [r for r in rows if options(specs[r.spec]) == first]
         if len(same) < len(rows):  # submission-level options differ: those wait for a batch of their own
-            self.store.release([r.row_id for r in rows if specs[r.spec].get("_submission") != first])
+            self.store.release([r.row_id for r in rows if options(specs[r.spec]) != first])
             rows = same
-        self._forward(rows, specs, first or {})
+        self._forward(rows, specs)
         return len(rows)
 
-    def _forward(self, rows: list[QueuedMessage], specs: dict[str, dict[str, Any]], extras: dict[str, Any]) -> None:
-        groups: dict[str, list[dict[str, str]]] = {}
-        for r in rows:
-            groups.setdefault(r.spec, []).append({"to": r.to, "messageId": r.upstream_message_id})
-        messages = []
-        for spec, destinations in groups.items():
-            m = {k: v for k, v in specs[spec].items() if k != "_submission"}
-            m["destinations"] = destinations
-            messages.append(m)
-        body: dict[str, Any] = {"messages": messages, **extras, "includeSmsCountInResponse": True}
-        bulks = {r.bulk_id for r in rows}
-        if len(bulks) == 1 and rows[0].bulk_id:  # a batch mixing submissions leaves the bulkId to the upstream;
-            body["bulkId"] = rows[0].bulk_id  # the caller's bulkId stays in the record and in its reports
+    def _forward(self, rows: list[QueuedMessage], specs: dict[str, dict[str, Any]]) -> None:
+        # a batch mixing submissions leaves the bulkId to the upstream; the caller's stays in the record and reports
+        one_bulk = rows[0].bulk_id if len({r.bulk_id for r in rows}) == 1 else None
+        body = advanced_batch([(r.spec, r.to, r.upstream_message_id) for r in rows], specs, one_bulk)
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []
         now = self.clock.now()
@@ -432,8 +387,8 @@ class QueueWorker:
                 # refused, never its neighbours; the refused attempt stays on the record
                 self.store.batch_failed(batch, attempt, len(rows), [])
                 half = len(rows) // 2
-                self._forward(rows[:half], specs, extras)
-                self._forward(rows[half:], specs, extras)
+                self._forward(rows[:half], specs)
+                self._forward(rows[half:], specs)
                 return
             if isinstance(exc, UpstreamRefused) and exc.status == 400:  # the upstream refused the request: final
                 status = STATUS_BY_NAME["REJECTED_SYSTEM_ERROR"]
