@@ -134,7 +134,9 @@ def test_on_upstream_failure_fail_answers_the_error_and_a_template_can_choose(ma
     assert t.status_code == 200 and t.json()["messages"][0]["status"]["name"] == "PENDING_ACCEPTED", t.text
     wait_for(lambda: [m["text"] for m in sandbox.messages()] == ["[ALARM] HQ: queued by the template"],
              what="sent once")
-    assert _metric(bridge, "handed_over") == 1 and _metric(bridge, "retried") == 1
+    # handed over once; retried at least once (the queue's first try met the second 429; on a loaded machine a
+    # lease may also run out once more before the answer is recorded: still one message, the assertion above)
+    assert _metric(bridge, "handed_over") == 1 and _metric(bridge, "retried") >= 1
 
 
 # -- item 6: a timeout is unknown, then reconciled --------------------------------------------
