@@ -76,6 +76,7 @@ def configure(level: str = "INFO", fmt: str = "text", masking: Masking | None = 
         if not any(isinstance(f, RequestIdFilter) for f in h.filters):
             h.addFilter(RequestIdFilter())
     root.setLevel(level.upper())
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))  # its INFO lines are noise at every start
 
 
 def install_access_log(app: Flask, masking: Masking | None = None) -> None:
