@@ -266,13 +266,16 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database to the newest schema revision (the bridge also does this at start)."""
-    from gateway.store.migrations import head, upgrade
+    from gateway.store.migrations import NewerSchema, head, upgrade
     from gateway.store.opening import open_store
 
     config = load_config(args.config)
     db = open_store(config.store.path, synchronous=config.store.synchronous, migrate=False)
     try:
-        ran = upgrade(db)
+        try:
+            ran = upgrade(db)
+        except NewerSchema as exc:
+            raise StoreUnavailable(db.path, exc.reason) from None
         print(f"{db.path}: at revision {db.revision()} (head {head()});"
               f" {'ran ' + ', '.join(ran) if ran else 'nothing to do'}")
     finally:

@@ -84,7 +84,7 @@ def test_fresh_database_is_created_at_head_and_migrate_is_idempotent(pg_database
     cfg.write_text(yaml.safe_dump(raw))
 
     def migrate() -> str:
-        out = subprocess.run([sys.executable, "app.py", "--config", str(cfg), "migrate"], cwd=ROOT,
+        out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--config", str(cfg), "migrate"], cwd=tmp_path,
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return out.stdout
@@ -96,7 +96,41 @@ def test_fresh_database_is_created_at_head_and_migrate_is_idempotent(pg_database
     db.close()
 
 
-def test_newer_schema_is_refused_with_what_to_run(pg_database):
+def test_fresh_database_has_every_table_and_index_the_metadata_declares(pg_database):
+    from tests.test_store_migrations import _declared, _schema
+
+    db = Database(pg_database())
+    tables, indexes = _schema(db)
+    declared_tables, declared_indexes = _declared()
+    assert tables.pop("alembic_version") == {"version_num"}
+    assert (tables, indexes) == (declared_tables, declared_indexes)
+    db.close()
+
+
+def test_bridges_opening_one_new_database_at_once_migrate_it_once(pg_database):
+    url = pg_database()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            open_store(url).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = Database(url, migrate=False)
+    assert db.revision() == head()
+    db.close()
+
+
+def test_newer_schema_is_refused_with_what_to_run(pg_database, tmp_path):
     url = pg_database()
     db = Database(url)
     with db.transaction() as c:
@@ -106,6 +140,14 @@ def test_newer_schema_is_refused_with_what_to_run(pg_database):
         open_store(url)
     assert "9999_from_the_future" in str(err.value) and "newer than this bridge" in str(err.value)
     assert "run the smsbridge release" in str(err.value)
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    raw["store"] = {"url": url}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--config", str(cfg), "--port", "0",
+                          "--sandbox-port", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    assert "newer than this bridge knows" in out.stderr
 
 
 def test_password_in_the_url_never_shows(pg_database):
