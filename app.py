@@ -117,11 +117,10 @@ def _serve(config, listener, upstream_url: str | None, child: bool = False) -> i
 def _supervise(args: argparse.Namespace, config, listener, upstream_url: str | None, workers: int) -> int:
     """``--workers N``: migrate and requeue once, then N children on the shared socket (gateway/supervisor.py)."""
     from gateway.clock import SystemClock
-    from gateway.store.engine import Database
+    from gateway.store.opening import open_store
     from gateway.store.records import Store
 
-    Path(config.store.path).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(config.store.path, synchronous=config.store.synchronous)
+    db = open_store(config.store.path, synchronous=config.store.synchronous)
     try:
         uisessions.close_all(db)  # once for all children; a restarted child keeps its siblings' sessions
         n = Store(db, SystemClock()).requeue_inflight()
@@ -267,14 +266,17 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database to the newest schema revision (the bridge also does this at start)."""
-    from gateway.store.migrations import head, upgrade
+    from gateway.store.migrations import NewerSchema, head, upgrade
     from gateway.store.opening import open_store
 
     config = load_config(args.config)
     db = open_store(config.store.path, synchronous=config.store.synchronous, migrate=False)
     try:
-        ran = upgrade(db)
-        print(f"{config.store.path}: at revision {db.revision()} (head {head()});"
+        try:
+            ran = upgrade(db)
+        except NewerSchema as exc:
+            raise StoreUnavailable(db.path, exc.reason) from None
+        print(f"{db.path}: at revision {db.revision()} (head {head()});"
               f" {'ran ' + ', '.join(ran) if ran else 'nothing to do'}")
     finally:
         db.close()
@@ -286,6 +288,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from gateway.store.backup import BackupError, backup_sqlite
 
     config = load_config(args.config)
+    if "://" in config.store.path:
+        print("backup: the store is on PostgreSQL: back it up with pg_dump (docs/deployment.md)", file=sys.stderr)
+        return 1
     try:
         size = backup_sqlite(config.store.path, args.file)
     except BackupError as exc:

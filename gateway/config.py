@@ -161,10 +161,35 @@ class Server:
 
 @dataclass
 class Store:
-    path: str = "data/smsbridge.db"  # relative paths are relative to the working directory
+    # store.url: sqlite:///<file> (the default, = store.path) or postgresql://user:pw@host/db (psycopg 3).
+    # After loading, ``path`` is what the engine opens: the SQLite file, or the PostgreSQL URL.
+    url: str = ""
+    path: str = "data/smsbridge.db"  # relative paths are relative to the working directory (a synonym of url)
     synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
     retention_hours: float = 48.0  # messages and reports are pruned this long after their last update
     prune_interval: float = 3600.0  # seconds between prune runs of a serving bridge (0: never)
+
+
+_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def _store_url(store: Store, problems: list[tuple[str, str]]) -> None:
+    """Resolve ``store.url`` (or its synonym ``store.path``) into ``store.url`` and ``store.path``."""
+    url = (store.url or "").strip()
+    if not url:
+        store.url = f"sqlite:///{store.path}"
+        return
+    if not url.startswith(_STORE_SCHEMES):
+        problems.append(("store.url", "must be sqlite:///<file> or postgresql://<user>@<host>/<database>"))
+        return
+    if url.startswith("sqlite:///"):
+        if not url[len("sqlite:///"):]:
+            problems.append(("store.url", "sqlite:/// needs a file name (sqlite:///data/smsbridge.db)"))
+            return
+        store.path = url[len("sqlite:///"):]
+    else:
+        store.path = url
+    store.url = url
 
 
 @dataclass
@@ -551,6 +576,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         problems.append(("outbox.max_batch", "must be at least 1 (1: one report per POST)"))
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(("store.synchronous", "must be FULL or NORMAL"))
+    _store_url(store, problems)
     limits = _limits(r, raw.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)

@@ -101,16 +101,23 @@ BridgeFactory = Callable[..., Bridge]
 
 
 @pytest.fixture
-def make_bridge(sandbox: Sandbox, tmp_path: Path) -> Iterator[BridgeFactory]:
+def bridge_store(tmp_path: Path) -> Callable[[int], dict[str, Any]]:
+    """The ``store`` section of the n-th bridge a test starts: its own SQLite file under ``tmp_path``
+    (tests/test_postgres.py overrides it: a fresh PostgreSQL database each)."""
+    return lambda n: {"path": str(tmp_path / f"bridge{n}.db")}
+
+
+@pytest.fixture
+def make_bridge(sandbox: Sandbox, bridge_store: Callable[[int], dict[str, Any]]) -> Iterator[BridgeFactory]:
     """Start a bridge on the default config, changed by ``mutate(raw_config)``, against ``upstream_url``.
 
-    Each bridge gets its own SQLite file under ``tmp_path`` and a fast outbox time scale."""
+    Each bridge gets its own store (``bridge_store``: a SQLite file) and a fast outbox time scale."""
     started: list[tuple[ServerThread, Any]] = []
 
     def make(mutate: Callable[[dict[str, Any]], None] | None = None, upstream_url: str | None = None,
              clock: Any = None) -> Bridge:
         raw = copy.deepcopy(default_raw_config())
-        raw["store"] = {"path": str(tmp_path / f"bridge{len(started)}.db")}
+        raw["store"] = bridge_store(len(started))
         raw["outbox"] = {"time_scale": 0.001, "workers": 2}
         # the loopback test receiver: an explicit opt-in for the demo caller (the shipped config refuses it)
         raw["callers"]["demo"]["allow"]["loopback"] = True

@@ -55,3 +55,52 @@ def test_a_store_that_cannot_be_opened_stops_with_one_sentence(tmp_path, command
         lines = [ln for ln in out.stderr.splitlines() if "cannot open the store" in ln]
         assert lines == [f"smsbridge: cannot open the store {path}: {reason}"], out.stderr
     assert not Path("/sys/smsbridge-test.db").exists()
+
+
+@pytest.mark.parametrize("command", [(), ("migrate",)])
+def test_a_newer_schema_stops_the_bridge_with_what_to_run(tmp_path, command):
+    """A database a newer bridge migrated is left alone: the bridge (and migrate) stop with one sentence."""
+    from gateway.store.engine import Database
+
+    path = str(tmp_path / "newer.db")
+    db = Database(path)
+    with db.transaction() as c:
+        c.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    db.close()
+    out = _run(tmp_path, path, *command)
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if "cannot open the store" in ln]
+    assert len(lines) == 1 and "'9999_from_the_future', newer than this bridge knows" in lines[0], out.stderr
+    assert "run the smsbridge release that migrated it" in lines[0]
+    check = Database(path, migrate=False)
+    assert check.revision() == "9999_from_the_future"  # nothing changed
+    check.close()
+
+
+@pytest.mark.parametrize("store, path, url", [
+    ({}, "data/smsbridge.db", "sqlite:///data/smsbridge.db"),
+    ({"path": "x/y.db"}, "x/y.db", "sqlite:///x/y.db"),  # the synonym
+    ({"url": "sqlite:///z.db"}, "z.db", "sqlite:///z.db"),
+    ({"url": "postgresql://u@127.0.0.1/db"}, "postgresql://u@127.0.0.1/db", "postgresql://u@127.0.0.1/db"),
+])
+def test_store_url_and_its_synonym_path(store, path, url):
+    from gateway.config import build_config
+
+    raw = default_raw_config()
+    raw["store"] = store
+    config = build_config(raw, env={})
+    assert (config.store.path, config.store.url) == (path, url)
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("mysql://u@h/db", "must be sqlite:///<file> or postgresql://"),
+    ("sqlite:///", "sqlite:/// needs a file name"),
+])
+def test_a_bad_store_url_is_refused_naming_the_key(url, reason):
+    from gateway.config import ConfigError, build_config
+
+    raw = default_raw_config()
+    raw["store"] = {"url": url}
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, env={})
+    assert any(p == "store.url" and reason in m for p, m in err.value.problems), err.value.problems

@@ -16,3 +16,13 @@ INSERTS: dict[str, Callable[[sa.Table], Any]] = {"sqlite": sqlite.insert, "postg
 def insert(conn: sa.Connection, table: sa.Table) -> Any:
     """The dialect's ``INSERT`` for ``table`` (with ``on_conflict_do_nothing``)."""
     return INSERTS[conn.dialect.name](table)
+
+
+def inserted(conn: sa.Connection, stmt: Any) -> bool:
+    """Run ``stmt`` (an ``INSERT … ON CONFLICT DO NOTHING`` of one row); whether it inserted the row. On
+    PostgreSQL SQLAlchemy adds ``RETURNING id`` to a one-row insert, which leaves ``rowcount`` at -1: ask
+    for a returned column instead."""
+    if conn.dialect.name == "sqlite":
+        return bool(conn.execute(stmt).rowcount == 1)
+    table = stmt.table
+    return conn.execute(stmt.returning(*table.primary_key.columns)).first() is not None

@@ -117,8 +117,23 @@ def _raw(conn: sa.Connection) -> Any:
 
 
 def url_of(path: str) -> str:
-    """A SQLAlchemy URL for ``path`` (a file name means SQLite)."""
-    return path if "://" in path else f"sqlite:///{path}"
+    """A SQLAlchemy URL for ``path`` (a file name means SQLite; ``postgresql://`` means psycopg 3)."""
+    if "://" not in path:
+        return f"sqlite:///{path}"
+    for plain in ("postgresql://", "postgres://"):
+        if path.startswith(plain):
+            return "postgresql+psycopg://" + path[len(plain):]
+    return path
+
+
+def shown(url: str) -> str:
+    """``url`` safe for logs and messages: a password in it is masked (a file path is shown as is)."""
+    if "://" not in url:
+        return url
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("://", 1)[0] + "://…"
 
 
 def _close_all(conns: list[Connection], engine: sa.Engine) -> None:
@@ -158,14 +173,20 @@ class Database:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
         self.url = url_of(str(path))
-        self.path = str(path)
+        self.path = shown(str(path))  # for messages: a PostgreSQL URL's password masked
         self.synchronous = synchronous
         self.busy_timeout_ms = int(busy_timeout_ms)
         self.sqlite = self.url.startswith("sqlite")
+        self.postgresql = self.url.startswith("postgresql")
         kw: dict[str, Any] = {}
         if self.sqlite:
             kw["connect_args"] = {"timeout": self.busy_timeout_ms / 1000, "check_same_thread": False}
+        elif self.postgresql:  # statements wait at most busy_timeout for a lock (SQLite's busy_timeout)
+            kw["connect_args"] = {"connect_timeout": 10,
+                                  "options": f"-c lock_timeout={self.busy_timeout_ms} -c statement_timeout=0"}
         # NullPool: each thread keeps its own connection for its life (see connection()), no pool in between.
+        # PostgreSQL too: a process holds one server connection per thread that touches the store (see
+        # docs/deployment.md for the sizing rule), and a closed Database closes them all.
         self.engine = sa.create_engine(self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **kw)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_setup(self.busy_timeout_ms, self.synchronous))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
-from .dialects import insert
+from .dialects import insert, inserted
 from .engine import Connection, Database
 from .schema import idempotency as T
 from .schema import messages as M
@@ -44,7 +44,7 @@ def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, now: flo
     free = T.c.expires_at <= now
     if take_stale:
         free = or_(free, and_(T.c.state == "inflight", T.c.lease_until <= now))
-    if c.execute(insert(c, T).values(**values).on_conflict_do_nothing()).rowcount == 1:
+    if inserted(c, insert(c, T).values(**values).on_conflict_do_nothing()):
         return Slot(RESERVED)
     values.pop("caller"), values.pop("key")
     if c.execute(update(T).where(mine, free).values(**values)).rowcount == 1:
@@ -108,7 +108,7 @@ def reserve_many(db: Database, caller: str, keys: Sequence[str], fingerprint: st
         for key in keys:
             values = {"caller": caller, "key": key, "fingerprint": fingerprint, "state": "done", "replays": 0,
                       "lease_until": now, "expires_at": now + ttl, "created_at": now, "updated_at": now}
-            if c.execute(insert(c, T).values(**values).on_conflict_do_nothing()).rowcount == 1:
+            if inserted(c, insert(c, T).values(**values).on_conflict_do_nothing()):
                 continue
             values.pop("caller"), values.pop("key")
             if c.execute(update(T).where(T.c.caller == caller, T.c.key == key, T.c.expires_at <= now)

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .engine import Database, url_of
+from .engine import Database, shown, url_of
+from .migrations import NewerSchema
 
 
 class StoreUnavailable(Exception):
@@ -52,9 +53,11 @@ def open_store(path: str, **kw: Any) -> Database:
             with db.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         return db
+    except NewerSchema as exc:
+        raise StoreUnavailable(shown(path), exc.reason) from None
     except (OSError, SQLAlchemyError) as exc:
         reason = _os_reason(path) if sqlite else None
         if reason is None:
             orig = getattr(exc, "orig", None) or exc
             reason = getattr(orig, "strerror", None) or str(orig).splitlines()[0]
-        raise StoreUnavailable(path, reason) from None
+        raise StoreUnavailable(shown(path), reason) from None

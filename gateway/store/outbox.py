@@ -101,6 +101,15 @@ _DUE_LIKE = (select(J).where(_due(_NOW), J.c.kind == bindparam("k"), J.c.method 
                              J.c.content_type.is_not_distinct_from(bindparam("ct")),
                              J.c.caller.is_not_distinct_from(bindparam("c")))
              .order_by(J.c.next_at, J.c.id).limit(bindparam("n")))
+# PostgreSQL (several processes, no process write lock): jobs another transaction is leasing are skipped
+_LOCKED = {id(_DUE): _DUE.with_for_update(skip_locked=True), id(_DUE_LIKE): _DUE_LIKE.with_for_update(skip_locked=True)}
+
+
+def _claim(conn: Connection, stmt: Any) -> Any:
+    """``stmt`` as this dialect claims with it (``FOR UPDATE SKIP LOCKED`` but on SQLite)."""
+    return stmt if conn.dialect.name == "sqlite" else _LOCKED[id(stmt)]
+
+
 _LEASE = (update(J).where(J.c.id.in_(_IDS), _due(_NOW))
           .values(state="leased", lease_until=bindparam("until"), lease_token=bindparam("token"), updated_at=_NOW))
 _MINE = select(J.c.id).where(J.c.lease_token == bindparam("token"))
@@ -161,14 +170,14 @@ class OutboxStore:
     @staticmethod
     def due(conn: Connection, now: float, limit: int) -> list[Job]:
         """The most overdue jobs, up to ``limit``."""
-        return [Job.from_row(r) for r in conn.execute(_DUE, {"now": now, "n": limit}).mappings()]
+        return [Job.from_row(r) for r in conn.execute(_claim(conn, _DUE), {"now": now, "n": limit}).mappings()]
 
     @staticmethod
     def due_like(conn: Connection, job: Job, now: float, limit: int) -> list[Job]:
         """Due jobs that could be merged with ``job`` (same :meth:`Job.group_key`), ``job`` itself included."""
         k, m, u, h, ct, c = job.group_key()
         params = {"now": now, "k": k, "m": m, "u": u, "h": h, "ct": ct, "c": c, "n": limit}
-        return [Job.from_row(r) for r in conn.execute(_DUE_LIKE, params).mappings()]
+        return [Job.from_row(r) for r in conn.execute(_claim(conn, _DUE_LIKE), params).mappings()]
 
     @staticmethod
     def lease(conn: Connection, ids: list[int], now: float, until: float, token: str) -> set[int]:
@@ -176,7 +185,7 @@ class OutboxStore:
         n = conn.execute(_LEASE, {"ids": ids, "now": now, "until": until, "token": token}).rowcount
         if n == len(ids):
             return set(ids)
-        return set(conn.execute(_MINE, {"token": token}).scalars())  # cannot happen under the write lock
+        return set(conn.execute(_MINE, {"token": token}).scalars())  # SQLite: cannot happen under the write lock
 
     # -- outcomes ------------------------------------------------------------------------------
     def record(self, now: float, refused: Sequence[tuple[Job, str, str]], released: Sequence[tuple[Job, str]],

@@ -73,6 +73,13 @@ _FIRST_CHANGES = Prepared(insert(status_changes).from_select(
     select(M.c.id, M.c.created_at, case((M.c.mode == "queued", literal("queue")), else_=literal("answer")),
            M.c.status_name, M.c.status_group_name, M.c.state)
     .where(M.c.submission_id.between(bindparam("lo"), bindparam("hi")))))
+# PostgreSQL (no process-wide write lock, several processes): ids come from the sequence, read back in order
+_RETURNING_SUBMISSIONS = insert(submissions).returning(submissions.c.id, sort_by_parameter_order=True)
+_FIRST_CHANGES_OF = insert(status_changes).from_select(
+    ["message_row", "at", "source", "status_name", "group_name", "detail"],
+    select(M.c.id, M.c.created_at, case((M.c.mode == "queued", literal("queue")), else_=literal("answer")),
+           M.c.status_name, M.c.status_group_name, M.c.state)
+    .where(M.c.submission_id.in_(bindparam("sids", expanding=True))))
 _CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries)
 _CLAIM_DUE = Prepared(select(*_CLAIM_COLS).where(M.c.state == "queued", M.c.next_at <= bindparam("now"))
                       .order_by(M.c.next_at, M.c.id).limit(bindparam("n")))
@@ -84,6 +91,9 @@ _CLAIM_EXPIRED = Prepared(select(*_CLAIM_COLS).where(or_(M.c.state == "sending",
 # updated_at is left alone (an indexed column: one b-tree move less per row); prune skips leased rows
 _LEASE = Prepared(update(M).where(M.c.id.in_(_IDS)).values(state="sending", lease_until=bindparam("until")),
                   expanding="ids")
+# PostgreSQL: rows another process's open claim holds are skipped, not waited for (nor claimed twice)
+_CLAIM_DUE_LOCKED = _CLAIM_DUE.stmt.with_for_update(skip_locked=True)
+_CLAIM_EXPIRED_LOCKED = _CLAIM_EXPIRED.stmt.with_for_update(skip_locked=True)
 _RELEASE = (update(M).where(M.c.id.in_(_IDS), M.c.state == "sending")
             .values(state="queued", lease_until=None, next_at=bindparam("at")))
 _REQUEUE = (update(M).where(M.c.state == "sending", M.c.upstream_message_id.is_not(None), M.c.spec != "")
@@ -245,12 +255,18 @@ class Store:
     @staticmethod
     def _write_records(c: Connection, group: list[_Record]) -> list[int]:
         """One group of records: a handful of statements whatever its size. The submissions' ids are
-        assigned here (MAX(id)+1…, safe: the write lock is held), so the messages need no read-back."""
-        first = int(_NEXT_SUBMISSION.run(c).fetchone()[0]) + 1
-        ids = list(range(first, first + len(group)))
-        _INSERT_SUBMISSION.many(c, [
-            (sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now)
-            for sid, (sub, rows, _, error, _, now) in zip(ids, group, strict=True)])
+        assigned here (SQLite: MAX(id)+1…, safe: the write lock is held, so the messages need no read-back;
+        PostgreSQL: from the sequence, by ``INSERT … RETURNING`` in parameter order)."""
+        if c.dialect.name == "sqlite":
+            first = int(_NEXT_SUBMISSION.run(c).fetchone()[0]) + 1
+            ids = list(range(first, first + len(group)))
+            _INSERT_SUBMISSION.many(c, [
+                (sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now)
+                for sid, (sub, rows, _, error, _, now) in zip(ids, group, strict=True)])
+        else:
+            ids = [int(i) for i in c.execute(_RETURNING_SUBMISSIONS, [dict(zip(_SUBMISSION_KEYS[1:], (
+                sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now),
+                strict=True)) for sub, rows, _, error, _, now in group]).scalars()]
         messages: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
         for sid, (sub, rows, tries, error, upstream_bulk_id, now) in zip(ids, group, strict=True):
@@ -262,7 +278,10 @@ class Store:
         _INSERT_MESSAGE.many(c, messages)
         if attempts:
             _INSERT_ATTEMPT.many(c, attempts)
-        _FIRST_CHANGES.run(c, {"lo": first, "hi": ids[-1]})
+        if c.dialect.name == "sqlite":
+            _FIRST_CHANGES.run(c, {"lo": ids[0], "hi": ids[-1]})
+        else:
+            c.execute(_FIRST_CHANGES_OF, {"sids": ids})
         return ids
 
     def settle(self, sid: int, outcomes: Sequence[Settled], attempts: Sequence[Attempt] = (), *,
@@ -318,9 +337,14 @@ class Store:
         small queued sends share one upstream request; one select and one update per batch)."""
         now = self.clock.now()
         with self.db.transaction(relaxed=True) as c:
-            rows = _CLAIM_DUE.run(c, {"now": now, "n": max_batch}).fetchall()
-            if len(rows) < max_batch:  # leases that ran out (a worker died mid-request) are due again
-                rows += _CLAIM_EXPIRED.run(c, {"now": now, "n": max_batch - len(rows)}).fetchall()
+            if c.dialect.name == "sqlite":  # the write lock is held: nobody else claims meanwhile
+                rows = _CLAIM_DUE.run(c, {"now": now, "n": max_batch}).fetchall()
+                if len(rows) < max_batch:  # leases that ran out (a worker died mid-request) are due again
+                    rows += _CLAIM_EXPIRED.run(c, {"now": now, "n": max_batch - len(rows)}).fetchall()
+            else:  # FOR UPDATE SKIP LOCKED: other processes' claims in progress are passed over
+                rows = list(c.execute(_CLAIM_DUE_LOCKED, {"now": now, "n": max_batch}))
+                if len(rows) < max_batch:
+                    rows += list(c.execute(_CLAIM_EXPIRED_LOCKED, {"now": now, "n": max_batch - len(rows)}))
             for ids in _chunks([r[0] for r in rows]):
                 _LEASE.run(c, {"ids": ids, "until": now + lease_seconds})
         return [QueuedMessage(*r) for r in rows]

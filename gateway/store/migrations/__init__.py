@@ -10,6 +10,11 @@ which on a driver in autocommit would commit ours early.
 - A database written by an older bridge (``schema_migrations``, versions 1-6) runs the baseline revision,
   which replays only the versions it lacks, then the later revisions.
 - A database under Alembic runs the revisions it has not run.
+- A database at a revision this bridge does not know (written by a newer bridge) is refused
+  (:class:`NewerSchema`): nothing is changed.
+
+On PostgreSQL the same runs inside one transaction (PostgreSQL runs DDL in transactions too) under a
+transaction-scoped advisory lock, so bridges starting at once on one new database take turns.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 
 from ..schema import metadata
 
@@ -46,11 +52,36 @@ def head() -> str:
     return out
 
 
+#: the advisory lock key migrations take on PostgreSQL (any constant: "smsbridge" folded into a bigint)
+MIGRATION_LOCK = 0x736D7362726964
+
+
+class NewerSchema(Exception):
+    """The database is at a revision this bridge does not know; ``str()`` says what to run."""
+
+    def __init__(self, where: str, revision: str) -> None:
+        self.reason = (f"it is at schema revision {revision!r}, newer than this bridge knows (its newest is "
+                       f"{head()!r}): run the smsbridge release that migrated it (or newer), or restore a "
+                       f"backup taken before that upgrade")
+        super().__init__(f"the database {where}: {self.reason}")
+        self.revision = revision
+
+
+def _known(rev: str) -> bool:
+    try:
+        return script().get_revision(rev) is not None
+    except CommandError:
+        return False
+
+
 def upgrade(db: Database) -> list[str]:
-    """Bring ``db`` to the head revision; return the revisions run (``["create_all"]`` for a new one)."""
+    """Bring ``db`` to the head revision; return the revisions run (``["create_all"]`` for a new one).
+    Raises :class:`NewerSchema` (nothing changed) on a database a newer bridge migrated."""
     with db.transaction() as conn:
         if not conn.in_transaction():  # SQLAlchemy-level: Alembic then leaves BEGIN/COMMIT to the engine
             conn.begin()
+        if conn.dialect.name == "postgresql":  # one migrator at a time; released at COMMIT
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         names = set(sa.inspect(conn).get_table_names())
         ctx = MigrationContext.configure(conn, opts={"target_metadata": metadata})
         if not names & ({"alembic_version", "schema_migrations"} | set(metadata.tables)):
@@ -58,6 +89,8 @@ def upgrade(db: Database) -> list[str]:
             ctx.stamp(script(), "head")
             return ["create_all"]
         current = ctx.get_current_revision()
+        if current is not None and not _known(current):
+            raise NewerSchema(db.path, current)
         steps = script()._upgrade_revs("head", current)
         if not steps:
             return []
