@@ -139,7 +139,8 @@ def test_bridge_never_says_nothing_was_sent_when_the_answer_was_dropped(make_bri
                                                "text": "x"})
     assert r.status_code == 504, r.text
     assert "may have been accepted" in r.json()["requestError"]["serviceException"]["text"]
-    assert len(sandbox.messages()) == 1, sandbox.messages()
+    # (by text: a bridge of an earlier test may still be settling its own message into this shared sandbox)
+    assert [m["to"] for m in sandbox.messages() if m["text"] == "x"] == ["41793026727"], sandbox.messages()
     default = make_bridge()
     assert _set(sandbox, {"drop": drop, "count": 1}).ok
     r = default.get("/sms/1/text/query", params={"username": "demo", "password": "demo", "to": "41793026728",
