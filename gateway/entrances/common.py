@@ -17,9 +17,10 @@ from ..placeholders import Hygiene
 from ..send.rejects import Rejected, merge_rejected, rejected_rows
 from ..services import bridge
 from ..store.records import SubmissionRecord
-from ..validate import Errors, parse_int
+from ..validate import Errors, parse_datetime, parse_enum, parse_int
 from ..wire.formats import negotiate
 from ..wire.jsonbody import loads
+from ..wire.statuses import GROUPS
 from .querystring import QueryParams, parse_form, parse_query
 
 log = logging.getLogger("smsbridge")
@@ -57,6 +58,22 @@ def pull_limit(params: QueryParams, errs: Errors) -> int:
     """The ``limit`` of a pull (reports, logs, inbox): 1..1000, default 50."""
     limit = parse_int("limit", params.get("limit") or None, 1, PULL_MAX, errs)
     return PULL_DEFAULT if limit is None else limit
+
+
+def log_filters(params: QueryParams, errs: Errors, sender: str, destination: str) -> dict[str, Any]:
+    """The filters both log pulls share (v1 names the sender and destination parameters ``from``/``to``, v3
+    ``sender``/``destination``): the time window, the general status, bulk and message ids; bad values into
+    ``errs``. Keys are the store's (``reports.pulls.logs``)."""
+    since = parse_datetime("sentSince", params.get("sentSince"), errs)
+    until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
+    status = parse_enum("generalStatus", (params.get("generalStatus") or "").upper() or None,
+                        tuple(GROUPS.values()), errs)
+    return {
+        "sender": params.get(sender), "generalStatus": status,
+        "destination": (params.get(destination) or "").strip().lstrip("+") or None,  # stored as international digits
+        "bulkId": param_list(params, "bulkId"), "messageId": param_list(params, "messageId"),
+        "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
+    }
 
 
 def param_list(params: QueryParams, name: str) -> list[str]:

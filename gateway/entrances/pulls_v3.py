@@ -9,10 +9,9 @@ from flask import Blueprint, Response, g
 from ..config import Caller
 from ..reports.pulls import decode_cursor, logs, pull_reports
 from ..services import bridge
-from ..validate import Errors, parse_bool, parse_datetime, parse_enum
+from ..validate import Errors, parse_bool
 from ..wire.formats import JSON, render
-from ..wire.statuses import GROUPS
-from .common import authenticate, param_list, pull_limit, request_params
+from .common import authenticate, log_filters, param_list, pull_limit, request_params
 
 bp = Blueprint("pulls_v3", __name__)
 
@@ -40,10 +39,7 @@ def logs_v3() -> Response:
     params = request_params()
     errs = Errors()
     limit = pull_limit(params, errs)
-    since = parse_datetime("sentSince", params.get("sentSince"), errs)
-    until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
-    status = parse_enum("generalStatus", (params.get("generalStatus") or "").upper() or None,
-                        tuple(GROUPS.values()), errs)
+    filters = log_filters(params, errs, "sender", "destination")
     use_cursor = parse_bool("useCursor", params.get("useCursor"), errs)
     if params.get("mnc") and not params.get("mcc"):
         errs.add("mnc", "needs mcc")
@@ -53,14 +49,9 @@ def logs_v3() -> Response:
         if before is None:
             errs.add("cursor", "is not a cursor this API returned")
     errs.raise_if_any()
-    filters: dict[str, Any] = {
-        "sender": params.get("sender"), "destination": (params.get("destination") or "").strip().lstrip("+") or None,
-        "generalStatus": status, "entityId": params.get("entityId"), "applicationId": params.get("applicationId"),
-        "mcc": params.get("mcc"), "mnc": params.get("mnc"),
-        "bulkId": param_list(params, "bulkId"), "messageId": param_list(params, "messageId"),
-        "campaignReferenceId": param_list(params, "campaignReferenceId"),
-        "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
-    }
+    filters.update({"entityId": params.get("entityId"), "applicationId": params.get("applicationId"),
+                    "mcc": params.get("mcc"), "mnc": params.get("mnc"),
+                    "campaignReferenceId": param_list(params, "campaignReferenceId")})
     page, nxt = logs(bridge().store, caller.name, filters, limit, before)
     body: dict[str, Any] = {"results": page}
     if use_cursor or before is not None:

@@ -9,10 +9,9 @@ from flask import Blueprint, Response, jsonify, request
 from ..model import ApiError
 from ..reports.pulls import logs_v1, pull_reports_v1
 from ..services import bridge
-from ..validate import Errors, parse_datetime, parse_enum
+from ..validate import Errors
 from ..wire.formats import render
-from ..wire.statuses import GROUPS
-from .common import authenticate, begin, param_list, pull_limit, request_params
+from .common import authenticate, begin, log_filters, param_list, pull_limit, request_params
 
 bp = Blueprint("reports", __name__)
 
@@ -56,15 +55,6 @@ def logs(ext: str | None) -> Response:
     caller = authenticate(params, "logs")
     errs = Errors()
     limit = pull_limit(params, errs)
-    since = parse_datetime("sentSince", params.get("sentSince"), errs)
-    until = parse_datetime("sentUntil", params.get("sentUntil"), errs)
-    status = parse_enum("generalStatus", (params.get("generalStatus") or "").upper() or None,
-                        tuple(GROUPS.values()), errs)
+    filters = log_filters(params, errs, "from", "to")
     errs.raise_if_any()
-    filters = {
-        "from": params.get("from"), "generalStatus": status,
-        "to": (params.get("to") or "").strip().lstrip("+") or None,  # stored as international digits
-        "bulkId": param_list(params, "bulkId"), "messageId": param_list(params, "messageId"),
-        "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
-    }
     return render({"results": logs_v1(ctx.store, caller.name, filters, limit)}, fmt, "logs")

@@ -65,12 +65,9 @@ def message_state(m: StoredMessage) -> Report:
 
 
 def logs_v1(store: Store, caller: str, f: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
-    """The caller's newest messages filtered like Infobip's ``GET /sms/1/logs`` (``from``, ``to``,
-    ``generalStatus``, ``bulkId``, ``messageId``, ``sentSince``, ``sentUntil``), in the v1 shape."""
-    v3 = {"sender": f.get("from"), "destination": f.get("to"), "generalStatus": f.get("generalStatus"),
-          "bulkId": f.get("bulkId"), "messageId": f.get("messageId"), "sentSince": f.get("sentSince"),
-          "sentUntil": f.get("sentUntil")}
-    return [log_v1(message_state(m), m.text) for m in repo.logged_messages(store.db, caller, v3, limit)]
+    """The caller's newest messages filtered like ``GET /sms/1/logs`` (the same filters as :func:`logs`), in
+    the v1 shape."""
+    return [log_v1(message_state(m), m.text) for m in repo.logged_messages(store.db, caller, f, limit)]
 
 
 def logs(store: Store, caller: str, f: Mapping[str, Any], limit: int,
