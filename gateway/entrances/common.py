@@ -16,6 +16,7 @@ from ..model import ApiError, Submission, SubmissionResult
 from ..placeholders import Hygiene
 from ..send.rejects import Rejected, merge_rejected, rejected_rows
 from ..services import bridge
+from ..store.engine import DB_ERRORS, CommitTimeout
 from ..store.records import SubmissionRecord
 from ..validate import Errors, parse_datetime, parse_enum, parse_int
 from ..wire.formats import negotiate
@@ -133,7 +134,7 @@ def finish_rejected(sub: Submission, api: str, result: SubmissionResult, rejecte
     record = SubmissionRecord(sub.caller, sub.entrance, "sync", api, result.bulk_id, new_token(), None)
     try:
         bridge().store.accept(record, rejected_rows(rejected))
-    except Exception:  # the answer stands: the rest was sent; the log misses only the rejected rows
+    except (*DB_ERRORS, CommitTimeout):  # the answer stands: the rest was sent; the log misses only these rows
         log.exception("could not record %d rejected destinations", len(rejected))
     return result
 
