@@ -67,6 +67,18 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+class CannotListen(Exception):
+    """A port that cannot be bound (taken, or not allowed): one sentence, no traceback."""
+
+
+def _listen(host: str, port: int, override: str) -> socket.socket:
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port with "
+                           f"{override} (0 picks a free one)") from None
+
+
 def _start_sandbox(args: argparse.Namespace, config, listener) -> str:
     """The embedded sandbox (``upstream.base_url: sandbox``) in this process; its URL."""
     inbound_url = config.sandbox.inbound_url
@@ -75,8 +87,9 @@ def _start_sandbox(args: argparse.Namespace, config, listener) -> str:
         own = ServerThread.url_of(config.server.host, listener.getsockname()[1])
         inbound_url = f"{own}/hooks/inbound/{config.inbound.token}"
     sport = _first(args.sandbox_port, _env_int("SANDBOX_PORT"), config.sandbox.port)
+    sock = _listen(config.sandbox.host, sport, "--sandbox-port or SANDBOX_PORT")
     sandbox = ServerThread(create_sandbox_app(config.sandbox, inbound_url=inbound_url), config.sandbox.host,
-                           sport, threads=config.sandbox.threads).start()
+                           sock=sock, threads=config.sandbox.threads).start()
     log.info("embedded Infobip sandbox on %s", sandbox.url)
     return sandbox.url
 
@@ -151,7 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _serve(config, listener, os.environ.get(supervisor.UPSTREAM_URL) or None, child=True)
     workers = args.workers or config.server.workers
     port = _first(args.port, _env_int("PORT"), config.server.port)
-    listener = listening_socket(config.server.host, port)  # bound first: the sandbox is told the address
+    listener = _listen(config.server.host, port, "--port or PORT")  # bound first: the sandbox is told the address
     upstream_url = _start_sandbox(args, config, listener) if config.upstream.is_sandbox else None
     if workers > 1:
         return _supervise(args, config, listener, upstream_url, workers)
@@ -346,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUnavailable as exc:  # a sentence naming the path and the reason, no traceback
         print(f"smsbridge: {exc}", file=sys.stderr)
         return 3
+    except CannotListen as exc:
+        print(f"smsbridge: {exc}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":
