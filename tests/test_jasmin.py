@@ -50,9 +50,8 @@ def test_options_reach_upstream(bridge, sandbox):
     r = bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "later", "validity-period": "1440",
                                     "sdt": "000000000100000R", "coding": "8", "tags": "1,702"})
     assert r.status_code == 200, r.text
-    body = [s for s in sandbox.sends()][-1]
-    msg = body["body"]["messages"][0]
-    assert msg["validityPeriod"] == 1440 and "sendAt" in msg
+    msg = sandbox.messages()[-1]
+    assert msg["validityPeriod"] == 1440 and msg["sendAt"]
 
 
 @pytest.mark.parametrize(("params", "status", "text"), [
@@ -94,8 +93,7 @@ def test_dlr_url_must_pass_the_allow_list(make_bridge, sandbox):
     bridge = make_bridge(lambda raw: raw["callers"]["demo"]["allow"].update(loopback=False))
     r = bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "x",
                                     "dlr-url": "http://127.0.0.1:9/dlr", "dlr-level": "2"})
-    assert r.status_code == 400 and r.text.startswith('Error "Argument [notifyUrl]') is False
-    assert "dlr-url" in r.text or "notifyUrl" in r.text
+    assert r.status_code == 400 and r.text.startswith('Error "Argument [dlr-url] is not allowed for this caller')
     assert sandbox.messages() == []
 
 
@@ -167,7 +165,6 @@ def test_inbound_forward_in_jasmins_connector_shape(make_bridge, receiver):
     wait_for(lambda: receiver.count() >= 1, what="the MO forward")
     got = receiver.snapshot()[0]
     fields = dict(parse_qsl(got.body.decode()))
-    assert set(fields) == {"id", "from", "to", "origin-connector", "priority", "coding", "validity", "content",
-                           "binary"}
+    assert set(fields) == {"id", "from", "to", "origin-connector", "priority", "coding", "content", "binary"}
     assert (fields["from"], fields["to"], fields["content"]) == ("41793026727", "41793026834", "ALARM pump ✓")
     assert bytes.fromhex(fields["binary"]).decode() == "ALARM pump ✓" and fields["coding"] == "8"

@@ -76,9 +76,14 @@ def answer_error(text: str) -> bytes:
     return f'Error "{text}"'.encode()
 
 
+#: the model's (Infobip's) field names as Jasmin's arguments call them
+ARGUMENT_NAMES = {"text": "content", "notifyUrl": "dlr-url", "validityPeriod": "validity-period", "sendAt": "sdt"}
+
+
 def argument_errors(errors: dict[str, list[str]]) -> str:
     """Validation errors as Jasmin words them: ``Argument [to] …`` (all of them, ``;``-separated)."""
-    return "; ".join(f"Argument [{name}] {reason}" for name, reasons in errors.items() for reason in reasons)
+    return "; ".join(f"Argument [{ARGUMENT_NAMES.get(name, name)}] {reason}" for name, reasons in errors.items()
+                     for reason in reasons)
 
 
 def check_arguments(params: QueryParams, known: frozenset[str], mandatory: tuple[str, ...]) -> None:
@@ -236,11 +241,12 @@ def dlr_levels(requested: int, report: Report) -> list[int]:
 
 def mo_fields(msg: InboundMessage, connector: str = CONNECTOR) -> list[tuple[str, str]]:
     """An inbound message as Jasmin's HTTP client connector receives it: ``id, from, to, origin-connector,
-    priority, coding, validity, content, binary`` (the content's UTF-8 bytes in hex)."""
+    priority, coding, content, binary`` (the content's UTF-8 bytes in hex). ``validity`` is left out, as
+    Jasmin does when the message carries none (Infobip's inbound messages never do)."""
     gsm = msg.text.isascii()
     content = msg.text
     return [("id", msg.message_id), ("from", msg.sender), ("to", msg.to), ("origin-connector", connector),
-            ("priority", "0"), ("coding", "0" if gsm else "8"), ("validity", ""), ("content", content),
+            ("priority", "0"), ("coding", "0" if gsm else "8"), ("content", content),
             ("binary", content.encode("utf-8").hex())]
 
 

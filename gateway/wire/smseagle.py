@@ -36,7 +36,12 @@ class EagleError(Exception):
         self.status, self.text = status, text
 
 
+#: the model's (Infobip's) field names as send_sms calls them
+PARAMETER_NAMES = {"text": "message", "validityPeriod": "validity", "sendAt": "date", "from": "to"}
+
+
 def wrong(name: str, reason: str = "") -> EagleError:
+    name = PARAMETER_NAMES.get(name, name)
     return EagleError(400, f"Wrong or missing >>{name}<< parameter" + (f" ({reason})" if reason else ""))
 
 
