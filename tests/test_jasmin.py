@@ -46,9 +46,23 @@ def test_send_post_form_and_json(bridge, sandbox):
     assert texts["form body"]["from"] == "Jasmin" and "json body" in texts
 
 
+def test_documented_examples_long_and_ucs2(bridge, sandbox):
+    # example_send_misc.py: long content, and UCS-2 Arabic as raw UTF-16BE bytes with coding=8
+    base = {**CREDS, "to": "+336222172"}
+    long = "Very long message " + "." * 180
+    assert bridge.get("/send", params={**base, "content": long}).status_code == 200
+    target = b"/send?username=demo&password=demo&to=%2B336222172&coding=8&content=%06%23%061%06F%06%28"
+    r = requests.get(bridge.url + target.decode(), timeout=10)
+    assert r.status_code == 200, r.text
+    texts = [m["text"] for m in sandbox.messages()]
+    assert texts == [long, "\u0623\u0631\u0646\u0628"]
+    odd = requests.get(bridge.url + "/send?username=demo&password=demo&to=336222172&coding=8&content=%06", timeout=10)
+    assert odd.status_code == 400 and odd.text.startswith('Error "Argument [content] is not UCS-2')
+
+
 def test_options_reach_upstream(bridge, sandbox):
     r = bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "later", "validity-period": "1440",
-                                    "sdt": "000000000100000R", "coding": "8", "tags": "1,702"})
+                                    "sdt": "000000000100000R", "coding": "0", "tags": "1,702"})
     assert r.status_code == 200, r.text
     msg = sandbox.messages()[-1]
     assert msg["validityPeriod"] == 1440 and msg["sendAt"]

@@ -39,7 +39,7 @@ from ..wire.jasmin import (
 )
 from .common import authenticate, check_params, json_object, request_params
 from .errors import api_error
-from .querystring import QueryParams
+from .querystring import QueryParams, parse_form, parse_query
 from .replay import send, send_entrance
 
 bp = Blueprint("jasmin", __name__)
@@ -50,13 +50,23 @@ _UNCHECKED = frozenset({"dlr-url"})  # a URL: checked by the caller's allow-list
 
 
 def _params() -> QueryParams:
-    """Query string, form body, or a JSON object body (values as text, as Jasmin reads them)."""
-    params = request_params()
+    """Query string, form body, or a JSON object body (values as text, as Jasmin reads them).
+
+    With ``coding=8`` Jasmin sends the content's bytes as they are: UCS-2 (UTF-16BE), as its documentation's
+    example does. Those bytes are kept here (as Latin-1 characters, one per byte) for
+    :func:`gateway.wire.jasmin.send_from_params` to decode."""
+    raw = parse_query(request.query_string, "iso-8859-1")
+    form = request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded"
+    if form:
+        raw = QueryParams(raw.items() + parse_form(request.get_data(), "iso-8859-1").items())
     if request.method == "POST" and request.mimetype == "application/json":
         body = _json_body()
-        params = QueryParams(params.items() + [(str(k), v if isinstance(v, str) else json.dumps(v))
-                                               for k, v in body.items()])
-    return params
+        items = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in body.items()]
+        if dict(items).get("coding") == "8" and isinstance(body.get("content"), str):
+            items = [(k, body["content"].encode("utf-8").decode("iso-8859-1") if k == "content" else v)
+                     for k, v in items]
+        return QueryParams(raw.items() + items)
+    return raw if raw.get("coding") == "8" else request_params()
 
 
 def _json_body() -> dict[str, Any]:

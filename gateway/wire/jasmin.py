@@ -161,6 +161,8 @@ def send_from_params(params: QueryParams, now: datetime) -> tuple[Submission, Dl
     coding = params.get("coding") or "0"
     if coding not in _CODINGS:
         raise _invalid("coding", coding)
+    if coding == "8":
+        content = ucs2_content(content)
     if coding not in TEXT_CODINGS:
         raise _invalid("coding", coding, "The bridge sends text: use coding 0 (GSM-7) or 8 (UCS-2); binary and "
                                          "national codings cannot go through Infobip's text API.")
@@ -189,6 +191,17 @@ def send_from_params(params: QueryParams, now: datetime) -> tuple[Submission, Dl
     return Submission(messages=[msg], entrance="jasmin"), dlr
 
 
+def ucs2_content(raw: str) -> str:
+    """``content`` sent with ``coding=8``: its bytes (one Latin-1 character each) are UTF-16BE, as Jasmin
+    passes them to the SMSC; 400 naming ``content`` when they are not."""
+    try:
+        return raw.encode("iso-8859-1").decode("utf-16-be")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise JasminError(400, "Argument [content] is not UCS-2: with coding=8 the content's bytes must be UTF-16BE "
+                               "(e.g. %06%23 for U+0623); send UTF-8 text with coding=0 instead and the bridge "
+                               "sends it as Unicode when it needs to.") from None
+
+
 def rate_from_params(params: QueryParams) -> tuple[str, str]:
     """``/rate``'s destination and content (empty by default, as Jasmin's)."""
     to = params.get("to") or ""
@@ -199,7 +212,8 @@ def rate_from_params(params: QueryParams) -> tuple[str, str]:
         raise _invalid("coding", coding)
     if params.get("hex-content") is not None:
         raise JasminError(400, "Argument [hex-content] is not supported: give the text in content.")
-    return to, params.get("content") or ""
+    content = params.get("content") or ""
+    return to, ucs2_content(content) if coding == "8" else content
 
 
 # -- delivery reports (DLRThrower.http_dlr_callback) ------------------------------------------------------------
