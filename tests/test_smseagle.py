@@ -1,0 +1,115 @@
+"""SMSEagle's API v1 over real HTTP: send_sms with the URLs and answers of the device's documentation (text, XML),
+the JSON-RPC sms.send_sms method (simple and extended), refusals in the device's words, and Apprise's SMSEagle
+plugin (``smseagle://token@host``) driven end to end against the bridge."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from xml.sax.saxutils import escape
+
+import pytest
+
+TOKEN = {"access_token": "demo-key"}  # the demo caller's api_key
+
+
+def test_send_sms_with_access_token_as_documented(bridge, sandbox):
+    # https://url-of-smseagle/http_api/send_sms?access_token=…&to=1234567&message=mymessage
+    r = bridge.get("/http_api/send_sms", params={**TOKEN, "to": "41793026727", "message": "mymessage"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    m = re.fullmatch(r"OK; ID=\[([^\]]+)\]", r.text)
+    assert m, r.text
+    assert [(x["to"], x["text"]) for x in sandbox.messages()] == [("41793026727", "mymessage")]
+    log = bridge.get("/sms/1/logs", params={"username": "demo", "password": "demo", "messageId": m.group(1)})
+    assert log.json()["results"][0]["messageId"] == m.group(1)
+
+
+def test_older_path_login_pass_several_recipients_xml(bridge, sandbox):
+    r = bridge.get("/index.php/http_api/send_sms", params={"login": "demo", "pass": "demo",
+                                                           "to": "41793026727,41793026728", "message": "two",
+                                                           "responsetype": "xml", "highpriority": "1",
+                                                           "modem_no": "2", "unicode": "1"})
+    assert r.status_code == 200, r.text
+    assert re.fullmatch(r"<xml>(<item><message_id>[^<]+</message_id><status>ok</status></item>){2}</xml>", r.text)
+    assert sorted(x["to"] for x in sandbox.messages()) == ["41793026727", "41793026728"]
+
+
+def test_options_flash_validity_date(bridge, sandbox):
+    r = bridge.get("/http_api/send_sms", params={**TOKEN, "to": "41793026727", "message": "m", "flash": "1",
+                                                 "validity": "2h",
+                                                 "date": (datetime.now() + timedelta(days=1)).strftime("%Y%m%d%H%M")})
+    assert r.status_code == 200, r.text
+    msg = sandbox.messages()[0]
+    assert msg["flash"] is True and msg["validityPeriod"] == 120 and msg["sendAt"]
+
+
+@pytest.mark.parametrize(("params", "status", "text"), [
+    ({"access_token": "wrong", "to": "41793026727", "message": "m"}, 401, "Invalid access token"),
+    ({"login": "demo", "pass": "bad", "to": "41793026727", "message": "m"}, 401, "Invalid login or password"),
+    ({**TOKEN, "message": "m"}, 400, "Wrong or missing >>to<< parameter"),
+    ({**TOKEN, "to": "41793026727"}, 400, "Wrong or missing >>message<< parameter"),
+    ({**TOKEN, "to": "41793026727", "message": "m", "validity": "3h"}, 400, "Wrong or missing >>validity<< parameter"),
+    ({**TOKEN, "to": "41793026727", "message": "m", "date": "2014-01-15"}, 400,
+     "Wrong or missing >>date<< parameter"),
+    ({**TOKEN, "to": "41793026727", "message": "m", "colour": "red"}, 400, "Wrong or missing >>colour<< parameter"),
+    ({**TOKEN, "to": "41793026727", "message": "{ALERT.MESSAGE}"}, 400, "Wrong or missing >>message<< parameter"),
+])
+def test_refusals_in_the_devices_words(bridge, sandbox, params, status, text):
+    r = bridge.get("/http_api/send_sms", params=params)
+    assert r.status_code == status and r.text.startswith(text), r.text
+    x = bridge.get("/http_api/send_sms", params={**params, "responsetype": "xml"})
+    assert x.text.startswith(f"<xml><error_text>{escape(text)}") and x.text.endswith("<status>error</status></xml>")
+    assert sandbox.messages() == []
+
+
+def test_test_mode_sends_nothing(bridge, sandbox):
+    r = bridge.get("/http_api/send_sms", params={**TOKEN, "to": "41793026727", "message": "m", "test": "1"})
+    assert (r.status_code, r.text) == (200, "OK; ID=[0]")
+    assert sandbox.messages() == []
+
+
+def test_jsonrpc_simple_and_extended(bridge, sandbox):
+    body = {"method": "sms.send_sms", "params": {**TOKEN, "to": "41793026727", "message": "My message"}}
+    r = bridge.post("/jsonrpc/sms", json=body)
+    assert r.status_code == 200 and re.fullmatch(r"OK; ID=\[[^\]]+\]", r.json()["result"])
+    body["params"].update(responsetype="extended", to="41793026727,41793026728", message="two")
+    r = bridge.post("/index.php/jsonrpc/sms", json=body)
+    result = r.json()["result"]
+    assert isinstance(result, list) and [x["status"] for x in result] == ["ok", "ok"]
+    bad = bridge.post("/jsonrpc/sms", json={"method": "sms.send_sms",
+                                            "params": {"login": "demo", "pass": "x", "to": "1", "message": "m",
+                                                       "responsetype": "extended"}})
+    assert bad.json() == {"result": {"error_text": "Invalid login or password", "status": "error"}}
+    assert len(sandbox.messages()) == 3
+
+
+def test_idempotent_retry(bridge, sandbox):
+    params = {**TOKEN, "to": "41793026727", "message": "once", "idempotencyKey": "eagle-1"}
+    first, again = bridge.get("/http_api/send_sms", params=params), bridge.get("/http_api/send_sms", params=params)
+    assert first.text == again.text and again.headers.get("Idempotent-Replayed") == "true"
+    assert len(sandbox.messages()) == 1
+
+
+def test_apprise_smseagle_plugin_end_to_end(bridge, sandbox):
+    apprise = pytest.importorskip("apprise")
+    host = bridge.url.removeprefix("http://")
+    app = apprise.Apprise()
+    assert app.add(f"smseagle://demo-key@{host}/41793026727/41793026728?batch=yes")
+    assert app.notify(body="Disk full on db1 ✓", title="") is True
+    sent = sandbox.messages()
+    assert sorted(m["to"] for m in sent) == ["41793026727", "41793026728"]
+    assert {m["text"] for m in sent} == {"Disk full on db1 ✓"}
+    wrong = apprise.Apprise()
+    wrong.add(f"smseagle://not-a-key@{host}/41793026727")
+    assert wrong.notify(body="x") is False  # a refusal the plugin reads as a failure
+    assert len(sandbox.messages()) == 2
+
+
+def test_ui_log_shows_the_entrance(bridge, sandbox):
+    from tests.test_ui import login
+    assert bridge.get("/http_api/send_sms", params={**TOKEN, "to": "41793026727", "message": "m"}).ok
+    assert bridge.get("/send", params={"username": "demo", "password": "demo", "to": "41793026728",
+                                       "content": "m"}).ok
+    session, _ = login(bridge.url)
+    page = session.get(bridge.url + "/ui/log", timeout=10).text
+    assert "smseagle (sync)" in page and "jasmin (sync)" in page
