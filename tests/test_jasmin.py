@@ -182,3 +182,31 @@ def test_inbound_forward_in_jasmins_connector_shape(make_bridge, receiver):
     assert set(fields) == {"id", "from", "to", "origin-connector", "priority", "coding", "content", "binary"}
     assert (fields["from"], fields["to"], fields["content"]) == ("41793026727", "41793026834", "ALARM pump ✓")
     assert bytes.fromhex(fields["binary"]).decode() == "ALARM pump ✓" and fields["coding"] == "8"
+
+
+def test_url_builder_knows_jasmin_and_parses_its_url():
+    from gateway import urlbuilder as ub
+    url = "http://127.0.0.1:1401/send?username=foo&password=bar&to=%SMSNUMBER&content=%SMSTEXT&dlr-level=2"
+    parsed = ub.parse(url, bridge_base="http://bridge:8080")
+    spec = parsed.spec
+    assert (spec.base, spec.target, spec.username) == ("http://bridge:8080", "jasmin", "foo")
+    assert any("Jasmin" in n for n in parsed.notes) and any("password was removed" in n for n in parsed.notes)
+    assert ub.build(spec) == ("http://bridge:8080/send?username=foo&password=YOUR_PASSWORD&to=%SMSNUMBER"
+                              "&content=%SMSTEXT&dlr-level=2")
+    assert ub.parse(ub.build(spec)).spec == spec  # the round trip
+    built = ub.build(ub.default_spec("http://bridge:8080", "jasmin", {}, ub.STYLES["brace"], "demo",
+                                     preset="zabbix"))
+    assert built == ("http://bridge:8080/send?username=demo&password=YOUR_PASSWORD&to={ALERT.SENDTO}"
+                     "&content={ALERT.MESSAGE}")
+
+
+def test_url_command_for_jasmin(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "url", "jasmin", "--preset", "prtg", "--username",
+                          "demo", "--base", "http://bridge:8080"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("http://bridge:8080/send?username=demo&password=YOUR_PASSWORD&to=%SMSNUMBER"
+                                  "&content=%SMSTEXT")

@@ -113,3 +113,20 @@ def test_ui_log_shows_the_entrance(bridge, sandbox):
     session, _ = login(bridge.url)
     page = session.get(bridge.url + "/ui/log", timeout=10).text
     assert "smseagle (sync)" in page and "jasmin (sync)" in page
+
+
+def test_url_builder_knows_smseagle_and_parses_its_url():
+    from gateway import urlbuilder as ub
+    url = ("https://url-of-smseagle/index.php/http_api/send_sms?login=john&pass=doe&to={ALERT.SENDTO}"
+           "&message={ALERT.MESSAGE}&highpriority=1")
+    parsed = ub.parse(url, bridge_base="http://bridge:8080")
+    spec = parsed.spec
+    assert (spec.target, spec.username, spec.base) == ("smseagle", "john", "http://bridge:8080")
+    assert [f.param for f in spec.fields] == ["to", "message", "highpriority"]
+    rebuilt = ub.build(spec)
+    assert rebuilt == ("http://bridge:8080/http_api/send_sms?login=john&pass=YOUR_PASSWORD&to={ALERT.SENDTO}"
+                       "&message={ALERT.MESSAGE}&highpriority=1")
+    assert ub.parse(rebuilt).spec == spec
+    token = ub.parse("http://eagle/http_api/send_sms?access_token=0005gOjCOlMH8F2BP8&to=1234567&message=m",
+                     bridge_base="http://bridge:8080")
+    assert "0005gOjCOlMH8F2BP8" not in ub.build(token.spec) and any("access token" in n for n in token.notes)
