@@ -210,3 +210,33 @@ def test_url_command_for_jasmin(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ("http://bridge:8080/send?username=demo&password=YOUR_PASSWORD&to=%SMSNUMBER"
                                   "&content=%SMSTEXT")
+
+
+HOSTILE = [
+    b"/send?username=demo&password=demo&to=41793026727&content=%FF%FE",
+    b"/send?username=demo&password=demo&to=41793026727&content=x&sdt=991399999999999R",
+    b"/send?username=demo&password=demo&to=41793026727&content=x&sdt=261399120000000%2B",
+    b"/send?username=demo&password=demo&to=41793026727&content=x&validity-period=99999999999999999999999",
+    b"/send?username=demo&password=demo&to=41793026727&content=x&coding=8",
+    b"/send?username=demo&password=demo&to=41793026727&content=%D8%00&coding=8",
+    b"/send?username=demo&password=demo&username=x&to=41793026727&content=x",
+    b"/send?username=%FF&password=demo&to=41793026727&content=x",
+    b"/rate?username=demo&password=demo&to=1&content=%FF",
+    b"/balance?username=demo",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE)
+def test_hostile_input_is_refused_in_jasmins_words(bridge, sandbox, target):
+    r = requests.get(bridge.url + target.decode("latin-1"), timeout=10)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.text.startswith('Error "') or r.text.startswith('"'), r.text
+    assert sandbox.messages() == []
+
+
+def test_hostile_json_bodies(bridge, sandbox):
+    for body in (b"[1,2]", b"{", b'{"username": "demo", "password": "demo", "to": {"a": 1}, "content": "x"}',
+                 b'{"username": "demo", "password": "demo", "to": "1", "content": "\\ud800"}'):
+        r = bridge.post("/send", data=body, headers={"Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500 and r.text.startswith('Error "'), (body, r.status_code, r.text)
+    assert sandbox.messages() == []

@@ -130,3 +130,28 @@ def test_url_builder_knows_smseagle_and_parses_its_url():
     token = ub.parse("http://eagle/http_api/send_sms?access_token=0005gOjCOlMH8F2BP8&to=1234567&message=m",
                      bridge_base="http://bridge:8080")
     assert "0005gOjCOlMH8F2BP8" not in ub.build(token.spec) and any("access token" in n for n in token.notes)
+
+
+@pytest.mark.parametrize("query", [
+    "access_token=demo-key&to=41793026727&message=%FF",
+    "access_token=demo-key&to=41793026727&message=m&date=000001010000",
+    "access_token=demo-key&to=41793026727&message=m&date=999912312359",
+    "access_token=demo-key&to=,,,&message=m", "access_token=demo-key&access_token=x&to=1&message=m",
+    "login=demo&to=41793026727&message=m", "access_token=demo-key&to=41793026727&message=m&flash=yes",
+    "access_token=demo-key&to=41793026727&message=m&responsetype=json",
+])
+def test_hostile_input_is_refused_in_the_devices_words(bridge, sandbox, query):
+    import requests
+    r = requests.get(f"{bridge.url}/http_api/send_sms?{query}", timeout=10)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.text.startswith(("Wrong", "Invalid")), r.text
+    assert sandbox.messages() == []
+
+
+def test_hostile_jsonrpc_bodies(bridge, sandbox):
+    for body in (b"[]", b"{", b'{"method": "sms.send_sms", "params": []}',
+                 b'{"method": "sms.nope", "params": {"access_token": "demo-key"}}',
+                 b'{"method": "sms.send_sms", "params": {"access_token": "demo-key", "to": ["1"], "message": "m"}}'):
+        r = bridge.post("/jsonrpc/sms", data=body, headers={"Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500 and "result" in r.json(), (body, r.status_code, r.text)
+    assert sandbox.messages() == []

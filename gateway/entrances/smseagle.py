@@ -42,7 +42,7 @@ from ..wire.smseagle import (
 )
 from .common import authenticate, check_params, finish_rejected, json_object, request_params
 from .errors import api_error
-from .querystring import QueryParams
+from .querystring import QueryParams, parse_form, parse_query
 from .replay import send, send_entrance
 
 bp = Blueprint("smseagle", __name__)
@@ -129,8 +129,10 @@ def _guarded(render: Render, work: Callable[[], list[Outcome]]) -> Response:
 @bp.route("/index.php/http_api/send_sms", methods=["GET", "POST"])
 @send_entrance
 def send_sms() -> Response:
-    params = request_params()
-    xml = params.get("responsetype") == "xml"
+    raw = parse_query(request.query_string, "iso-8859-1")  # never fails: the answer's format even for bad bytes
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        raw = QueryParams(raw.items() + parse_form(request.get_data(), "iso-8859-1").items())
+    xml = raw.get("responsetype") == "xml"
 
     def render(outcomes: list[Outcome] | None, err: EagleError | None) -> Response:
         if xml:
@@ -140,6 +142,7 @@ def send_sms() -> Response:
         return Response(body, status=err.status if err else 200, content_type="text/plain; charset=utf-8")
 
     def work() -> list[Outcome]:
+        params = request_params()
         if params.get("responsetype") not in (None, "text", "xml"):
             raise wrong("responsetype", "text or xml")
         return _send(QueryParams([(n, v) for n, v in params.items() if n != "responsetype"]))
