@@ -240,3 +240,16 @@ def test_hostile_json_bodies(bridge, sandbox):
         r = bridge.post("/send", data=body, headers={"Content-Type": "application/json"})
         assert 400 <= r.status_code < 500 and r.text.startswith('Error "'), (body, r.status_code, r.text)
     assert sandbox.messages() == []
+
+
+def test_queued_caller_gets_success_at_once_and_its_dlr(make_bridge, receiver):
+    with running_sandbox(dlr_delay=0.05, time_scale=0.001) as fast:
+        bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(mode="queued"), upstream_url=fast.url)
+        mid = _mid(bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "queued one",
+                                               "dlr-url": receiver.url("/dlr"), "dlr-level": "3",
+                                               "dlr-method": "POST"}))
+        wait_for(lambda: receiver.count() >= 2, what="level 1 and level 2 DLRs")
+        sent = fast.messages()
+    assert [m["messageId"] for m in sent] == [mid]  # forwarded with the id the application was given
+    levels = sorted(dict(parse_qsl(r.body.decode()))["level"] for r in receiver.snapshot())
+    assert levels == ["1", "2"]

@@ -155,3 +155,20 @@ def test_hostile_jsonrpc_bodies(bridge, sandbox):
         r = bridge.post("/jsonrpc/sms", data=body, headers={"Content-Type": "application/json"})
         assert 400 <= r.status_code < 500 and "result" in r.json(), (body, r.status_code, r.text)
     assert sandbox.messages() == []
+
+
+def test_inbound_to_an_application_written_for_smseagle(make_bridge, receiver):
+    """SMSEagle's callback URL gets sender, timestamp, text, msgid: a form forward with these fields does it."""
+    from urllib.parse import parse_qsl
+
+    from tests.helpers import wait_for
+    from tests.test_inbound import mo, push, with_inbound
+    fields = {"sender": "{{ from }}", "timestamp": "{{ receivedAt }}", "text": "{{ text }}", "msgid": "{{ messageId }}"}
+    rules = [{"name": "eagle", "caller": "demo", "match": {"keyword": "ACK"},
+              "forward": {"url": receiver.url("/eagle-callback"), "method": "POST", "body": "form",
+                          "fields": fields}}]
+    bridge = make_bridge(with_inbound(rules))
+    assert push(bridge, mo("ACK 42")).status_code == 200
+    wait_for(lambda: receiver.count() >= 1, what="the callback")
+    got = dict(parse_qsl(receiver.snapshot()[0].body.decode()))
+    assert (got["sender"], got["text"]) == ("41793026727", "ACK 42") and got["msgid"] and got["timestamp"]
