@@ -253,3 +253,13 @@ def test_queued_caller_gets_success_at_once_and_its_dlr(make_bridge, receiver):
     assert [m["messageId"] for m in sent] == [mid]  # forwarded with the id the application was given
     levels = sorted(dict(parse_qsl(r.body.decode()))["level"] for r in receiver.snapshot())
     assert levels == ["1", "2"]
+
+
+def test_metrics_count_the_entrances(bridge, sandbox):
+    assert bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "m"}).ok
+    assert bridge.get("/send", params={**CREDS, "to": "41793026727"}).status_code == 400
+    assert bridge.get("/http_api/send_sms", params={"access_token": "demo-key", "to": "41793026727",
+                                                    "message": "m"}).ok
+    text = bridge.get("/metrics").text
+    assert re.search(r'smsbridge_requests_total\{entrance="jasmin",outcome="[^"]*"\} 1\.0', text), text[:2000]
+    assert 'entrance="smseagle"' in text

@@ -80,8 +80,8 @@ def _jasmin_error(err: ApiError | BridgeError, username: str | None) -> JasminEr
     """A typed error in Jasmin's words and statuses (errors.py of jasmin.protocols.http)."""
     if isinstance(err, Unauthorized):
         return JasminError(403, f"Authentication failure for username:{username or ''}")
-    if isinstance(err, Throttled):
-        return JasminError(403, f"User throughput exceeded ({err.text})")
+    if isinstance(err, Throttled):  # failed logins locked out (Jasmin has no such lock): 403 as its auth errors
+        return JasminError(403, f"Authentication failure for username:{username or ''} ({err.text})")
     if isinstance(err, Forbidden):
         return JasminError(403, f"Authorization failed for username:{username or ''} ({err.text})")
     api = api_error(err)
