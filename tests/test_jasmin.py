@@ -161,6 +161,17 @@ def test_dlr_at_requested_level_and_method(make_bridge, receiver, level, method)
             assert re.fullmatch(r"\d{10}", f["donedate"]) and f["id_smsc"]
 
 
+def test_dlr_get_to_a_url_with_its_own_query(make_bridge, receiver):
+    with running_sandbox(dlr_delay=0.05, time_scale=0.001) as fast:
+        bridge = make_bridge(upstream_url=fast.url)
+        mid = _mid(bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "q",
+                                               "dlr-url": receiver.url("/dlr.php") + "?ref=a%26b",
+                                               "dlr-level": "2", "dlr-method": "get"}))
+        wait_for(lambda: receiver.count() >= 1, what="the DLR")
+    got = dict(parse_qsl(receiver.snapshot()[0].query))
+    assert got["ref"] == "a&b" and got["id"] == mid and got["level"] == "2"
+
+
 def test_dlr_retried_until_2xx(make_bridge, receiver):
     receiver.fail_first = 2
     with running_sandbox(dlr_delay=0.05, time_scale=0.001) as fast:

@@ -172,3 +172,10 @@ def test_inbound_to_an_application_written_for_smseagle(make_bridge, receiver):
     wait_for(lambda: receiver.count() >= 1, what="the callback")
     got = dict(parse_qsl(receiver.snapshot()[0].body.decode()))
     assert (got["sender"], got["text"]) == ("41793026727", "ACK 42") and got["msgid"] and got["timestamp"]
+
+
+def test_post_form_to_send_sms(bridge, sandbox):
+    r = bridge.post("/http_api/send_sms", data={"login": "demo", "pass": "demo", "to": "41793026727",
+                                                "message": "posted ✓"})
+    assert r.status_code == 200 and r.text.startswith("OK; ID=[")
+    assert [m["text"] for m in sandbox.messages()] == ["posted ✓"]
