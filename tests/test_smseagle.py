@@ -179,3 +179,12 @@ def test_post_form_to_send_sms(bridge, sandbox):
                                                 "message": "posted ✓"})
     assert r.status_code == 200 and r.text.startswith("OK; ID=[")
     assert [m["text"] for m in sandbox.messages()] == ["posted ✓"]
+
+
+def test_one_bad_number_never_cancels_the_others(bridge, sandbox):
+    r = bridge.get("/http_api/send_sms", params={**TOKEN, "to": "41793026727,12ab,41793026728", "message": "m"})
+    lines = r.text.split("\n")
+    assert r.status_code == 200 and len(lines) == 3, r.text
+    assert lines[0].startswith("OK; ID=[") and lines[2].startswith("OK; ID=[")
+    assert lines[1].startswith("Wrong or missing >>to<< parameter (12ab:")
+    assert sorted(m["to"] for m in sandbox.messages()) == ["41793026727", "41793026728"]
