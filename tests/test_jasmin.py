@@ -56,6 +56,10 @@ def test_documented_examples_long_and_ucs2(bridge, sandbox):
     assert r.status_code == 200, r.text
     texts = [m["text"] for m in sandbox.messages()]
     assert texts == [long, "\u0623\u0631\u0646\u0628"]
+    latin = "/send?username=demo&password=demo&to=336222172&coding=8&content=%00%E9%00t%00%E9"  # not UTF-8
+    r = requests.get(bridge.url + latin, timeout=10)
+    assert r.status_code == 200, r.text
+    assert sandbox.messages()[-1]["text"] == "\u00e9t\u00e9"
     odd = requests.get(bridge.url + "/send?username=demo&password=demo&to=336222172&coding=8&content=%06", timeout=10)
     assert odd.status_code == 400 and odd.text.startswith('Error "Argument [content] is not UCS-2')
 

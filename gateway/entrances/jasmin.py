@@ -100,7 +100,7 @@ def _guarded(render_error: Callable[[JasminError], Response], work: Callable[[Qu
     g.fmt = JSON
     params: QueryParams | None = None
     try:
-        params = _params()
+        params = g.params = _params()  # the idempotency key and fingerprint read these (gateway/entrances/replay.py)
         return work(params)
     except JasminError as exc:
         return render_error(exc)
