@@ -278,3 +278,23 @@ def test_metrics_count_the_entrances(bridge, sandbox):
     text = bridge.get("/metrics").text
     assert re.search(r'smsbridge_requests_total\{entrance="jasmin",outcome="[^"]*"\} 1\.0', text), text[:2000]
     assert 'entrance="smseagle"' in text
+
+
+def test_curl_post_as_jasmins_users_write_it(make_bridge, receiver):
+    """The curl line Jasmin users share: a raw form body with an unencoded space, dlr=yes, dlr-level=3."""
+    import shutil
+    import subprocess
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    with running_sandbox(dlr_delay=0.05, time_scale=0.001) as fast:
+        bridge = make_bridge(upstream_url=fast.url)
+        body = (f"username=demo&password=demo&dlr=yes&dlr-level=3&to=41793026727&from=InfoMessage"
+                f"&dlr-url={receiver.url('/dlr.php')}&content=hello !")
+        out = subprocess.run([curl, "-sS", "-d", body, bridge.url + "/send"], capture_output=True, text=True,
+                             timeout=30)
+        mid = re.fullmatch(r'Success "([^"]+)"', out.stdout)
+        assert mid, (out.stdout, out.stderr)
+        wait_for(lambda: receiver.count() >= 2, what="level 1 and 2")
+        assert [(m["from"], m["text"]) for m in fast.messages()] == [("InfoMessage", "hello !")]
+    assert {dict(parse_qsl(r.body.decode()))["id"] for r in receiver.snapshot()} == {mid.group(1)}
