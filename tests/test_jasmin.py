@@ -46,6 +46,15 @@ def test_send_post_form_and_json(bridge, sandbox):
     assert texts["form body"]["from"] == "Jasmin" and "json body" in texts
 
 
+def test_documented_example_with_originating_address(bridge, sandbox):
+    # example_send_gsm0338.py: minimal parameters, then baseParams['from'] = 'Jasmin GW'
+    base = {**CREDS, "to": "+336222172", "content": "Hello"}
+    assert bridge.get("/send", params=base).status_code == 200
+    r = bridge.get("/send", params={**base, "from": "Jasmin GW"})
+    assert r.status_code == 200, r.text
+    assert [m.get("from") for m in sandbox.messages()] == [None, "Jasmin GW"]
+
+
 def test_documented_examples_long_and_ucs2(bridge, sandbox):
     # example_send_misc.py: long content, and UCS-2 Arabic as raw UTF-16BE bytes with coding=8
     base = {**CREDS, "to": "+336222172"}
