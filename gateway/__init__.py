@@ -37,18 +37,20 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
         bulks,
         conversion,
         inbound,
+        jasmin,
         messages,
         preview,
         pulls_v3,
         query,
         reports,
+        smseagle,
         templates,
     )
     from .entrances.ops import install_ops
     from .entrances.ui import install_ui
 
     for bp in (query.bp, templates.bp, advanced.bp, preview.bp, messages.bp, reports.bp, inbound.bp, conversion.bp,
-               pulls_v3.bp, bulks.bp):
+               pulls_v3.bp, bulks.bp, jasmin.bp, smseagle.bp):
         app.register_blueprint(bp)
     install_ops(app)  # /healthz, /readyz, /metrics, /openapi.json, X-Request-Id
     install_ui(app, config)  # /ui/ when ui.enabled

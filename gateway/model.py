@@ -65,7 +65,8 @@ class Submission:
     sending_speed_limit: dict[str, Any] | None = None
     include_sms_count: bool = False
     caller: str | None = None
-    entrance: str = "query"  # query | template:<name> | advanced | messages
+    entrance: str = "query"  # query | template:<name> | advanced | messages | jasmin | smseagle
+    callback: str | None = None  # a dialect's own report channel (``jasmin:<level>:<method>``): overrides config
 
     @property
     def destination_count(self) -> int:

@@ -22,6 +22,31 @@ from urllib.parse import quote, unquote, urlsplit
 
 QUERY_TARGET = "query"
 QUERY_PATH = "/sms/1/text/query"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Another gateway's send URL the bridge answers (an entrance of its own): an application written for it
+    keeps its URL and changes only the host and port (docs/migrating-from-*.md)."""
+
+    label: str
+    path: str
+    user: str  # the credential parameters' names
+    password: str
+    to: str
+    text: str
+    optional: tuple[str, ...]
+    paths: tuple[str, ...] = ()  # other paths that mean the same (older firmware)
+
+
+DIALECTS: dict[str, Dialect] = {
+    "jasmin": Dialect("an application written for Jasmin", "/send", "username", "password", "to", "content",
+                      ("from", "coding", "priority", "sdt", "validity-period", "dlr", "dlr-url", "dlr-level",
+                       "dlr-method", "tags")),
+    "smseagle": Dialect("an application written for SMSEagle", "/http_api/send_sms", "login", "pass", "to", "message",
+                        ("date", "highpriority", "unicode", "flash", "modem_no", "responsetype", "validity", "test"),
+                        ("/index.php/http_api/send_sms",)),
+}
 PASSWORD_TOKEN = "YOUR_PASSWORD"
 FORMATS = ("", "json", "xml")
 NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
@@ -171,6 +196,8 @@ def encode_value(f: Field) -> str:
 
 
 def path_of(target: str, fmt: str) -> str:
+    if target in DIALECTS:  # another gateway's own path: no format extension
+        return DIALECTS[target].path
     path = QUERY_PATH if target == QUERY_TARGET else "/t/" + _enc(target)
     return path + (f".{fmt}" if fmt else "")
 
@@ -178,8 +205,10 @@ def path_of(target: str, fmt: str) -> str:
 def build(spec: Spec) -> str:
     """The URL to paste into the legacy application."""
     pairs: list[str] = []
+    d = DIALECTS.get(spec.target)
     if spec.username:
-        pairs += [f"username={_enc(spec.username)}", f"password={PASSWORD_TOKEN}"]
+        user, password = (d.user, d.password) if d else ("username", "password")
+        pairs += [f"{user}={_enc(spec.username)}", f"{password}={PASSWORD_TOKEN}"]
     for f in spec.fields:
         if f.mode != "omit":
             pairs.append(f"{_enc(f.param)}={encode_value(f)}")
@@ -253,7 +282,12 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
         if path.endswith("." + ext):
             path, fmt = path[: -len(ext) - 1], ext
     notes: list[str] = []
-    if path.endswith(QUERY_PATH):
+    dialect = next(((n, p) for n, d in DIALECTS.items() for p in (d.path, *d.paths) if path.endswith(p)), None)
+    if dialect is not None:  # an application written for another gateway: same path and parameters
+        target, prefix, fmt = dialect[0], path[: -len(dialect[1])], ""
+        notes.append(f"This is {DIALECTS[target].label}: keep its URL and parameters, change only the host and "
+                     "port (and the credentials: a caller of the bridge).")
+    elif path.endswith(QUERY_PATH):
         target, prefix = QUERY_TARGET, path[: -len(QUERY_PATH)]
     else:
         m = re.fullmatch(r"(.*)/t/([^/]+)", path)
@@ -274,10 +308,14 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
     if hint is None:  # the style of the first whole-value placeholder is looked for first everywhere
         found = (read_value(n, raw) for n, raw in pairs if n not in ("username", "password"))
         hint = next((f.style for f in found if f.mode == "placeholder"), None)
+    d = DIALECTS.get(target)
+    user, password = (d.user, d.password) if d else ("username", "password")
     for name, raw in pairs:
-        if name == "username":
+        if name == user:
             spec.username = _decode(raw)
-        elif name == "password":
+        elif d and name == "access_token":
+            notes.append("The access token was removed: give the caller's API key as access_token.")
+        elif name == password:
             if raw and raw != PASSWORD_TOKEN:
                 notes.append("The password was removed: the builder never shows one. Fill it in where the URL "
                              f"says {PASSWORD_TOKEN}.")
@@ -303,6 +341,10 @@ class ParamInfo:
 
 def target_params(target: str, templates: dict[str, Any]) -> list[ParamInfo]:
     """The parameters a target takes; ``templates`` maps names to config.TemplateSpec."""
+    if target in DIALECTS:
+        d = DIALECTS[target]
+        return [ParamInfo(d.to, True, "to", type="phone", help="destination number(s)"),
+                ParamInfo(d.text, True, "text", help="the message text"), *(ParamInfo(n, False) for n in d.optional)]
     if target == QUERY_TARGET:
         return [ParamInfo("to", True, "to", type="phone", help="destination number(s), comma separated"),
                 ParamInfo("text", True, "text", help="the message text"),

@@ -6,8 +6,10 @@ the outbox delivers, retries and keeps dead letters the same way for all of them
   shape of the caller's entrance (Infobip's v1/v2 shape, or v3 for ``POST /sms/3/messages``), JSON or
   XML by the send's ``notifyContentType``;
 * :class:`CallbackChannel` - a report to a legacy callback (URL/body templates, Kannel escapes);
+* :class:`JasminDlrChannel` - a report to a Jasmin ``dlr-url`` with the DLR thrower's fields, at the
+  requested level, by the requested method;
 * :class:`InboundForwardChannel` - an inbound message forwarded by a routing rule (GET, or POST as a
-  form, JSON, or Infobip's own MO shape).
+  form, JSON, Infobip's own MO shape, or Jasmin's HTTP-connector shape).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..model import InboundMessage, Report
 from ..reports.callbacks import CompiledCallback, report_fields
 from ..store.reports import StoredMessage
 from ..wire.inbound import inbox_body
+from ..wire.jasmin import DlrRequest, dlr_fields, dlr_levels, mo_fields
 from ..wire.reports import report_v1, reports_body
 from ..wire.v3_reports import report_v3
 from .outbox import NewJob
@@ -65,6 +68,34 @@ class CallbackChannel:
                       caller=target.caller, ref=target.message_id)
 
 
+def _with_query(url: str, fields: list[tuple[str, str]]) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(fields, encoding="utf-8")
+
+
+def _form(fields: list[tuple[str, str]]) -> bytes:
+    return urlencode(fields, encoding="utf-8").encode("ascii")
+
+
+class JasminDlrChannel:
+    """Jasmin's DLR thrower: an intermediate report is the SMSC level (1), the final one the terminal level
+    (2), each sent if ``dlr-level`` asked for it (gateway/wire/jasmin.py); GET puts the fields in the query
+    string, POST in a form body. Any 2xx is success (an ``ACK/Jasmin`` body too)."""
+
+    kind = "dlr-jasmin"
+
+    def prepare(self, report: Report, target: StoredMessage, dlr: DlrRequest) -> list[NewJob]:
+        jobs = []
+        for level in dlr_levels(dlr.level, report):
+            fields = dlr_fields(report, level, target.text)
+            if dlr.method == "GET":
+                jobs.append(NewJob(self.kind, _with_query(dlr.url, fields), "GET", None, None,
+                                   caller=target.caller, ref=target.message_id))
+            else:
+                jobs.append(NewJob(self.kind, dlr.url, "POST", _form(fields), "application/x-www-form-urlencoded",
+                                   caller=target.caller, ref=target.message_id))
+        return jobs
+
+
 def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -81,6 +112,12 @@ class InboundForwardChannel:
             return None
         url = rule.url.render(values)["url"]
         caller, ref = rule.rule.caller, msg.message_id
+        if fwd.body == "jasmin":  # Jasmin's HTTP client connector: the fields in the query (GET) or a form (POST)
+            fields = mo_fields(msg)
+            if fwd.method == "GET":
+                return NewJob(self.kind, _with_query(url, fields), "GET", None, None, caller=caller, ref=ref)
+            return NewJob(self.kind, url, "POST", _form(fields), "application/x-www-form-urlencoded", caller=caller,
+                          ref=ref)
         if fwd.method == "GET":
             return NewJob(self.kind, url, "GET", None, None, caller=caller, ref=ref)
         if fwd.body == "infobip":

@@ -242,6 +242,47 @@ def v3_pull_paths() -> dict[str, Any]:
     return paths
 
 
+def dialect_paths() -> dict[str, Any]:
+    """Other gateways' APIs (gateway/entrances/jasmin.py, smseagle.py): their own answers, not Infobip's."""
+    def answers(ctypes: tuple[str, ...], *codes: int) -> dict[str, Any]:
+        content = {ct: {"schema": {"type": "object" if ct == JSON_CT else "string"}} for ct in ctypes}
+        out = {str(c): {"description": "Success" if c == 200 else "Refused, in the dialect's own words",
+                        "content": content} for c in codes}
+        return {**out, **_errors(413, 414)}
+
+    def op(op_id: str, summary: str, responses: dict[str, Any], params: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {"operationId": op_id, "tags": ["dialects"], "summary": summary, "security": [],
+                "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}} for n in params],
+                "responses": responses}
+
+    sent = (200, 400, 403, 409, 412, 422, 500, 502, 503, 504)
+    jasmin_send = answers(("text/plain",), *sent)
+    jasmin_json = {"200": {"description": "Balance or rate (Jasmin's JSON)", "content": {JSON_CT: {"schema": {}}}},
+                   **{str(c): {"description": "A JSON string: the reason", "content": {JSON_CT: {"schema": {}}}}
+                      for c in (400, 403)}, **_errors(413, 414)}
+    creds = ("username", "password")
+    eagle = answers(("text/plain", XML_CT), 200, 400, 401, 403, 409, 422, 429, 500, 502, 503, 504)
+    rpc = answers((JSON_CT,), 200, 400, 401, 403, 409, 422, 429, 500, 502, 503, 504)
+    eagle_ops = {m: op(f"smseagleSend{m.title()}", "SMSEagle API v1 send_sms", eagle,
+                       ("access_token", "login", "pass", "to", "message")) for m in ("get", "post")}
+    rpc_op = {"post": {**op("smseagleJsonRpc", "SMSEagle JSON-RPC sms.send_sms", rpc),
+                       "requestBody": {"required": True, "content": {JSON_CT: {"schema": {"type": "object"}}}}}}
+    return {
+        "/send": {m: op(f"jasminSend{m.title()}", "Jasmin's /send", jasmin_send, (*creds, "to", "content"))
+                  for m in ("get", "post")},
+        "/balance": {m: op(f"jasminBalance{m.title()}", "Jasmin's /balance", jasmin_json, creds)
+                     for m in ("get", "post")},
+        "/rate": {m: op(f"jasminRate{m.title()}", "Jasmin's /rate", jasmin_json, (*creds, "to", "content"))
+                  for m in ("get", "post")},
+        "/ping": {"get": op("jasminPing", "Jasmin's /ping: Jasmin/PONG",
+                            {"200": {"description": "Jasmin/PONG", "content": {"text/plain": {"schema": {}}}}})},
+        "/http_api/send_sms": eagle_ops,
+        "/index.php/http_api/send_sms": {m: {**o, "operationId": o["operationId"] + "Old"} for m, o in eagle_ops.items()},
+        "/jsonrpc/sms": rpc_op,
+        "/index.php/jsonrpc/sms": {"post": {**rpc_op["post"], "operationId": "smseagleJsonRpcOld"}},
+    }
+
+
 def ops_paths() -> dict[str, Any]:
     def op(op_id: str, summary: str, ok: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"get": {"operationId": op_id, "tags": ["ops"], "summary": summary, "security": [],
@@ -399,7 +440,7 @@ def spec_for(app: Flask) -> dict[str, Any]:
     """The description of ``app``'s endpoints (the UI's only when the UI is enabled)."""
     config = app.extensions["smsbridge"].config
     paths = {**send_paths(), **report_paths(), **inbound_paths(), **conversion_paths(), **ops_paths(),
-             **v3_pull_paths()}
+             **v3_pull_paths(), **dialect_paths()}
     if config.ui.enabled:
         paths.update(ui_paths())
     return {

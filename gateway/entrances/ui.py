@@ -231,6 +231,7 @@ def _base_url() -> str:
 def _targets() -> list[dict[str, str]]:
     ctx = bridge()
     out = [{"name": ub.QUERY_TARGET, "label": "Raw query API (/sms/1/text/query)"}]
+    out += [{"name": n, "label": f"For {d.label} ({d.path})"} for n, d in ub.DIALECTS.items()]
     for name, spec in ctx.config.templates.items():
         out.append({"name": name, "label": f"Template {name}" + (f": {spec.description}" if spec.description else "")})
     return out

@@ -1,7 +1,8 @@
 """Reports out: each stored delivery report becomes durable outbox jobs (gateway/delivery/outbox.py),
 through the delivery channels of gateway/delivery/channels.py: the caller's own ``notifyUrl``
 (:class:`NotifyUrlChannel`) and a legacy callback configured on the caller or the template
-(:class:`CallbackChannel`, templates in gateway/reports/callbacks.py).
+(:class:`CallbackChannel`, templates in gateway/reports/callbacks.py), or a dialect's own report
+channel named on the message instead (:class:`JasminDlrChannel` for Jasmin's ``dlr-url``).
 
 Reports are relayed when final; intermediate ones only for messages sent with
 ``intermediateReport=true``.
@@ -12,11 +13,12 @@ from __future__ import annotations
 import logging
 
 from ..config import Config
-from ..delivery.channels import CallbackChannel, NotifyUrlChannel
+from ..delivery.channels import CallbackChannel, JasminDlrChannel, NotifyUrlChannel
 from ..delivery.outbox import NewJob, Outbox
 from ..model import Report
 from ..store.engine import Connection
 from ..store.reports import StoredMessage
+from ..wire.jasmin import DlrRequest
 from ..wire.reports import merge_reports_bodies
 from .callbacks import compile_callbacks
 
@@ -32,6 +34,7 @@ class Relay:
         self.outbox = outbox
         self.callbacks = {n: CallbackChannel(c) for n, c in compile_callbacks(config).items()}
         self.notify = NotifyUrlChannel()
+        self.jasmin = JasminDlrChannel()
         for kind in (NotifyUrlChannel.kind, NotifyUrlChannel.kind_v3):
             outbox.mergeable(kind, merge_reports_bodies)
 
@@ -39,6 +42,9 @@ class Relay:
         """The outbox jobs for the report: the message's notifyUrl and legacy callback, if any."""
         if report.intermediate and not target.intermediate:
             return []
+        jasmin = DlrRequest.from_channel(target.callback, target.notify_url)
+        if jasmin is not None:  # the message's URL is the dlr-url: Jasmin's fields, never Infobip's shape
+            return self.jasmin.prepare(report, target, jasmin)
         jobs = []
         if target.notify_url:
             jobs.append(self.notify.prepare(report, target))
