@@ -6,6 +6,7 @@
   if (!dataEl) return;
   const DATA = JSON.parse(dataEl.textContent);
   const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+  const LOGIN = "/ui/login";
 
   async function api(path, body) {
     const resp = await fetch("/ui/api/" + path, {
@@ -13,6 +14,11 @@
       headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF},
       body: JSON.stringify(body),
     });
+    if (resp.status === 401) {  // logged out: nothing stale stays on screen; back here after the login
+      document.querySelectorAll("main").forEach((m) => { m.hidden = true; });
+      window.location.assign(LOGIN + "?ended=1&next=" + encodeURIComponent(window.location.pathname + window.location.search));
+      throw new Error("Logged out: the session ended");
+    }
     const json = await resp.json();
     if (!resp.ok) {
       const exc = (json.requestError || {}).serviceException || {};

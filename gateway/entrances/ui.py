@@ -130,17 +130,32 @@ def csrf_token() -> str:
 
 @bp.before_request
 def _guard() -> Response | None:
+    """Logged out first, CSRF second: an ended session says "logged out" (and sends a page back to the login,
+    which returns to the same page and filter), never "CSRF token out of date"."""
     g.fmt = "json"
+    open_endpoint = request.endpoint in OPEN_ENDPOINTS
+    if not open_endpoint and not (session.get("admin") and _live().valid(session.get("sid"))):
+        if request.path.startswith("/ui/api/"):
+            text = ("Logged out: the session ended (expired, or logged out elsewhere); log in again"
+                    if _was_logged_in() else "Log in to the admin UI first")
+            raise ApiError(401, "UNAUTHORIZED", text)
+        back = request.full_path.rstrip("?") if request.method in ("GET", "HEAD") else request.referrer or ""
+        back_path = urlsplit(back).path + (("?" + urlsplit(back).query) if urlsplit(back).query else "")
+        return redirect(url_for("ui.login", next=back_path, **({"ended": 1} if _was_logged_in() else {})))
     if request.method == "POST":
         given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
         expected = session.get("csrf", "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise ApiError(400, "BAD_REQUEST", "The form's CSRF token is missing or out of date: reload the page")
-    if request.endpoint in OPEN_ENDPOINTS or (session.get("admin") and _live().valid(session.get("sid"))):
-        return None
-    if request.method in ("GET", "HEAD") and not request.path.startswith("/ui/api/"):
-        return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
-    raise ApiError(401, "UNAUTHORIZED", "Log in to the admin UI first")
+    return None
+
+
+WAS = "smsbridge_ui_was"  # "this browser had a session": an ended session then says "logged out"
+
+
+def _was_logged_in() -> bool:
+    """A session that ended (its cookie expired with it, or it was revoked), as opposed to none ever."""
+    return bool(session.get("admin") or request.cookies.get(WAS))
 
 
 @bp.after_request
@@ -167,6 +182,14 @@ def _upstream_label() -> dict[str, Any]:
             "text": f"REAL Infobip at {ctx.sender.upstream.host}: messages are delivered and charged."}
 
 
+def _demo_hint() -> str | None:
+    """Where the demo credentials are, when the upstream is the sandbox (no real SMS behind the login)."""
+    if bridge().config.upstream.is_sandbox:
+        return ("Demo on the sandbox: the user and password are ui.admin_user and ui.admin_password in the "
+                "configuration file (admin / admin in the shipped config.yaml).")
+    return None
+
+
 # -- login ---------------------------------------------------------------------------------------------
 def _safe_next(target: str | None) -> str:
     """Only a path inside the UI (no scheme, no host, no //), under the proxy's prefix if any."""
@@ -177,7 +200,10 @@ def _safe_next(target: str | None) -> str:
 
 @bp.get("/login")
 def login() -> str:
-    return render_template("login.html", next=request.args.get("next", ""), error=None, user="")
+    ended = "You were logged out: the session ended. Log in again to go back where you were." \
+        if request.args.get("ended") else None
+    return render_template("login.html", next=request.args.get("next", ""), error=None, user="", hint=_demo_hint(),
+                           notice=ended)
 
 
 @bp.post("/login")
@@ -201,21 +227,26 @@ def login_post() -> Response | tuple[str, int, dict[str, str]]:
         throttle.failed(keys, "ui")
         _log.warning("failed admin UI login for %r from %s", user, request.remote_addr)
         return render_template("login.html", next=request.form.get("next", ""), error="Wrong user name or password",
-                               user=user), 401, {}
+                               user=user, hint=_demo_hint()), 401, {}
     throttle.succeeded(user)
     _live().close(session.get("sid"))
     session.clear()  # a fresh session (and CSRF token) after login
     session.permanent = True
     session["admin"] = user
     session["sid"] = _live().open()
-    return redirect(_safe_next(request.form.get("next")))
+    resp = redirect(_safe_next(request.form.get("next")))
+    resp.set_cookie(WAS, "1", max_age=30 * 86400, path=request.script_root + "/ui", httponly=True, samesite="Strict",
+                    secure=ui.secure_cookie)
+    return resp
 
 
 @bp.post("/logout")
 def logout() -> Response:
     _live().close(session.get("sid"))  # revoked here: a copy of the cookie no longer opens the UI
     session.clear()
-    return redirect(url_for("ui.login"))
+    resp = redirect(url_for("ui.login"))
+    resp.delete_cookie(WAS, path=request.script_root + "/ui")
+    return resp
 
 
 @bp.get("/")
