@@ -257,6 +257,10 @@ def ops_paths() -> dict[str, Any]:
             "text/plain": {"schema": {"type": "string"}}}}, {"404": _error("Metrics are switched off")}),
         "/openapi.json": op("openapi", "This description", {"description": "OpenAPI 3.1", "content": {
             JSON_CT: {"schema": {"type": "object"}}}}),
+        "/": op("front", "The front door: what runs here, links to the console, this description and health",
+                {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}),
+        "/favicon.ico": op("favicon", "The icon", {"description": "An ICO image", "content": {
+            "image/vnd.microsoft.icon": {"schema": {"type": "string", "format": "binary"}}}}),
     }
 
 
