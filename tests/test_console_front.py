@@ -141,3 +141,35 @@ def test_send_errors_read_like_the_ui(bridge, config_file, capsys):
     assert code == 1 and err.startswith("error: HTTP 400: ")
     assert re.search(r"^  phone: .*placeholder", err, re.M), err
     assert '"requestError"' in out  # the answer itself stays on stdout for scripts
+
+
+def test_configuration_view_shows_callers_templates_rules_upstream_and_no_secret(make_bridge):
+    secrets = {"pw-Zq81demo", "key-Zq81demo", "adm-Zq81pw", "tok-Zq81inbound-0123456789", "s3cr3t-cb"}
+
+    def mutate(raw):
+        demo = raw["callers"]["demo"]
+        demo.update(password="pw-Zq81demo", api_key="key-Zq81demo")
+        demo["callback"] = {"url": "https://hooks.example.net/dlr?token=s3cr3t-cb&id=%i"}
+        raw["ui"]["admin_password"] = "adm-Zq81pw"
+        raw["inbound"]["token"] = "tok-Zq81inbound-0123456789"
+
+    bridge = make_bridge(mutate)
+    s = requests.Session()
+    page = s.get(bridge.url + "/ui/login", timeout=10)
+    assert s.post(bridge.url + "/ui/login", data={"username": "admin", "password": "adm-Zq81pw",
+                                                  "csrf_token": _csrf(page.text)}, timeout=10).status_code == 200
+    page = s.get(bridge.url + "/ui/config", timeout=10)
+    assert page.status_code == 200
+    text = page.text
+    for anchor in ("callers", "templates", "inbound", "upstream"):
+        assert f'<section id="{anchor}"' in text
+    assert "<dt>scopes</dt>" in text and "<dt>mode</dt>" in text and "<dt>allow</dt>" in text
+    assert "<dt>keyword</dt>" in text  # the inbound rule of config.yaml
+    ready = re.search(r'id="url-alarm">([^<]+)<', text).group(1)
+    assert ready.startswith(bridge.url + "/t/alarm?username=demo&amp;password=YOUR_PASSWORD&amp;phone=%phone%")
+    for secret in secrets:
+        assert secret not in text, f"{secret} reached the page"
+    assert "•••• (set)" in text and "token=MASKED&amp;id=%i" in text
+    from gateway.configview import plain
+    assert plain({"store_url": "postgresql://bridge:pg-pass-9@db.example.net/sms"}) == {
+        "store_url": "postgresql://db.example.net/sms"}

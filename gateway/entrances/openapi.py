@@ -293,6 +293,7 @@ def ui_paths() -> dict[str, Any]:
                                 "requestBody": form, "responses": {"302": redirect, **_errors(400)}}},
         "/ui/builder": page("uiBuilder", "URL builder"),
         "/ui/try": page("uiTry", "Try it: send with real values, live preview"),
+        "/ui/config": page("uiConfig", "The running configuration, read-only, secrets masked"),
         "/ui/api/default": api("uiDefault", "The starting form for a target, style and preset"),
         "/ui/api/build": api("uiBuild", "Form state to URL and curl command"),
         "/ui/api/parse": api("uiParse", "A pasted URL to form state"),

@@ -35,6 +35,7 @@ from flask import (
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.security import check_password_hash
 
+from .. import configview
 from .. import urlbuilder as ub
 from ..clock import Clock
 from ..config import Config, UiSettings
@@ -53,7 +54,8 @@ _log = logging.getLogger("smsbridge")
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
 
 # (endpoint, label) of the navigation.
-NAV: tuple[tuple[str, str], ...] = (("ui.builder", "URL builder"), ("ui.try_it", "Try it"), ("ui.log", "Message log"))
+NAV: tuple[tuple[str, str], ...] = (("ui.builder", "URL builder"), ("ui.try_it", "Try it"), ("ui.log", "Message log"),
+                                    ("ui.config_view", "Configuration"))
 OPEN_ENDPOINTS = frozenset({"ui.login", "ui.login_post", "ui.static"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -287,6 +289,18 @@ def _page_data() -> dict[str, Any]:
 @bp.get("/builder")
 def builder() -> str:
     return render_template("builder.html", data=_page_data(), upstream=_upstream_label())
+
+
+@bp.get("/config")
+def config_view() -> str:
+    """The running configuration, read-only, secrets masked; each template with a URL ready to paste."""
+    ctx = bridge()
+    urls = {}
+    for name, spec in ctx.config.templates.items():
+        caller = next((c for c in spec.callers if c != "*"), next(iter(ctx.config.callers), None))
+        urls[name] = ub.build(ub.default_spec(_base_url(), name, ctx.config.templates, ub.STYLES["percent"], caller))
+    return render_template("config.html", sections=configview.sections(ctx.config), urls=urls,
+                           source=ctx.config.source, upstream=_upstream_label())
 
 
 @bp.get("/try")
