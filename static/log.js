@@ -17,13 +17,17 @@
       if (!tr) { fresh += 1; return; }
       present.add(row.key);
       Object.entries(row.cells).forEach(([name, value]) => {
-        const td = tr.querySelector('td[data-cell="' + name + '"]');
+        const td = tr.querySelector('[data-cell="' + name + '"]');
         if (td && td.textContent !== value) {
           td.textContent = value;
           td.classList.add("changed");
         }
       });
-      if (row.group) tr.className = "g-" + row.group.toLowerCase();
+      if (row.group) {
+        tr.className = "g-" + row.group.toLowerCase();
+        const badge = tr.querySelector(".badge");
+        if (badge) badge.className = "badge g-" + row.group.toLowerCase();
+      }
     });
     notice.hidden = fresh === 0;
     if (fresh) {

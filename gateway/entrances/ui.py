@@ -11,10 +11,13 @@ changes; a dead letter is re-driven with ``POST /ui/log/redrive/<job id>`` (CSRF
 
 from __future__ import annotations
 
+import csv
 import hmac
+import io
 import logging
 import secrets
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +33,7 @@ from flask import (
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -46,7 +50,18 @@ from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
 from ..store import uisessions
 from ..store.engine import Database
-from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
+from ..store.logview import (
+    COLUMNS,
+    JOB_STATES,
+    MAIN_COLUMNS,
+    STATES,
+    STATUS_GROUPS,
+    VIEWS,
+    LogFilter,
+    LogView,
+    Page,
+)
+from ..wire.statuses import STATUSES
 from .common import json_object
 
 _log = logging.getLogger("smsbridge")
@@ -404,55 +419,141 @@ def api_preview() -> Response:
 
 
 # -- the message log -------------------------------------------------------------------------------------
-def _log_query() -> tuple[str, LogFilter, int]:
-    """The view, filter and page of a log request (query parameters), checked."""
+FILTER_KEYS = ("number", "bulkId", "messageId", "status", "caller", "template", "entrance", "text", "since", "until")
+
+
+def _when_arg(name: str, value: str, problems: dict[str, str]) -> float | None:
+    """``2026-11-30``, ``2026-11-30T08:15`` or ``2026-11-30 08:15:00``, in UTC (the log's times are UTC)."""
+    if not value:
+        return None
+    for pattern in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value.strip(), pattern).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    problems[name] = "must be a date (2026-11-30) or a date and time (2026-11-30T08:15), in UTC"
+    return None
+
+
+def _known_statuses(view: str) -> set[str]:
+    if view == "messages":
+        return {*(s.upper() for s in STATES), *STATUS_GROUPS, *(st.name for st in STATUSES.values())}
+    if view == "attempts":
+        return {"OK", "ERROR"}
+    return {s.upper() for s in JOB_STATES}
+
+
+def _log_query() -> tuple[str, LogFilter, int, dict[str, str], list[str]]:
+    """The view, filter and page of a log request (query parameters), with the problems found (parameter ->
+    reason: shown beside the filter, nothing is queried) and notices (an unknown status: said, not blank)."""
     a = request.args
+    problems: dict[str, str] = {}
+    notices: list[str] = []
     view = a.get("view") or "messages"
     if view not in dict(VIEWS):
-        raise ApiError.bad_request("view", f"must be one of {', '.join(dict(VIEWS))}")
+        problems["view"] = f"must be one of {', '.join(dict(VIEWS))}"
+        view = "messages"
     try:
         page = int(a.get("page") or 1)
     except ValueError:
         page = 0
     if not 1 <= page <= 100000:
-        raise ApiError.bad_request("page", "must be a whole number from 1")
-    f = LogFilter(*(str(a.get(k) or "")[:100] for k in ("number", "bulkId", "messageId", "status")))
-    return view, f, page
+        problems["page"] = "must be a whole number from 1"
+        page = 1
+    v = {k: str(a.get(k) or "").strip()[:100] for k in FILTER_KEYS}
+    since, until = _when_arg("since", v["since"], problems), _when_arg("until", v["until"], problems)
+    if len(v["until"]) == 10 and until is not None:
+        until += 86400  # a date alone means "to the end of that day"
+    if since is not None and until is not None and until <= since:
+        problems["until"] = "must be after since"
+    ctx = bridge()
+    if v["caller"] and v["caller"] not in ctx.config.callers:
+        notices.append(f"caller {v['caller']!r} is not in this configuration (its old messages still show)")
+    if v["template"] and v["template"] not in ctx.config.templates:
+        notices.append(f"template {v['template']!r} is not in this configuration (its old messages still show)")
+    if v["status"] and view != "dead" and v["status"].upper() not in _known_statuses(view):
+        notices.append(f"status {v['status']!r} is not one the {view} view knows, so nothing matches; "
+                       f"try one of {', '.join(sorted(_known_statuses(view))[:12])}…")
+    if v["text"] and _settings().mask_text:
+        notices.append("texts are masked (ui.mask_text), so the text search is off")
+        v["text"] = ""
+    f = LogFilter(v["number"], v["bulkId"], v["messageId"], v["status"], v["caller"], v["template"], v["entrance"],
+                  v["text"], since, until)
+    return view, f, page, problems, notices
 
 
-def _log_page(view: str, f: LogFilter, page: int) -> Page:
+def _log_view() -> LogView:
     ctx, ui = bridge(), _settings()
-    lv = LogView(ctx.db, ctx.clock.now(), ui.mask_text, ui.mask_keep)
-    return lv.page(view, f, page, ui.log_page_size)
+    return LogView(ctx.db, ctx.clock.now(), ui.mask_text, ui.mask_keep)
 
 
-def _log_args(view: str, f: LogFilter, page: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"view": view, "number": f.number, "bulkId": f.bulk_id, "messageId": f.message_id,
-                           "status": f.status}
+def _log_args(view: str, page: int | None = None) -> dict[str, Any]:
+    """The current query's filter (as the user wrote it) for links: views, pages, the CSV export."""
+    out: dict[str, Any] = {"view": view, **{k: request.args.get(k, "") for k in FILTER_KEYS}}
     if page:
         out["page"] = page
     return {k: v for k, v in out.items() if v}
 
 
 @bp.get("/log")
-def log() -> str:
-    view, f, page = _log_query()
-    result = _log_page(view, f, page)
-    args = _log_args(view, f)
+def log() -> tuple[str, int]:
+    view, f, page, problems, notices = _log_query()
+    lv = _log_view()
+    result = Page(view, [], page, False, 0) if problems else lv.page(view, f, page, _settings().log_page_size)
+    groups = lv.totals_by_group(f) if view == "messages" and not problems else {}
+    args = _log_args(view)
+    ctx = bridge()
     return render_template(
-        "log.html", view=view, views=VIEWS, f=f, result=result, columns=COLUMNS[view],
+        "log.html", view=view, views=VIEWS, f=f, args=request.args, result=result, columns=COLUMNS[view],
+        main_columns=MAIN_COLUMNS.get(view), problems=problems, notices=notices, groups=groups,
+        callers=sorted(ctx.config.callers), templates=sorted(ctx.config.templates),
         masked=_settings().mask_text, redriven=request.args.get("redriven", ""),
-        view_urls={v: url_for("ui.log", **_log_args(v, f)) for v, _ in VIEWS},
+        view_urls={v: url_for("ui.log", **{**_log_args(v), "view": v}) for v, _ in VIEWS},
+        csv_url=url_for("ui.log_csv", **{k: x for k, x in args.items() if k != "view"}),
         prev_url=url_for("ui.log", **args, page=page - 1) if page > 1 else None,
         next_url=url_for("ui.log", **args, page=page + 1) if result.has_next else None,
-        log_data={"api": url_for("ui.api_log", **_log_args(view, f, page)), "interval": 2000})
+        log_data={"api": url_for("ui.api_log", **_log_args(view, page)), "interval": 2000}), 400 if problems else 200
 
 
 @bp.get("/api/log")
 def api_log() -> Response:
     """One page of the log as JSON (the page's script polls it for status changes)."""
-    view, f, page = _log_query()
-    return jsonify(_log_page(view, f, page).to_dict())
+    view, f, page, problems, _ = _log_query()
+    if problems:
+        name, reason = next(iter(problems.items()))
+        raise ApiError.bad_request(name, reason)
+    return jsonify(_log_view().page(view, f, page, _settings().log_page_size).to_dict())
+
+
+@bp.get("/log.csv")
+def log_csv() -> Response:
+    """Every message the current filter matches, as CSV, streamed (texts masked as on the page)."""
+    view, f, _, problems, _ = _log_query()
+    if problems:
+        name, reason = next(iter(problems.items()))
+        raise ApiError.bad_request(name, reason)
+    lv, names = _log_view(), [n for n, _ in COLUMNS["messages"]]
+
+    def rows() -> Iterator[str]:
+        buf = io.StringIO()
+        out = csv.writer(buf)
+        out.writerow([label for _, label in COLUMNS["messages"]])
+        for i, row in enumerate(lv.export(f), 1):
+            out.writerow([_csv_cell(row["cells"][n]) for n in names])
+            if i % 500 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    stamp = datetime.fromtimestamp(bridge().clock.now(), UTC).strftime("%Y%m%d-%H%M%S")
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="smsbridge-messages-{stamp}.csv"'})
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (CSV injection): ``=``, ``+``, ``-``, ``@`` lead with '."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @bp.post("/log/redrive/<int:job_id>")
