@@ -44,7 +44,10 @@
     if (document.visibilityState === "visible") {
       try {
         const resp = await fetch(CFG.api, {credentials: "same-origin", headers: {"Accept": "application/json"}});
-        if (resp.status === 401) { live.textContent = "Logged out: reload to log in again."; return; }
+        if (resp.status === 401) {  // logged out: back to the login, then to this page and filter
+          window.smsbridgeLoggedOut();
+          return;
+        }
         if (!resp.ok) throw new Error("HTTP " + resp.status);
         apply(await resp.json());
         failures = 0;

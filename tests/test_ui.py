@@ -55,7 +55,7 @@ def test_login_cookie_flags_and_redirect_to_next(bridge):
     resp = evil.post(bridge.url + "/ui/login", data={"username": "admin", "password": "admin",
                                                       "next": "//evil.example/ui/", "csrf_token": _csrf(p2.text)},
                      allow_redirects=False, timeout=10)
-    assert resp.headers["Location"].endswith("/ui/builder")  # no open redirect
+    assert resp.headers["Location"].endswith("/ui/dashboard")  # no open redirect
 
 
 def test_wrong_password_and_missing_csrf_are_refused(bridge):

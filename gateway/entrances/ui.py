@@ -39,15 +39,17 @@ from flask import (
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.security import check_password_hash
 
-from .. import configview
+from .. import configview, svgchart
 from .. import urlbuilder as ub
 from ..clock import Clock
 from ..config import Config, UiSettings
 from ..errors import Throttled
 from ..model import ApiError
+from ..redact import redact
 from ..render import RenderError
 from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
+from ..store import dashboard as dashboard_store
 from ..store import uisessions
 from ..store.engine import Database
 from ..store.logview import (
@@ -69,8 +71,8 @@ _log = logging.getLogger("smsbridge")
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
 
 # (endpoint, label) of the navigation.
-NAV: tuple[tuple[str, str], ...] = (("ui.builder", "URL builder"), ("ui.try_it", "Try it"), ("ui.log", "Message log"),
-                                    ("ui.config_view", "Configuration"))
+NAV: tuple[tuple[str, str], ...] = (("ui.dashboard", "Dashboard"), ("ui.builder", "URL builder"), ("ui.try_it", "Try it"),
+                                    ("ui.log", "Message log"), ("ui.config_view", "Configuration"))
 OPEN_ENDPOINTS = frozenset({"ui.login", "ui.login_post", "ui.static"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -212,7 +214,7 @@ def _safe_next(target: str | None) -> str:
     """Only a path inside the UI (no scheme, no host, no //), under the proxy's prefix if any."""
     if target and target.startswith("/ui/") and not urlsplit(target).netloc and "\\" not in target:
         return request.script_root + target  # X-Forwarded-Prefix from a trusted proxy (gateway/proxies.py)
-    return url_for("ui.builder")
+    return url_for("ui.dashboard")
 
 
 @bp.get("/login")
@@ -267,8 +269,78 @@ def logout() -> Response:
 
 
 @bp.get("/")
-def index() -> Response:
-    return redirect(url_for("ui.builder"))
+def index() -> str:
+    return dashboard()
+
+
+# -- the dashboard ---------------------------------------------------------------------------------------
+RANGES: dict[str, tuple[str, float, int]] = {  # name: (label, seconds, buckets)
+    "hour": ("last hour", 3600, 12), "day": ("last 24 hours", 86400, 24), "week": ("last 7 days", 7 * 86400, 28)}
+
+
+def _dash_query() -> tuple[str, str, str]:
+    a = request.args
+    rng = a.get("range") or "day"
+    if rng not in RANGES:
+        raise ApiError.bad_request("range", f"must be one of {', '.join(RANGES)}")
+    caller, template = (a.get("caller") or "")[:100], (a.get("template") or "")[:100]
+    return rng, caller, template
+
+
+def _dash_stats(rng: str, caller: str, template: str) -> dashboard_store.Stats:
+    _, seconds, buckets = RANGES[rng]
+    now = bridge().clock.now()
+    return dashboard_store.stats(bridge().db, now - seconds, now, buckets, caller, template)
+
+
+def _dash_data(rng: str, caller: str, template: str) -> dict[str, Any]:
+    ctx = bridge()
+    st = _dash_stats(rng, caller, template)
+    up = dashboard_store.upstream_health(ctx.db, ctx.clock.now() - 300)
+    return {
+        "range": rng, "caller": caller, "template": template,
+        "sent": st.sent, "delivered": st.delivered, "failed": st.failed, "pending": st.pending,
+        "deliveryRate": None if st.delivery_rate is None else round(st.delivery_rate * 100, 1),
+        "reportDelayP50": st.delay_p50, "reportDelayP95": st.delay_p95, "reportDelaySample": st.delay_sample,
+        "topErrors": [{"reason": r, "count": n} for r, n in st.top_errors],
+        "queueDepth": ctx.store.queue_depth(), "outboxDepth": ctx.outbox.depth(), "deadLetters": ctx.outbox.store.dead(),
+        "upstream": {"attempts5m": up.attempts, "errors5m": up.errors, "lastAt": up.last_at,
+                     "lastStatus": up.last_status, "lastError": redact(up.last_error or "") or None,
+                     "ok": up.last_at is None or (up.last_error is None and (up.last_status or 0) < 500)},
+        "series": st.series, "bucketSeconds": st.bucket_seconds,
+    }
+
+
+@bp.get("/dashboard")
+def dashboard() -> str:
+    rng, caller, template = _dash_query()
+    ctx = bridge()
+    data = _dash_data(rng, caller, template)
+    args = {k: v for k, v in (("range", rng), ("caller", caller), ("template", template)) if v}
+    return render_template("dashboard.html", d=data, ranges=RANGES, rng=rng, caller=caller, template=template,
+                           callers=sorted(ctx.config.callers), templates=sorted(ctx.config.templates),
+                           chart_url=url_for("ui.dashboard_chart", **args), upstream=_upstream_label(),
+                           log_url=url_for("ui.log", **{k: v for k, v in args.items() if k != "range"}),
+                           dash_data={"api": url_for("ui.api_dashboard", **args),
+                                      "chart": url_for("ui.dashboard_chart", **args), "interval": 5000})
+
+
+@bp.get("/api/dashboard")
+def api_dashboard() -> Response:
+    return jsonify(_dash_data(*_dash_query()))
+
+
+@bp.get("/dashboard/chart.svg")
+def dashboard_chart() -> Response:
+    rng, caller, template = _dash_query()
+    st = _dash_stats(rng, caller, template)
+    who = " · ".join(x for x in (caller and f"caller {caller}", template and f"template {template}") if x)
+    title = f"Messages per {_step(st.bucket_seconds)}, {RANGES[rng][0]}" + (f" ({who})" if who else "")
+    return Response(svgchart.stacked_bars(st.series, st.bucket_seconds, title), mimetype="image/svg+xml")
+
+
+def _step(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds < 3600 else f"{seconds / 3600:g} hours"
 
 
 # -- pages ---------------------------------------------------------------------------------------------
