@@ -188,9 +188,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_inject_inbound(args: argparse.Namespace) -> int:
     """Inject an inbound SMS into a running sandbox (which pushes it to its inbound URL)."""
     url = args.sandbox_url
-    if not url:
+    if not url:  # the same port choice as `python app.py` makes for the embedded sandbox
         config = load_config(args.config)
-        port = _first(_env_int("SANDBOX_PORT"), config.sandbox.port)
+        port = _first(args.sandbox_port, _env_int("SANDBOX_PORT"), config.sandbox.port)
         url = f"http://{config.sandbox.host}:{port}"
     body = {"from": args.sender, "to": args.to, "text": args.text}
     if args.keyword:
@@ -199,6 +199,10 @@ def cmd_inject_inbound(args: argparse.Namespace) -> int:
         resp = requests.post(url.rstrip("/") + "/sandbox/inbound", json=body, timeout=10)
     except requests.RequestException as exc:
         print(f"no sandbox at {url}: {type(exc).__name__} (is `python app.py` running?)", file=sys.stderr)
+        return 1
+    if resp.status_code in (404, 405) or "json" not in resp.headers.get("Content-Type", ""):
+        print(f"what answers at {url} is not the smsbridge sandbox (HTTP {resp.status_code} for /sandbox/inbound); "
+              "give --sandbox-port or SANDBOX_PORT as the bridge was started with, or --sandbox-url", file=sys.stderr)
         return 1
     print(resp.text)
     return 0 if resp.ok else 1
@@ -334,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     inj.add_argument("--to", required=True, help="the receiving (customer's) number")
     inj.add_argument("--text", required=True)
     inj.add_argument("--keyword", default=None, help="a keyword registered for the number (sets keyword/cleanText)")
-    inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:sandbox.port of the config")
+    inj.add_argument("--sandbox-url", default=None, help="default: http://sandbox.host:PORT of the config")
+    inj.add_argument("--sandbox-port", type=int, default=None, help="the sandbox's port (or SANDBOX_PORT; default "
+                     "sandbox.port), as given to `python app.py`")
     sub.add_parser("prune", help="delete messages, reports and delivered jobs past store.retention_hours")
     sub.add_parser("migrate", help="bring the database to the newest schema revision (also done at start)")
     bk = sub.add_parser("backup", help="copy the SQLite store to FILE, consistently, while the bridge runs")

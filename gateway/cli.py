@@ -39,9 +39,28 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def bridge_url(config: Config) -> str:
+def bridge_url(config: Config, port: int | None = None) -> str:
+    """The address a client reaches the bridge at: ``server.public_url``, else host and port, where the port is
+    ``--port``, else ``PORT``, else ``server.port`` (as ``python app.py`` itself chooses it)."""
     s = config.server
-    return (s.public_url or f"http://{s.host}:{s.port}").rstrip("/")
+    if s.public_url:
+        return s.public_url.rstrip("/")
+    env = os.environ.get("PORT", "")
+    chosen = port if port is not None else int(env) if env.isdigit() else s.port
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "", "::") else s.host
+    return f"http://{host}:{chosen}"
+
+
+def _answer_error(resp: requests.Response) -> str:
+    """An error answer in the words the UI uses: the reason, then each parameter with its problem."""
+    try:
+        exc = (resp.json().get("requestError") or {}).get("serviceException") or {}
+    except ValueError:
+        return f"HTTP {resp.status_code}: {resp.text.strip()[:300]}"
+    lines = [f"HTTP {resp.status_code}: {exc.get('text') or resp.reason}"]
+    for param, problems in (exc.get("validationErrors") or {}).items():
+        lines.append(f"  {param}: {'; '.join(problems) if isinstance(problems, list) else problems}")
+    return "\n".join(lines)
 
 
 def add_commands(sub: Any) -> dict[str, Any]:
@@ -50,6 +69,7 @@ def add_commands(sub: Any) -> dict[str, Any]:
     p.add_argument("target", help="'query' for the raw query API, or a template name")
     p.add_argument("values", nargs="*", help="parameters as name=value (query: to=… text=… from=…)")
     p.add_argument("--url", help="the bridge's base URL (default: server.public_url or http://host:port)")
+    p.add_argument("--port", type=int, default=None, help="the bridge's port (or PORT; default server.port)")
     p.add_argument("--username", default=os.environ.get("SMSBRIDGE_USERNAME"), help="caller (or SMSBRIDGE_USERNAME)")
     p.add_argument("--password", default=os.environ.get("SMSBRIDGE_PASSWORD"),
                    help="caller's password (or SMSBRIDGE_PASSWORD; prompted when missing)")
@@ -76,6 +96,7 @@ def add_commands(sub: Any) -> dict[str, Any]:
     p.add_argument("--format", choices=["json", "xml"], default="", help="answer format (path extension)")
     p.add_argument("--username", help="the caller: adds username=… and password=" + ub.PASSWORD_TOKEN)
     p.add_argument("--base", help="the bridge's address as the legacy app reaches it")
+    p.add_argument("--port", type=int, default=None, help="the bridge's port (or PORT; default server.port)")
     p.add_argument("--curl", action="store_true", help="print the curl command too")
     p.add_argument("--parse", metavar="URL", help="read a URL instead and print the form as JSON")
 
@@ -94,7 +115,7 @@ def add_commands(sub: Any) -> dict[str, Any]:
 def cmd_send(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     values = _pairs(args.values, "a value")
-    base = (args.url or bridge_url(config)).rstrip("/")
+    base = (args.url or bridge_url(config, args.port)).rstrip("/")
     path = ub.path_of(args.target, "xml" if args.xml else "")
     username = args.username or input("Caller: ")
     password = args.password if args.password is not None else getpass.getpass(f"Password for {username}: ")
@@ -103,7 +124,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     except requests.RequestException as exc:
         print(f"could not reach the bridge at {base}: {type(exc).__name__}", file=sys.stderr)
         return 3
-    print(f"HTTP {resp.status_code}", file=sys.stderr)
+    # the answer as it came on stdout (scripts parse it); on stderr the status, or the error in the UI's words
+    print(f"HTTP {resp.status_code}" if resp.ok else f"error: {_answer_error(resp)}", file=sys.stderr)
     print(resp.text)
     return 0 if resp.ok else 1
 
@@ -124,14 +146,18 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_url(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    base = args.base or bridge_url(config)
+    base = args.base or bridge_url(config, args.port)
+    username = args.username
+    if username is None and config.callers and not args.parse:  # a URL without credentials answers 401
+        username = next(iter(config.callers))
+        print(f"(caller {username}; --username picks another of: {', '.join(config.callers)})", file=sys.stderr)
     try:
         if args.parse:
             parsed = ub.parse(args.parse, bridge_base=base)
             print(json.dumps({"spec": parsed.spec.to_dict(), "notes": parsed.notes}, ensure_ascii=False, indent=2))
             return 0
         style = ub.style_of(args.style, args.prefix, args.suffix)
-        spec = ub.default_spec(base, args.target, config.templates, style, args.username, args.format, args.preset)
+        spec = ub.default_spec(base, args.target, config.templates, style, username, args.format, args.preset)
         names, fixed = _pairs(args.name, "--name"), _pairs(args.value, "--value")
         known = {f.param for f in spec.fields}
         for param in [*names, *fixed, *args.omit]:

@@ -17,13 +17,17 @@
       if (!tr) { fresh += 1; return; }
       present.add(row.key);
       Object.entries(row.cells).forEach(([name, value]) => {
-        const td = tr.querySelector('td[data-cell="' + name + '"]');
+        const td = tr.querySelector('[data-cell="' + name + '"]');
         if (td && td.textContent !== value) {
           td.textContent = value;
           td.classList.add("changed");
         }
       });
-      if (row.group) tr.className = "g-" + row.group.toLowerCase();
+      if (row.group) {
+        tr.className = "g-" + row.group.toLowerCase();
+        const badge = tr.querySelector(".badge");
+        if (badge) badge.className = "badge g-" + row.group.toLowerCase();
+      }
     });
     notice.hidden = fresh === 0;
     if (fresh) {
@@ -40,7 +44,10 @@
     if (document.visibilityState === "visible") {
       try {
         const resp = await fetch(CFG.api, {credentials: "same-origin", headers: {"Accept": "application/json"}});
-        if (resp.status === 401) { live.textContent = "Logged out: reload to log in again."; return; }
+        if (resp.status === 401) {  // logged out: back to the login, then to this page and filter
+          window.smsbridgeLoggedOut();
+          return;
+        }
         if (!resp.ok) throw new Error("HTTP " + resp.status);
         apply(await resp.json());
         failures = 0;

@@ -1,4 +1,14 @@
 // smsbridge admin UI: URL builder and try-it. Vanilla JS, no build step; talks to /ui/api/* (CSRF header).
+// Logged out (a 401 from /ui/api/*): nothing stale stays on screen; the login returns to this page and filter.
+window.smsbridgeLoggedOut = function () {
+  const root = document.querySelector('meta[name="ui-root"]').content;  // "/ui/", or under the proxy's prefix
+  const prefix = root.slice(0, -"/ui/".length);
+  let here = window.location.pathname + window.location.search;
+  if (prefix && here.startsWith(prefix)) here = here.slice(prefix.length);
+  document.querySelectorAll("main").forEach((m) => { m.hidden = true; });
+  window.location.assign(root + "login?ended=1&next=" + encodeURIComponent(here));
+};
+
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -6,13 +16,18 @@
   if (!dataEl) return;
   const DATA = JSON.parse(dataEl.textContent);
   const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+  const ROOT = document.querySelector('meta[name="ui-root"]').content;  // "/ui/", or under the proxy's prefix
 
   async function api(path, body) {
-    const resp = await fetch("/ui/api/" + path, {
+    const resp = await fetch(ROOT + "api/" + path, {
       method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF},
       body: JSON.stringify(body),
     });
+    if (resp.status === 401) {
+      window.smsbridgeLoggedOut();
+      throw new Error("Logged out: the session ended");
+    }
     const json = await resp.json();
     if (!resp.ok) {
       const exc = (json.requestError || {}).serviceException || {};

@@ -179,7 +179,7 @@ def slow_dlr_sandbox() -> Iterator[Sandbox]:
         yield sandbox
 
 
-STATUS_CELL = '#log-table td[data-cell="status"]'
+STATUS_CELL = '#log-table [data-cell="status"]'
 
 
 def test_a_legacy_url_sends_and_the_log_shows_it_reach_delivered(page, make_bridge, slow_dlr_sandbox):
@@ -205,7 +205,7 @@ def test_a_legacy_url_sends_and_the_log_shows_it_reach_delivered(page, make_brid
     page.click("#f-apply")
     page.wait_for_url("**/ui/log?*messageId=*")
     assert page.locator("#log-table tbody tr").count() == 1
-    assert page.inner_text('#log-table td[data-cell="messageId"]') == mid
+    assert page.text_content('#log-table [data-cell="messageId"]') == mid  # in the row's details
     assert page.inner_text('#log-table td[data-cell="text"]') == "[AL… (29 chars)"  # "[ALARM] HQ: Pump 7 overheated", masked
     assert page.inner_text(STATUS_CELL).startswith("PENDING")
     shot(page, "06-log-pending")
@@ -214,7 +214,8 @@ def test_a_legacy_url_sends_and_the_log_shows_it_reach_delivered(page, make_brid
                            timeout=20000)
     assert page.evaluate("window.__notReloaded") is True  # updated in place by the polling script
     assert page.inner_text(STATUS_CELL) == "DELIVERED (DELIVERED_TO_HANDSET)"
-    assert "DELIVERED_TO_HANDSET [report]" in page.inner_text('#log-table td[data-cell="history"]')
+    page.click("#log-table details summary")  # details on demand
+    assert "DELIVERED_TO_HANDSET [report]" in page.inner_text('#log-table [data-cell="history"]')
     shot(page, "07-log-delivered")
     for n, view in enumerate(("attempts", "outbox", "dead", "inbound"), start=8):
         page.click(f"#view-{view}")

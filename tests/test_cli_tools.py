@@ -72,14 +72,15 @@ def test_url_command_builds_what_the_page_builds(config_file, capsys):
     assert curl == f"curl -sS -g '{url}'"
     for style in ub.STYLES.values():
         code, out, _ = run(capsys, "--config", str(config_file), "url", "alarm", "--style", style.name)
-        assert out.strip() == f"http://127.0.0.1:8080/t/alarm?phone={style.token('phone')}&msg={style.token('msg')}"
+        assert out.strip() == (f"http://127.0.0.1:8080/t/alarm?username=demo&password=YOUR_PASSWORD"
+                               f"&phone={style.token('phone')}&msg={style.token('msg')}")  # the first caller's name
     code, out, _ = run(capsys, "--config", str(config_file), "url", "query", "--preset", "nagios", "--value",
                        "from=InfoSMS", "--base", "http://bridge.lan:8080")
-    assert out.strip() == ("http://bridge.lan:8080/sms/1/text/query?to=$CONTACTPAGER$&text=$SERVICEOUTPUT$"
-                           "&from=InfoSMS")
+    assert out.strip() == ("http://bridge.lan:8080/sms/1/text/query?username=demo&password=YOUR_PASSWORD"
+                           "&to=$CONTACTPAGER$&text=$SERVICEOUTPUT$&from=InfoSMS")
     code, out, _ = run(capsys, "--config", str(config_file), "url", "query", "--style", "custom", "--prefix", "@@",
                        "--suffix", "@@")
-    assert out.strip().endswith("?to=@@to@@&text=@@text@@")
+    assert out.strip().endswith("&password=YOUR_PASSWORD&to=@@to@@&text=@@text@@")
     code, out, _ = run(capsys, "--config", str(config_file), "url", "x", "--parse",
                        "https://a.api.infobip.com/sms/1/text/query?username=u&password=p&to=%SMSNUMBER")
     parsed = json.loads(out)

@@ -298,6 +298,10 @@ def ops_paths() -> dict[str, Any]:
             "text/plain": {"schema": {"type": "string"}}}}, {"404": _error("Metrics are switched off")}),
         "/openapi.json": op("openapi", "This description", {"description": "OpenAPI 3.1", "content": {
             JSON_CT: {"schema": {"type": "object"}}}}),
+        "/": op("front", "The front door: what runs here, links to the console, this description and health",
+                {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}),
+        "/favicon.ico": op("favicon", "The icon", {"description": "An ICO image", "content": {
+            "image/vnd.microsoft.icon": {"schema": {"type": "string", "format": "binary"}}}}),
     }
 
 
@@ -322,7 +326,7 @@ def ui_paths() -> dict[str, Any]:
         "type": "object", "properties": {"username": {"type": "string"}, "password": {"type": "string"},
                                          "csrf_token": {"type": "string"}}}}}}
     return {
-        "/ui/": page("uiIndex", "The admin UI (redirects to the URL builder)"),
+        "/ui/": page("uiIndex", "The admin UI: its dashboard"),
         "/ui/login": {**page("uiLoginPage", "Admin login page"), "post": {
             "operationId": "uiLogin", "tags": ["ui"], "summary": "Log in", "security": [], "requestBody": form,
             "responses": {"302": redirect, "401": html, **_errors(400)}}},
@@ -330,6 +334,7 @@ def ui_paths() -> dict[str, Any]:
                                 "requestBody": form, "responses": {"302": redirect, **_errors(400)}}},
         "/ui/builder": page("uiBuilder", "URL builder"),
         "/ui/try": page("uiTry", "Try it: send with real values, live preview"),
+        "/ui/config": page("uiConfig", "The running configuration, read-only, secrets masked"),
         "/ui/api/default": api("uiDefault", "The starting form for a target, style and preset"),
         "/ui/api/build": api("uiBuild", "Form state to URL and curl command"),
         "/ui/api/parse": api("uiParse", "A pasted URL to form state"),
@@ -352,8 +357,15 @@ def log_paths() -> dict[str, Any]:
               q("number", "a destination, sender or inbound number"), q("bulkId", "a bulkId"),
               q("messageId", "a messageId (outbox jobs: their ref)"),
               q("status", "status group or name, message state, outbox job state, or an HTTP code (attempts)"),
+              q("caller", "a caller"), q("template", "a template"), q("entrance", "an entrance (query, template…)"),
+              q("text", "a substring of the text (only where texts are not masked)"),
+              q("since", "created at or after (UTC: 2026-11-30 or 2026-11-30T08:15)"),
+              q("until", "created before (UTC; a date alone: to the end of that day)"),
               {"name": "page", "in": "query", "description": "1-based page",
                "schema": {"type": "integer", "minimum": 1, "maximum": 100000}}]
+    csv_params = [p for p in params if p["name"] not in ("view", "page")]
+    dash = [{"name": "range", "in": "query", "schema": {"type": "string", "enum": ["hour", "day", "week"]}},
+            q("caller", "a caller"), q("template", "a template")]
     html = {"description": "An HTML page", "content": {HTML_CT: {"schema": {"type": "string"}}}}
     redirect = {"description": "To the login page"}
     return {
@@ -364,6 +376,22 @@ def log_paths() -> dict[str, Any]:
                                 "summary": "One page of the message log as JSON (polled by the page)",
                                 "responses": {"200": {"description": "Rows of display cells", "content": {
                                     JSON_CT: {"schema": _ref("LogPage")}}}, **_errors(400, 401)}}},
+        "/ui/log.csv": {"get": {"operationId": "uiLogCsv", "tags": ["ui"], "security": [], "parameters": csv_params,
+                                "summary": "Every message the filter matches, as CSV (streamed)",
+                                "responses": {"200": {"description": "CSV", "content": {"text/csv": {
+                                    "schema": {"type": "string"}}}}, "302": redirect, **_errors(400)}}},
+        "/ui/dashboard": {"get": {"operationId": "uiDashboard", "tags": ["ui"], "security": [], "parameters": dash,
+                                  "summary": "The dashboard", "responses": {"200": html, "302": redirect,
+                                                                            **_errors(400)}}},
+        "/ui/api/dashboard": {"get": {"operationId": "uiDashboardData", "tags": ["ui"], "security": [],
+                                      "parameters": dash, "summary": "The dashboard's figures as JSON (polled)",
+                                      "responses": {"200": {"description": "Figures", "content": {JSON_CT: {
+                                          "schema": {"type": "object"}}}}, **_errors(400, 401)}}},
+        "/ui/dashboard/chart.svg": {"get": {"operationId": "uiDashboardChart", "tags": ["ui"], "security": [],
+                                            "parameters": dash, "summary": "Messages over the period (SVG)",
+                                            "responses": {"200": {"description": "SVG", "content": {
+                                                "image/svg+xml": {"schema": {"type": "string"}}}}, "302": redirect,
+                                                **_errors(400)}}},
         "/ui/log/redrive/{job_id}": {"post": {
             "operationId": "uiRedrive", "tags": ["ui"], "security": [],
             "summary": "Re-drive a dead letter (form with csrf_token)",

@@ -11,10 +11,13 @@ changes; a dead letter is re-driven with ``POST /ui/log/redrive/<job id>`` (CSRF
 
 from __future__ import annotations
 
+import csv
 import hmac
+import io
 import logging
 import secrets
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,22 +33,37 @@ from flask import (
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.security import check_password_hash
 
+from .. import configview, svgchart
 from .. import urlbuilder as ub
 from ..clock import Clock
 from ..config import Config, UiSettings
 from ..errors import Throttled
 from ..model import ApiError
+from ..redact import redact
 from ..render import RenderError
 from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
+from ..store import dashboard as dashboard_store
 from ..store import uisessions
 from ..store.engine import Database
-from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
+from ..store.logview import (
+    COLUMNS,
+    JOB_STATES,
+    MAIN_COLUMNS,
+    STATES,
+    STATUS_GROUPS,
+    VIEWS,
+    LogFilter,
+    LogView,
+    Page,
+)
+from ..wire.statuses import STATUSES
 from .common import json_object
 
 _log = logging.getLogger("smsbridge")
@@ -53,7 +71,8 @@ _log = logging.getLogger("smsbridge")
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="../../static", static_url_path="/static")
 
 # (endpoint, label) of the navigation.
-NAV: tuple[tuple[str, str], ...] = (("ui.builder", "URL builder"), ("ui.try_it", "Try it"), ("ui.log", "Message log"))
+NAV: tuple[tuple[str, str], ...] = (("ui.dashboard", "Dashboard"), ("ui.builder", "URL builder"), ("ui.try_it", "Try it"),
+                                    ("ui.log", "Message log"), ("ui.config_view", "Configuration"))
 OPEN_ENDPOINTS = frozenset({"ui.login", "ui.login_post", "ui.static"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -130,17 +149,32 @@ def csrf_token() -> str:
 
 @bp.before_request
 def _guard() -> Response | None:
+    """Logged out first, CSRF second: an ended session says "logged out" (and sends a page back to the login,
+    which returns to the same page and filter), never "CSRF token out of date"."""
     g.fmt = "json"
+    open_endpoint = request.endpoint in OPEN_ENDPOINTS
+    if not open_endpoint and not (session.get("admin") and _live().valid(session.get("sid"))):
+        if request.path.startswith("/ui/api/"):
+            text = ("Logged out: the session ended (expired, or logged out elsewhere); log in again"
+                    if _was_logged_in() else "Log in to the admin UI first")
+            raise ApiError(401, "UNAUTHORIZED", text)
+        back = request.full_path.rstrip("?") if request.method in ("GET", "HEAD") else request.referrer or ""
+        back_path = urlsplit(back).path + (("?" + urlsplit(back).query) if urlsplit(back).query else "")
+        return redirect(url_for("ui.login", next=back_path, **({"ended": 1} if _was_logged_in() else {})))
     if request.method == "POST":
         given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
         expected = session.get("csrf", "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise ApiError(400, "BAD_REQUEST", "The form's CSRF token is missing or out of date: reload the page")
-    if request.endpoint in OPEN_ENDPOINTS or (session.get("admin") and _live().valid(session.get("sid"))):
-        return None
-    if request.method in ("GET", "HEAD") and not request.path.startswith("/ui/api/"):
-        return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
-    raise ApiError(401, "UNAUTHORIZED", "Log in to the admin UI first")
+    return None
+
+
+WAS = "smsbridge_ui_was"  # "this browser had a session": an ended session then says "logged out"
+
+
+def _was_logged_in() -> bool:
+    """A session that ended (its cookie expired with it, or it was revoked), as opposed to none ever."""
+    return bool(session.get("admin") or request.cookies.get(WAS))
 
 
 @bp.after_request
@@ -167,17 +201,28 @@ def _upstream_label() -> dict[str, Any]:
             "text": f"REAL Infobip at {ctx.sender.upstream.host}: messages are delivered and charged."}
 
 
+def _demo_hint() -> str | None:
+    """Where the demo credentials are, when the upstream is the sandbox (no real SMS behind the login)."""
+    if bridge().config.upstream.is_sandbox:
+        return ("Demo on the sandbox: the user and password are ui.admin_user and ui.admin_password in the "
+                "configuration file (admin / admin in the shipped config.yaml).")
+    return None
+
+
 # -- login ---------------------------------------------------------------------------------------------
 def _safe_next(target: str | None) -> str:
     """Only a path inside the UI (no scheme, no host, no //), under the proxy's prefix if any."""
     if target and target.startswith("/ui/") and not urlsplit(target).netloc and "\\" not in target:
         return request.script_root + target  # X-Forwarded-Prefix from a trusted proxy (gateway/proxies.py)
-    return url_for("ui.builder")
+    return url_for("ui.dashboard")
 
 
 @bp.get("/login")
 def login() -> str:
-    return render_template("login.html", next=request.args.get("next", ""), error=None, user="")
+    ended = "You were logged out: the session ended. Log in again to go back where you were." \
+        if request.args.get("ended") else None
+    return render_template("login.html", next=request.args.get("next", ""), error=None, user="", hint=_demo_hint(),
+                           notice=ended)
 
 
 @bp.post("/login")
@@ -201,26 +246,101 @@ def login_post() -> Response | tuple[str, int, dict[str, str]]:
         throttle.failed(keys, "ui")
         _log.warning("failed admin UI login for %r from %s", user, request.remote_addr)
         return render_template("login.html", next=request.form.get("next", ""), error="Wrong user name or password",
-                               user=user), 401, {}
+                               user=user, hint=_demo_hint()), 401, {}
     throttle.succeeded(user)
     _live().close(session.get("sid"))
     session.clear()  # a fresh session (and CSRF token) after login
     session.permanent = True
     session["admin"] = user
     session["sid"] = _live().open()
-    return redirect(_safe_next(request.form.get("next")))
+    resp = redirect(_safe_next(request.form.get("next")))
+    resp.set_cookie(WAS, "1", max_age=30 * 86400, path=request.script_root + "/ui", httponly=True, samesite="Strict",
+                    secure=ui.secure_cookie)
+    return resp
 
 
 @bp.post("/logout")
 def logout() -> Response:
     _live().close(session.get("sid"))  # revoked here: a copy of the cookie no longer opens the UI
     session.clear()
-    return redirect(url_for("ui.login"))
+    resp = redirect(url_for("ui.login"))
+    resp.delete_cookie(WAS, path=request.script_root + "/ui")
+    return resp
 
 
 @bp.get("/")
-def index() -> Response:
-    return redirect(url_for("ui.builder"))
+def index() -> str:
+    return dashboard()
+
+
+# -- the dashboard ---------------------------------------------------------------------------------------
+RANGES: dict[str, tuple[str, float, int]] = {  # name: (label, seconds, buckets)
+    "hour": ("last hour", 3600, 12), "day": ("last 24 hours", 86400, 24), "week": ("last 7 days", 7 * 86400, 28)}
+
+
+def _dash_query() -> tuple[str, str, str]:
+    a = request.args
+    rng = a.get("range") or "day"
+    if rng not in RANGES:
+        raise ApiError.bad_request("range", f"must be one of {', '.join(RANGES)}")
+    caller, template = (a.get("caller") or "")[:100], (a.get("template") or "")[:100]
+    return rng, caller, template
+
+
+def _dash_stats(rng: str, caller: str, template: str) -> dashboard_store.Stats:
+    _, seconds, buckets = RANGES[rng]
+    now = bridge().clock.now()
+    return dashboard_store.stats(bridge().db, now - seconds, now, buckets, caller, template)
+
+
+def _dash_data(rng: str, caller: str, template: str) -> dict[str, Any]:
+    ctx = bridge()
+    st = _dash_stats(rng, caller, template)
+    up = dashboard_store.upstream_health(ctx.db, ctx.clock.now() - 300)
+    return {
+        "range": rng, "caller": caller, "template": template,
+        "sent": st.sent, "delivered": st.delivered, "failed": st.failed, "pending": st.pending,
+        "deliveryRate": None if st.delivery_rate is None else round(st.delivery_rate * 100, 1),
+        "reportDelayP50": st.delay_p50, "reportDelayP95": st.delay_p95, "reportDelaySample": st.delay_sample,
+        "topErrors": [{"reason": r, "count": n} for r, n in st.top_errors],
+        "queueDepth": ctx.store.queue_depth(), "outboxDepth": ctx.outbox.depth(), "deadLetters": ctx.outbox.store.dead(),
+        "upstream": {"attempts5m": up.attempts, "errors5m": up.errors, "lastAt": up.last_at,
+                     "lastStatus": up.last_status, "lastError": redact(up.last_error or "") or None,
+                     "ok": up.last_at is None or (up.last_error is None and (up.last_status or 0) < 500)},
+        "series": st.series, "bucketSeconds": st.bucket_seconds,
+    }
+
+
+@bp.get("/dashboard")
+def dashboard() -> str:
+    rng, caller, template = _dash_query()
+    ctx = bridge()
+    data = _dash_data(rng, caller, template)
+    args = {k: v for k, v in (("range", rng), ("caller", caller), ("template", template)) if v}
+    return render_template("dashboard.html", d=data, ranges=RANGES, rng=rng, caller=caller, template=template,
+                           callers=sorted(ctx.config.callers), templates=sorted(ctx.config.templates),
+                           chart_url=url_for("ui.dashboard_chart", **args), upstream=_upstream_label(),
+                           log_url=url_for("ui.log", **{k: v for k, v in args.items() if k != "range"}),
+                           dash_data={"api": url_for("ui.api_dashboard", **args),
+                                      "chart": url_for("ui.dashboard_chart", **args), "interval": 5000})
+
+
+@bp.get("/api/dashboard")
+def api_dashboard() -> Response:
+    return jsonify(_dash_data(*_dash_query()))
+
+
+@bp.get("/dashboard/chart.svg")
+def dashboard_chart() -> Response:
+    rng, caller, template = _dash_query()
+    st = _dash_stats(rng, caller, template)
+    who = " · ".join(x for x in (caller and f"caller {caller}", template and f"template {template}") if x)
+    title = f"Messages per {_step(st.bucket_seconds)}, {RANGES[rng][0]}" + (f" ({who})" if who else "")
+    return Response(svgchart.stacked_bars(st.series, st.bucket_seconds, title), mimetype="image/svg+xml")
+
+
+def _step(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds < 3600 else f"{seconds / 3600:g} hours"
 
 
 # -- pages ---------------------------------------------------------------------------------------------
@@ -257,6 +377,18 @@ def _page_data() -> dict[str, Any]:
 @bp.get("/builder")
 def builder() -> str:
     return render_template("builder.html", data=_page_data(), upstream=_upstream_label())
+
+
+@bp.get("/config")
+def config_view() -> str:
+    """The running configuration, read-only, secrets masked; each template with a URL ready to paste."""
+    ctx = bridge()
+    urls = {}
+    for name, spec in ctx.config.templates.items():
+        caller = next((c for c in spec.callers if c != "*"), next(iter(ctx.config.callers), None))
+        urls[name] = ub.build(ub.default_spec(_base_url(), name, ctx.config.templates, ub.STYLES["percent"], caller))
+    return render_template("config.html", sections=configview.sections(ctx.config), urls=urls,
+                           source=ctx.config.source, upstream=_upstream_label())
 
 
 @bp.get("/try")
@@ -360,55 +492,141 @@ def api_preview() -> Response:
 
 
 # -- the message log -------------------------------------------------------------------------------------
-def _log_query() -> tuple[str, LogFilter, int]:
-    """The view, filter and page of a log request (query parameters), checked."""
+FILTER_KEYS = ("number", "bulkId", "messageId", "status", "caller", "template", "entrance", "text", "since", "until")
+
+
+def _when_arg(name: str, value: str, problems: dict[str, str]) -> float | None:
+    """``2026-11-30``, ``2026-11-30T08:15`` or ``2026-11-30 08:15:00``, in UTC (the log's times are UTC)."""
+    if not value:
+        return None
+    for pattern in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value.strip(), pattern).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    problems[name] = "must be a date (2026-11-30) or a date and time (2026-11-30T08:15), in UTC"
+    return None
+
+
+def _known_statuses(view: str) -> set[str]:
+    if view == "messages":
+        return {*(s.upper() for s in STATES), *STATUS_GROUPS, *(st.name for st in STATUSES.values())}
+    if view == "attempts":
+        return {"OK", "ERROR"}
+    return {s.upper() for s in JOB_STATES}
+
+
+def _log_query() -> tuple[str, LogFilter, int, dict[str, str], list[str]]:
+    """The view, filter and page of a log request (query parameters), with the problems found (parameter ->
+    reason: shown beside the filter, nothing is queried) and notices (an unknown status: said, not blank)."""
     a = request.args
+    problems: dict[str, str] = {}
+    notices: list[str] = []
     view = a.get("view") or "messages"
     if view not in dict(VIEWS):
-        raise ApiError.bad_request("view", f"must be one of {', '.join(dict(VIEWS))}")
+        problems["view"] = f"must be one of {', '.join(dict(VIEWS))}"
+        view = "messages"
     try:
         page = int(a.get("page") or 1)
     except ValueError:
         page = 0
     if not 1 <= page <= 100000:
-        raise ApiError.bad_request("page", "must be a whole number from 1")
-    f = LogFilter(*(str(a.get(k) or "")[:100] for k in ("number", "bulkId", "messageId", "status")))
-    return view, f, page
+        problems["page"] = "must be a whole number from 1"
+        page = 1
+    v = {k: str(a.get(k) or "").strip()[:100] for k in FILTER_KEYS}
+    since, until = _when_arg("since", v["since"], problems), _when_arg("until", v["until"], problems)
+    if len(v["until"]) == 10 and until is not None:
+        until += 86400  # a date alone means "to the end of that day"
+    if since is not None and until is not None and until <= since:
+        problems["until"] = "must be after since"
+    ctx = bridge()
+    if v["caller"] and v["caller"] not in ctx.config.callers:
+        notices.append(f"caller {v['caller']!r} is not in this configuration (its old messages still show)")
+    if v["template"] and v["template"] not in ctx.config.templates:
+        notices.append(f"template {v['template']!r} is not in this configuration (its old messages still show)")
+    if v["status"] and view != "dead" and v["status"].upper() not in _known_statuses(view):
+        notices.append(f"status {v['status']!r} is not one the {view} view knows, so nothing matches; "
+                       f"try one of {', '.join(sorted(_known_statuses(view))[:12])}…")
+    if v["text"] and _settings().mask_text:
+        notices.append("texts are masked (ui.mask_text), so the text search is off")
+        v["text"] = ""
+    f = LogFilter(v["number"], v["bulkId"], v["messageId"], v["status"], v["caller"], v["template"], v["entrance"],
+                  v["text"], since, until)
+    return view, f, page, problems, notices
 
 
-def _log_page(view: str, f: LogFilter, page: int) -> Page:
+def _log_view() -> LogView:
     ctx, ui = bridge(), _settings()
-    lv = LogView(ctx.db, ctx.clock.now(), ui.mask_text, ui.mask_keep)
-    return lv.page(view, f, page, ui.log_page_size)
+    return LogView(ctx.db, ctx.clock.now(), ui.mask_text, ui.mask_keep)
 
 
-def _log_args(view: str, f: LogFilter, page: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"view": view, "number": f.number, "bulkId": f.bulk_id, "messageId": f.message_id,
-                           "status": f.status}
+def _log_args(view: str, page: int | None = None) -> dict[str, Any]:
+    """The current query's filter (as the user wrote it) for links: views, pages, the CSV export."""
+    out: dict[str, Any] = {"view": view, **{k: request.args.get(k, "") for k in FILTER_KEYS}}
     if page:
         out["page"] = page
     return {k: v for k, v in out.items() if v}
 
 
 @bp.get("/log")
-def log() -> str:
-    view, f, page = _log_query()
-    result = _log_page(view, f, page)
-    args = _log_args(view, f)
+def log() -> tuple[str, int]:
+    view, f, page, problems, notices = _log_query()
+    lv = _log_view()
+    result = Page(view, [], page, False, 0) if problems else lv.page(view, f, page, _settings().log_page_size)
+    groups = lv.totals_by_group(f) if view == "messages" and not problems else {}
+    args = _log_args(view)
+    ctx = bridge()
     return render_template(
-        "log.html", view=view, views=VIEWS, f=f, result=result, columns=COLUMNS[view],
+        "log.html", view=view, views=VIEWS, f=f, args=request.args, result=result, columns=COLUMNS[view],
+        main_columns=MAIN_COLUMNS.get(view), problems=problems, notices=notices, groups=groups,
+        callers=sorted(ctx.config.callers), templates=sorted(ctx.config.templates),
         masked=_settings().mask_text, redriven=request.args.get("redriven", ""),
-        view_urls={v: url_for("ui.log", **_log_args(v, f)) for v, _ in VIEWS},
+        view_urls={v: url_for("ui.log", **{**_log_args(v), "view": v}) for v, _ in VIEWS},
+        csv_url=url_for("ui.log_csv", **{k: x for k, x in args.items() if k != "view"}),
         prev_url=url_for("ui.log", **args, page=page - 1) if page > 1 else None,
         next_url=url_for("ui.log", **args, page=page + 1) if result.has_next else None,
-        log_data={"api": url_for("ui.api_log", **_log_args(view, f, page)), "interval": 2000})
+        log_data={"api": url_for("ui.api_log", **_log_args(view, page)), "interval": 2000}), 400 if problems else 200
 
 
 @bp.get("/api/log")
 def api_log() -> Response:
     """One page of the log as JSON (the page's script polls it for status changes)."""
-    view, f, page = _log_query()
-    return jsonify(_log_page(view, f, page).to_dict())
+    view, f, page, problems, _ = _log_query()
+    if problems:
+        name, reason = next(iter(problems.items()))
+        raise ApiError.bad_request(name, reason)
+    return jsonify(_log_view().page(view, f, page, _settings().log_page_size).to_dict())
+
+
+@bp.get("/log.csv")
+def log_csv() -> Response:
+    """Every message the current filter matches, as CSV, streamed (texts masked as on the page)."""
+    view, f, _, problems, _ = _log_query()
+    if problems:
+        name, reason = next(iter(problems.items()))
+        raise ApiError.bad_request(name, reason)
+    lv, names = _log_view(), [n for n, _ in COLUMNS["messages"]]
+
+    def rows() -> Iterator[str]:
+        buf = io.StringIO()
+        out = csv.writer(buf)
+        out.writerow([label for _, label in COLUMNS["messages"]])
+        for i, row in enumerate(lv.export(f), 1):
+            out.writerow([_csv_cell(row["cells"][n]) for n in names])
+            if i % 500 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    stamp = datetime.fromtimestamp(bridge().clock.now(), UTC).strftime("%Y%m%d-%H%M%S")
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="smsbridge-messages-{stamp}.csv"'})
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (CSV injection): ``=``, ``+``, ``-``, ``@`` lead with '."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @bp.post("/log/redrive/<int:job_id>")

@@ -26,3 +26,11 @@ def inserted(conn: sa.Connection, stmt: Any) -> bool:
         return bool(conn.execute(stmt).rowcount == 1)
     table = stmt.table
     return conn.execute(stmt.returning(*table.primary_key.columns)).first() is not None
+
+
+def floor_div(conn: sa.Connection, expr: Any, width: float) -> Any:
+    """``floor(expr / width)`` as an integer: SQLite's CAST truncates (``expr`` ≥ 0 here), PostgreSQL's
+    rounds, so it floors first."""
+    if conn.dialect.name == "postgresql":
+        return sa.cast(sa.func.floor(expr / width), sa.Integer)
+    return sa.cast(expr / width, sa.Integer)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
@@ -50,22 +51,53 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
                 ("keyword", "Keyword"), ("messageId", "messageId"), ("rule", "Rule"), ("forward", "Forward")),
 }
 COLUMNS["dead"] = COLUMNS["outbox"]
+# The columns a view shows in its compact row; the others are details on demand (the messages view).
+MAIN_COLUMNS: dict[str, tuple[str, ...]] = {"messages": ("created", "caller", "to", "status", "text")}
 _PHONE = re.compile(r"[\s+().-]")
+_MESSAGE_COLUMNS = ("id", "caller", "entrance", "mode", "state", "message_id", "bulk_id", "to_addr", "sender", "text",
+                    "status_group_name", "status_name", "error", "done_at", "next_at", "last_error", "created_at",
+                    "lease_until")
+
+
+# The values the status filter knows: Infobip's group and status names, and the record's own states.
+STATUS_GROUPS = ("PENDING", "UNDELIVERABLE", "DELIVERED", "EXPIRED", "REJECTED")
+STATES = ("queued", "sending", "sent", "unknown", "rejected", "failed", "expired")
+JOB_STATES = ("pending", "leased", "done", "dead", "none")
 
 
 @dataclass(frozen=True)
 class LogFilter:
-    """What the log is narrowed to; empty strings mean "any"."""
+    """What the log is narrowed to; empty strings (and None times) mean "any"."""
 
     number: str = ""
     bulk_id: str = ""
     message_id: str = ""
     status: str = ""
+    caller: str = ""
+    template: str = ""
+    entrance: str = ""
+    text: str = ""  # a substring of the text; only where texts are not masked
+    since: float | None = None  # created at or after (epoch seconds)
+    until: float | None = None  # created before
 
     def normalized_number(self) -> str:
-        """A phone number without ``+``, spaces and punctuation; an alphanumeric sender as given."""
+        """A phone number in the record's notation: digits only, without ``+`` or a leading ``00``
+        (``+41 79 302 67 27``, ``0041793026727`` and ``41793026727`` are one number); an alphanumeric sender
+        as given."""
         plain = _PHONE.sub("", self.number)
-        return plain if plain.isdigit() else self.number.strip()
+        if not plain.isdigit():
+            return self.number.strip()
+        return plain[2:] if plain.startswith("00") else plain
+
+    def is_national(self) -> bool:
+        """``079 302 67 27``: a national notation (one leading 0), matched by its digits after the 0 as the end
+        of an international number."""
+        n = self.normalized_number()
+        return n.isdigit() and n.startswith("0") and len(n) >= 7
+
+    def any(self) -> bool:
+        return any((self.number, self.bulk_id, self.message_id, self.status, self.caller, self.template,
+                    self.entrance, self.text, self.since is not None, self.until is not None))
 
 
 @dataclass
@@ -74,15 +106,25 @@ class Page:
     rows: list[dict[str, Any]]
     page: int
     has_next: bool
+    total: int | None = None  # matching rows (the messages view)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"view": self.view, "page": self.page, "hasNext": self.has_next, "rows": self.rows,
+        return {"view": self.view, "page": self.page, "hasNext": self.has_next, "rows": self.rows, "total": self.total,
                 "columns": [{"name": n, "label": label} for n, label in COLUMNS[self.view]]}
 
 
 def fmt(t: float | None) -> str:
-    """Epoch seconds as ``2024-05-01 12:00:03`` (UTC); empty for None."""
-    return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """Epoch seconds as ``2024-05-01 12:00:03`` (UTC); empty for None. The minute is formatted once and
+    kept (a CSV export formats hundreds of thousands of times, most in the same few minutes)."""
+    if t is None:
+        return ""
+    s = int(t)
+    return f"{_minute(s // 60)}:{s % 60:02d}"
+
+
+@lru_cache(maxsize=4096)
+def _minute(m: int) -> str:
+    return datetime.fromtimestamp(m * 60, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _all(where: list[ColumnElement[bool]]) -> ColumnElement[bool]:
@@ -102,9 +144,36 @@ class LogView:
         """One page (1-based) of ``view``, newest first."""
         query = {"messages": self.messages, "attempts": self.attempts, "outbox": self.outbox,
                  "dead": self.outbox, "inbound": self.inbound}[view]
-        status = "dead" if view == "dead" else f.status
-        rows = query(LogFilter(f.number, f.bulk_id, f.message_id, status), size + 1, (page - 1) * size)
-        return Page(view, rows[:size], page, len(rows) > size)
+        f = replace(f, status="dead") if view == "dead" else f
+        rows = query(f, size + 1, (page - 1) * size)
+        total = self.total(f) if view == "messages" else None
+        return Page(view, rows[:size], page, len(rows) > size, total)
+
+    def total(self, f: LogFilter) -> int:
+        """How many messages match ``f`` (the log's totals line)."""
+        return int(self.db.connection().execute(
+            select(func.count()).select_from(M).where(_all(_message_where(f)))).scalar_one())
+
+    def totals_by_group(self, f: LogFilter) -> dict[str, int]:
+        """Matching messages per status group (``""``: no status yet)."""
+        q = select(M.c.status_group_name, func.count()).where(_all(_message_where(f))).group_by(M.c.status_group_name)
+        return {(g or ""): int(n) for g, n in self.db.connection().execute(q)}
+
+    def export(self, f: LogFilter, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+        """Every message matching ``f``, newest first, as display cells, read in keyset chunks (no OFFSET), so
+        a CSV of 100,000 rows streams without holding them."""
+        cols = [M.c[n] for n in _MESSAGE_COLUMNS]
+        last: int | None = None
+        while True:
+            where = _message_where(f) + ([M.c.id < last] if last is not None else [])
+            rows = self._rows(select(*cols).where(_all(where)).order_by(M.c.id.desc()).limit(chunk))
+            if not rows:
+                return
+            ids = [r["id"] for r in rows]
+            history, replays = self._history(ids), replays_by_row(self.db, ids)
+            for r in rows:
+                yield self._message(r, history.get(r["id"], []), replays.get(r["id"], 0))
+            last = ids[-1]
 
     def _mask(self, text: str | None) -> str:
         return mask(text, self.mask_text, self.mask_keep)
@@ -114,9 +183,7 @@ class LogView:
         return list(self.db.connection().execute(q).mappings())
 
     def messages(self, f: LogFilter, limit: int, offset: int) -> list[dict[str, Any]]:
-        cols = [M.c[n] for n in ("id", "caller", "entrance", "mode", "state", "message_id", "bulk_id", "to_addr",
-                                 "sender", "text", "status_group_name", "status_name", "error", "done_at", "next_at",
-                                 "last_error", "created_at", "lease_until")]
+        cols = [M.c[n] for n in _MESSAGE_COLUMNS]
         rows = self._rows(select(*cols).where(_all(_message_where(f))).order_by(M.c.id.desc())
                           .limit(limit).offset(offset))
         ids = [r["id"] for r in rows]
@@ -125,10 +192,16 @@ class LogView:
         return [self._message(r, history.get(r["id"], []), replays.get(r["id"], 0)) for r in rows]
 
     def _history(self, ids: list[int]) -> dict[int, list[Row]]:
+        """Status changes of the rows ``ids``; many ids are read as their id range (one plain range scan of
+        the index instead of a statement with thousands of parameters), the rows outside ``ids`` dropped."""
         out: dict[int, list[Row]] = {}
-        if ids:
-            for c in self._rows(select(status_changes).where(status_changes.c.message_row.in_(ids))
-                                .order_by(status_changes.c.id)):
+        if not ids:
+            return out
+        sc = status_changes.c
+        where = sc.message_row.in_(ids) if len(ids) <= 100 else sc.message_row.between(min(ids), max(ids))
+        wanted = set(ids)
+        for c in self._rows(select(status_changes).where(where).order_by(sc.id)):
+            if c["message_row"] in wanted:
                 out.setdefault(c["message_row"], []).append(c)
         return out
 
@@ -192,9 +265,14 @@ class LogView:
         if f.bulk_id:
             where.append(J.c.ref.in_(select(M.c.message_id).where(M.c.bulk_id == f.bulk_id.strip())))
         if f.number:
-            n = f.normalized_number()
-            where.append(or_(J.c.ref.in_(select(M.c.message_id).where(or_(M.c.to_addr == n, M.c.sender == n))),
-                             J.c.ref.in_(select(I.c.message_id).where(or_(I.c.sender == n, I.c.receiver == n)))))
+            where.append(or_(J.c.ref.in_(select(M.c.message_id).where(_number_match(f, M.c.to_addr, M.c.sender))),
+                             J.c.ref.in_(select(I.c.message_id).where(_number_match(f, I.c.sender, I.c.receiver)))))
+        if f.caller:
+            where.append(J.c.caller == f.caller)
+        if f.since is not None:
+            where.append(J.c.created_at >= f.since)
+        if f.until is not None:
+            where.append(J.c.created_at < f.until)
         cols = [J.c[n] for n in ("id", "kind", "caller", "ref", "method", "url", "state", "attempts", "next_at",
                                  "last_status", "last_error", "created_at")]
         rows = self._rows(select(*cols).where(_all(where)).order_by(J.c.id.desc()).limit(limit).offset(offset))
@@ -220,8 +298,9 @@ class LogView:
         if f.bulk_id:
             where.append(false())  # inbound messages have no bulkId
         if f.number:
-            n = f.normalized_number()
-            where.append(or_(I.c.sender == n, I.c.receiver == n))
+            where.append(_number_match(f, I.c.sender, I.c.receiver))
+        if f.text:
+            where.append(I.c.text.contains(f.text, autoescape=True))
         if f.message_id:
             where.append(I.c.message_id == f.message_id.strip())
         st = f.status.strip().lower()
@@ -246,11 +325,17 @@ class LogView:
         return out
 
 
+def _number_match(f: LogFilter, *cols: Any) -> ColumnElement[bool]:
+    n = f.normalized_number()
+    if f.is_national():  # 0793026727 finds 41793026727 (its digits after the 0 end the stored number)
+        return or_(*(c.like("%" + n[1:]) for c in cols), *(c == n for c in cols))
+    return or_(*(c == n for c in cols))
+
+
 def _message_where(f: LogFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if f.number:
-        n = f.normalized_number()
-        where.append(or_(M.c.to_addr == n, M.c.sender == n))
+        where.append(_number_match(f, M.c.to_addr, M.c.sender))
     if f.bulk_id:
         where.append(M.c.bulk_id == f.bulk_id.strip())
     if f.message_id:
@@ -260,6 +345,18 @@ def _message_where(f: LogFilter) -> list[ColumnElement[bool]]:
         s = f.status.strip().upper()
         where.append(or_(func.upper(func.coalesce(M.c.status_group_name, "")) == s,
                          func.upper(func.coalesce(M.c.status_name, "")) == s, func.upper(M.c.state) == s))
+    if f.caller:
+        where.append(M.c.caller == f.caller)
+    if f.template:
+        where.append(M.c.entrance == f"template:{f.template}")
+    if f.entrance:
+        where.append(or_(M.c.entrance == f.entrance, M.c.entrance.like(f.entrance.replace("%", "") + ":%")))
+    if f.text:
+        where.append(M.c.text.contains(f.text, autoescape=True))
+    if f.since is not None:
+        where.append(M.c.created_at >= f.since)
+    if f.until is not None:
+        where.append(M.c.created_at < f.until)
     return where
 
 

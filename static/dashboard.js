@@ -1,0 +1,60 @@
+// smsbridge dashboard: polls GET /ui/api/dashboard (same period and filter) and refreshes the figures and
+// the chart image in place. Logged out: back to the login, then here.
+(function () {
+  "use strict";
+  const dataEl = document.getElementById("dash-data");
+  if (!dataEl) return;
+  const CFG = JSON.parse(dataEl.textContent);
+  const live = document.getElementById("dash-live");
+  const chart = document.getElementById("dash-chart");
+  let failures = 0;
+
+  function secs(v) {
+    if (v === null || v === undefined) return "—";
+    if (v < 60) return v.toFixed(1) + " s";
+    if (v < 3600) return (v / 60).toFixed(1) + " min";
+    return (v / 3600).toFixed(1) + " h";
+  }
+  function set(key, text) {
+    document.querySelectorAll('[data-key="' + key + '"]').forEach((el) => { el.textContent = text; });
+  }
+  function apply(d) {
+    ["sent", "delivered", "failed", "pending", "queueDepth", "outboxDepth", "deadLetters"].forEach((k) => set(k, String(d[k])));
+    set("deliveryRate", d.deliveryRate === null ? "—" : d.deliveryRate + " %");
+    set("reportDelayP50", secs(d.reportDelayP50));
+    set("reportDelayP95", secs(d.reportDelayP95));
+    const u = d.upstream;
+    set("upstreamText", u.lastAt === null ? "no attempt yet" : (u.ok ? "answering" : "failing"));
+    set("upstreamDetail", u.errors5m + " error" + (u.errors5m === 1 ? "" : "s") + " in " + u.attempts5m +
+        " attempt" + (u.attempts5m === 1 ? "" : "s") + " (5 min)");
+    document.getElementById("dash-upstream").className = "card " + (u.ok ? "ok" : "bad");
+    const tbody = document.querySelector("#dash-errors tbody");
+    tbody.textContent = "";
+    if (!d.topErrors.length) {
+      const tr = tbody.insertRow(); tr.className = "empty";
+      const td = tr.insertCell(); td.colSpan = 2; td.textContent = "No failures in this period.";
+    }
+    d.topErrors.forEach((e) => { const tr = tbody.insertRow(); tr.insertCell().textContent = e.reason; tr.insertCell().textContent = String(e.count); });
+    chart.src = CFG.chart + (CFG.chart.includes("?") ? "&" : "?") + "t=" + Date.now();
+  }
+  async function poll() {
+    if (document.visibilityState === "visible") {
+      try {
+        const resp = await fetch(CFG.api, {credentials: "same-origin", headers: {"Accept": "application/json"}});
+        if (resp.status === 401) {
+          window.smsbridgeLoggedOut();
+          return;
+        }
+        if (!resp.ok) throw new Error("HTTP " + resp.status);
+        apply(await resp.json());
+        failures = 0;
+        live.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+      } catch (err) {
+        failures += 1;
+        live.textContent = "Live updates failing (" + err.message + "); retrying.";
+      }
+    }
+    setTimeout(poll, Math.min(CFG.interval * (1 + failures), 30000));
+  }
+  setTimeout(poll, CFG.interval);
+})();
