@@ -52,7 +52,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 COLUMNS["dead"] = COLUMNS["outbox"]
 # The columns a view shows in its compact row; the others are details on demand (the messages view).
-MAIN_COLUMNS: dict[str, tuple[str, ...]] = {"messages": ("created", "caller", "to", "status", "text")}
+MAIN_COLUMNS: dict[str, tuple[str, ...]] = {"messages": ("created", "to", "status", "caller", "text")}
 _PHONE = re.compile(r"[\s+().-]")
 _MESSAGE_COLUMNS = ("id", "caller", "entrance", "mode", "state", "message_id", "bulk_id", "to_addr", "sender", "text",
                     "status_group_name", "status_name", "error", "done_at", "next_at", "last_error", "created_at",
