@@ -17,14 +17,12 @@ SERIES = (("delivered", "Delivered", "#1f6fb4"), ("failed", "Failed", "#d9730d")
 
 
 def _nice(top: int) -> int:
-    """A round axis maximum ≥ ``top`` (1, 2, 5 × 10ⁿ)."""
-    if top <= 5:
-        return 5
-    step = 10 ** (len(str(top)) - 1)
-    for m in (1, 2, 5, 10):
-        if top <= m * step:
-            return m * step
-    return 10 * step
+    """A round axis maximum ≥ ``top`` that four grid steps divide into whole round numbers (4, 8, 20, 40,
+    80, 200…)."""
+    step = 1
+    while 4 * step < top:
+        step = step * 2 if str(step)[0] == "1" else step * 5 // 2 if str(step)[0] == "2" else step * 2
+    return 4 * step
 
 
 def _label(t: float, bucket_seconds: float) -> str:
