@@ -19,6 +19,7 @@ import yaml
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
 from .redact import Masking
+from .send.policy import POLICY_KEYS, pop_policy
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
@@ -75,6 +76,11 @@ class Caller:
     callback: Callback | None = None  # legacy delivery-report callback (gateway/relay.py)
     on_upstream_failure: str = "queue"  # sync: queue (hand over, PENDING_ACCEPTED) | fail (503/502/504)
     dedupe_window: float | None = None  # None: idempotency.dedupe_window
+    # Caller policy (gateway/send/policy.py, docs/security.md): senders and destinations it may use (empty: any),
+    # and the ISO country national numbers are read with (empty: national numbers are refused).
+    senders: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+    default_country: str = ""
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -105,6 +111,9 @@ class TemplateSpec:
     callback: Callback | None = None  # None: the caller's callback
     on_upstream_failure: str | None = None  # None: the caller's
     dedupe_window: float | None = None  # None: the caller's
+    senders: tuple[str, ...] = ()  # besides the caller's (both must allow); empty: the caller's alone
+    destinations: tuple[str, ...] = ()
+    default_country: str = ""  # empty: the caller's
 
 
 @dataclass
@@ -408,7 +417,8 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     hyg = _hygiene(r, d.pop("placeholders", None), f"{path}.placeholders", placeholders)
     allow = r.fill(UrlAllow, r.section(d.pop("allow", None), f"{path}.allow"), f"{path}.allow")
     callback = _callback(r, d.pop("callback", None), f"{path}.callback")
-    c = r.fill(Caller, d, path, name=name)
+    policy = pop_policy(d, path, r.problems)
+    c = r.fill(Caller, d, path, name=name, **policy)
     c.limits, c.allow, c.callback = lim, allow, callback
     if c.mode not in MODES:
         r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
@@ -512,9 +522,10 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     for key in d:
         if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
-                       "callback", "on_upstream_failure", "dedupe_window"):
+                       "callback", "on_upstream_failure", "dedupe_window", *POLICY_KEYS):
             r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, dedupe_window, "
-                               "description, fields, limits, mode, on_upstream_failure, params, placeholders"))
+                               "default_country, description, destinations, fields, limits, mode, "
+                               "on_upstream_failure, params, placeholders, senders"))
     failure = d.get("on_upstream_failure")
     if failure is not None and failure not in ON_UPSTREAM_FAILURE:
         r.problems.append((f"{path}.on_upstream_failure", f"must be one of {', '.join(ON_UPSTREAM_FAILURE)}"))
@@ -538,6 +549,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         callback=_callback(r, d.get("callback"), f"{path}.callback"),
         on_upstream_failure=failure,
         dedupe_window=_window(r, d.get("dedupe_window"), f"{path}.dedupe_window"),
+        **pop_policy(dict(d), path, r.problems),
     )
 
 
