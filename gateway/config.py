@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .inbound.loops import config_numbers
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
 from .redact import Masking
@@ -636,6 +637,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                      f"{' --api-key' * (kind == 'api_key')})")
                 )
     inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
+    inbound.own_numbers = config_numbers(inbound, callers, templates)  # never auto-replied to (inbound/loops.py)
     ui = _ui(r, raw.get("ui"), upstream, warnings)
     ops = r.fill(OpsSettings, r.section(raw.get("ops"), "ops"), "ops")
     auth = r.fill(ThrottleSettings, r.section(raw.get("auth"), "auth"), "auth")

@@ -14,7 +14,6 @@ bodies, headers, report tokens and passwords are never selected. Message texts a
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
 
+from ..numbers import search_form
 from ..redact import mask, redact, redact_url
 from .engine import Database
 from .idempotency import replays_by_row
@@ -50,7 +50,6 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
                 ("keyword", "Keyword"), ("messageId", "messageId"), ("rule", "Rule"), ("forward", "Forward")),
 }
 COLUMNS["dead"] = COLUMNS["outbox"]
-_PHONE = re.compile(r"[\s+().-]")
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,9 @@ class LogFilter:
     status: str = ""
 
     def normalized_number(self) -> str:
-        """A phone number without ``+``, spaces and punctuation; an alphanumeric sender as given."""
-        plain = _PHONE.sub("", self.number)
-        return plain if plain.isdigit() else self.number.strip()
+        """A phone number as stored (``+41 79…``, ``0041 79…`` and ``4179…`` are one number); an alphanumeric
+        sender as given."""
+        return search_form(self.number)
 
 
 @dataclass
