@@ -63,14 +63,17 @@ def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: InboundMessage, valu
         caller=rule.rule.caller,
         entrance=f"inbound:{rule.rule.name}",
     )
-    caller = ctx.config.callers[rule.rule.caller]
-    policy = SendPolicy.of(caller)  # the caller's senders and destinations hold for its replies too
-    validate_submission(sub, caller.limits, flat=True, country=policy.default_country)
+    validate_submission(sub, ctx.config.callers[rule.rule.caller].limits, flat=True)
+    return sub
+
+
+def _check_policy(ctx: Bridge, sub: Submission) -> None:
+    """The caller's senders and destinations hold for its replies too (Forbidden naming the rule)."""
+    policy = SendPolicy.of(ctx.config.callers[sub.caller or ""])
     reason = policy.destination_reason(sub.messages[0].destinations[0].to)
     if reason:
         raise Forbidden(reason)
     policy.check_senders(sub)
-    return sub
 
 
 def _store_one(ctx: Bridge, router: Router, msg: InboundMessage) -> tuple[Outcome, list[PendingReply]]:
@@ -120,6 +123,7 @@ def _reply(ctx: Bridge, p: PendingReply) -> None:
             store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=why, state="suppressed")
             log.warning("inbound %s: rule %s: no auto-reply: %s", msg.message_id, r.name, why)
             return
+        _check_policy(ctx, sub)
         result = send_reply(ctx, sub, r.reply.api if r.reply and r.reply.api else caller.upstream_api)
     except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError, RenderError, or a bug: record it, keep going
         known = isinstance(exc, ApiError | BridgeError | RenderError)
