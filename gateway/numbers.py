@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 import phonenumbers
-from phonenumbers import NumberParseException, ValidationResult
+from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 
 _SEP = re.compile(r"[\s\-./()]")
 _TRUNK = re.compile(r"\(0\)")
@@ -39,9 +39,9 @@ def compact(raw: str) -> str:
     return _SEP.sub("", v)
 
 
-def is_national(raw: str) -> bool:
+def is_national(raw: str, compacted: str | None = None) -> bool:
     """A number written with a trunk ``0`` (``079 302 67 27``), not ``00``/``+`` (international)."""
-    c = compact(raw)
+    c = compact(raw) if compacted is None else compacted
     return c.startswith("0") and not c.startswith("00") and c[1:].isdigit()
 
 
@@ -49,8 +49,8 @@ def digits_of(raw: str, country: str | None, hint: str = "") -> tuple[str | None
     """(international digits, None) or (None, reason): the ``+``/``00`` prefix dropped, a national number
     converted with ``country`` (an ISO code) or refused; digits not checked further (see :func:`reason`).
     ``hint`` ends the refusal of a national number without a country (the bridge: how to set one)."""
-    c = compact(raw)
-    if is_national(raw):
+    c = raw if raw.isdigit() and raw.isascii() else compact(raw)  # the common case: digits already
+    if is_national(raw, c):
         if not country:
             return None, (f"{raw!r} is a national number (it starts with 0), not an international one: write it "
                           f"with its country code, e.g. 41793026727{hint}")
@@ -70,18 +70,39 @@ def digits_of(raw: str, country: str | None, hint: str = "") -> tuple[str | None
     return c, None
 
 
+def _fast_possible(digits: str) -> bool:
+    """Whether international ``digits`` have a length libphonenumber calls possible, read straight from its
+    metadata: the country code is the first 1 to 3 digits that are one (libphonenumber's own rule). ``parse``
+    costs ~90 µs a number, which a 10,000-destination send would pay on each check; False sends the number
+    down the exact path."""
+    if digits[:1] in ("", "0"):
+        return False
+    for n in (1, 2, 3):
+        cc = int(digits[:n])
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc)
+        if regions:
+            meta = PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
+            return meta is not None and len(digits) - n in meta.general_desc.possible_length
+    return False
+
+
+def _possible(result: int) -> bool:
+    return result in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
+
+
 def reason(raw: str, digits: str) -> str | None:
     """Why ``digits`` (international, without ``+``) cannot be a destination, or None."""
-    try:
+    if _fast_possible(digits):
+        return None
+    try:  # the slow, exact path for what the fast one refuses (parse also drops a written trunk 0: +32 0…)
         number = phonenumbers.parse("+" + digits)
     except NumberParseException:
         number = None
-    result = ValidationResult.INVALID_COUNTRY_CODE if number is None else \
-        phonenumbers.is_possible_number_with_reason(number)
-    if result in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-        return None
-    if result == ValidationResult.INVALID_COUNTRY_CODE or number is None:
+    if number is None:
         return f"{raw!r} does not begin with a country calling code (41 for Switzerland, 44 for the UK…)"
+    result = phonenumbers.is_possible_number_with_reason(number)
+    if _possible(result):
+        return None
     region = phonenumbers.region_code_for_country_code(number.country_code)
     return f"{raw!r} {_LENGTH.get(result, 'is not possible')} for a number of +{number.country_code} ({region})"
 
