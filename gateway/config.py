@@ -20,7 +20,7 @@ from .inbound.loops import config_numbers
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
 from .redact import Masking
-from .send.policy import POLICY_KEYS, pop_policy
+from .send.policy import POLICY_KEYS, pop_policy, template_problems
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
@@ -620,6 +620,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                 problems.append((f"templates.{tn}.mode", f"caller {c.name!r} is queued but this template uses the "
                                  "query API (no custom IDs): set mode: sync here, or api: advanced"))
     warnings: list[str] = _query_warnings(upstream, callers, templates)
+    template_problems(templates, callers, problems, warnings)  # a constant from its senders refuse
     for c in callers.values():
         for plain, kind in ((c.password, "password"), (c.api_key, "api_key")):
             if plain is None:

@@ -120,21 +120,18 @@ def region(raw: str) -> str | None:
     return code if code in REGIONS else None
 
 
-def region_of(digits: str) -> str | None:
-    """The ISO region of international ``digits`` (None when unknown): the one region of a country code, or
-    for a shared code (+1, +7, +44…) the one the number's own ranges belong to."""
+def in_region(digits: str, region_code: str) -> bool:
+    """Whether international ``digits`` belong to ``region_code`` (an ISO code): its calling code, and for a
+    code several regions share (+1, +7, +44…) the region the number's own ranges belong to."""
+    cc = phonenumbers.country_code_for_region(region_code)
+    if not cc or not digits.startswith(str(cc)):
+        return False
+    if len(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())) == 1:
+        return True
     try:
-        number = phonenumbers.parse("+" + digits)
+        return phonenumbers.region_code_for_number(phonenumbers.parse("+" + digits)) == region_code
     except NumberParseException:
-        return None
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
-    if len(regions) == 1:
-        return regions[0]
-    return phonenumbers.region_code_for_number(number)
-
-
-def country_code_of(region_code: str) -> int:
-    return phonenumbers.country_code_for_region(region_code)
+        return False
 
 
 def is_country_code_prefix(digits: str) -> bool:

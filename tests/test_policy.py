@@ -165,3 +165,15 @@ def test_bad_patterns_are_refused_at_load_naming_the_key():
     config = build_config(ok, env={})
     assert config.callers["demo"].default_country == "CH" and config.templates["alarm"].destinations == ("41",)
     assert config.callers["demo"].destinations == ("+41", "44", "CH", "4179*")
+
+
+def test_a_template_whose_constant_sender_is_refused_is_caught_at_load():
+    raw = default_raw_config()
+    raw["templates"]["otp"]["senders"] = ["Code*"]  # its from is InfoSMS: it could never send
+    with pytest.raises(ConfigError) as exc:
+        build_config(raw, env={})
+    assert exc.value.problems == [("templates.otp.senders", "refuse the template's own from 'InfoSMS'")]
+    raw = default_raw_config()
+    raw["callers"]["demo"]["senders"] = ["Alarm*"]
+    config = build_config(raw, env={})  # the caller may still send its own way: a warning, not a refusal
+    assert any(w.startswith("templates.alarm: caller 'demo' may not send from 'InfoSMS'") for w in config.warnings)

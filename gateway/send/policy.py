@@ -70,9 +70,7 @@ class Rule:
 def _destination_matches(entry: str, digits: str) -> bool:
     region = numbers.region(entry) if entry.strip().isalpha() else None
     if region:
-        if not digits.startswith(str(numbers.country_code_of(region))):
-            return False
-        return numbers.region_of(digits) == region
+        return numbers.in_region(digits, region)
     if _is_glob(entry):
         return fnmatchcase(digits, _pattern_digits(entry))
     return digits.startswith(numbers.search_form(entry))
@@ -192,6 +190,24 @@ def parse_country(value: Any, path: str, problems: Problems) -> str:
 
 
 POLICY_KEYS = ("senders", "destinations", "default_country")
+
+
+def template_problems(templates: dict[str, Any], callers: dict[str, Any], problems: Problems,
+                      warnings: list[str]) -> None:
+    """A template whose constant ``from`` its own ``senders`` refuse can never send (a problem); one its listed
+    callers' ``senders`` refuse cannot be used by them (a warning)."""
+    for name, t in templates.items():
+        sender = t.fields.get("from")
+        if not sender or any(c in sender for c in "{%"):
+            continue
+        own = Rule(f"template {name!r}", t.senders)
+        if not own.sender_allowed(sender):
+            problems.append((f"templates.{name}.senders", f"refuse the template's own from {sender!r}"))
+        for cn in t.callers:
+            c = callers.get(cn)
+            if c is not None and not Rule(cn, c.senders).sender_allowed(sender):
+                warnings.append(f"templates.{name}: caller {cn!r} may not send from {sender!r} (callers.{cn}.senders):"
+                                " its sends through this template are refused")
 
 
 def pop_policy(d: dict[str, Any], path: str, problems: Problems) -> dict[str, Any]:
