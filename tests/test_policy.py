@@ -157,7 +157,8 @@ def test_bad_patterns_are_refused_at_load_naming_the_key():
     paths = {p for p, _ in exc.value.problems}
     assert paths == {"callers.demo.senders[2]", "callers.demo.senders[3]", "callers.demo.senders[4]",
                      "callers.demo.destinations[2]", "callers.demo.destinations[3]", "callers.demo.destinations[5]",
-                     "callers.demo.destinations[7]", "callers.demo.default_country", "templates.alarm.senders[0]"}
+                     "callers.demo.destinations[7]", "callers.demo.default_country", "templates.alarm.senders[0]",
+                     "templates.alarm.senders"}  # and so its own from, InfoSMS, is refused
     ok = default_raw_config()
     ok["callers"]["demo"].update(senders=["InfoSMS", "Alarm*"], destinations=["+41", 44, "CH", "4179*"],
                                  default_country="ch")
