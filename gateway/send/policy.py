@@ -37,15 +37,17 @@ def _is_glob(entry: str) -> bool:
 
 
 def _sender_key(sender: str) -> str:
-    """A numeric sender without ``+``/``00`` (how Infobip reads it); an alphanumeric one as given."""
+    """A numeric sender (or a digit glob) without ``+``/``00``, how Infobip reads it; an alphanumeric one as
+    given."""
     v = sender.strip()
     plain = v[1:] if v.startswith("+") else v[2:] if v.startswith("00") else v
-    return plain if plain.isdigit() else v
+    numeric = any(c.isdigit() for c in plain) and all(c.isdigit() or c in "*?[]!-" for c in plain)
+    return plain if numeric else v
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One owner's rules: ``owner`` names it in refusals (``caller 'demo'``, ``template 'alarm'``)."""
+    """One owner's rules: ``owner`` names it in refusals (``caller demo``, ``template alarm``)."""
 
     owner: str
     senders: tuple[str, ...] = ()
@@ -97,10 +99,10 @@ class SendPolicy:
     @classmethod
     def of(cls, caller: Any, spec: Any = None) -> SendPolicy:
         """The policy of ``caller`` (a config.Caller), through template ``spec`` (a config.TemplateSpec)."""
-        rules = [Rule(f"caller {caller.name!r}", caller.senders, caller.destinations)]
+        rules = [Rule(f"caller {caller.name}", caller.senders, caller.destinations)]
         country = caller.default_country or None
         if spec is not None:
-            rules.append(Rule(f"template {spec.name!r}", spec.senders, spec.destinations))
+            rules.append(Rule(f"template {spec.name}", spec.senders, spec.destinations))
             country = spec.default_country or country
         return cls(tuple(r for r in rules if r.senders or r.destinations), country)
 
@@ -200,7 +202,7 @@ def template_problems(templates: dict[str, Any], callers: dict[str, Any], proble
         sender = t.fields.get("from")
         if not sender or any(c in sender for c in "{%"):
             continue
-        own = Rule(f"template {name!r}", t.senders)
+        own = Rule(f"template {name}", t.senders)
         if not own.sender_allowed(sender):
             problems.append((f"templates.{name}.senders", f"refuse the template's own from {sender!r}"))
         for cn in t.callers:
