@@ -16,9 +16,11 @@ from typing import Any
 
 import yaml
 
+from .inbound.loops import config_numbers
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
 from .redact import Masking
+from .send.policy import POLICY_KEYS, pop_policy, template_problems
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
@@ -75,6 +77,11 @@ class Caller:
     callback: Callback | None = None  # legacy delivery-report callback (gateway/relay.py)
     on_upstream_failure: str = "queue"  # sync: queue (hand over, PENDING_ACCEPTED) | fail (503/502/504)
     dedupe_window: float | None = None  # None: idempotency.dedupe_window
+    # Caller policy (gateway/send/policy.py, docs/security.md): senders and destinations it may use (empty: any),
+    # and the ISO country national numbers are read with (empty: national numbers are refused).
+    senders: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+    default_country: str = ""
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -105,6 +112,9 @@ class TemplateSpec:
     callback: Callback | None = None  # None: the caller's callback
     on_upstream_failure: str | None = None  # None: the caller's
     dedupe_window: float | None = None  # None: the caller's
+    senders: tuple[str, ...] = ()  # besides the caller's (both must allow); empty: the caller's alone
+    destinations: tuple[str, ...] = ()
+    default_country: str = ""  # empty: the caller's
 
 
 @dataclass
@@ -408,7 +418,8 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     hyg = _hygiene(r, d.pop("placeholders", None), f"{path}.placeholders", placeholders)
     allow = r.fill(UrlAllow, r.section(d.pop("allow", None), f"{path}.allow"), f"{path}.allow")
     callback = _callback(r, d.pop("callback", None), f"{path}.callback")
-    c = r.fill(Caller, d, path, name=name)
+    policy = pop_policy(d, path, r.problems)
+    c = r.fill(Caller, d, path, name=name, **policy)
     c.limits, c.allow, c.callback = lim, allow, callback
     if c.mode not in MODES:
         r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
@@ -512,9 +523,10 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     for key in d:
         if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
-                       "callback", "on_upstream_failure", "dedupe_window"):
+                       "callback", "on_upstream_failure", "dedupe_window", *POLICY_KEYS):
             r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, dedupe_window, "
-                               "description, fields, limits, mode, on_upstream_failure, params, placeholders"))
+                               "default_country, description, destinations, fields, limits, mode, "
+                               "on_upstream_failure, params, placeholders, senders"))
     failure = d.get("on_upstream_failure")
     if failure is not None and failure not in ON_UPSTREAM_FAILURE:
         r.problems.append((f"{path}.on_upstream_failure", f"must be one of {', '.join(ON_UPSTREAM_FAILURE)}"))
@@ -538,6 +550,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         callback=_callback(r, d.get("callback"), f"{path}.callback"),
         on_upstream_failure=failure,
         dedupe_window=_window(r, d.get("dedupe_window"), f"{path}.dedupe_window"),
+        **pop_policy(dict(d), path, r.problems),
     )
 
 
@@ -607,6 +620,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                 problems.append((f"templates.{tn}.mode", f"caller {c.name!r} is queued but this template uses the "
                                  "query API (no custom IDs): set mode: sync here, or api: advanced"))
     warnings: list[str] = _query_warnings(upstream, callers, templates)
+    template_problems(templates, callers, problems, warnings)  # a constant from its senders refuse
     for c in callers.values():
         for plain, kind in ((c.password, "password"), (c.api_key, "api_key")):
             if plain is None:
@@ -624,6 +638,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                      f"{' --api-key' * (kind == 'api_key')})")
                 )
     inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
+    inbound.own_numbers = config_numbers(inbound, callers, templates)  # never auto-replied to (inbound/loops.py)
     ui = _ui(r, raw.get("ui"), upstream, warnings)
     ops = r.fill(OpsSettings, r.section(raw.get("ops"), "ops"), "ops")
     auth = r.fill(ThrottleSettings, r.section(raw.get("auth"), "auth"), "auth")

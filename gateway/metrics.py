@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .delivery.outbox import Outbox
+from .inbound.loops import REASONS, ReplyGuard
 from .model import Submission, SubmissionResult
 from .send.idempotency import Idempotency
 from .send.upstream import Attempt
@@ -178,3 +179,18 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ReplyLoopCollector(Collector):
+    """Auto-replies not sent because they could loop (gateway/inbound/loops.py), by reason."""
+
+    def __init__(self, guard: ReplyGuard) -> None:
+        self.guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        c = CounterMetricFamily("smsbridge_inbound_replies_suppressed", "Auto-replies suppressed (this process): "
+                                "limit (too many to one number in the window), own_number (to the bridge's own "
+                                "numbers)", labels=["reason"])
+        for reason in REASONS:
+            c.add_metric([reason], self.guard.suppressed.get(reason, 0))
+        yield c

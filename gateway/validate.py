@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import sms
+from . import numbers, sms
 from .model import ApiError, Submission
 from .sms import sms_count
 
@@ -139,28 +139,27 @@ def format_datetime(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
 
 
-_SEP = re.compile(r"[\s\-./()]")
+NATIONAL_HINT = ", or set a default_country (e.g. CH) for the caller or template"
 
 
-def normalise_destination(raw: str, limits: Limits) -> tuple[str | None, str | None]:
-    """(normalised digits, None) or (None, reason). ``+`` or ``00`` prefix, spaces, dashes, dots and
-    brackets are accepted and stripped; what remains must be digits in the configured range."""
-    v = raw.strip()
-    if not v:
+def normalise_destination(raw: str, limits: Limits, country: str | None = None,
+                          hint: str = NATIONAL_HINT) -> tuple[str | None, str | None]:
+    """(international digits, None) or (None, reason). ``+`` or ``00`` prefix, spaces, dashes, dots and
+    brackets are accepted and stripped; a national number (``079 302 67 27``) is converted with ``country``
+    (an ISO code) or refused; what remains must be digits in the configured range, beginning with a country
+    code, of a length possible there (gateway/numbers.py)."""
+    if not raw.strip():
         return None, "is empty"
-    digits = _SEP.sub("", v)
-    if digits.startswith("+"):
-        digits = digits[1:]
-    elif digits.startswith("00"):
-        digits = digits[2:]
-    if not digits.isdigit() or not digits.isascii():
-        return None, f"{raw!r} is not a phone number in international format (digits only, e.g. 41793026727)"
+    digits, reason = numbers.digits_of(raw, country, hint)
+    if digits is None:
+        return None, reason
     if not limits.destination_min_digits <= len(digits) <= limits.destination_max_digits:
         return None, (
             f"{raw!r} has {len(digits)} digits; an international number has "
             f"{limits.destination_min_digits} to {limits.destination_max_digits}"
         )
-    return digits, None
+    reason = numbers.reason(raw, digits)
+    return (None, reason) if reason else (digits, None)
 
 
 _ALNUM_SENDER = re.compile(r"^[A-Za-z0-9 .\-_&!#']+$")
@@ -232,12 +231,14 @@ def check_controls(sub: Submission, flat: bool, errs: Errors) -> None:
 
 
 def validate_submission(
-    sub: Submission, limits: Limits, flat: bool = False, now: datetime | None = None, errs: Errors | None = None
+    sub: Submission, limits: Limits, flat: bool = False, now: datetime | None = None, errs: Errors | None = None,
+    country: str | None = None,
 ) -> None:
     """Check a Submission before anything is sent; destinations are normalised in place.
 
     ``flat`` names fields as the query API does (``to``, ``from``); otherwise as JSON paths
-    (``messages[0].destinations[1].to``). ``errs`` may already hold the parser's errors.
+    (``messages[0].destinations[1].to``). ``errs`` may already hold the parser's errors. ``country``: the
+    ISO code national numbers are read with (None: they are refused).
     """
     errs = Errors() if errs is None else errs
     now = now or datetime.now(UTC)
@@ -261,7 +262,7 @@ def validate_submission(
             errs.add(path(mi, "to" if flat else "destinations"), "must not be empty: give at least one destination")
         for di, dest in enumerate(msg.destinations):
             field = "to" if flat else f"messages[{mi}].destinations[{di}].to"
-            norm, reason = normalise_destination(dest.to, limits)
+            norm, reason = normalise_destination(dest.to, limits, country)
             if reason:
                 where = f"destination {di + 1} " if flat and len(msg.destinations) > 1 else ""
                 errs.add(field, where + reason)

@@ -48,7 +48,7 @@ def test_send_post_form_and_json(bridge, sandbox):
 
 def test_documented_example_with_originating_address(bridge, sandbox):
     # example_send_gsm0338.py: minimal parameters, then baseParams['from'] = 'Jasmin GW'
-    base = {**CREDS, "to": "+336222172", "content": "Hello"}
+    base = {**CREDS, "to": "+33612345678", "content": "Hello"}
     assert bridge.get("/send", params=base).status_code == 200
     r = bridge.get("/send", params={**base, "from": "Jasmin GW"})
     assert r.status_code == 200, r.text
@@ -57,19 +57,19 @@ def test_documented_example_with_originating_address(bridge, sandbox):
 
 def test_documented_examples_long_and_ucs2(bridge, sandbox):
     # example_send_misc.py: long content, and UCS-2 Arabic as raw UTF-16BE bytes with coding=8
-    base = {**CREDS, "to": "+336222172"}
+    base = {**CREDS, "to": "+33612345678"}
     long = "Very long message " + "." * 180
     assert bridge.get("/send", params={**base, "content": long}).status_code == 200
-    target = b"/send?username=demo&password=demo&to=%2B336222172&coding=8&content=%06%23%061%06F%06%28"
+    target = b"/send?username=demo&password=demo&to=%2B33612345678&coding=8&content=%06%23%061%06F%06%28"
     r = requests.get(bridge.url + target.decode(), timeout=10)
     assert r.status_code == 200, r.text
     texts = [m["text"] for m in sandbox.messages()]
     assert texts == [long, "\u0623\u0631\u0646\u0628"]
-    latin = "/send?username=demo&password=demo&to=336222172&coding=8&content=%00%E9%00t%00%E9"  # not UTF-8
+    latin = "/send?username=demo&password=demo&to=33612345678&coding=8&content=%00%E9%00t%00%E9"  # not UTF-8
     r = requests.get(bridge.url + latin, timeout=10)
     assert r.status_code == 200, r.text
     assert sandbox.messages()[-1]["text"] == "\u00e9t\u00e9"
-    odd = requests.get(bridge.url + "/send?username=demo&password=demo&to=336222172&coding=8&content=%06", timeout=10)
+    odd = requests.get(bridge.url + "/send?username=demo&password=demo&to=33612345678&coding=8&content=%06", timeout=10)
     assert odd.status_code == 400 and odd.text.startswith('Error "Argument [content] is not UCS-2')
 
 

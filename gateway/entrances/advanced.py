@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
+from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..validate import Errors
 from ..wire.formats import render
@@ -25,8 +26,9 @@ def send_advanced(ext: str | None) -> Response:
     sub = submission_from_advanced(body, errs)
     sub.caller = caller.name
     check_submission(caller.hygiene, sub, errs)
-    rejected = split_invalid(sub, caller.limits)  # one bad destination never cancels the rest
-    validate_rest(sub, caller.limits, rejected, flat=False, errs=errs)
+    policy = SendPolicy.of(caller)  # senders, destinations, default country (403 naming the rule)
+    rejected = split_invalid(sub, caller.limits, policy=policy)  # one bad destination never cancels the rest
+    validate_rest(sub, caller.limits, rejected, flat=False, errs=errs, policy=policy)
     result, g.attempts = send(sub, caller.upstream_api, caller)
     result = finish_rejected(sub, caller.upstream_api, result, rejected)
     return render(result_to_wire(result, include_sms_count=sub.include_sms_count), fmt, "send")

@@ -13,6 +13,7 @@ from ..config import Caller
 from ..errors import Unauthorized
 from ..ids import new_token
 from ..model import ApiError, Submission, SubmissionResult
+from ..numbers import search_form
 from ..placeholders import Hygiene
 from ..send.rejects import Rejected, merge_rejected, rejected_rows
 from ..services import bridge
@@ -71,7 +72,7 @@ def log_filters(params: QueryParams, errs: Errors, sender: str, destination: str
                         tuple(GROUPS.values()), errs)
     return {
         "sender": params.get(sender), "generalStatus": status,
-        "destination": (params.get(destination) or "").strip().lstrip("+") or None,  # stored as international digits
+        "destination": search_form(params.get(destination) or "") or None,  # stored as international digits
         "bulkId": param_list(params, "bulkId"), "messageId": param_list(params, "messageId"),
         "sentSince": since.timestamp() if since else None, "sentUntil": until.timestamp() if until else None,
     }

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, g, request
 
 from ..errors import BridgeError, Forbidden, Throttled, Unauthorized
 from ..model import ApiError
+from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..sms import sms_count
@@ -136,10 +137,11 @@ def _send(params: QueryParams) -> Response:
     sub.caller = caller.name
     if dlr is not None:
         sub.callback = dlr.channel
-    rejected = split_invalid(sub, caller.limits, flat=True)
+    policy = SendPolicy.of(caller)  # senders, destinations, default country (403 naming the rule)
+    rejected = split_invalid(sub, caller.limits, flat=True, policy=policy)
     if rejected:  # one destination: it is the request
         errs.add("to", rejected[0].reason)
-    validate_rest(sub, caller.limits, [], flat=True, errs=errs)
+    validate_rest(sub, caller.limits, [], flat=True, errs=errs, policy=policy)
     errs.raise_if_any()
     result, g.attempts = send(sub, caller.upstream_api, caller)
     sent = result.messages[0]

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g
 from ..errors import BridgeError
 from ..ids import new_id
 from ..model import ApiError
+from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..validate import Errors
 from ..wire.formats import JSON, render
@@ -33,8 +34,9 @@ def send_messages() -> Response:
         sub = submission_from_v3(body, errs)
         sub.caller, sub.entrance = caller.name, "messages"
         check_submission(caller.hygiene, sub, errs)
-        rejected = split_invalid(sub, caller.limits)  # one bad destination never cancels the rest
-        validate_rest(sub, caller.limits, rejected, flat=False, errs=errs)
+        policy = SendPolicy.of(caller)  # senders, destinations, default country (403 naming the rule)
+        rejected = split_invalid(sub, caller.limits, policy=policy)  # one bad destination never cancels the rest
+        validate_rest(sub, caller.limits, rejected, flat=False, errs=errs, policy=policy)
         sub.bulk_id = sub.bulk_id or new_id()  # v3 always answers with a bulkId, whatever the upstream
         result, g.attempts = send(sub, caller.upstream_api, caller)
         result = finish_rejected(sub, caller.upstream_api, result, rejected)

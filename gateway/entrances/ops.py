@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
-from ..metrics import CONTENT_TYPE, Metrics
+from ..metrics import CONTENT_TYPE, Metrics, ReplyLoopCollector
 from ..model import ApiError
 from ..services import bridge
 from ..store import probe
@@ -35,6 +35,7 @@ def install_ops(app: Flask) -> None:
     ctx = app.extensions["smsbridge"]
     m = Metrics(ctx.outbox, ctx.store, ctx.throttle, ctx.idempotency, ctx.db)
     app.extensions["smsbridge.metrics"] = m
+    m.registry.register(ReplyLoopCollector(ctx.router.loops))  # auto-replies suppressed (inbound/loops.py)
     ctx.sender.observers.append(m.observe_send)
     app.register_blueprint(bp)
 

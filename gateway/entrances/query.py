@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 
 from ..model import Submission
+from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..validate import Errors
@@ -48,8 +49,9 @@ def send_query(ext: str | None) -> Response:
     sub = submission_from_query(params, errs)
     _custom_id(params, sub, errs)
     sub.caller, sub.entrance = caller.name, "query"
-    rejected = split_invalid(sub, caller.limits, flat=True)  # one bad destination never cancels the rest
-    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
+    policy = SendPolicy.of(caller)  # senders, destinations, default country (403 naming the rule)
+    rejected = split_invalid(sub, caller.limits, flat=True, policy=policy)  # one bad destination never cancels the rest
+    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs, policy=policy)
     result, g.attempts = send(sub, caller.upstream_api, caller)
     result = finish_rejected(sub, caller.upstream_api, result, rejected)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -21,6 +21,7 @@ from flask import Blueprint, Response, g, request
 from ..config import Caller
 from ..errors import BridgeError, Forbidden, Throttled, Unauthorized
 from ..model import ApiError, SubmissionResult
+from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..validate import Errors
@@ -103,8 +104,9 @@ def _send(params: QueryParams) -> list[Outcome]:
     errs = Errors()
     check_params(caller.hygiene, params, frozenset({"to"}), errs, skip=_SECRETS)
     sub.caller = caller.name
-    rejected = split_invalid(sub, caller.limits, flat=True)
-    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
+    policy = SendPolicy.of(caller)  # senders, destinations, default country (403 naming the rule)
+    rejected = split_invalid(sub, caller.limits, flat=True, policy=policy)
+    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs, policy=policy)
     errs.raise_if_any()
     if parsed.test:  # simulated: nothing recorded, nothing sent (the device answers ID=0)
         return [("0", None) for _ in range(sub.destination_count + len(rejected))]

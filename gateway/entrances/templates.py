@@ -12,6 +12,7 @@ from flask import Blueprint, Response, g
 from ..config import Caller, TemplateSpec
 from ..model import ApiError
 from ..render import RenderError
+from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..validate import (
@@ -47,6 +48,7 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
         errs.add(n, f"is not a parameter of template {spec.name!r} (its parameters: {known})")
     hygiene = spec.hygiene or caller.hygiene
     limits = spec.limits or caller.limits
+    country = SendPolicy.of(caller, spec).default_country
     values: dict[str, str] = {}
     for name, p in spec.params.items():
         value = params.get(name)
@@ -65,7 +67,7 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
                 reason = control_reason(value)  # named as the caller knows it, not as the rendered "to"
                 if reason:
                     errs.add(name, reason)
-                reasons = [normalise_destination(part, limits)[1] for part in split_destinations([value])]
+                reasons = [normalise_destination(part, limits, country)[1] for part in split_destinations([value])]
                 if reasons and all(reasons):
                     for reason in reasons:
                         errs.add(name, reason)  # type: ignore[arg-type]
@@ -106,8 +108,9 @@ def send_template(name: str, ext: str | None) -> Response:
     sub = submission_from_query(rendered, errs)
     sub.caller, sub.entrance = caller.name, f"template:{name}"
     limits = spec.limits or caller.limits
-    rejected = split_invalid(sub, limits, flat=True)  # one bad destination never cancels the rest
-    validate_rest(sub, limits, rejected, flat=True, errs=errs)
+    policy = SendPolicy.of(caller, spec)  # the caller's and the template's senders and destinations
+    rejected = split_invalid(sub, limits, flat=True, policy=policy)  # one bad destination never cancels the rest
+    validate_rest(sub, limits, rejected, flat=True, errs=errs, policy=policy)
     result, g.attempts = send(sub, spec.api, caller, spec)
     result = finish_rejected(sub, spec.api, result, rejected)
     return render(result_to_wire(result, include_sms_count=True), fmt, "send")

@@ -16,6 +16,7 @@ from ..config import ConfigError
 from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from ..model import InboundMessage
 from ..render import make_environment
+from .loops import ReplyGuard
 from .settings import InboundSettings, Rule, digits
 from .templating import Template, compile_template, sample_values, url_environment
 
@@ -52,6 +53,8 @@ class Router:
                         if settings.default else None)
         if problems:
             raise ConfigError(problems)
+        self.loops = ReplyGuard(settings.own_numbers, settings.reply_limit,
+                                {r.name: r.reply.limit for r in settings.all_rules if r.reply and r.reply.limit})
 
     @staticmethod
     def _compile(rule: Rule, path: str, policy_for: Callable[[str | None], UrlPolicy],

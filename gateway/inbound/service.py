@@ -17,12 +17,15 @@ from typing import Any
 
 from ..delivery.channels import InboundForwardChannel
 from ..delivery.urlpolicy import UrlNotAllowed
-from ..errors import BridgeError
+from ..errors import BridgeError, Forbidden
 from ..model import ApiError, Destination, InboundMessage, Message, Submission, SubmissionResult
+from ..numbers import search_form
 from ..render import RenderError
+from ..send.policy import SendPolicy
 from ..services import Bridge
 from ..store import inbound as store
 from ..validate import validate_submission
+from .loops import OWN
 from .routing import CompiledRule, Router
 from .templating import template_values
 
@@ -64,6 +67,15 @@ def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: InboundMessage, valu
     return sub
 
 
+def _check_policy(ctx: Bridge, sub: Submission) -> None:
+    """The caller's senders and destinations hold for its replies too (Forbidden naming the rule)."""
+    policy = SendPolicy.of(ctx.config.callers[sub.caller or ""])
+    reason = policy.destination_reason(sub.messages[0].destinations[0].to)
+    if reason:
+        raise Forbidden(reason)
+    policy.check_senders(sub)
+
+
 def _store_one(ctx: Bridge, router: Router, msg: InboundMessage) -> tuple[Outcome, list[PendingReply]]:
     """Transaction for one message; returns its outcome and the replies to send after the commit."""
     now = ctx.clock.now()
@@ -87,9 +99,15 @@ def _store_one(ctx: Bridge, router: Router, msg: InboundMessage) -> tuple[Outcom
             log.warning("inbound %s: rule %s: no forward: %s", msg.message_id, r.name, error)
         store.set_outcome(conn, inbound_id, r.name, job, error)
         store.keep_for_pull(conn, inbound_id, r.pull)
-        if rule.reply is not None:
-            reply_id = store.add_reply(conn, inbound_id, r.name, r.caller, msg.sender, now)
-            replies.append(PendingReply(reply_id, rule, msg, values))
+        if rule.reply is not None:  # unless it would loop (gateway/inbound/loops.py)
+            refusal = router.loops.refusal(conn, r.name, msg.sender, msg.to, now)
+            reply_id = store.add_reply(conn, inbound_id, r.name, r.caller, msg.sender, now,
+                                       refusal[1] if refusal else None)
+            if refusal:
+                router.loops.count(refusal[0])
+                log.warning("inbound %s: rule %s: no auto-reply: %s", msg.message_id, r.name, refusal[1])
+            else:
+                replies.append(PendingReply(reply_id, rule, msg, values))
     return Outcome(msg.message_id, stored=True, rule=r.name), replies
 
 
@@ -98,6 +116,14 @@ def _reply(ctx: Bridge, p: PendingReply) -> None:
     caller = ctx.config.callers[r.caller]
     try:
         sub = _reply_submission(ctx, rule, msg, p.values)
+        sender = sub.messages[0].sender
+        if sender and search_form(sender) == search_form(msg.sender):  # it would answer itself
+            ctx.router.loops.count(OWN)
+            why = f"{msg.sender} is the reply's own sender: no reply (a loop with itself)"
+            store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=why, state="suppressed")
+            log.warning("inbound %s: rule %s: no auto-reply: %s", msg.message_id, r.name, why)
+            return
+        _check_policy(ctx, sub)
         result = send_reply(ctx, sub, r.reply.api if r.reply and r.reply.api else caller.upstream_api)
     except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError, RenderError, or a bug: record it, keep going
         known = isinstance(exc, ApiError | BridgeError | RenderError)

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..numbers import search_form
 from ..render import make_environment
+from .loops import ReplyLimit, parse_limit
 from .templating import compile_template, url_environment
 
 #: The demo token of config.yaml: accepted only while the upstream is the sandbox.
@@ -47,6 +49,7 @@ class Reply:
     text: str
     sender: str | None = None  # the reply's "from"
     api: str | None = None  # query | advanced; default: the caller's upstream_api
+    limit: ReplyLimit | None = None  # replies to one number per window (gateway/inbound/loops.py); None: inbound's
 
 
 @dataclass
@@ -65,6 +68,8 @@ class InboundSettings:
     rules: list[Rule] = field(default_factory=list)
     default: Rule | None = None  # for messages no rule matches; None: stored only
     max_body_bytes: int = 1 << 20
+    reply_limit: ReplyLimit = field(default_factory=ReplyLimit)  # auto-replies to one number per window
+    own_numbers: tuple[str, ...] = ()  # numbers never answered (the config's own numbers are added at load)
 
     @property
     def all_rules(self) -> list[Rule]:
@@ -151,12 +156,13 @@ def _reply(d: Any, path: str, problems: Problems) -> Reply | None:
     if isinstance(d, str):
         d = {"text": d}
     d = _mapping(d, path, problems)
-    _unknown(d, ("text", "from", "api"), path, problems)
+    _unknown(d, ("text", "from", "api", "limit"), path, problems)
     if not isinstance(d.get("text"), str) or not d["text"].strip():
         problems.append((f"{path}.text", "is required: the reply's text (a template)"))
         return None
     r = Reply(text=d["text"], sender=str(d["from"]) if d.get("from") is not None else None,
-              api=str(d["api"]) if d.get("api") is not None else None)
+              api=str(d["api"]) if d.get("api") is not None else None,
+              limit=parse_limit(d["limit"], f"{path}.limit", problems, ReplyLimit()) if "limit" in d else None)
     if r.api is not None and r.api not in UPSTREAM_APIS:
         problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
     fields = {"text": r.text, **({"from": r.sender} if r.sender else {})}
@@ -200,8 +206,10 @@ def parse_inbound(raw: Any, callers: Mapping[str, Any], sandbox: bool, problems:
                   warnings: list[str]) -> InboundSettings:
     """Build :class:`InboundSettings` from the ``inbound`` mapping; problems and warnings appended."""
     d = _mapping(raw, "inbound", problems)
-    _unknown(d, ("token", "rules", "default", "max_body_bytes"), "inbound", problems)
-    s = InboundSettings(token=str(d.get("token") or ""))
+    _unknown(d, ("token", "rules", "default", "max_body_bytes", "reply_limit", "own_numbers"), "inbound", problems)
+    s = InboundSettings(token=str(d.get("token") or ""),
+                        reply_limit=parse_limit(d.get("reply_limit"), "inbound.reply_limit", problems, ReplyLimit()),
+                        own_numbers=_strings(d.get("own_numbers"), "inbound.own_numbers", problems))
     if "max_body_bytes" in d:
         v = d["max_body_bytes"]
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
@@ -215,6 +223,9 @@ def parse_inbound(raw: Any, callers: Mapping[str, Any], sandbox: bool, problems:
     s.rules = [_rule(r, f"rules[{i}]", f"inbound.rules[{i}]", callers, problems, warnings, False) for i, r in enumerate(rules)]
     if d.get("default") is not None:
         s.default = _rule(d["default"], "default", "inbound.default", callers, problems, warnings, True)
+    for i, n in enumerate(s.own_numbers):
+        if not search_form(n).isdigit():
+            problems.append((f"inbound.own_numbers[{i}]", f"{n!r} is not a phone number in international format"))
     names = [r.name for r in s.all_rules]
     for n in {n for n in names if names.count(n) > 1}:
         problems.append(("inbound.rules", f"rule name {n!r} is used twice"))

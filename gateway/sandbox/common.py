@@ -57,7 +57,7 @@ def accept(sub: Submission) -> SubmissionResult:
     bad: dict[tuple[int, int], str] = {}
     for mi, m in enumerate(sub.messages):
         for di, d in enumerate(m.destinations):
-            norm, reason = normalise_destination(d.to, limits)
+            norm, reason = normalise_destination(d.to, limits, hint="")  # international only, like Infobip
             if reason:
                 bad[(mi, di)] = reason
             else:

@@ -5,16 +5,21 @@ entrance takes the invalid destinations out (:func:`split_invalid`) before valid
 rest, then puts each back in the answer at its place as ``REJECTED_INVALID_DESTINATION`` (group
 ``REJECTED``) with the reason in the status description (:func:`merge_rejected`), and the store records
 them (state ``rejected``, :func:`rejected_rows`) so the log and the UI show them. Only a request whose
-destinations are all invalid is a 400 (the validation names each)."""
+destinations are all invalid is a 400 (the validation names each).
+
+A destination the caller's policy forbids (gateway/send/policy.py) is treated the same way, answered
+``REJECTED_DESTINATION`` naming the rule; when every destination is forbidden, the request is a 403."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import Forbidden
 from ..model import ApiError, Destination, Message, SentMessage, Status, Submission, SubmissionResult
 from ..store.records import MessageRow
 from ..validate import Errors, Limits, normalise_destination, validate_submission
 from ..wire.statuses import rejected_status
+from .policy import SendPolicy
 
 
 @dataclass
@@ -27,31 +32,39 @@ class Rejected:
     message: Message
     field: str  # where a 400 would name it (JSON path, or ``to`` as the query API names it)
     where: str = ""  # "destination 2 " when the field is a comma list
+    forbidden: bool = False  # valid, but outside the caller's destinations (REJECTED_DESTINATION)
 
     @property
     def status(self) -> Status:
-        return rejected_status(self.reason)
+        return rejected_status(self.reason, "REJECTED_DESTINATION" if self.forbidden else None)
 
 
 
-def split_invalid(sub: Submission, limits: Limits, flat: bool = False) -> list[Rejected]:
-    """Take the invalid destinations out of ``sub`` (and messages left without one) and return them; nothing
-    when every destination is invalid (then the request itself is bad and validation refuses it)."""
+def split_invalid(sub: Submission, limits: Limits, flat: bool = False,
+                  policy: SendPolicy | None = None) -> list[Rejected]:
+    """Take the invalid (and forbidden, by ``policy``) destinations out of ``sub`` (and messages left without
+    one) and return them; nothing when every destination is invalid (then the request itself is bad and
+    validation refuses it); Forbidden when every one is forbidden."""
+    country = policy.default_country if policy else None
     bad: list[Rejected] = []
     kept: list[list[Destination]] = []
     pos = 0
     for mi, m in enumerate(sub.messages):
         keep = []
         for di, d in enumerate(m.destinations):
-            _, reason = normalise_destination(d.to, limits)
-            if reason:
+            norm, reason = normalise_destination(d.to, limits, country)
+            forbidden = policy.destination_reason(norm) if norm and policy and policy.rules else None
+            if reason or forbidden:
                 where = f"destination {di + 1} " if flat and len(m.destinations) > 1 else ""
-                bad.append(Rejected(pos, d.to, reason, m,
-                                    "to" if flat else f"messages[{mi}].destinations[{di}].to", where))
+                bad.append(Rejected(pos, d.to, reason or forbidden or "", m,
+                                    "to" if flat else f"messages[{mi}].destinations[{di}].to", where,
+                                    forbidden=bool(forbidden)))
             else:
                 keep.append(d)
             pos += 1
         kept.append(keep)
+    if bad and len(bad) == pos and all(r.forbidden for r in bad):
+        raise Forbidden(bad[0].reason)
     if not bad or len(bad) == pos:
         return []
     for m, keep in zip(sub.messages, kept, strict=True):
@@ -60,11 +73,13 @@ def split_invalid(sub: Submission, limits: Limits, flat: bool = False) -> list[R
     return bad
 
 
-def validate_rest(sub: Submission, limits: Limits, rejected: list[Rejected], flat: bool, errs: Errors) -> None:
+def validate_rest(sub: Submission, limits: Limits, rejected: list[Rejected], flat: bool, errs: Errors,
+                  policy: SendPolicy | None = None) -> None:
     """``validate_submission`` on what :func:`split_invalid` left; when the request is refused anyway, its 400
-    names the invalid destinations too, so that the caller fixes everything at once."""
+    names the invalid destinations too, so that the caller fixes everything at once. Then ``policy``'s
+    senders (Forbidden naming the rule)."""
     try:
-        validate_submission(sub, limits, flat=flat, errs=errs)
+        validate_submission(sub, limits, flat=flat, errs=errs, country=policy.default_country if policy else None)
     except ApiError as exc:
         if not rejected or not exc.validation_errors:
             raise
@@ -72,6 +87,8 @@ def validate_rest(sub: Submission, limits: Limits, rejected: list[Rejected], fla
         for r in rejected:
             merged.setdefault(r.field, []).append(r.where + r.reason)
         raise ApiError.invalid(merged) from None
+    if policy is not None and policy.rules:
+        policy.check_senders(sub)
 
 
 def merge_rejected(result: SubmissionResult, rejected: list[Rejected]) -> SubmissionResult:

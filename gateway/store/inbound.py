@@ -54,17 +54,28 @@ def keep_for_pull(conn: Connection, inbound_id: int, callers: tuple[str, ...]) -
                      [{"caller": c, "inbound_id": inbound_id} for c in callers])
 
 
-def add_reply(conn: Connection, inbound_id: int, rule: str, caller: str, to: str, now: float) -> int:
+def add_reply(conn: Connection, inbound_id: int, rule: str, caller: str, to: str, now: float,
+              suppressed: str | None = None) -> int:
+    """A reply row, ``pending``; or ``suppressed`` with that reason (gateway/inbound/loops.py)."""
     return int(conn.execute(sa.insert(inbound_replies).values(
-        inbound_id=inbound_id, rule=rule, caller=caller, to_number=to, state="pending", created_at=now, updated_at=now,
+        inbound_id=inbound_id, rule=rule, caller=caller, to_number=to, state="suppressed" if suppressed else "pending",
+        error=suppressed, created_at=now, updated_at=now,
     ).returning(ir.id)).scalar_one())
 
 
+def replies_since(conn: Connection, to: str, since: float) -> int:
+    """Auto-replies to ``to`` (pending or sent) created at ``since`` or later."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(inbound_replies).where(
+        ir.to_number == to, ir.created_at >= since, ir.state.in_(("pending", "sent")))).scalar_one())
+
+
 def finish_reply(db: Database, reply_id: int, now: float, message_id: str | None = None, status: str | None = None,
-                 error: str | None = None) -> None:
+                 error: str | None = None, state: str | None = None) -> None:
+    """``sent``, or ``failed`` with ``error`` (or ``state``: ``suppressed``)."""
     with db.transaction() as conn:
         conn.execute(sa.update(inbound_replies).where(ir.id == reply_id).values(
-            state="failed" if error else "sent", message_id=message_id, status=status, error=error, updated_at=now))
+            state=state or ("failed" if error else "sent"), message_id=message_id, status=status, error=error,
+            updated_at=now))
 
 
 def _message(row: sa.Row[Any]) -> InboundMessage:

@@ -217,13 +217,14 @@ inbound_replies = Table(
     Column("rule", Text, nullable=False),
     Column("caller", Text, nullable=False),
     Column("to_number", Text, nullable=False),
-    Column("state", Text, nullable=False),  # pending | sent | failed
+    Column("state", Text, nullable=False),  # pending | sent | failed | suppressed (gateway/inbound/loops.py)
     Column("message_id", Text),
     Column("status", Text),
     Column("error", Text),
     Column("created_at", Real, nullable=False),
     Column("updated_at", Real, nullable=False),
     Index("inbound_replies_inbound", "inbound_id"),
+    Index("inbound_replies_to", "to_number", "created_at"),  # the reply limit per number (inbound/loops.py)
 )
 
 ops_probe = Table(  # GET /ops/ready writes one row: the file and its folder are writable

@@ -91,8 +91,9 @@ def error_object(error_id: int) -> dict[str, object]:
     }
 
 
-def rejected_status(reason: str) -> Status:
-    """``REJECTED_INVALID_DESTINATION`` with the reason in its description, as the answer to one bad
-    destination among good ones (gateway/send/rejects.py; the sandbox does the same)."""
-    return dataclasses.replace(REJECTED_INVALID_DESTINATION,
-                               description=f"{REJECTED_INVALID_DESTINATION.description.rstrip('.')}: {reason}")
+def rejected_status(reason: str, name: str | None = None) -> Status:
+    """``REJECTED_INVALID_DESTINATION`` (or the status ``name``: ``REJECTED_DESTINATION`` for a destination the
+    caller's policy forbids) with the reason in its description, as the answer to one bad destination among
+    good ones (gateway/send/rejects.py; the sandbox does the same)."""
+    base = STATUS_BY_NAME[name] if name else REJECTED_INVALID_DESTINATION
+    return dataclasses.replace(base, description=f"{base.description.rstrip('.')}: {reason}")
