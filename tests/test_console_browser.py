@@ -132,3 +132,17 @@ def test_an_ended_session_returns_to_the_same_filtered_log_after_login(open_page
     shot(page, "session-ended", "wide")
     login(page, bridge.url, "**/ui/log?status=PENDING&number=41793026727")
     assert page.input_value("#f-status") == "PENDING" and page.input_value("#f-number") == "41793026727"
+
+
+def test_fifteen_log_rows_fit_a_1280_by_900_screen(open_page, bridge):
+    for i in range(30):
+        send(bridge.url, f"417930267{i:02d}", f"Message {i} with a longer text that could wrap in a narrow column")
+    page = open_page("wide")
+    page.goto(bridge.url + "/ui/log")
+    login(page, bridge.url, "**/ui/log")
+    visible = page.evaluate("""() => [...document.querySelectorAll('#log-table tbody tr')]
+        .filter(tr => tr.getBoundingClientRect().bottom <= window.innerHeight).length""")
+    assert visible >= 15, f"only {visible} rows above the fold"
+    heights = page.evaluate("[...document.querySelectorAll('#log-table tbody tr')].map(tr => tr.offsetHeight)")
+    assert max(heights) < 40, heights  # one line per row: nothing wraps mid-token
+    shot(page, "log-30-rows", "wide")
