@@ -23,12 +23,14 @@ from tests.helpers import wait_for
 QUEUED = {"username": "qdemo", "password": "qdemo"}  # a queued caller beside the sync demo caller
 
 
-def workers_config(tmp: Path, upstream_url: str, **server: Any) -> Path:
-    """config.yaml for a bridge on ``upstream_url``, its SQLite file in ``tmp``, fast retries; ``server`` keys added."""
+def workers_config(tmp: Path, upstream_url: str, store: dict[str, Any] | None = None,
+                   name: str = "config.yaml", **server: Any) -> Path:
+    """config.yaml for a bridge on ``upstream_url``, its store ``store`` (default: a SQLite file in ``tmp``),
+    fast retries; ``server`` keys added."""
     raw = copy.deepcopy(default_raw_config())
     raw["server"].update(port=0, **server)
     raw["upstream"].update(base_url=upstream_url, connect_timeout=1, read_timeout=2)  # leases of ~33 s
-    raw["store"] = {"path": str(tmp / "bridge.db")}
+    raw["store"] = store or {"path": str(tmp / "bridge.db")}
     raw["outbox"] = {"time_scale": 0.001, "workers": 2}
     raw["queue"] = {"time_scale": 0.01, "max_batch": 50}
     demo = raw["callers"]["demo"]  # a real upstream (not the embedded sandbox) takes hashed secrets only
@@ -44,7 +46,7 @@ def workers_config(tmp: Path, upstream_url: str, **server: Any) -> Path:
     raw["inbound"]["token"] = "t" + "0123456789abcdef" * 3
     raw["ui"]["admin_password_hash"] = generate_password_hash(raw["ui"].pop("admin_password"),
                                                               method="pbkdf2:sha256:1000")
-    path = tmp / "config.yaml"
+    path = tmp / name
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
 
@@ -52,18 +54,20 @@ def workers_config(tmp: Path, upstream_url: str, **server: Any) -> Path:
 class WorkersBridge:
     """``app.py --workers N`` with stderr in a file (the access log and the supervisor's lines)."""
 
-    def __init__(self, config: Path, workers: int):
-        self.log_path = config.parent / "bridge.log"
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--config", str(config), "serve",
-                                      "--workers", str(workers)], cwd=config.parent, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
+    def __init__(self, config: Path, workers: int | None, port: int | None = None, log_name: str = "bridge.log"):
+        """``workers`` None: the option is left out (``server.workers`` decides); ``port``: ``--port``."""
+        self.log_path = config.parent / log_name
+        self.log = self.log_path.open("a")
+        argv = [sys.executable, str(ROOT / "app.py"), "--config", str(config), "serve"]
+        argv += ["--workers", str(workers)] if workers is not None else []
+        argv += ["--port", str(port)] if port is not None else []
+        self.proc = subprocess.Popen(argv, cwd=config.parent, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         m = re.search(r"listening on (http://\S+)", line)
         assert m, f"no banner: {line!r}\n{self.text()}"
         self.url = m.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])
-        if workers > 1:
+        if workers is not None and workers > 1:
             wait_for(lambda: len(self.worker_pids()) >= workers, timeout=30, what="the workers")
 
     def text(self) -> str:

@@ -1,0 +1,156 @@
+"""Three bridge processes on one PostgreSQL database, one ``kill -9``'d mid-burst and restarted: nothing
+accepted is lost or sent twice, and every report is relayed once (issue 15 item 6).
+
+Real parts only: three ``python app.py serve`` processes (each its own port, as on three hosts) on a fresh
+PostgreSQL database (tests/pghelp.py), one sandbox server, one receiver counting notifyUrl POSTs. The
+leases are short by configuration (``store.lease_margin: 2`` and 1 + 2 s timeouts: 5 s claims), so the dead
+instance's claims come back within seconds.
+
+What "once" means where a process dies mid-request:
+- a message: its text is unique, so the sandbox (which keeps each accepted messageId once and refuses a
+  repeated one as a duplicate) must hold it under exactly one messageId - the one the caller was answered,
+  when it was answered. A request the killed process never answered is absent or present once.
+- a report: counted by messageId at the receiver. The one case an HTTP delivery cannot close: a POST the
+  receiver took while the killed process waited for its answer is delivered again when the lease runs out
+  (at least once, like Infobip's own pushes). The test allows a second copy only for a report whose first
+  copy arrived before the kill, and reports how many there were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+import yaml
+
+from tests import pghelp
+from tests.conftest import DEMO, running_sandbox
+from tests.helpers import free_port, wait_for
+from tests.workers import QUEUED, WorkersBridge, alive, workers_config
+
+N = 1000
+KILL_AFTER = 300  # accepted sends before the kill
+INSTANCES = 3
+
+
+@pytest.fixture
+def pg_url():
+    for make in pghelp.databases():  # skips (or fails under SMSBRIDGE_REQUIRE_POSTGRES=1) without a server
+        yield make()
+
+
+def _cluster_config(tmp_path, sandbox_url: str, url: str, i: int):
+    path = workers_config(tmp_path, sandbox_url, store={"url": url, "lease_margin": 2}, name=f"bridge{i}.yaml",
+                          threads=4)  # 3 processes x (4 + 2 queue + 2 outbox + a few) connections: well under 100
+    raw = yaml.safe_load(path.read_text())
+    raw["outbox"].update(connect_timeout=1, read_timeout=2)  # outbox leases of 1 + 2 + 2 s
+    raw["logging"] = {"level": "WARNING", "access_log": False}
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_kill_9_of_one_of_three_instances_on_postgresql_loses_and_doubles_nothing(tmp_path, pg_url, receiver):
+    started = time.monotonic()
+    with running_sandbox(dlr_delay=0.05, time_scale=0.001) as sandbox:
+        ports = [free_port() for _ in range(INSTANCES)]
+        configs = [_cluster_config(tmp_path, sandbox.url, pg_url, i) for i in range(INSTANCES)]
+        bridges = [WorkersBridge(configs[i], None, port=ports[i], log_name=f"bridge{i}.log")
+                   for i in range(INSTANCES)]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        lock = threading.Lock()
+        accepted: dict[str, str] = {}  # text -> the messageId its caller was answered
+        unanswered: list[str] = []  # texts whose request reached the killed process and got no answer
+        kill_now, killed = threading.Event(), threading.Event()
+        kill_at: list[float] = []
+        victim = bridges[0]
+
+        def killer() -> None:
+            kill_now.wait()
+            os.kill(victim.proc.pid, signal.SIGKILL)
+            victim.proc.wait()
+            kill_at.append(time.monotonic())
+            killed.set()
+            bridges[0] = WorkersBridge(configs[0], None, port=ports[0], log_name="bridge0.log")  # same port
+
+        def send(i: int) -> None:
+            text = f"crash {i}"
+            params = {**(DEMO if i % 2 else QUEUED), "from": "InfoSMS", "to": f"4179{i:07d}", "text": text,
+                      "notifyUrl": receiver.url("/dlr")}
+            for hop in range(INSTANCES):  # a refused connection reached nobody: the next instance may take it
+                try:
+                    r = requests.get(urls[(i + hop) % INSTANCES] + "/sms/1/text/query", params=params, timeout=30)
+                except requests.ConnectionError as exc:
+                    if "refused" in str(exc).lower():
+                        continue
+                    with lock:  # in flight on the killed process: not accepted, outcome unknown to the caller
+                        unanswered.append(text)
+                    return
+                assert r.status_code == 200, r.text
+                with lock:
+                    accepted[text] = r.json()["messages"][0]["messageId"]
+                    if len(accepted) == KILL_AFTER:
+                        kill_now.set()
+                return
+            raise AssertionError(f"no instance took {text!r}")
+
+        kill_thread = threading.Thread(target=killer, daemon=True)
+        kill_thread.start()
+        try:
+            with ThreadPoolExecutor(6) as pool:
+                list(pool.map(send, range(N)))
+            burst = time.monotonic() - started
+            assert killed.is_set(), "the burst ended before the kill"
+            kill_thread.join(60)
+            assert len(accepted) + len(unanswered) == N and len(accepted) >= N - 50, (len(accepted), unanswered)
+            assert len(set(accepted.values())) == len(accepted)
+
+            # every accepted message at the sandbox exactly once, under the id its caller got
+            def at_sandbox() -> dict[str, list[str]]:
+                seen: dict[str, list[str]] = {}
+                for m in sandbox.messages():
+                    seen.setdefault(m["text"], []).append(m["messageId"])
+                return seen
+
+            wait_for(lambda: set(accepted) <= set(at_sandbox()), timeout=60,
+                     what="every accepted message at the sandbox (the dead instance's leases run out first)")
+            seen = at_sandbox()
+            sent = time.monotonic() - started
+            assert {t: seen[t] for t in accepted if seen[t] != [accepted[t]]} == {}
+            assert [t for t in unanswered if len(seen.get(t, [])) > 1] == []  # absent or once, never twice
+            assert all(len(ids) == 1 for ids in seen.values())
+
+            # every report relayed: counted per messageId at the receiver
+            expected = set(accepted.values()) | {seen[t][0] for t in unanswered if t in seen}
+
+            def arrivals() -> dict[str, list[float]]:
+                out: dict[str, list[float]] = {}
+                for r in receiver.snapshot():
+                    for result in json.loads(r.body)["results"]:
+                        out.setdefault(result["messageId"], []).append(r.at)
+                return out
+
+            wait_for(lambda: expected <= set(arrivals()), timeout=60, what="every report at the receiver")
+            got = arrivals()
+            assert set(got) == expected
+            doubled = {mid: at for mid, at in got.items() if len(at) > 1}
+            # a second copy only of a report whose first POST the receiver took before the kill (its answer
+            # died with the process); never a third
+            assert {mid: at for mid, at in doubled.items() if len(at) > 2 or min(at) >= kill_at[0]} == {}
+            print(f"\n{len(accepted)} accepted, {len(unanswered)} unanswered by the killed instance "
+                  f"({sum(t in seen for t in unanswered)} of them sent), {len(doubled)} report(s) delivered twice "
+                  f"(in flight at the kill), {len(sandbox.sends())} upstream requests, "
+                  f"burst done at {burst:.1f} s, all sent at {sent:.1f} s, all relayed at {time.monotonic() - started:.1f} s")
+            assert not alive(victim.proc.pid) and bridges[0].proc.poll() is None
+            assert requests.get(urls[0] + "/readyz", timeout=10).status_code == 200  # the restarted instance
+            for b in bridges:
+                assert "Traceback" not in b.text(), b.text()[-3000:]
+        finally:
+            for b in bridges:
+                b.stop()
+            victim.stop()
