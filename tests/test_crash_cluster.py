@@ -30,9 +30,9 @@ import requests
 import yaml
 
 from tests import pghelp
-from tests.conftest import DEMO, running_sandbox
+from tests.conftest import DEMO
 from tests.helpers import free_port, wait_for
-from tests.workers import QUEUED, WorkersBridge, alive, workers_config
+from tests.workers import QUEUED, SandboxProcess, WorkersBridge, alive, workers_config
 
 N = 1000
 KILL_AFTER = 300  # accepted sends before the kill
@@ -45,9 +45,9 @@ def pg_url():
         yield make()
 
 
-def _cluster_config(tmp_path, sandbox_url: str, url: str, i: int):
+def _cluster_config(tmp_path, sandbox_url: str, url: str, i: int, port: int):
     path = workers_config(tmp_path, sandbox_url, store={"url": url, "lease_margin": 2}, name=f"bridge{i}.yaml",
-                          threads=4)  # 3 processes x (4 + 2 queue + 2 outbox + a few) connections: well under 100
+                          threads=4, public_url=f"http://127.0.0.1:{port}")  # 3 processes x (4 + 2 queue + 2 outbox + a few) connections: well under 100
     raw = yaml.safe_load(path.read_text())
     raw["outbox"].update(connect_timeout=1, read_timeout=2)  # outbox leases of 1 + 2 + 2 s
     raw["logging"] = {"level": "WARNING", "access_log": False}
@@ -57,9 +57,10 @@ def _cluster_config(tmp_path, sandbox_url: str, url: str, i: int):
 
 def test_kill_9_of_one_of_three_instances_on_postgresql_loses_and_doubles_nothing(tmp_path, pg_url, receiver):
     started = time.monotonic()
-    with running_sandbox(dlr_delay=0.05, time_scale=0.001) as sandbox:
+    sandbox = SandboxProcess(tmp_path)  # its own process: the test's client threads hold this one's GIL
+    try:
         ports = [free_port() for _ in range(INSTANCES)]
-        configs = [_cluster_config(tmp_path, sandbox.url, pg_url, i) for i in range(INSTANCES)]
+        configs = [_cluster_config(tmp_path, sandbox.url, pg_url, i, ports[i]) for i in range(INSTANCES)]
         bridges = [WorkersBridge(configs[i], None, port=ports[i], log_name=f"bridge{i}.log")
                    for i in range(INSTANCES)]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -117,7 +118,7 @@ def test_kill_9_of_one_of_three_instances_on_postgresql_loses_and_doubles_nothin
                     seen.setdefault(m["text"], []).append(m["messageId"])
                 return seen
 
-            wait_for(lambda: set(accepted) <= set(at_sandbox()), timeout=60,
+            wait_for(lambda: set(accepted) <= set(at_sandbox()), timeout=60, interval=0.5,
                      what="every accepted message at the sandbox (the dead instance's leases run out first)")
             seen = at_sandbox()
             sent = time.monotonic() - started
@@ -135,7 +136,7 @@ def test_kill_9_of_one_of_three_instances_on_postgresql_loses_and_doubles_nothin
                         out.setdefault(result["messageId"], []).append(r.at)
                 return out
 
-            wait_for(lambda: expected <= set(arrivals()), timeout=60, what="every report at the receiver")
+            wait_for(lambda: expected <= set(arrivals()), timeout=60, interval=0.5, what="every report at the receiver")
             got = arrivals()
             assert set(got) == expected
             doubled = {mid: at for mid, at in got.items() if len(at) > 1}
@@ -154,3 +155,5 @@ def test_kill_9_of_one_of_three_instances_on_postgresql_loses_and_doubles_nothin
             for b in bridges:
                 b.stop()
             victim.stop()
+    finally:
+        sandbox.stop()

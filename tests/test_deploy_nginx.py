@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,11 +35,11 @@ from infobip_api_client.models import SmsRequest
 from requests.adapters import HTTPAdapter
 
 from tests import pghelp
-from tests.conftest import DEMO, ROOT, Sandbox, default_raw_config
+from tests.conftest import DEMO, ROOT
 from tests.helpers import free_port, wait_for
 from tests.official_client import message
 from tests.receiver import Receiver
-from tests.workers import QUEUED, WorkersBridge, alive, workers_config
+from tests.workers import QUEUED, SandboxProcess, WorkersBridge, alive, workers_config
 
 PROXY = "127.0.0.2"  # nginx's source address towards the bridges
 OTHER_CLIENT = "127.0.0.3"  # a second client address in front of nginx
@@ -101,33 +100,6 @@ http {{
     include {d}/smsbridge.conf;
 }}
 """
-
-
-class SandboxProcess(Sandbox):
-    """``python app.py sandbox`` in its own process, trusting the throwaway CA (it pushes reports over HTTPS)."""
-
-    def __init__(self, d: Path, ca: Path):  # noqa: D107 - Sandbox's methods need only ``url``
-        raw = default_raw_config()
-        raw["sandbox"].update(dlr_delay=0.05, time_scale=0.001)
-        cfg = d / "sandbox.yaml"
-        cfg.write_text(yaml.safe_dump(raw))
-        self.log = (d / "sandbox.log").open("w")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--config", str(cfg), "sandbox", "--port",
-                                      "0"], cwd=d, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env={**os.environ, "REQUESTS_CA_BUNDLE": str(ca)})
-        line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        m = re.search(r"listening on (http://\S+)", line)
-        assert m, f"no sandbox banner: {line!r}"
-        self.url = m.group(1)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @dataclass
@@ -194,7 +166,7 @@ def topology(request, tmp_path_factory) -> Iterator[Topology]:
     d = tmp_path_factory.mktemp("nginx")
     cert, key = certificate(d)
     receiver = Receiver().start()
-    sandbox = SandboxProcess(d, cert)
+    sandbox = SandboxProcess(d, ca=cert)  # pushes reports through nginx over HTTPS
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     bdir = tmp_path_factory.mktemp("bridges")
@@ -340,7 +312,7 @@ def test_reports_come_back_through_nginx_and_are_relayed_once(topology):
                                                "notifyUrl": t.receiver.url("/dlr-one")})
         assert r.status_code == 200, r.text + t.errors()
         ids.append(r.json()["messages"][0]["messageId"])
-    wait_for(lambda: set(ids) <= set(_reports(t.receiver)), timeout=30, what="the reports" + t.errors())
+    wait_for(lambda: set(ids) <= set(_reports(t.receiver)), timeout=30, interval=0.1, what="the reports")
     got = _reports(t.receiver)
     assert all(got[i] == ["/dlr-one"] for i in ids), got
     # the upstream was told the public https origin and the prefix, and pushed through nginx
@@ -404,12 +376,12 @@ def test_kill_9_of_one_bridge_mid_burst_loses_and_doubles_nothing(topology):
 
     # every accepted message reaches the sandbox exactly once, under the caller's id (leased ones after the
     # dead bridge's lease); a 502'd one is absent or present once
-    wait_for(lambda: set(accepted) <= set(at_sandbox()), timeout=60, what="every accepted message at the sandbox")
+    wait_for(lambda: set(accepted) <= set(at_sandbox()), timeout=60, interval=0.3, what="every accepted message at the sandbox")
     seen = at_sandbox()
     assert {x: seen[x] for x in accepted if seen[x] != [accepted[x]]} == {}
     assert [x for x in bad_gateway if len(seen.get(x, [])) > 1] == []
     expected = set(accepted.values()) | {seen[x][0] for x in bad_gateway if x in seen}
-    wait_for(lambda: expected <= set(_reports(t.receiver)), timeout=60, what="every report relayed")
+    wait_for(lambda: expected <= set(_reports(t.receiver)), timeout=60, interval=0.3, what="every report relayed")
     arrivals: dict[str, list[float]] = {}
     for r in t.receiver.snapshot():
         if r.path == "/dlr-kill":

@@ -17,7 +17,7 @@ import yaml
 from werkzeug.security import generate_password_hash
 
 from gateway.auth import hash_api_key
-from tests.conftest import ROOT, default_raw_config
+from tests.conftest import ROOT, Sandbox, default_raw_config
 from tests.helpers import wait_for
 
 QUEUED = {"username": "qdemo", "password": "qdemo"}  # a queued caller beside the sync demo caller
@@ -105,3 +105,31 @@ def report_counts(receiver) -> Counter:
         for result in json.loads(r.body)["results"]:
             seen[result["messageId"]] += 1
     return seen
+
+
+class SandboxProcess(Sandbox):
+    """``python app.py sandbox`` in a process of its own (not sharing the test process's GIL), fast delivery
+    reports; ``ca``: a certificate it trusts (it pushes reports to an HTTPS front)."""
+
+    def __init__(self, d: Path, ca: Path | None = None):  # Sandbox's methods need only ``url``
+        raw = default_raw_config()
+        raw["sandbox"].update(dlr_delay=0.05, time_scale=0.001)
+        cfg = d / "sandbox.yaml"
+        cfg.write_text(yaml.safe_dump(raw))
+        self.log = (d / "sandbox.log").open("w")
+        env = {**os.environ, **({"REQUESTS_CA_BUNDLE": str(ca)} if ca else {})}
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--config", str(cfg), "sandbox", "--port",
+                                      "0"], cwd=d, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        m = re.search(r"listening on (http://\S+)", line)
+        assert m, f"no sandbox banner: {line!r}"
+        self.url = m.group(1)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
