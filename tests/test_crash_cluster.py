@@ -29,9 +29,13 @@ import pytest
 import requests
 import yaml
 
+from gateway.clock import ManualClock
+from gateway.store.engine import Database
+from gateway.store.records import MessageRow, Store, SubmissionRecord
 from tests import pghelp
 from tests.conftest import DEMO
 from tests.helpers import free_port, wait_for
+from tests.storehelp import db_values
 from tests.workers import QUEUED, SandboxProcess, WorkersBridge, alive, workers_config
 
 N = 1000
@@ -157,3 +161,31 @@ def test_kill_9_of_one_of_three_instances_on_postgresql_loses_and_doubles_nothin
             victim.stop()
     finally:
         sandbox.stop()
+
+
+def test_a_bridge_starting_on_postgresql_leaves_the_other_bridges_leases_alone(pg_url):
+    """Start-up after a crash on a shared store: no live lease is taken over (a sibling may hold it); a sync
+    send without ids (the query API) left ``sending`` by a dead process becomes unknown only once no request
+    can still be waiting on it; leased messages come back when their lease runs out, as any claim."""
+    clock = ManualClock()
+    db = Database(pg_url)
+    store = Store(db, clock)
+    try:
+        queued = [MessageRow(f"m{i}", f"u{i}", "41793026727", None, "hi", "{}", None, None, None, False, 1, None,
+                             "queued") for i in range(3)]
+        store.accept(SubmissionRecord("demo", "query", "queued", "advanced", None, "t1", None), queued)
+        in_flight = MessageRow(None, None, "41793026728", None, "hi", "", None, None, None, False, 1, None, "sending")
+        store.accept(SubmissionRecord("demo", "query", "sync", "query", None, "t2", None), [in_flight])
+        assert len(store.claim_batch(10, lease_seconds=60)) == 3  # another bridge's live claim
+
+        def states() -> list[str]:
+            return sorted(db_values(db, "messages", "state"))
+
+        assert store.requeue_inflight(lease_seconds=10) == 0 and states() == ["sending"] * 4
+        clock.advance(11)  # the sync send's request has timed out everywhere by now
+        assert store.requeue_inflight(lease_seconds=10) == 0 and states() == ["sending"] * 3 + ["unknown"]
+        assert store.claim_batch(10, lease_seconds=60) == []  # still another bridge's
+        clock.advance(50)
+        assert len(store.claim_batch(10, lease_seconds=60)) == 3  # the lease ran out: anyone's now
+    finally:
+        db.close()
