@@ -13,7 +13,8 @@ What "once" means where a process dies mid-request:
 - a report: counted by messageId at the receiver. The one case an HTTP delivery cannot close: a POST the
   receiver took while the killed process waited for its answer is delivered again when the lease runs out
   (at least once, like Infobip's own pushes). The test allows a second copy only for a report whose first
-  copy arrived before the kill, and reports how many there were.
+  copy arrived by the kill (plus KILL_WINDOW: the receiver shares the busy test process), never a third, and
+  reports how many there were.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tests import pghelp
 from tests.conftest import DEMO
 from tests.helpers import free_port, wait_for
 from tests.storehelp import db_values
-from tests.workers import QUEUED, SandboxProcess, WorkersBridge, alive, workers_config
+from tests.workers import KILL_WINDOW, QUEUED, SandboxProcess, WorkersBridge, alive, workers_config
 
 N = 1000
 KILL_AFTER = 300  # accepted sends before the kill
@@ -146,7 +147,7 @@ def test_kill_9_of_one_of_three_instances_on_postgresql_loses_and_doubles_nothin
             doubled = {mid: at for mid, at in got.items() if len(at) > 1}
             # a second copy only of a report whose first POST the receiver took before the kill (its answer
             # died with the process); never a third
-            assert {mid: at for mid, at in doubled.items() if len(at) > 2 or min(at) >= kill_at[0]} == {}
+            assert {mid: at for mid, at in doubled.items() if len(at) > 2 or min(at) >= kill_at[0] + KILL_WINDOW} == {}
             print(f"\n{len(accepted)} accepted, {len(unanswered)} unanswered by the killed instance "
                   f"({sum(t in seen for t in unanswered)} of them sent), {len(doubled)} report(s) delivered twice "
                   f"(in flight at the kill), {len(sandbox.sends())} upstream requests, "
