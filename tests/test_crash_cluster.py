@@ -51,8 +51,9 @@ def pg_url():
 
 
 def _cluster_config(tmp_path, sandbox_url: str, url: str, i: int, port: int):
+    # 4 threads: 3 processes x (4 + 2 queue + 2 outbox + a few) connections stay well under max_connections
     path = workers_config(tmp_path, sandbox_url, store={"url": url, "lease_margin": 2}, name=f"bridge{i}.yaml",
-                          threads=4, public_url=f"http://127.0.0.1:{port}")  # 3 processes x (4 + 2 queue + 2 outbox + a few) connections: well under 100
+                          threads=4, public_url=f"http://127.0.0.1:{port}")
     raw = yaml.safe_load(path.read_text())
     raw["outbox"].update(connect_timeout=1, read_timeout=2)  # outbox leases of 1 + 2 + 2 s
     raw["logging"] = {"level": "WARNING", "access_log": False}
