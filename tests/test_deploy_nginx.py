@@ -5,9 +5,9 @@
   database - the production topology;
 - ``sqlite-workers``: one ``--workers 2`` bridge on one SQLite file (one host).
 
-nginx reaches the bridges from 127.0.0.2 (``proxy_bind``, added for the test only), the only trusted proxy;
-the test's clients connect to nginx from 127.0.0.1 and 127.0.0.3, and directly to a bridge from 127.0.0.1
-(an untrusted peer). The sandbox runs as its own process, trusting the throwaway certificate, and pushes
+The conf runs as shipped but for ports and certificate paths. nginx reaches the bridges from 127.0.0.1, the
+one trusted proxy (``server.trusted_proxies``, as for nginx on the bridges' host); clients that must be told
+apart from it connect from the loopback aliases 127.0.0.3 and 127.0.0.4, to nginx or (untrusted) directly. The sandbox runs as its own process, trusting the throwaway certificate, and pushes
 delivery reports through nginx over HTTPS to ``server.public_url`` (``https://127.0.0.1:<nginx>/smsbridge``).
 """
 
@@ -41,8 +41,8 @@ from tests.official_client import message
 from tests.receiver import Receiver
 from tests.workers import KILL_WINDOW, QUEUED, SandboxProcess, WorkersBridge, alive, workers_config
 
-PROXY = "127.0.0.2"  # nginx's source address towards the bridges
-OTHER_CLIENT = "127.0.0.3"  # a second client address in front of nginx
+PROXY = "127.0.0.1"  # nginx on the bridges' host: its address towards them, the one trusted proxy
+CLIENT, OTHER_CLIENT = "127.0.0.3", "127.0.0.4"  # clients' addresses (loopback aliases), never trusted
 UI_KEY = "one-cookie-key-for-every-bridge-0123456789"  # several bridges share ui.secret_key (docs/deployment.md)
 
 
@@ -82,7 +82,7 @@ def render(site: str, d: Path, port: int, bridge_ports: list[int], cert: Path, k
         site = site.replace(line, re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{bport}", line))
     for line in servers[len(bridge_ports):]:
         site = site.replace(line + "\n", "")
-    site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;\n    proxy_bind {PROXY};")
+    site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")
     site = site.replace("/etc/ssl/smsbridge/fullchain.pem", str(cert)).replace("/etc/ssl/smsbridge/privkey.pem",
                                                                                str(key))
     (d / "smsbridge.conf").write_text(site)
@@ -144,6 +144,7 @@ class _From(HTTPAdapter):
 def client_from(source: str) -> requests.Session:
     s = requests.Session()
     s.mount("https://", _From(source))
+    s.mount("http://", _From(source))
     return s
 
 
@@ -228,7 +229,7 @@ def _access_line(topo: Topology, request_id: str) -> str:
 
 def test_sends_over_https_log_the_real_client_address(topology):
     t = topology
-    s = client_from(OTHER_CLIENT)
+    s = client_from(CLIENT)
     for n in range(4):  # round robin: every bridge logs the client's address, none the proxy's
         r = t.get("/sms/1/text/query", s, params={**DEMO, "from": "InfoSMS", "to": "41793026727",
                                                   "text": f"via nginx {n}"},
@@ -237,17 +238,17 @@ def test_sends_over_https_log_the_real_client_address(topology):
         assert r.json()["messages"][0]["status"]["groupName"] == "PENDING"
         line = _access_line(t, f"via-nginx-{n}")
         # nginx appends its peer to the client's header; the bridge believes only that last hop
-        assert f" {OTHER_CLIENT} GET /sms/1/text/query" in line and "203.0.113.7" not in line and PROXY not in line
-    direct = requests.get(f"http://127.0.0.1:{t.bridges[-1].port}/readyz", timeout=10,
-                          headers={"X-Request-Id": "direct", "X-Forwarded-For": "198.51.100.9"})
+        assert f" {CLIENT} GET /sms/1/text/query" in line and "203.0.113.7" not in line, line
+    direct = s.get(f"http://127.0.0.1:{t.bridges[-1].port}/readyz", timeout=10,
+                   headers={"X-Request-Id": "direct", "X-Forwarded-For": "198.51.100.9"})
     assert direct.status_code == 200
     line = _access_line(t, "direct")
-    assert " 127.0.0.1 GET /readyz" in line and "198.51.100.9" not in line, line  # untrusted peer: ignored
+    assert f" {CLIENT} GET /readyz" in line and "198.51.100.9" not in line, line  # untrusted peer: ignored
 
 
 def test_failed_logins_lock_out_the_client_address_not_the_proxy(topology):
     t = topology
-    attacker = client_from(OTHER_CLIENT)
+    attacker = client_from(CLIENT)
     refused_in_a_row = 0
     for i in range(40):  # a new name each time: only the address's count grows (per bridge process)
         r = t.get("/sms/1/text/query", attacker, params={"username": f"guess{i}", "password": "x", "from": "InfoSMS",
@@ -257,8 +258,10 @@ def test_failed_logins_lock_out_the_client_address_not_the_proxy(topology):
         if refused_in_a_row == 4:  # locked out on every bridge process (round robin)
             break
     assert refused_in_a_row == 4, t.errors()
-    for n in range(4):  # the same nginx, another client address: not locked out anywhere
-        r = t.get("/sms/1/text/query", params={**DEMO, "from": "InfoSMS", "to": "41793026727", "text": f"ok {n}"})
+    other = client_from(OTHER_CLIENT)
+    for n in range(4):  # the same nginx (the same proxy address), another client: not locked out anywhere
+        r = t.get("/sms/1/text/query", other, params={**DEMO, "from": "InfoSMS", "to": "41793026727",
+                                                      "text": f"ok {n}"})
         assert r.status_code == 200, r.text
 
 
