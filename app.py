@@ -136,7 +136,7 @@ def _supervise(args: argparse.Namespace, config, listener, upstream_url: str | N
     db = open_store(config.store.path, synchronous=config.store.synchronous)
     try:
         uisessions.close_all(db)  # once for all children; a restarted child keeps its siblings' sessions
-        n = Store(db, SystemClock()).requeue_inflight()
+        n = Store(db, SystemClock()).requeue_inflight(config.upstream_lease)
         if n:
             log.info("queue: %d message(s) leased before a restart are due again", n)
     finally:

@@ -178,6 +178,10 @@ class Store:
     synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
     retention_hours: float = 48.0  # messages and reports are pruned this long after their last update
     prune_interval: float = 3600.0  # seconds between prune runs of a serving bridge (0: never)
+    # Seconds a work claim (lease) outlives the request it guards: queue and sync-send leases last
+    # upstream.connect_timeout + read_timeout + this, outbox leases outbox.connect_timeout + read_timeout + this.
+    # A dead process's claims come back after that; a live one records its outcome well within it.
+    lease_margin: float = 30.0
 
 
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
@@ -301,6 +305,11 @@ class Config:
     queue: QueueSettings = field(default_factory=QueueSettings)
     auth: ThrottleSettings = field(default_factory=ThrottleSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+
+    @property
+    def upstream_lease(self) -> float:
+        """Seconds a claim on an upstream request (queue batch, sync send, idempotency key) lasts."""
+        return self.upstream.connect_timeout + self.upstream.read_timeout + self.store.lease_margin
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -587,6 +596,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     outbox = r.fill(OutboxSettings, r.section(raw.get("outbox"), "outbox"), "outbox")
     if outbox.max_batch < 1:
         problems.append(("outbox.max_batch", "must be at least 1 (1: one report per POST)"))
+    if store.lease_margin < 1:
+        problems.append(("store.lease_margin", "must be at least 1 second (time to record an answer)"))
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(("store.synchronous", "must be FULL or NORMAL"))
     _store_url(store, problems)

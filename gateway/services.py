@@ -157,6 +157,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
                     connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,
+                    lease_seconds=ob.connect_timeout + ob.read_timeout + config.store.lease_margin,
                     max_batch=ob.max_batch)
     store = Store(db, clock)
     sender = Sender(UpstreamClient(config.upstream, upstream_url))
@@ -164,8 +165,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     intake = ReportIntake(db, store, Relay(config, outbox), clock)
     dispatch = Dispatcher(config, store, sender, clock, policy_for, public_url.get)
     queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected)
-    up = config.upstream
-    idempotency = Idempotency(db, clock, config.idempotency, up.connect_timeout + up.read_timeout + 30,
+    idempotency = Idempotency(db, clock, config.idempotency, config.upstream_lease,
                               config.store.retention_hours * 3600)
     return Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
                   router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,

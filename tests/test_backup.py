@@ -4,6 +4,8 @@ runs and writes; the copy opens on its own and holds every message answered befo
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,6 +30,14 @@ def test_backup_while_the_bridge_writes(tmp_path):
         with requests.Session() as s:
             for i in range(30):
                 assert s.get(url + "/sms/1/text/query", params={**q, "text": f"before {i}"}, timeout=10).ok
+        # the main file alone (no -wal beside it) lacks messages the WAL still holds: the backup must read both
+        naked = tmp_path / "naked"
+        naked.mkdir()
+        shutil.copyfile(tmp_path / "live.db", naked / "live.db")
+        with sqlite3.connect(naked / "live.db") as c:
+            has_table = c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'messages'").fetchone()[0]
+            in_main_file = c.execute("SELECT count(*) FROM messages").fetchone()[0] if has_table else 0
+        assert in_main_file < 30 and (tmp_path / "live.db-wal").stat().st_size > 0
 
         def keep_writing() -> None:  # the bridge keeps committing while the copy is taken
             with requests.Session() as s:

@@ -104,3 +104,27 @@ def test_a_bad_store_url_is_refused_naming_the_key(url, reason):
     with pytest.raises(ConfigError) as err:
         build_config(raw, env={})
     assert any(p == "store.url" and reason in m for p, m in err.value.problems), err.value.problems
+
+
+def test_lease_margin_sets_every_claims_length_and_is_validated(tmp_path):
+    from gateway.config import ConfigError, build_config
+
+    raw = default_raw_config()
+    raw["store"] = {"lease_margin": 2}
+    raw["upstream"].update(connect_timeout=1, read_timeout=3)
+    raw["outbox"] = {"connect_timeout": 1, "read_timeout": 2}
+    config = build_config(raw, env={})
+    assert config.upstream_lease == 6  # queue batches, sync sends, idempotency keys
+    from gateway import create_app
+
+    raw["store"]["path"] = str(tmp_path / "b.db")
+    app = create_app(build_config(raw, env={}), "http://127.0.0.1:9")
+    ctx = app.extensions["smsbridge"]
+    try:
+        assert (ctx.queue.lease_seconds, ctx.dispatch.lease_seconds, ctx.outbox.lease_seconds) == (6, 6, 5)
+    finally:
+        ctx.stop()
+    raw["store"] = {"lease_margin": 0}
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, env={})
+    assert ("store.lease_margin", "must be at least 1 second (time to record an answer)") in err.value.problems

@@ -80,6 +80,20 @@ def test_a_dead_child_is_restarted_and_the_port_keeps_answering(tmp_path, fast_s
         assert bridge.stop() == 0, bridge.text()
 
 
+def test_server_workers_in_the_config_works_like_the_option(tmp_path, fast_sandbox):
+    bridge = WorkersBridge(workers_config(tmp_path, fast_sandbox.url, workers=2), workers=None)  # no --workers
+    try:
+        pids = wait_for(lambda: len(bridge.worker_pids()) == 2 and bridge.worker_pids(), timeout=30,
+                        what="two workers from server.workers")
+        assert all(alive(p) for p in pids.values()) and "2 worker processes" in bridge.text()
+        for _ in range(10):
+            assert requests.get(bridge.url + "/readyz", timeout=10, headers={"Connection": "close"}).status_code == 200
+    finally:
+        code = bridge.stop()
+    assert code == 0, bridge.text()
+    assert not any(alive(p) for p in pids.values())  # SIGTERM to the parent stopped every child
+
+
 def test_workers_is_validated(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "app.py"), "serve", "--workers", "0"], capture_output=True,
                          text=True, timeout=30, cwd=tmp_path)

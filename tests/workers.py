@@ -17,18 +17,23 @@ import yaml
 from werkzeug.security import generate_password_hash
 
 from gateway.auth import hash_api_key
-from tests.conftest import ROOT, default_raw_config
+from tests.conftest import ROOT, Sandbox, default_raw_config
 from tests.helpers import wait_for
 
 QUEUED = {"username": "qdemo", "password": "qdemo"}  # a queued caller beside the sync demo caller
+# A report POST the killed process had sent may be read by the receiver (a thread of the busy test process)
+# a little after the kill was seen: the seconds after the kill in which a first copy still counts as its.
+KILL_WINDOW = 2.0
 
 
-def workers_config(tmp: Path, upstream_url: str, **server: Any) -> Path:
-    """config.yaml for a bridge on ``upstream_url``, its SQLite file in ``tmp``, fast retries; ``server`` keys added."""
+def workers_config(tmp: Path, upstream_url: str, store: dict[str, Any] | None = None,
+                   name: str = "config.yaml", **server: Any) -> Path:
+    """config.yaml for a bridge on ``upstream_url``, its store ``store`` (default: a SQLite file in ``tmp``),
+    fast retries; ``server`` keys added."""
     raw = copy.deepcopy(default_raw_config())
     raw["server"].update(port=0, **server)
     raw["upstream"].update(base_url=upstream_url, connect_timeout=1, read_timeout=2)  # leases of ~33 s
-    raw["store"] = {"path": str(tmp / "bridge.db")}
+    raw["store"] = store or {"path": str(tmp / "bridge.db")}
     raw["outbox"] = {"time_scale": 0.001, "workers": 2}
     raw["queue"] = {"time_scale": 0.01, "max_batch": 50}
     demo = raw["callers"]["demo"]  # a real upstream (not the embedded sandbox) takes hashed secrets only
@@ -44,7 +49,7 @@ def workers_config(tmp: Path, upstream_url: str, **server: Any) -> Path:
     raw["inbound"]["token"] = "t" + "0123456789abcdef" * 3
     raw["ui"]["admin_password_hash"] = generate_password_hash(raw["ui"].pop("admin_password"),
                                                               method="pbkdf2:sha256:1000")
-    path = tmp / "config.yaml"
+    path = tmp / name
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
 
@@ -52,18 +57,20 @@ def workers_config(tmp: Path, upstream_url: str, **server: Any) -> Path:
 class WorkersBridge:
     """``app.py --workers N`` with stderr in a file (the access log and the supervisor's lines)."""
 
-    def __init__(self, config: Path, workers: int):
-        self.log_path = config.parent / "bridge.log"
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--config", str(config), "serve",
-                                      "--workers", str(workers)], cwd=config.parent, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
+    def __init__(self, config: Path, workers: int | None, port: int | None = None, log_name: str = "bridge.log"):
+        """``workers`` None: the option is left out (``server.workers`` decides); ``port``: ``--port``."""
+        self.log_path = config.parent / log_name
+        self.log = self.log_path.open("a")
+        argv = [sys.executable, str(ROOT / "app.py"), "--config", str(config), "serve"]
+        argv += ["--workers", str(workers)] if workers is not None else []
+        argv += ["--port", str(port)] if port is not None else []
+        self.proc = subprocess.Popen(argv, cwd=config.parent, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         m = re.search(r"listening on (http://\S+)", line)
         assert m, f"no banner: {line!r}\n{self.text()}"
         self.url = m.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])
-        if workers > 1:
+        if workers is not None and workers > 1:
             wait_for(lambda: len(self.worker_pids()) >= workers, timeout=30, what="the workers")
 
     def text(self) -> str:
@@ -101,3 +108,31 @@ def report_counts(receiver) -> Counter:
         for result in json.loads(r.body)["results"]:
             seen[result["messageId"]] += 1
     return seen
+
+
+class SandboxProcess(Sandbox):
+    """``python app.py sandbox`` in a process of its own (not sharing the test process's GIL), fast delivery
+    reports; ``ca``: a certificate it trusts (it pushes reports to an HTTPS front)."""
+
+    def __init__(self, d: Path, ca: Path | None = None):  # Sandbox's methods need only ``url``
+        raw = default_raw_config()
+        raw["sandbox"].update(dlr_delay=0.05, time_scale=0.001)
+        cfg = d / "sandbox.yaml"
+        cfg.write_text(yaml.safe_dump(raw))
+        self.log = (d / "sandbox.log").open("w")
+        env = {**os.environ, **({"REQUESTS_CA_BUNDLE": str(ca)} if ca else {})}
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--config", str(cfg), "sandbox", "--port",
+                                      "0"], cwd=d, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        m = re.search(r"listening on (http://\S+)", line)
+        assert m, f"no sandbox banner: {line!r}"
+        self.url = m.group(1)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

@@ -68,8 +68,7 @@ class Dispatcher:
         self.policy_for = policy_for
         self.public_url = public_url
         self.wake = threading.Event()
-        up = config.upstream  # a sync send in flight is reconciled once this lease runs out (as QueueWorker's)
-        self.lease_seconds = up.connect_timeout + up.read_timeout + 30
+        self.lease_seconds = config.upstream_lease  # a sync send in flight is reconciled once it runs out
 
     def hook_url(self, token: str) -> str:
         return f"{self.public_url().rstrip('/')}/hooks/dlr/{token}"
@@ -303,8 +302,7 @@ class QueueWorker:
         self.store, self.sender, self.clock = store, sender, clock
         self.workers, self.max_batch = q.workers, q.max_batch
         self.retry_base, self.retry_max, self.time_scale = q.retry_base, q.retry_max, q.time_scale
-        up = config.upstream
-        self.lease_seconds = up.connect_timeout + up.read_timeout + 30  # real seconds: the request's own limit
+        self.lease_seconds = config.upstream_lease  # real seconds: the request's own limit + store.lease_margin
         self.on_rejected = on_rejected
         self._wake = wake
         self._stop = threading.Event()
@@ -315,7 +313,7 @@ class QueueWorker:
     def start(self) -> None:
         if self._threads:
             return
-        n = self.store.requeue_inflight() if self.requeue_at_start else 0
+        n = self.store.requeue_inflight(self.lease_seconds) if self.requeue_at_start else 0
         if n:
             log.info("queue: %d message(s) leased before a restart are due again", n)
         self._stop.clear()

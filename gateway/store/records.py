@@ -356,13 +356,21 @@ class Store:
             for chunk in _chunks(list(ids)):
                 c.execute(_RELEASE, {"ids": chunk, "at": now})
 
-    def requeue_inflight(self) -> int:
-        """Make every leased message due now (start-up after a crash). A resend is harmless: the
-        upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID."""
+    def requeue_inflight(self, lease_seconds: float) -> int:
+        """Start-up after a crash. SQLite (one host; this process alone, or a ``--workers`` parent before its
+        children): every leased message is due now - a resend is harmless, the upstream sees the same
+        messageId and answers REJECTED_DUPLICATE_MESSAGE_ID. PostgreSQL: other instances may be serving and
+        their leases are live, so leased messages come back only when their leases run out (as for any
+        claim); only sync sends without ids recorded over ``lease_seconds`` ago (no request can still be
+        waiting on them) become unknown."""
+        now = self.clock.now()
         with self.db.transaction() as c:
-            n = c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
-            c.execute(_ORPHANS)
-            return n
+            if c.dialect.name == "sqlite":
+                n = c.execute(_REQUEUE, {"at": now}).rowcount
+                c.execute(_ORPHANS)
+                return n
+            c.execute(_ORPHANS.where(M.c.lease_until.is_(None), M.c.updated_at < now - lease_seconds))
+            return 0
 
     def batch_answered(self, batch: str, outcomes: Sequence[tuple[int, str, Status, int | None]],
                        upstream_bulk_id: str | None, attempt: Attempt, size: int,
