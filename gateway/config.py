@@ -167,7 +167,10 @@ class Store:
     path: str = "data/smsbridge.db"  # relative paths are relative to the working directory (a synonym of url)
     synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
     retention_hours: float = 48.0  # messages and reports are pruned this long after their last update
-    prune_interval: float = 3600.0  # seconds between prune runs of a serving bridge (0: never)
+    prune_interval: float = 3600.0  # seconds between prune runs of the cluster (0: never; gateway/store/periodic.py)
+    # Most seconds an idle queue or outbox worker waits before looking at the store again. 0: 1 s on SQLite,
+    # 5 s on PostgreSQL (where LISTEN/NOTIFY wakes it at once; the poll is the safety net).
+    poll_interval: float = 0.0
 
 
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
@@ -577,6 +580,10 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(("store.synchronous", "must be FULL or NORMAL"))
     _store_url(store, problems)
+    if store.poll_interval < 0:
+        problems.append(("store.poll_interval", "must be 0 (automatic) or more seconds"))
+    elif store.poll_interval == 0:
+        store.poll_interval = 1.0 if store.url.startswith("sqlite") else 5.0
     limits = _limits(r, raw.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)

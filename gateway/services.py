@@ -24,7 +24,7 @@ from .send.dispatch import Dispatcher, QueueWorker
 from .send.idempotency import Idempotency
 from .send.sender import Sender
 from .send.upstream import UpstreamClient
-from .store import rejected
+from .store import notify, rejected
 from .store.engine import Database
 from .store.idempotency import prune as prune_keys
 from .store.opening import open_store
@@ -107,6 +107,9 @@ class Bridge:
         """Start the background workers (explicit: creating an app starts no threads)."""
         self.outbox.start()
         self.queue.start()
+        # PostgreSQL: other processes' commits wake this one's idle workers (gateway/store/notify.py)
+        self.db.listen(notify.QUEUE, self.dispatch.wake.set)
+        self.db.listen(notify.OUTBOX, self.outbox.wake)
         self._stop.clear()
         if self.config.store.prune_interval > 0 and not self._threads:
             t = threading.Thread(target=self._prune_loop, name="prune", daemon=True)
@@ -115,6 +118,7 @@ class Bridge:
 
     def stop(self) -> None:
         self._stop.set()
+        self.db.unlisten()
         self.queue.stop()
         self.outbox.stop()
         for t in self._threads:
@@ -157,7 +161,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
                     connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,
-                    max_batch=ob.max_batch)
+                    max_batch=ob.max_batch, idle_wait=config.store.poll_interval)
     store = Store(db, clock)
     sender = Sender(UpstreamClient(config.upstream, upstream_url))
     public_url = PublicUrl(config.server)

@@ -306,6 +306,7 @@ class QueueWorker:
         up = config.upstream
         self.lease_seconds = up.connect_timeout + up.read_timeout + 30  # real seconds: the request's own limit
         self.on_rejected = on_rejected
+        self.poll_interval = config.store.poll_interval  # idle: look again at least this often (NOTIFY wakes sooner)
         self._wake = wake
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -342,7 +343,8 @@ class QueueWorker:
                         self._stop.wait(LINGER_SECONDS)
                     continue
                 due = self.store.next_due()
-                wait = 1.0 if due is None else min(1.0, max(0.005, due - self.clock.now()))
+                poll = self.poll_interval
+                wait = poll if due is None else min(poll, max(0.005, due - self.clock.now()))
             except Exception:  # keep the worker alive; leases bring messages back
                 log.exception("queue worker error")
                 wait = 1.0

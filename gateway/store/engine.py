@@ -29,6 +29,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from .notify import Listener
+
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 #: What a failed statement or commit raises: SQLAlchemy's wrapped errors, or the driver's own (from
@@ -199,6 +201,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._conns: list[Connection] = []
         self._closed = False
+        self.listener: Listener | None = None  # PostgreSQL: this process's LISTEN connection (see listen())
         # Connections sit in reference cycles inside SQLAlchemy's pool: close them when this object goes,
         # not at some later garbage collection (a process that opens many databases would run out of files).
         weakref.finalize(self, _close_all, self._conns, self.engine)
@@ -227,8 +230,26 @@ class Database:
         """Whether this thread has a transaction open."""
         return getattr(self._local, "tx", False)
 
+    def listen(self, channel: str, fn: Callable[[], None]) -> None:
+        """PostgreSQL: call ``fn`` whenever another transaction (of any process) notifies ``channel``
+        (gateway/store/notify.py); one listening connection per Database. Nothing on SQLite."""
+        if not self.postgresql:
+            return
+        with self._lock:
+            if self.listener is None:
+                self.listener = Listener(self.url, {"connect_timeout": 10})
+        self.listener.subscribe(channel, fn)
+
+    def unlisten(self) -> None:
+        """Stop listening (its connection closes); :meth:`listen` starts again."""
+        with self._lock:
+            listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.stop()
+
     def close(self) -> None:
         """Close every connection this object opened (all threads) and the engine."""
+        self.unlisten()
         with self._lock:
             self._closed = True
         _close_all(self._conns, self.engine)

@@ -38,6 +38,7 @@ from ..clock import Clock
 from ..model import QueuedMessage, Status
 from ..send.upstream import Attempt
 from .engine import Connection, Database, GroupCommit, Prepared
+from .notify import QUEUE, notify
 from .schema import messages as M
 from .schema import outbox_attempts, outbox_jobs, reports, status_changes, submissions, upstream_attempts
 
@@ -282,6 +283,8 @@ class Store:
             _FIRST_CHANGES.run(c, {"lo": ids[0], "hi": ids[-1]})
         else:
             c.execute(_FIRST_CHANGES_OF, {"sids": ids})
+            if any(sub.mode == "queued" for sub, *_ in group):
+                notify(c, QUEUE)  # other processes' idle queue workers wake once this commits
         return ids
 
     def settle(self, sid: int, outcomes: Sequence[Settled], attempts: Sequence[Attempt] = (), *,
@@ -326,6 +329,8 @@ class Store:
         if tries:
             _INSERT_ATTEMPT.many(c, tries)
         c.execute(_SETTLE_SUBMISSION, subs)
+        if any(p["p_st"] == "queued" for p in params):  # handed over to the queue
+            notify(c, QUEUE)
         return [None] * len(group)
 
     # -- the queue (queued mode) ---------------------------------------------------------------
@@ -355,6 +360,7 @@ class Store:
         with self.db.transaction(relaxed=True) as c:
             for chunk in _chunks(list(ids)):
                 c.execute(_RELEASE, {"ids": chunk, "at": now})
+            notify(c, QUEUE)
 
     def requeue_inflight(self) -> int:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
@@ -362,6 +368,8 @@ class Store:
         with self.db.transaction() as c:
             n = c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
             c.execute(_ORPHANS)
+            if n:
+                notify(c, QUEUE)
             return n
 
     def batch_answered(self, batch: str, outcomes: Sequence[tuple[int, str, Status, int | None]],
