@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from .send.dispatch import Dispatcher, QueueWorker
 from .send.idempotency import Idempotency
 from .send.sender import Sender
 from .send.upstream import UpstreamClient
-from .store import notify, rejected
+from .store import notify, periodic, rejected
 from .store.engine import Database
 from .store.idempotency import prune as prune_keys
 from .store.opening import open_store
@@ -130,9 +131,15 @@ class Bridge:
         return prune_all(self.store, self.db, self.clock, self.config.store.retention_hours * 3600)
 
     def _prune_loop(self) -> None:
-        while not self._stop.wait(self.config.store.prune_interval):
+        """Prune once per ``store.prune_interval`` across every bridge on the store (gateway/store/periodic.py):
+        each looks four times per interval, the one that claims the interval prunes."""
+        interval = self.config.store.prune_interval
+        while not self._stop.wait(interval / 4):
             try:
-                counts = self.prune()
+                with periodic.once(self.db, "prune", time.time(), interval) as mine:
+                    if not mine:
+                        continue
+                    counts = self.prune()
                 if any(counts.values()):
                     log.info("pruned %s", ", ".join(f"{n} {k}" for k, n in counts.items() if n))
             except Exception:

@@ -4,17 +4,17 @@ reason (fail under ``SMSBRIDGE_REQUIRE_POSTGRES=1``), like tests/test_postgres.p
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from gateway.store import periodic
+from gateway.store.engine import Database
 from tests import pghelp
 from tests.conftest import DEMO, running_sandbox
 from tests.helpers import wait_for
-from tests.storehelp import db_count
 
 POLL = 60.0  # idle workers' poll interval in these tests: anything sooner came from NOTIFY
 
@@ -109,8 +109,51 @@ def test_sqlite_store_needs_no_listener(make_bridge):
     assert services(bridge).db.listener is None and services(bridge).config.store.poll_interval == 1.0
 
 
-def _unused(_: threading.Thread, __: int) -> None:  # placeholder to keep imports used until later tests land
-    return None
+# -- item 3: periodic work once per interval across the cluster ---------------------------------------------
+def test_pruning_runs_once_per_interval_across_two_instances(cluster):
+    interval = 0.4
+
+    def fast_prune(raw: dict[str, Any]) -> None:
+        raw["store"]["prune_interval"] = interval
+
+    started = time.time()
+    a, b = cluster(fast_prune), cluster(fast_prune)
+    db = services(a).db
+    wait_for(lambda: periodic.runs(db, "prune") >= 6, timeout=10, what="six prune periods")
+    elapsed = time.time() - started
+    n = periodic.runs(db, "prune")
+    # each instance looks 4 times per interval: without the claim that would be up to 8 runs per interval
+    assert 6 <= n <= elapsed / interval + 1, (n, elapsed)
+    assert services(b).db is not db  # two instances, each with its own handles on the one database
 
 
-_ = db_count
+def test_a_long_run_holds_the_advisory_lock_so_no_other_instance_runs_it_meanwhile(pg_url):
+    one, two = Database(pg_url), Database(pg_url)
+    try:
+        with periodic.once(one, "job", 1000.0, 10.0) as mine:
+            assert mine
+            with periodic.once(two, "job", 5000.0, 10.0) as theirs:  # interval elapsed, but one is still at it
+                assert not theirs
+        with periodic.once(two, "job", 1005.0, 10.0) as early:
+            assert not early  # the interval has not elapsed since 1000
+        with periodic.once(two, "job", 1010.0, 10.0) as due:
+            assert due
+        assert periodic.runs(one, "job") == 2
+    finally:
+        one.close()
+        two.close()
+
+
+def test_on_sqlite_two_handles_on_one_file_claim_each_interval_once(tmp_path):
+    path = str(tmp_path / "one.db")
+    one, two = Database(path), Database(path)
+    try:
+        claims = []
+        for t in (0.0, 0.5, 1.0, 1.5, 2.0, 2.1):
+            for db in (one, two):
+                with periodic.once(db, "prune", 100 + t, 1.0) as mine:
+                    claims.append(mine)
+        assert claims.count(True) == 3 == periodic.runs(two, "prune")  # at 100, 101 and 102
+    finally:
+        one.close()
+        two.close()

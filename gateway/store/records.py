@@ -364,7 +364,13 @@ class Store:
 
     def requeue_inflight(self) -> int:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
-        upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID."""
+        upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID.
+
+        Nothing on PostgreSQL: the store is a cluster's, and the leases may be live ones of other instances
+        (taking them would resend their in-flight messages and mark their sync sends unknown); a dead
+        instance's leases come back when they run out, like any expired lease."""
+        if self.db.postgresql:
+            return 0
         with self.db.transaction() as c:
             n = c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
             c.execute(_ORPHANS)
