@@ -4,17 +4,23 @@ reason (fail under ``SMSBRIDGE_REQUIRE_POSTGRES=1``), like tests/test_postgres.p
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from gateway.store import periodic
 from gateway.store.engine import Database
 from tests import pghelp
 from tests.conftest import DEMO, running_sandbox
 from tests.helpers import wait_for
+from tests.storehelp import db_count, db_value
+from tests.test_inbound import mo, pull, push, with_inbound
+from tests.test_reports import _report
+from tests.test_ui import login
 
 POLL = 60.0  # idle workers' poll interval in these tests: anything sooner came from NOTIFY
 
@@ -29,7 +35,7 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def cluster(make_bridge, pg_url) -> Callable[..., Any]:
+def cluster(pg_url, make_bridge) -> Callable[..., Any]:
     """``cluster(mutate=None, **kw)``: another bridge on the test's one database, idle workers polling every
     ``POLL`` s (so only NOTIFY wakes them promptly)."""
 
@@ -157,3 +163,180 @@ def test_on_sqlite_two_handles_on_one_file_claim_each_interval_once(tmp_path):
     finally:
         one.close()
         two.close()
+
+
+# -- item 4: any instance takes any request ----------------------------------------------------------------
+def _send(bridge: Any, **params: Any) -> dict[str, Any]:
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "from": "InfoSMS", "text": "Hi", **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_report_pushed_to_b_for_a_message_sent_through_a_is_matched_and_relayed_once(cluster, receiver):
+    with running_sandbox(dlr_delay=0.05, time_scale=0.001) as fast:
+        b = cluster(upstream_url=fast.url)
+        # A tells the upstream to report to B (as behind a load balancer: any instance gets the push)
+        a = cluster(lambda raw: raw["server"].update(public_url=b.url), upstream_url=fast.url)
+        mid = _send(a, to="41793026727", notifyUrl=receiver.url("/dlr"), callbackData="x-17")["messages"][0][
+            "messageId"]
+        wait_for(lambda: receiver.count() == 1, timeout=10, what="the relayed report")
+        wait_for(lambda: services(a).outbox.depth() == 0, what="the outbox drained")
+        body = receiver.snapshot()[0].body.decode()
+        assert mid in body and "x-17" in body and "DELIVERED_TO_HANDSET" in body
+        assert db_count(services(a).db, "reports") == 1 and receiver.count() == 1
+
+
+def test_a_report_pushed_to_both_instances_is_stored_and_relayed_once(cluster, sandbox, receiver):
+    a, b = cluster(), cluster()  # the shared sandbox sends no reports: this test plays the upstream
+    _send(a, to="41793026727", notifyUrl=receiver.url("/dlr"))
+    db = services(a).db
+    token, upstream_id = db_value(db, "submissions", "dlr_token"), db_value(db, "messages", "upstream_message_id")
+    first = b.post(f"/hooks/dlr/{token}", json=_report(upstream_id))
+    again = a.post(f"/hooks/dlr/{token}", json=_report(upstream_id))  # the upstream's retry reached A
+    assert (first.json()["stored"], again.json()) == (1, {"stored": 0, "duplicates": 1, "unknown": 0})
+    wait_for(lambda: receiver.count() == 1, what="the relayed report")
+    wait_for(lambda: services(a).outbox.depth() == 0 and services(b).outbox.depth() == 0, what="drained")
+    assert receiver.count() == 1 and db_count(db, "reports") == 1
+
+
+def test_inbound_pushed_to_b_is_stored_once_forwarded_once_and_pulled_from_a(cluster, receiver):
+    rules = [{"name": "all", "caller": "demo", "forward": receiver.url("/mo") + "?t=%b", "pull": True}]
+    a, b = cluster(with_inbound(rules)), cluster(with_inbound(rules))
+    msg = mo("cluster hello")
+    assert push(b, msg).status_code == 200
+    assert push(a, msg).status_code == 200  # the upstream retries to another instance: a duplicate
+    wait_for(lambda: receiver.count() == 1, what="the forward")
+    wait_for(lambda: services(a).outbox.depth() == 0, what="the outbox drained")
+    assert receiver.count() == 1 and db_count(services(a).db, "inbound_messages") == 1
+    got = pull(a).json()
+    assert [r["messageId"] for r in got["results"]] == [msg["messageId"]]
+    assert pull(b).json()["messageCount"] == 0
+
+
+def _pull_all(bridges: list[Any], take: Callable[[Any], list[str]], threads: int = 6) -> list[str]:
+    """Pull concurrently from every bridge in turn until each of ``threads`` pullers gets an empty page."""
+    got: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        barrier.wait()
+        i = k
+        try:
+            while items := take(bridges[i % len(bridges)]):
+                with lock:
+                    got.extend(items)
+                i += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    return got
+
+
+def test_report_pulls_v1_and_v3_hand_each_report_out_once_across_instances(cluster):
+    with running_sandbox(dlr_delay=0.02, time_scale=0.001) as fast:
+        a, b = cluster(upstream_url=fast.url), cluster(upstream_url=fast.url)
+        sent: set[str] = set()
+        for i in range(12):
+            r = _send((a, b)[i % 2], to=",".join(f"4179{i:03d}{k:04d}" for k in range(3)))
+            sent |= {m["messageId"] for m in r["messages"]}
+        db = services(a).db
+        wait_for(lambda: db_count(db, "reports") == 36, timeout=20, what="36 reports stored")
+
+        def take(bridge: Any) -> list[str]:
+            if threading.get_ident() % 2:
+                r = bridge.get("/sms/1/reports", params={**DEMO, "limit": "4"})
+            else:
+                r = bridge.get("/sms/3/reports", params={"limit": "4"}, headers={"Authorization": "App demo-key"})
+            assert r.status_code == 200, r.text
+            return [x["messageId"] for x in r.json()["results"]]
+
+        got = _pull_all([a, b], take)
+        assert sorted(got) == sorted(sent)  # every report once, none twice, across v1 and v3 and both instances
+
+
+def test_inbox_pulls_hand_each_message_out_once_across_instances(cluster):
+    rules = [{"name": "kept", "caller": "demo", "pull": True}]
+    a, b = cluster(with_inbound(rules)), cluster(with_inbound(rules))
+    msgs = [mo(f"in {i}") for i in range(30)]
+    for i in range(0, 30, 5):
+        assert push((a, b)[i % 2], *msgs[i:i + 5]).status_code == 200
+
+    def take(bridge: Any) -> list[str]:
+        r = pull(bridge, limit=3)
+        assert r.status_code == 200, r.text
+        return [x["messageId"] for x in r.json()["results"]]
+
+    got = _pull_all([a, b], take)
+    assert sorted(got) == sorted(m["messageId"] for m in msgs)
+
+
+def test_logs_and_the_admin_ui_log_of_either_instance_show_the_whole_cluster(cluster, sandbox):
+    def ui(raw: dict[str, Any]) -> None:
+        raw.setdefault("ui", {})["secret_key"] = "cluster-wide-ui-secret-0123456789abcdef"
+
+    a, b = cluster(ui), cluster(ui)
+    ids = [_send(x, to=f"417930267{n:02d}", text=f"log {n}")["messages"][0]["messageId"]
+           for n, x in enumerate((a, b, a, b))]
+    for x in (a, b):
+        logs = x.get("/sms/1/logs", params=DEMO).json()["results"]
+        assert {e["messageId"] for e in logs} == set(ids)
+        v3 = x.get("/sms/3/logs", headers={"Authorization": "App demo-key"}).json()["results"]
+        assert {e["messageId"] for e in v3} == set(ids)
+    s, _ = login(a.url)
+    for x in (a, b):  # one login (the session is in the store, the cookie key shared) holds on both
+        page = s.get(x.url + "/ui/api/log", timeout=10)
+        assert page.status_code == 200, page.text
+        assert [r["cells"]["messageId"] for r in page.json()["rows"]] == ids[::-1]
+    assert s.post(b.url + "/ui/logout", data={"csrf_token": _csrf_of(s, b.url)}, timeout=10).status_code in (200, 302)
+    assert s.get(a.url + "/ui/api/log", timeout=10).status_code == 401  # logged out on B: out on A too
+
+
+def _csrf_of(s: Any, url: str) -> str:
+    import re
+
+    page = s.get(url + "/ui/builder", timeout=10)
+    return re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+
+
+def test_idempotency_keys_and_duplicate_suppression_hold_across_instances(cluster, sandbox):
+    a, b = cluster(), cluster()
+    params = {**DEMO, "to": "41793026727", "text": "pay once"}
+    first = a.get("/sms/1/text/query", params=params, headers={"Idempotency-Key": "k-cluster-1"})
+    again = b.get("/sms/1/text/query", params=params, headers={"Idempotency-Key": "k-cluster-1"})
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+    dup1 = b.get("/sms/1/text/query", params={**DEMO, "to": "41793026728", "text": "alarm once"})
+    dup2 = a.get("/sms/1/text/query", params={**DEMO, "to": "41793026728", "text": "alarm once"})
+    assert dup1.status_code == dup2.status_code == 200
+    assert dup2.json()["messages"][0]["messageId"] == dup1.json()["messages"][0]["messageId"]
+    assert len(sandbox.messages()) == 2  # one per distinct request, whichever instance answered
+
+
+def test_conversion_tracking_and_scheduled_bulks_work_through_either_instance(cluster, sandbox):
+    a, b = cluster(), cluster()
+    mid = _send(a, to="41793026727")["messages"][0]["messageId"]
+    r = b.get(f"/ct/1/log/end/{mid}", params=DEMO)
+    assert r.status_code == 200, r.text
+    calls = len([x for x in sandbox.requests() if x["path"].startswith("/ct/")])
+    assert a.get(f"/ct/1/log/end/{mid}", params=DEMO).status_code == 200
+    assert len([x for x in sandbox.requests() if x["path"].startswith("/ct/")]) == calls  # recorded: not again
+    send_at = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(time.time() + 86400))
+    r = a.post("/sms/2/text/advanced", auth=("demo", "demo"), json={
+        "bulkId": "cluster-bulk", "messages": [{"destinations": [{"to": "41793026727"}, {"to": "41793026728"}],
+                                                "text": "later", "sendAt": send_at}]})
+    assert r.status_code == 200, r.text
+    got = b.get("/sms/1/bulks", params={"bulkId": "cluster-bulk"}, auth=("demo", "demo"))
+    assert got.status_code == 200 and got.json()["bulkId"] == "cluster-bulk", got.text
+    paused = requests.put(b.url + "/sms/1/bulks/status", timeout=10, params={"bulkId": "cluster-bulk"}, auth=("demo", "demo"),
+                   json={"status": "PAUSED"})
+    assert paused.status_code == 200 and paused.json()["status"] == "PAUSED", paused.text
+    status = a.get("/sms/1/bulks/status", params={"bulkId": "cluster-bulk"}, auth=("demo", "demo"))
+    assert status.json()["status"] == "PAUSED"
