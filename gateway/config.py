@@ -171,6 +171,9 @@ class Store:
     # Most seconds an idle queue or outbox worker waits before looking at the store again. 0: 1 s on SQLite,
     # 5 s on PostgreSQL (where LISTEN/NOTIFY wakes it at once; the poll is the safety net).
     poll_interval: float = 0.0
+    # PostgreSQL: server connections in each process's pool (the listener's one not counted). 0: automatic,
+    # server.threads + queue.workers + outbox.workers + 2, so nothing ever waits for a connection.
+    pool_size: int = 0
 
 
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
@@ -584,6 +587,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         problems.append(("store.poll_interval", "must be 0 (automatic) or more seconds"))
     elif store.poll_interval == 0:
         store.poll_interval = 1.0 if store.url.startswith("sqlite") else 5.0
+    if store.pool_size < 0:
+        problems.append(("store.pool_size", "must be 0 (automatic) or more connections"))
     limits = _limits(r, raw.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)
@@ -644,6 +649,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         problems.append(("logging.format", "must be text or json"))
     if problems:
         raise ConfigError(problems)
+    if store.pool_size == 0:  # automatic: a connection for every thread that may use the store at once
+        store.pool_size = server.threads + queue.workers + outbox.workers + 2
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
                   source, warnings, inbound, ui, ops, queue, auth, idem)
 

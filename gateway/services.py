@@ -111,6 +111,7 @@ class Bridge:
         # PostgreSQL: other processes' commits wake this one's idle workers (gateway/store/notify.py)
         self.db.listen(notify.QUEUE, self.dispatch.wake.set)
         self.db.listen(notify.OUTBOX, self.outbox.wake)
+        self.db.release()  # the starting thread's connection (requeue) back to the pool
         self._stop.clear()
         if self.config.store.prune_interval > 0 and not self._threads:
             t = threading.Thread(target=self._prune_loop, name="prune", daemon=True)
@@ -144,6 +145,8 @@ class Bridge:
                     log.info("pruned %s", ", ".join(f"{n} {k}" for k, n in counts.items() if n))
             except Exception:
                 log.exception("prune failed")
+            finally:
+                self.db.release()
 
 
 def prune_all(store: Store, db: Database, clock: Clock, retention_seconds: float) -> dict[str, int]:
@@ -164,7 +167,8 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     if not config.upstream.is_sandbox and not config.server.public_url:
         log.warning("server.public_url is not set: the upstream is told to report to this bridge's own "
                     "address, which it can only reach if that address is public; set server.public_url")
-    db = open_store(config.store.path, synchronous=config.store.synchronous)  # StoreUnavailable: one sentence
+    db = open_store(config.store.path, synchronous=config.store.synchronous,  # StoreUnavailable: one sentence
+                    pool_size=config.store.pool_size)
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
                     connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,

@@ -340,3 +340,44 @@ def test_conversion_tracking_and_scheduled_bulks_work_through_either_instance(cl
     assert paused.status_code == 200 and paused.json()["status"] == "PAUSED", paused.text
     status = a.get("/sms/1/bulks/status", params={"bulkId": "cluster-bulk"}, auth=("demo", "demo"))
     assert status.json()["status"] == "PAUSED"
+
+
+# -- the connection pool ------------------------------------------------------------------------------------
+def _backends(pg_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(pghelp.server_url(), autocommit=True) as admin:
+        return int(admin.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s",
+                                 (pg_url.rsplit("/", 1)[1],)).fetchone()[0])
+
+
+def test_each_process_holds_at_most_its_pool_plus_the_listener(cluster, sandbox, pg_url):
+    a = cluster(lambda raw: raw["store"].update(pool_size=3))
+    listening(a)
+    assert services(a).db.pooled and services(a).db.engine.pool.size() == 3
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _backends(pg_url))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    answers: list[int] = []
+
+    def send(i: int) -> None:
+        for k in range(4):
+            r = a.get("/sms/1/text/query", params={**DEMO, "to": f"41793{i:02d}{k:04d}", "text": f"p {i} {k}"})
+            answers.append(r.status_code)
+
+    senders = [threading.Thread(target=send, args=(i,)) for i in range(8)]  # 8 HTTP threads, 3 connections
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    done.set()
+    watcher.join()
+    assert answers == [200] * 32 and len(sandbox.messages()) == 32
+    assert 2 <= peak[0] <= 3 + 1  # the pool and the LISTEN connection, whatever the threads

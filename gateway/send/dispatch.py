@@ -348,6 +348,7 @@ class QueueWorker:
             except Exception:  # keep the worker alive; leases bring messages back
                 log.exception("queue worker error")
                 wait = 1.0
+            self.store.db.release()  # idle: its connection back to the pool
             self._wake.wait(wait)
 
     def backoff(self, tries: int) -> float:

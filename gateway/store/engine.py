@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from .notify import Listener
 
@@ -170,7 +170,7 @@ class Database:
     brings its schema to the newest Alembic revision (gateway/store/migrations)."""
 
     def __init__(self, path: str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000,
-                 migrate: bool = True) -> None:
+                 migrate: bool = True, pool_size: int = 0) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
@@ -186,10 +186,17 @@ class Database:
         elif self.postgresql:  # statements wait at most busy_timeout for a lock (SQLite's busy_timeout)
             kw["connect_args"] = {"connect_timeout": 10,
                                   "options": f"-c lock_timeout={self.busy_timeout_ms} -c statement_timeout=0"}
-        # NullPool: each thread keeps its own connection for its life (see connection()), no pool in between.
-        # PostgreSQL too: a process holds one server connection per thread that touches the store (see
-        # docs/deployment.md for the sizing rule), and a closed Database closes them all.
-        self.engine = sa.create_engine(self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **kw)
+        # SQLite (and PostgreSQL without pool_size): NullPool, each thread keeps its own connection for its life
+        # (see connection()). PostgreSQL with pool_size: a real pool of at most pool_size server connections;
+        # a thread holds one from its first store use until release() (the end of its request or of its
+        # worker's round), and waits up to the busy timeout for one when all are taken (docs/deployment.md).
+        self.pooled = self.postgresql and pool_size > 0
+        if self.pooled:
+            kw.update(poolclass=QueuePool, pool_size=pool_size, max_overflow=0,
+                      pool_timeout=self.busy_timeout_ms / 1000)
+        else:
+            kw["poolclass"] = NullPool
+        self.engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", **kw)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_setup(self.busy_timeout_ms, self.synchronous))
         self._local = threading.local()
@@ -225,6 +232,22 @@ class Database:
         with self._lock:
             self._conns.append(conn)
         return conn
+
+    def release(self) -> None:
+        """Give this thread's connection back to the pool (pooled PostgreSQL only; nothing inside a
+        transaction or without a pool): called at the end of each request and each worker round."""
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is None or not self.pooled or local.tx:
+            return
+        local.conn = local.raw = None
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        try:
+            conn.close()
+        except DB_ERRORS:
+            pass
 
     def in_transaction(self) -> bool:
         """Whether this thread has a transaction open."""
@@ -394,6 +417,9 @@ class GroupCommit(Generic[P, R]):
         """Write ``payload`` in the next group; return its result once committed (see the class docstring)."""
         if self.db.in_transaction():  # inside this thread's own transaction (it holds the lock): join it
             return self.write(self.db.connection(), [payload])[0]
+        # a pooled connection is not held while waiting for a leader (which may need it): the leader takes one
+        # for its group and gives it back after its COMMIT
+        self.db.release()
         me: _Waiter[P, R] = _Waiter(payload)
         deadline = time.monotonic() + self.wait_seconds
         with self._cv:
@@ -425,6 +451,7 @@ class GroupCommit(Generic[P, R]):
                 self._write_group()
             finally:
                 lock.release()
+                self.db.release()
         finally:
             with self._cv:
                 self._leading = False
