@@ -381,3 +381,19 @@ def test_each_process_holds_at_most_its_pool_plus_the_listener(cluster, sandbox,
     watcher.join()
     assert answers == [200] * 32 and len(sandbox.messages()) == 32
     assert 2 <= peak[0] <= 3 + 1  # the pool and the LISTEN connection, whatever the threads
+
+
+def test_a_request_that_gets_no_connection_in_time_is_answered_503_and_nothing_is_sent(cluster, sandbox):
+    a = cluster(lambda raw: raw["store"].update(pool_size=1))
+    db = services(a).db
+    db.engine.pool._timeout = 0.5  # the busy timeout's 10 s, shortened for the test
+    db.connection()  # this test thread takes the pool's only connection and keeps it
+    try:
+        r = a.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "no connection"})
+        assert r.status_code == 503, r.text
+        assert r.json()["requestError"]["serviceException"]["messageId"] == "SERVICE_UNAVAILABLE"
+        assert sandbox.messages() == []
+    finally:
+        db.release()
+    ok = a.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "connection back"})
+    assert ok.status_code == 200, ok.text

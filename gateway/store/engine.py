@@ -37,6 +37,10 @@ SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 #: :class:`Prepared` statements and the engine's own BEGIN/COMMIT on the driver connection).
 DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error)
 
+#: The store cannot be reached now (a lost or refused server connection, every pooled connection taken
+#: for longer than the busy timeout): the request is answered 503, retry later, not a 500.
+UNREACHABLE: tuple[type[BaseException], ...] = (sa.exc.OperationalError, sa.exc.TimeoutError)
+
 P = TypeVar("P")  # what a group-commit caller hands over
 R = TypeVar("R")  # what it gets back once committed
 
