@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from gateway.store import periodic
 from gateway.store.engine import Database
@@ -397,3 +398,29 @@ def test_a_request_that_gets_no_connection_in_time_is_answered_503_and_nothing_i
         db.release()
     ok = a.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "connection back"})
     assert ok.status_code == 200, ok.text
+
+
+def test_a_starting_instance_leaves_other_instances_sync_sends_and_leases_alone(pg_url):
+    from gateway.clock import ManualClock
+    from gateway.store.records import MessageRow, Store, SubmissionRecord
+
+    clock = ManualClock(1000.0)
+    db = Database(pg_url)
+    store = Store(db, clock)
+
+    def sync(token: str, upstream_id: str | None, lease: float | None) -> None:
+        row = MessageRow(upstream_id or token, upstream_id, "41793026727", None, "hi", "{}" if upstream_id else "",
+                         None, None, None, False, None, None, "sending", lease_until=lease)
+        store.accept(SubmissionRecord("demo", "query", "sync", "advanced" if upstream_id else "query", None, token,
+                                      None), [row])
+
+    try:
+        sync("old-query", None, None)  # a query-API sync send whose instance died long ago
+        clock.advance(100)
+        sync("live-query", None, None)  # another instance is waiting for the upstream right now
+        sync("live-ids", "u-1", clock.now() + 40)  # another instance's sync send with its lease running
+        assert store.requeue_inflight(stale_after=60) == 0
+        states = dict(db.connection().execute(sa.text("SELECT message_id, state FROM messages")).all())
+        assert states == {"old-query": "unknown", "live-query": "sending", "u-1": "sending"}
+    finally:
+        db.close()

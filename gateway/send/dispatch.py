@@ -316,7 +316,7 @@ class QueueWorker:
     def start(self) -> None:
         if self._threads:
             return
-        n = self.store.requeue_inflight() if self.requeue_at_start else 0
+        n = self.store.requeue_inflight(self.lease_seconds) if self.requeue_at_start else 0
         if n:
             log.info("queue: %d message(s) leased before a restart are due again", n)
         self._stop.clear()

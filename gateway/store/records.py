@@ -362,14 +362,21 @@ class Store:
                 c.execute(_RELEASE, {"ids": chunk, "at": now})
             notify(c, QUEUE)
 
-    def requeue_inflight(self) -> int:
+    def requeue_inflight(self, stale_after: float | None = None) -> int:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
         upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID.
 
-        Nothing on PostgreSQL: the store is a cluster's, and the leases may be live ones of other instances
-        (taking them would resend their in-flight messages and mark their sync sends unknown); a dead
-        instance's leases come back when they run out, like any expired lease."""
+        On PostgreSQL the store is a cluster's and the leases may be live ones of other instances (taking
+        them would resend their in-flight messages): nothing is requeued, a dead instance's leases come back
+        when they run out like any expired lease. Only interrupted sync sends without ids (the query API:
+        no lease) older than ``stale_after`` seconds, longer than any request may wait for the upstream,
+        become ``unknown`` (None: none)."""
         if self.db.postgresql:
+            if stale_after is None:
+                return 0
+            with self.db.transaction() as c:
+                c.execute(_ORPHANS.where(M.c.lease_until.is_(None),
+                                         M.c.created_at < self.clock.now() - stale_after))
             return 0
         with self.db.transaction() as c:
             n = c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
