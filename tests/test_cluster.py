@@ -355,7 +355,7 @@ def _backends(pg_url: str) -> int:
 def test_each_process_holds_at_most_its_pool_plus_the_listener(cluster, sandbox, pg_url):
     a = cluster(lambda raw: raw["store"].update(pool_size=3))
     listening(a)
-    assert services(a).db.pooled and services(a).db.engine.pool.size() == 3
+    assert services(a).db.pooled and services(a).db.pool_size == 3
     peak = [0]
     done = threading.Event()
 
@@ -387,7 +387,7 @@ def test_each_process_holds_at_most_its_pool_plus_the_listener(cluster, sandbox,
 def test_a_request_that_gets_no_connection_in_time_is_answered_503_and_nothing_is_sent(cluster, sandbox):
     a = cluster(lambda raw: raw["store"].update(pool_size=1))
     db = services(a).db
-    db.engine.pool._timeout = 0.5  # the busy timeout's 10 s, shortened for the test
+    db.pool_timeout = 0.5  # the busy timeout's 10 s, shortened for the test
     db.connection()  # this test thread takes the pool's only connection and keeps it
     try:
         r = a.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "no connection"})

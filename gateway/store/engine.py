@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy.pool import NullPool
 
 from .notify import Listener
 
@@ -116,6 +116,9 @@ class Prepared:
         return cur.executemany(sql, [self._args(names, fixed, r) for r in rows])
 
 
+_RESERVED: Any = object()  # a pool place being opened (see Database._take)
+
+
 def _raw(conn: sa.Connection) -> Any:
     """The driver's connection under ``conn`` (kept on the engine's own connections: no property chain)."""
     raw = getattr(conn, "raw", None)
@@ -145,8 +148,10 @@ def shown(url: str) -> str:
 def _close_all(conns: list[Connection], engine: sa.Engine) -> None:
     """Close ``conns`` (emptying the list) and dispose of ``engine``."""
     while conns:
+        conn = conns.pop()
         try:
-            conns.pop().close()
+            if isinstance(conn, sa.Connection):  # not a pool place still being opened
+                conn.close()
         except DB_ERRORS:
             pass
     engine.dispose()
@@ -190,17 +195,18 @@ class Database:
         elif self.postgresql:  # statements wait at most busy_timeout for a lock (SQLite's busy_timeout)
             kw["connect_args"] = {"connect_timeout": 10,
                                   "options": f"-c lock_timeout={self.busy_timeout_ms} -c statement_timeout=0"}
-        # SQLite (and PostgreSQL without pool_size): NullPool, each thread keeps its own connection for its life
-        # (see connection()). PostgreSQL with pool_size: a real pool of at most pool_size server connections;
-        # a thread holds one from its first store use until release() (the end of its request or of its
-        # worker's round), and waits up to the busy timeout for one when all are taken (docs/deployment.md).
+        # SQLite (and PostgreSQL without pool_size): each thread keeps its own connection for its life (see
+        # connection()). PostgreSQL with pool_size: a pool of at most pool_size server connections, kept open
+        # and shared by the threads: a thread holds one from its first store use until release() (the end
+        # of its request or of its worker's round) and waits up to pool_timeout for one when all are taken
+        # (docs/deployment.md, "Sizing"). The pool is this class's own (a free list under a condition), not
+        # SQLAlchemy's: a hand-over costs a list operation, not a Connection built and torn down.
         self.pooled = self.postgresql and pool_size > 0
-        if self.pooled:
-            kw.update(poolclass=QueuePool, pool_size=pool_size, max_overflow=0,
-                      pool_timeout=self.busy_timeout_ms / 1000)
-        else:
-            kw["poolclass"] = NullPool
-        self.engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", **kw)
+        self.pool_size = pool_size if self.pooled else 0
+        self.pool_timeout = self.busy_timeout_ms / 1000
+        self._free: list[Connection] = []
+        self._free_cv = threading.Condition(threading.Lock())
+        self.engine = sa.create_engine(self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **kw)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_setup(self.busy_timeout_ms, self.synchronous))
         self._local = threading.local()
@@ -222,17 +228,53 @@ class Database:
 
     # -- connections ---------------------------------------------------------------------------
     def connection(self) -> Connection:
-        """This thread's connection, opened (and configured) on first use."""
+        """This thread's connection: opened (and configured) on first use, or taken from the pool."""
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         if self._closed:
             raise RuntimeError(f"database {self.path} is closed")
-        conn = Connection(self.engine)
+        conn = self._take() if self.pooled else None
+        if conn is None:
+            conn = self._open()
         self._local.conn = conn
-        self._local.raw = conn.raw = conn.connection.driver_connection
+        self._local.raw = conn.raw
         self._local.tx = False
         self._local.after_commit = []
+        return conn
+
+    def _open(self) -> Connection:
+        conn = Connection(self.engine)
+        conn.raw = conn.connection.driver_connection
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    def _take(self) -> Connection | None:
+        """A free pooled connection, or None when this thread may open a new one (the pool is not full);
+        waits up to ``pool_timeout`` while every connection is taken, then raises ``sa.exc.TimeoutError``."""
+        deadline = None
+        with self._free_cv:
+            while not self._free:  # else (below): a free connection is there
+                with self._lock:
+                    if len(self._conns) < self.pool_size:
+                        self._conns.append(_RESERVED)  # a place, replaced once its connection is open
+                        break
+                if deadline is None:
+                    deadline = time.monotonic() + self.pool_timeout
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise sa.exc.TimeoutError(f"all {self.pool_size} pooled connections to {self.path} stayed "
+                                              f"taken for {self.pool_timeout:g} s")
+                self._free_cv.wait(left)
+            else:
+                return self._free.pop()
+        try:
+            conn = Connection(self.engine)
+            conn.raw = conn.connection.driver_connection
+        finally:
+            with self._lock:
+                self._conns.remove(_RESERVED)
         with self._lock:
             self._conns.append(conn)
         return conn
@@ -245,13 +287,9 @@ class Database:
         if conn is None or not self.pooled or local.tx:
             return
         local.conn = local.raw = None
-        with self._lock:
-            if conn in self._conns:
-                self._conns.remove(conn)
-        try:
-            conn.close()
-        except DB_ERRORS:
-            pass
+        with self._free_cv:
+            self._free.append(conn)
+            self._free_cv.notify()
 
     def in_transaction(self) -> bool:
         """Whether this thread has a transaction open."""
@@ -280,6 +318,8 @@ class Database:
         with self._lock:
             self._closed = True
         _close_all(self._conns, self.engine)
+        with self._free_cv:
+            self._free.clear()
         self._local = threading.local()
 
     # -- transactions --------------------------------------------------------------------------
