@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 QUEUE = "smsbridge_queue"  # a queued message became due (accepted, handed over, released, requeued)
 OUTBOX = "smsbridge_outbox"  # an outbox job became due (enqueued, redriven)
-RECONNECT_SECONDS = 1.0
+RECONNECT_SECONDS = 1.0  # the first retry after a lost connection; doubled per failure up to MAX_RECONNECT
+MAX_RECONNECT_SECONDS = 30.0
 
 
 def notify(conn: sa.Connection, channel: str) -> None:
@@ -78,6 +79,7 @@ class Listener:
     def _run(self) -> None:
         import psycopg
 
+        pause = RECONNECT_SECONDS
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, **self.connect_args) as conn:
@@ -86,6 +88,7 @@ class Listener:
                     for ch in channels:
                         conn.execute(f"LISTEN {ch}")  # module constants only
                     self.connected.set()
+                    pause = RECONNECT_SECONDS
                     self._wake(None)  # whatever was notified while nobody listened
                     while not self._stop.is_set():
                         with self._lock:
@@ -99,7 +102,8 @@ class Listener:
             except Exception as exc:  # noqa: BLE001 - a lost connection: the poll covers the gap, then retry
                 if not self._stop.is_set():
                     log.warning("listener: %s; reconnecting in %g s", str(exc).splitlines()[0] if str(exc) else
-                                type(exc).__name__, RECONNECT_SECONDS)
+                                type(exc).__name__, pause)
             finally:
                 self.connected.clear()
-            self._stop.wait(RECONNECT_SECONDS)
+            self._stop.wait(pause)
+            pause = min(MAX_RECONNECT_SECONDS, pause * 2)
