@@ -132,6 +132,12 @@ def test_pruning_runs_once_per_interval_across_two_instances(cluster):
     # each instance looks 4 times per interval: without the claim that would be up to 8 runs per interval
     assert 6 <= n <= elapsed / interval + 1, (n, elapsed)
     assert services(b).db is not db  # two instances, each with its own handles on the one database
+    listening(b)
+    text = b.get("/metrics").text  # either instance shows the cluster's count, and its own listener and pool
+    runs = float(next(line.split()[1] for line in text.splitlines() if line.startswith("smsbridge_prune_runs ")))
+    assert runs >= n and "smsbridge_store_listener_connected 1.0" in text
+    in_use = next(line for line in text.splitlines() if line.startswith('smsbridge_store_pool_connections{state="in_'))
+    assert float(in_use.split()[1]) >= 1  # at least the /metrics request's own
 
 
 def test_a_long_run_holds_the_advisory_lock_so_no_other_instance_runs_it_meanwhile(pg_url):

@@ -279,6 +279,13 @@ class Database:
             self._conns.append(conn)
         return conn
 
+    def pool_counts(self) -> tuple[int, int]:
+        """(connections open, of which free) of the pool; (0, 0) without one."""
+        if not self.pooled:
+            return 0, 0
+        with self._free_cv, self._lock:
+            return sum(1 for c in self._conns if c is not _RESERVED), len(self._free)
+
     def release(self) -> None:
         """Give this thread's connection back to the pool (pooled PostgreSQL only; nothing inside a
         transaction or without a pool): called at the end of each request and each worker round."""
