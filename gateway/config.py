@@ -637,6 +637,9 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
                 )
     inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
     ui = _ui(r, raw.get("ui"), upstream, warnings)
+    if ui.enabled and not ui.secret_key and store.url.startswith(("postgres", "postgresql")):
+        warnings.append("ui.secret_key is not set: with several bridges on one PostgreSQL store an admin UI login "
+                        "holds only on the bridge that made it; set the same ui.secret_key on every bridge")
     ops = r.fill(OpsSettings, r.section(raw.get("ops"), "ops"), "ops")
     auth = r.fill(ThrottleSettings, r.section(raw.get("auth"), "auth"), "auth")
     if auth.free_failures < 0 or auth.first_delay <= 0 or auth.max_delay < auth.first_delay or auth.max_entries < 1:

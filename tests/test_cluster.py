@@ -430,3 +430,15 @@ def test_a_starting_instance_leaves_other_instances_sync_sends_and_leases_alone(
         assert states == {"old-query": "unknown", "live-query": "sending", "u-1": "sending"}
     finally:
         db.close()
+
+
+def test_a_postgresql_store_without_a_shared_ui_secret_key_is_warned_about():
+    from gateway.config import build_config
+    from tests.conftest import default_raw_config
+
+    raw = default_raw_config()
+    raw["store"] = {"url": "postgresql://smsbridge@db.example:5432/smsbridge"}
+    warned = [w for w in build_config(raw, env={}).warnings if w.startswith("ui.secret_key")]
+    assert raw["ui"].get("enabled") and len(warned) == 1 and "every bridge" in warned[0]
+    raw["ui"]["secret_key"] = "shared-0123456789abcdef0123456789"
+    assert not [w for w in build_config(raw, env={}).warnings if w.startswith("ui.secret_key")]
