@@ -300,6 +300,36 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate_to(args: argparse.Namespace) -> int:
+    """Copy the configured store's whole record into an empty PostgreSQL database (gateway/store/transfer.py)."""
+    from gateway.store.engine import shown
+    from gateway.store.opening import open_store
+    from gateway.store.transfer import TransferRefused, copy_record
+
+    config = load_config(args.config)
+    if not args.url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        print(f"migrate-to: {shown(args.url)} is not a PostgreSQL URL (postgresql://user@host:5432/database)",
+              file=sys.stderr)
+        return 2
+    source = open_store(config.store.path, synchronous=config.store.synchronous)  # brought to head too
+    try:
+        target = open_store(args.url)  # StoreUnavailable: one sentence; an empty database gets the head schema
+        try:
+            copied = copy_record(source, target, force=args.force)
+        except TransferRefused as exc:
+            print(f"migrate-to: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            target.close()
+    finally:
+        source.close()
+    print(f"{source.path} -> {shown(args.url)}: {sum(copied.values())} rows copied")
+    for table, n in copied.items():
+        print(f"  {table:<18} {n:>9}")
+    print("point store.url at the new database, then start the bridges")
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """A consistent copy of the SQLite store, taken while the bridge runs (PostgreSQL: use pg_dump)."""
     from gateway.store.backup import BackupError, backup_sqlite
@@ -343,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                      "sandbox.port), as given to `python app.py`")
     sub.add_parser("prune", help="delete messages, reports and delivered jobs past store.retention_hours")
     sub.add_parser("migrate", help="bring the database to the newest schema revision (also done at start)")
+    mt = sub.add_parser("migrate-to", help="copy the whole record (SQLite) into an empty PostgreSQL database")
+    mt.add_argument("url", help="postgresql://user:password@host:5432/database (created beforehand, empty)")
+    mt.add_argument("--force", action="store_true", help="empty a target that already holds a record first")
     bk = sub.add_parser("backup", help="copy the SQLite store to FILE, consistently, while the bridge runs")
     bk.add_argument("file", help="the copy to write (must not exist)")
     rej = sub.add_parser("rejected", help="list report/inbound pushes that could not be parsed (kept for inspection)")
@@ -354,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {None: cmd_serve, "serve": cmd_serve, "sandbox": cmd_sandbox, "hash-password": cmd_hash_password,
                 "check-config": cmd_check_config, "inject-inbound": cmd_inject_inbound, "prune": cmd_prune,
-                "migrate": cmd_migrate, "backup": cmd_backup, "rejected": cmd_rejected, **more}
+                "migrate": cmd_migrate, "migrate-to": cmd_migrate_to, "backup": cmd_backup, "rejected": cmd_rejected, **more}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -56,6 +56,9 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     install_ops(app)  # /healthz, /readyz, /metrics, /openapi.json, X-Request-Id
     install_ui(app, config)  # /ui/ when ui.enabled
     install_error_handlers(app)
+    db = app.extensions[KEY].db
+    if db.pooled:  # PostgreSQL: the request thread's connection goes back to the pool when the request ends
+        app.teardown_request(lambda _exc: db.release())
     if config.logging.access_log:
         install_access_log(app, config.logging.masking)
     app.wsgi_app = TrustedProxies(app.wsgi_app, config.server.trusted_proxies)  # type: ignore[method-assign]

@@ -177,11 +177,17 @@ class Store:
     path: str = "data/smsbridge.db"  # relative paths are relative to the working directory (a synonym of url)
     synchronous: str = "FULL"  # FULL: every commit fsynced (see gateway/db.py); NORMAL: faster
     retention_hours: float = 48.0  # messages and reports are pruned this long after their last update
-    prune_interval: float = 3600.0  # seconds between prune runs of a serving bridge (0: never)
+    prune_interval: float = 3600.0  # seconds between prune runs of the cluster (0: never; gateway/store/periodic.py)
     # Seconds a work claim (lease) outlives the request it guards: queue and sync-send leases last
     # upstream.connect_timeout + read_timeout + this, outbox leases outbox.connect_timeout + read_timeout + this.
     # A dead process's claims come back after that; a live one records its outcome well within it.
     lease_margin: float = 30.0
+    # Most seconds an idle queue or outbox worker waits before looking at the store again. 0: 1 s on SQLite,
+    # 5 s on PostgreSQL (where LISTEN/NOTIFY wakes it at once; the poll is the safety net).
+    poll_interval: float = 0.0
+    # PostgreSQL: server connections in each process's pool (the listener's one not counted). 0: automatic,
+    # server.threads + queue.workers + outbox.workers + 2, so nothing ever waits for a connection.
+    pool_size: int = 0
 
 
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
@@ -601,6 +607,12 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(("store.synchronous", "must be FULL or NORMAL"))
     _store_url(store, problems)
+    if store.poll_interval < 0:
+        problems.append(("store.poll_interval", "must be 0 (automatic) or more seconds"))
+    elif store.poll_interval == 0:
+        store.poll_interval = 1.0 if store.url.startswith("sqlite") else 5.0
+    if store.pool_size < 0:
+        problems.append(("store.pool_size", "must be 0 (automatic) or more connections"))
     limits = _limits(r, raw.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)
@@ -651,6 +663,9 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     inbound = parse_inbound(raw.get("inbound"), callers, upstream.is_sandbox, problems, warnings)
     inbound.own_numbers = config_numbers(inbound, callers, templates)  # never auto-replied to (inbound/loops.py)
     ui = _ui(r, raw.get("ui"), upstream, warnings)
+    if ui.enabled and not ui.secret_key and store.url.startswith(("postgres", "postgresql")):
+        warnings.append("ui.secret_key is not set: with several bridges on one PostgreSQL store an admin UI login "
+                        "holds only on the bridge that made it; set the same ui.secret_key on every bridge")
     ops = r.fill(OpsSettings, r.section(raw.get("ops"), "ops"), "ops")
     auth = r.fill(ThrottleSettings, r.section(raw.get("auth"), "auth"), "auth")
     if auth.free_failures < 0 or auth.first_delay <= 0 or auth.max_delay < auth.first_delay or auth.max_entries < 1:
@@ -663,6 +678,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         problems.append(("logging.format", "must be text or json"))
     if problems:
         raise ConfigError(problems)
+    if store.pool_size == 0:  # automatic: a connection for every thread that may use the store at once
+        store.pool_size = server.threads + queue.workers + outbox.workers + 2
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
                   source, warnings, inbound, ui, ops, queue, auth, idem)
 

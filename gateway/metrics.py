@@ -19,7 +19,7 @@ from .inbound.loops import REASONS, ReplyGuard
 from .model import Submission, SubmissionResult
 from .send.idempotency import Idempotency
 from .send.upstream import Attempt
-from .store import rejected
+from .store import periodic, rejected
 from .store.engine import Database
 from .store.records import Store
 from .throttle import LoginThrottle
@@ -137,6 +137,31 @@ class RejectedCollector(Collector):
         yield kept
 
 
+class ClusterCollector(Collector):
+    """The store's side of running several bridges (PostgreSQL): the pool, the LISTEN connection, and how
+    often the cluster's periodic work ran."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        if not self.db.pooled:
+            return
+        open_, free = self.db.pool_counts()
+        pool = GaugeMetricFamily("smsbridge_store_pool_connections", "PostgreSQL connections of this process's "
+                                 "pool, by state", labels=["state"])
+        pool.add_metric(["in_use"], open_ - free)
+        pool.add_metric(["free"], free)
+        yield pool
+        listener = self.db.listener
+        yield GaugeMetricFamily("smsbridge_store_listener_connected", "1 while this process LISTENs for "
+                                "NOTIFY wake-ups", value=int(listener is not None and listener.connected.is_set()))
+        yield CounterMetricFamily("smsbridge_store_notifications", "NOTIFY wake-ups this process heard",
+                                  value=listener.heard if listener is not None else 0)
+        yield GaugeMetricFamily("smsbridge_prune_runs", "Prune runs of the whole cluster (once per interval)",
+                                value=periodic.runs(self.db, "prune"))
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
@@ -164,6 +189,7 @@ class Metrics:
             r.register(IdempotencyCollector(idempotency))
         if db is not None:
             r.register(RejectedCollector(db))
+            r.register(ClusterCollector(db))
 
     def observe_request(self, entrance: str, status: int) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from .send.dispatch import Dispatcher, QueueWorker
 from .send.idempotency import Idempotency
 from .send.sender import Sender
 from .send.upstream import UpstreamClient
-from .store import rejected
+from .store import notify, periodic, rejected
 from .store.engine import Database
 from .store.idempotency import prune as prune_keys
 from .store.opening import open_store
@@ -107,6 +108,10 @@ class Bridge:
         """Start the background workers (explicit: creating an app starts no threads)."""
         self.outbox.start()
         self.queue.start()
+        # PostgreSQL: other processes' commits wake this one's idle workers (gateway/store/notify.py)
+        self.db.listen(notify.QUEUE, self.dispatch.wake.set)
+        self.db.listen(notify.OUTBOX, self.outbox.wake)
+        self.db.release()  # the starting thread's connection (requeue) back to the pool
         self._stop.clear()
         if self.config.store.prune_interval > 0 and not self._threads:
             t = threading.Thread(target=self._prune_loop, name="prune", daemon=True)
@@ -115,6 +120,7 @@ class Bridge:
 
     def stop(self) -> None:
         self._stop.set()
+        self.db.unlisten()
         self.queue.stop()
         self.outbox.stop()
         for t in self._threads:
@@ -126,13 +132,21 @@ class Bridge:
         return prune_all(self.store, self.db, self.clock, self.config.store.retention_hours * 3600)
 
     def _prune_loop(self) -> None:
-        while not self._stop.wait(self.config.store.prune_interval):
+        """Prune once per ``store.prune_interval`` across every bridge on the store (gateway/store/periodic.py):
+        each looks four times per interval, the one that claims the interval prunes."""
+        interval = self.config.store.prune_interval
+        while not self._stop.wait(interval / 4):
             try:
-                counts = self.prune()
+                with periodic.once(self.db, "prune", time.time(), interval) as mine:
+                    if not mine:
+                        continue
+                    counts = self.prune()
                 if any(counts.values()):
                     log.info("pruned %s", ", ".join(f"{n} {k}" for k, n in counts.items() if n))
             except Exception:
                 log.exception("prune failed")
+            finally:
+                self.db.release()
 
 
 def prune_all(store: Store, db: Database, clock: Clock, retention_seconds: float) -> dict[str, int]:
@@ -153,12 +167,13 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     if not config.upstream.is_sandbox and not config.server.public_url:
         log.warning("server.public_url is not set: the upstream is told to report to this bridge's own "
                     "address, which it can only reach if that address is public; set server.public_url")
-    db = open_store(config.store.path, synchronous=config.store.synchronous)  # StoreUnavailable: one sentence
+    db = open_store(config.store.path, synchronous=config.store.synchronous,  # StoreUnavailable: one sentence
+                    pool_size=config.store.pool_size)
     ob = config.outbox
     outbox = Outbox(db, clock, time_scale=ob.time_scale, workers=ob.workers, retry_on_4xx=ob.retry_on_4xx,
                     connect_timeout=ob.connect_timeout, read_timeout=ob.read_timeout, policy_for=policy_for,
                     lease_seconds=ob.connect_timeout + ob.read_timeout + config.store.lease_margin,
-                    max_batch=ob.max_batch)
+                    max_batch=ob.max_batch, idle_wait=config.store.poll_interval)
     store = Store(db, clock)
     sender = Sender(UpstreamClient(config.upstream, upstream_url))
     public_url = PublicUrl(config.server)

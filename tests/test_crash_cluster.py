@@ -183,9 +183,9 @@ def test_a_bridge_starting_on_postgresql_leaves_the_other_bridges_leases_alone(p
         def states() -> list[str]:
             return sorted(db_values(db, "messages", "state"))
 
-        assert store.requeue_inflight(lease_seconds=10) == 0 and states() == ["sending"] * 4
+        assert store.requeue_inflight(stale_after=10) == 0 and states() == ["sending"] * 4
         clock.advance(11)  # the sync send's request has timed out everywhere by now
-        assert store.requeue_inflight(lease_seconds=10) == 0 and states() == ["sending"] * 3 + ["unknown"]
+        assert store.requeue_inflight(stale_after=10) == 0 and states() == ["sending"] * 3 + ["unknown"]
         assert store.claim_batch(10, lease_seconds=60) == []  # still another bridge's
         clock.advance(50)
         assert len(store.claim_batch(10, lease_seconds=60)) == 3  # the lease ran out: anyone's now

@@ -560,6 +560,7 @@ class Outbox:
             except Exception:  # keep the worker alive; the lease brings the job back
                 log.exception("outbox worker error")
                 wait = 1.0
+            self.db.release()  # idle: its connection back to the pool
             self._wake.wait(wait)
 
     def _seconds_until_due(self) -> float:

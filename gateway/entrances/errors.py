@@ -28,6 +28,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..model import ApiError
+from ..store.engine import UNREACHABLE
 from ..wire.formats import JSON, XML
 from ..wire.v3 import render_error_for
 
@@ -95,6 +96,14 @@ def install_error_handlers(app: Flask) -> None:
         if code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return resp
+
+    def _store_unreachable(exc: Exception) -> Response:
+        log.warning("store unreachable on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return render_error_for(request.path, api_error(Unavailable(
+            "The bridge's store is unreachable right now; nothing was done: retry later")), _fmt())
+
+    for kind in UNREACHABLE:
+        app.register_error_handler(kind, _store_unreachable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

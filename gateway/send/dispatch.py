@@ -304,6 +304,7 @@ class QueueWorker:
         self.retry_base, self.retry_max, self.time_scale = q.retry_base, q.retry_max, q.time_scale
         self.lease_seconds = config.upstream_lease  # real seconds: the request's own limit + store.lease_margin
         self.on_rejected = on_rejected
+        self.poll_interval = config.store.poll_interval  # idle: look again at least this often (NOTIFY wakes sooner)
         self._wake = wake
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -340,10 +341,12 @@ class QueueWorker:
                         self._stop.wait(LINGER_SECONDS)
                     continue
                 due = self.store.next_due()
-                wait = 1.0 if due is None else min(1.0, max(0.005, due - self.clock.now()))
+                poll = self.poll_interval
+                wait = poll if due is None else min(poll, max(0.005, due - self.clock.now()))
             except Exception:  # keep the worker alive; leases bring messages back
                 log.exception("queue worker error")
                 wait = 1.0
+            self.store.db.release()  # idle: its connection back to the pool
             self._wake.wait(wait)
 
     def backoff(self, tries: int) -> float:

@@ -91,6 +91,7 @@ class Idempotency:
             left = deadline - time.monotonic()
             if slot.outcome != INFLIGHT or left <= 0:
                 break
+            self.db.release()  # a pooled connection is not held while waiting for another request
             with self._cv:  # woken by a finish in this process; other processes are polled
                 self._cv.wait(min(0.05, left))
         if slot.outcome == DONE:

@@ -29,11 +29,17 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from .notify import Listener
+
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 #: What a failed statement or commit raises: SQLAlchemy's wrapped errors, or the driver's own (from
 #: :class:`Prepared` statements and the engine's own BEGIN/COMMIT on the driver connection).
 DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error)
+
+#: The store cannot be reached now (a lost or refused server connection, every pooled connection taken
+#: for longer than the busy timeout): the request is answered 503, retry later, not a 500.
+UNREACHABLE: tuple[type[BaseException], ...] = (sa.exc.OperationalError, sa.exc.TimeoutError)
 
 P = TypeVar("P")  # what a group-commit caller hands over
 R = TypeVar("R")  # what it gets back once committed
@@ -110,6 +116,9 @@ class Prepared:
         return cur.executemany(sql, [self._args(names, fixed, r) for r in rows])
 
 
+_RESERVED: Any = object()  # a pool place being opened (see Database._take)
+
+
 def _raw(conn: sa.Connection) -> Any:
     """The driver's connection under ``conn`` (kept on the engine's own connections: no property chain)."""
     raw = getattr(conn, "raw", None)
@@ -139,8 +148,10 @@ def shown(url: str) -> str:
 def _close_all(conns: list[Connection], engine: sa.Engine) -> None:
     """Close ``conns`` (emptying the list) and dispose of ``engine``."""
     while conns:
+        conn = conns.pop()
         try:
-            conns.pop().close()
+            if isinstance(conn, sa.Connection):  # not a pool place still being opened
+                conn.close()
         except DB_ERRORS:
             pass
     engine.dispose()
@@ -168,7 +179,7 @@ class Database:
     brings its schema to the newest Alembic revision (gateway/store/migrations)."""
 
     def __init__(self, path: str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000,
-                 migrate: bool = True) -> None:
+                 migrate: bool = True, pool_size: int = 0) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
@@ -184,9 +195,17 @@ class Database:
         elif self.postgresql:  # statements wait at most busy_timeout for a lock (SQLite's busy_timeout)
             kw["connect_args"] = {"connect_timeout": 10,
                                   "options": f"-c lock_timeout={self.busy_timeout_ms} -c statement_timeout=0"}
-        # NullPool: each thread keeps its own connection for its life (see connection()), no pool in between.
-        # PostgreSQL too: a process holds one server connection per thread that touches the store (see
-        # docs/deployment.md for the sizing rule), and a closed Database closes them all.
+        # SQLite (and PostgreSQL without pool_size): each thread keeps its own connection for its life (see
+        # connection()). PostgreSQL with pool_size: a pool of at most pool_size server connections, kept open
+        # and shared by the threads: a thread holds one from its first store use until release() (the end
+        # of its request or of its worker's round) and waits up to pool_timeout for one when all are taken
+        # (docs/deployment.md, "Sizing"). The pool is this class's own (a free list under a condition), not
+        # SQLAlchemy's: a hand-over costs a list operation, not a Connection built and torn down.
+        self.pooled = self.postgresql and pool_size > 0
+        self.pool_size = pool_size if self.pooled else 0
+        self.pool_timeout = self.busy_timeout_ms / 1000
+        self._free: list[Connection] = []
+        self._free_cv = threading.Condition(threading.Lock())
         self.engine = sa.create_engine(self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **kw)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_setup(self.busy_timeout_ms, self.synchronous))
@@ -199,6 +218,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._conns: list[Connection] = []
         self._closed = False
+        self.listener: Listener | None = None  # PostgreSQL: this process's LISTEN connection (see listen())
         # Connections sit in reference cycles inside SQLAlchemy's pool: close them when this object goes,
         # not at some later garbage collection (a process that opens many databases would run out of files).
         weakref.finalize(self, _close_all, self._conns, self.engine)
@@ -208,30 +228,105 @@ class Database:
 
     # -- connections ---------------------------------------------------------------------------
     def connection(self) -> Connection:
-        """This thread's connection, opened (and configured) on first use."""
+        """This thread's connection: opened (and configured) on first use, or taken from the pool."""
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         if self._closed:
             raise RuntimeError(f"database {self.path} is closed")
-        conn = Connection(self.engine)
+        conn = self._take() if self.pooled else None
+        if conn is None:
+            conn = self._open()
         self._local.conn = conn
-        self._local.raw = conn.raw = conn.connection.driver_connection
+        self._local.raw = conn.raw
         self._local.tx = False
         self._local.after_commit = []
+        return conn
+
+    def _open(self) -> Connection:
+        conn = Connection(self.engine)
+        conn.raw = conn.connection.driver_connection
         with self._lock:
             self._conns.append(conn)
         return conn
+
+    def _take(self) -> Connection | None:
+        """A free pooled connection, or None when this thread may open a new one (the pool is not full);
+        waits up to ``pool_timeout`` while every connection is taken, then raises ``sa.exc.TimeoutError``."""
+        deadline = None
+        with self._free_cv:
+            while not self._free:  # else (below): a free connection is there
+                with self._lock:
+                    if len(self._conns) < self.pool_size:
+                        self._conns.append(_RESERVED)  # a place, replaced once its connection is open
+                        break
+                if deadline is None:
+                    deadline = time.monotonic() + self.pool_timeout
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise sa.exc.TimeoutError(f"all {self.pool_size} pooled connections to {self.path} stayed "
+                                              f"taken for {self.pool_timeout:g} s")
+                self._free_cv.wait(left)
+            else:
+                return self._free.pop()
+        try:
+            conn = Connection(self.engine)
+            conn.raw = conn.connection.driver_connection
+        finally:
+            with self._lock:
+                self._conns.remove(_RESERVED)
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    def pool_counts(self) -> tuple[int, int]:
+        """(connections open, of which free) of the pool; (0, 0) without one."""
+        if not self.pooled:
+            return 0, 0
+        with self._free_cv, self._lock:
+            return sum(1 for c in self._conns if c is not _RESERVED), len(self._free)
+
+    def release(self) -> None:
+        """Give this thread's connection back to the pool (pooled PostgreSQL only; nothing inside a
+        transaction or without a pool): called at the end of each request and each worker round."""
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is None or not self.pooled or local.tx:
+            return
+        local.conn = local.raw = None
+        with self._free_cv:
+            self._free.append(conn)
+            self._free_cv.notify()
 
     def in_transaction(self) -> bool:
         """Whether this thread has a transaction open."""
         return getattr(self._local, "tx", False)
 
+    def listen(self, channel: str, fn: Callable[[], None]) -> None:
+        """PostgreSQL: call ``fn`` whenever another transaction (of any process) notifies ``channel``
+        (gateway/store/notify.py); one listening connection per Database. Nothing on SQLite."""
+        if not self.postgresql:
+            return
+        with self._lock:
+            if self.listener is None:
+                self.listener = Listener(self.url, {"connect_timeout": 10})
+        self.listener.subscribe(channel, fn)
+
+    def unlisten(self) -> None:
+        """Stop listening (its connection closes); :meth:`listen` starts again."""
+        with self._lock:
+            listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.stop()
+
     def close(self) -> None:
         """Close every connection this object opened (all threads) and the engine."""
+        self.unlisten()
         with self._lock:
             self._closed = True
         _close_all(self._conns, self.engine)
+        with self._free_cv:
+            self._free.clear()
         self._local = threading.local()
 
     # -- transactions --------------------------------------------------------------------------
@@ -373,6 +468,9 @@ class GroupCommit(Generic[P, R]):
         """Write ``payload`` in the next group; return its result once committed (see the class docstring)."""
         if self.db.in_transaction():  # inside this thread's own transaction (it holds the lock): join it
             return self.write(self.db.connection(), [payload])[0]
+        # a pooled connection is not held while waiting for a leader (which may need it): the leader takes one
+        # for its group and gives it back after its COMMIT
+        self.db.release()
         me: _Waiter[P, R] = _Waiter(payload)
         deadline = time.monotonic() + self.wait_seconds
         with self._cv:
@@ -404,6 +502,7 @@ class GroupCommit(Generic[P, R]):
                 self._write_group()
             finally:
                 lock.release()
+                self.db.release()
         finally:
             with self._cv:
                 self._leading = False

@@ -94,7 +94,8 @@ def pull(db: Database, caller: str, limit: int, now: float) -> tuple[list[Inboun
     with db.transaction() as conn:
         rows = conn.execute(sa.select(inbound_messages).select_from(
             inbound_pull.join(inbound_messages, im.id == ip.inbound_id)).where(*unfetched)
-            .order_by(ip.inbound_id).limit(limit)).all()
+            .order_by(ip.inbound_id).limit(limit)
+            .with_for_update(of=inbound_pull, skip_locked=True)).all()  # once across instances (see reports.py)
         if rows:
             conn.execute(sa.update(inbound_pull).where(ip.caller == caller, ip.inbound_id.in_([r.id for r in rows]))
                          .values(fetched_at=now))

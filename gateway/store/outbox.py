@@ -15,6 +15,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 
 from ..redact import redact_url
 from .engine import Connection, Database
+from .notify import OUTBOX, notify
 from .schema import outbox_attempts as A
 from .schema import outbox_jobs as J
 
@@ -160,11 +161,13 @@ class OutboxStore:
 
     def add(self, conn: Connection, row: dict[str, Any]) -> int:
         """Insert one job (a :meth:`row`); return its id."""
+        notify(conn, OUTBOX)  # other processes' idle outbox workers wake once this commits
         return int(conn.execute(_INSERT, row).inserted_primary_key[0])  # type: ignore[index]
 
     def add_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert jobs (:meth:`row` each) with one ``executemany``."""
         conn.execute(_INSERT, list(rows))
+        notify(conn, OUTBOX)
 
     # -- leases --------------------------------------------------------------------------------
     @staticmethod
@@ -238,7 +241,10 @@ class OutboxStore:
     def redrive(self, job_id: int, now: float) -> bool:
         """Dead → pending with attempts reset, due ``now``; False if the job is not dead."""
         with self.db.transaction() as conn:
-            return conn.execute(_REDRIVE, {"jid": job_id, "now": now}).rowcount == 1
+            if conn.execute(_REDRIVE, {"jid": job_id, "now": now}).rowcount != 1:
+                return False
+            notify(conn, OUTBOX)
+            return True
 
     def depth(self) -> int:
         """Jobs not finished yet (pending + leased)."""

@@ -38,6 +38,7 @@ from ..clock import Clock
 from ..model import QueuedMessage, Status
 from ..send.upstream import Attempt
 from .engine import Connection, Database, GroupCommit, Prepared
+from .notify import QUEUE, notify
 from .schema import messages as M
 from .schema import outbox_attempts, outbox_jobs, reports, status_changes, submissions, upstream_attempts
 
@@ -282,6 +283,8 @@ class Store:
             _FIRST_CHANGES.run(c, {"lo": ids[0], "hi": ids[-1]})
         else:
             c.execute(_FIRST_CHANGES_OF, {"sids": ids})
+            if any(sub.mode == "queued" for sub, *_ in group):
+                notify(c, QUEUE)  # other processes' idle queue workers wake once this commits
         return ids
 
     def settle(self, sid: int, outcomes: Sequence[Settled], attempts: Sequence[Attempt] = (), *,
@@ -326,6 +329,8 @@ class Store:
         if tries:
             _INSERT_ATTEMPT.many(c, tries)
         c.execute(_SETTLE_SUBMISSION, subs)
+        if any(p["p_st"] == "queued" for p in params):  # handed over to the queue
+            notify(c, QUEUE)
         return [None] * len(group)
 
     # -- the queue (queued mode) ---------------------------------------------------------------
@@ -355,22 +360,30 @@ class Store:
         with self.db.transaction(relaxed=True) as c:
             for chunk in _chunks(list(ids)):
                 c.execute(_RELEASE, {"ids": chunk, "at": now})
+            notify(c, QUEUE)
 
-    def requeue_inflight(self, lease_seconds: float) -> int:
-        """Start-up after a crash. SQLite (one host; this process alone, or a ``--workers`` parent before its
-        children): every leased message is due now - a resend is harmless, the upstream sees the same
-        messageId and answers REJECTED_DUPLICATE_MESSAGE_ID. PostgreSQL: other instances may be serving and
-        their leases are live, so leased messages come back only when their leases run out (as for any
-        claim); only sync sends without ids recorded over ``lease_seconds`` ago (no request can still be
-        waiting on them) become unknown."""
-        now = self.clock.now()
-        with self.db.transaction() as c:
-            if c.dialect.name == "sqlite":
-                n = c.execute(_REQUEUE, {"at": now}).rowcount
-                c.execute(_ORPHANS)
-                return n
-            c.execute(_ORPHANS.where(M.c.lease_until.is_(None), M.c.updated_at < now - lease_seconds))
+    def requeue_inflight(self, stale_after: float | None = None) -> int:
+        """Make every leased message due now (start-up after a crash). A resend is harmless: the
+        upstream sees the same messageId and answers REJECTED_DUPLICATE_MESSAGE_ID.
+
+        On PostgreSQL the store is a cluster's and the leases may be live ones of other instances (taking
+        them would resend their in-flight messages): nothing is requeued, a dead instance's leases come back
+        when they run out like any expired lease. Only interrupted sync sends without ids (the query API:
+        no lease) older than ``stale_after`` seconds, longer than any request may wait for the upstream,
+        become ``unknown`` (None: none)."""
+        if self.db.postgresql:
+            if stale_after is None:
+                return 0
+            with self.db.transaction() as c:
+                c.execute(_ORPHANS.where(M.c.lease_until.is_(None),
+                                         M.c.created_at < self.clock.now() - stale_after))
             return 0
+        with self.db.transaction() as c:
+            n = c.execute(_REQUEUE, {"at": self.clock.now()}).rowcount
+            c.execute(_ORPHANS)
+            if n:
+                notify(c, QUEUE)
+            return n
 
     def batch_answered(self, batch: str, outcomes: Sequence[tuple[int, str, Status, int | None]],
                        upstream_bulk_id: str | None, attempt: Attempt, size: int,

@@ -192,7 +192,10 @@ def pull_reports(db: Database, now: float, caller: str, singles: Mapping[str, st
     r = reports.c
     where = [*_where(caller, singles, lists), r.caller == caller, r.pulled_at.is_(None), r.intermediate == 0]
     query = (sa.select(r.id, r.body, m.entity_id, m.application_id, m.campaign_reference_id)
-             .select_from(reports.join(messages, m.id == r.message_row)).where(*where).order_by(r.id).limit(limit))
+             .select_from(reports.join(messages, m.id == r.message_row)).where(*where).order_by(r.id).limit(limit)
+             # PostgreSQL: reports another instance's pull is taking are skipped, so each goes out once across
+             # the cluster (SQLite renders no FOR UPDATE: BEGIN IMMEDIATE already makes pulls one at a time)
+             .with_for_update(of=reports, skip_locked=True))
     with db.transaction() as c:
         rows = c.execute(query).all()
         if rows:

@@ -273,3 +273,10 @@ ui_sessions = Table(  # the admin UI's live sessions, shared by every process of
     Column("sid", Text, primary_key=True),
     Column("until", Real, nullable=False),
 )
+
+periodic_runs = Table(  # periodic work (pruning): when it last ran and how often, once per interval per cluster (rev. 6)
+    "periodic_runs", metadata,
+    Column("name", Text, primary_key=True),
+    Column("ran_at", Real, nullable=False),
+    Column("runs", Integer, nullable=False, server_default=_ZERO),
+)
