@@ -35,7 +35,6 @@ from gateway.reports.relay import compile_callbacks
 from gateway.sandbox import create_sandbox_app
 from gateway.sandbox.reports import parse_rules
 from gateway.servers import Limits, ServerThread, listening_socket
-from gateway.store import uisessions
 from gateway.store.opening import StoreUnavailable
 
 log = logging.getLogger("smsbridge")
@@ -112,8 +111,6 @@ def _serve(config, listener, upstream_url: str | None, child: bool = False) -> i
     bridge.bind(server.url)  # port 0 picks a port: the report URL needs it
     if child:
         bridge.queue.requeue_at_start = False  # the parent did it once: a sibling's leases are live
-    else:
-        uisessions.close_all(bridge.db)  # a restart (a password change needs one) ends every admin UI session
     bridge.start()
     log.info("smsbridge on %s (upstream %s)", server.url, upstream_url or config.upstream.base_url)
     if not child:
@@ -135,7 +132,6 @@ def _supervise(args: argparse.Namespace, config, listener, upstream_url: str | N
 
     db = open_store(config.store.path, synchronous=config.store.synchronous)
     try:
-        uisessions.close_all(db)  # once for all children; a restarted child keeps its siblings' sessions
         n = Store(db, SystemClock()).requeue_inflight(config.upstream_lease)
         if n:
             log.info("queue: %d message(s) leased before a restart are due again", n)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import yaml
+from werkzeug.security import generate_password_hash
 
 from tests.conftest import DEMO, ROOT, running_sandbox
 from tests.helpers import wait_for
@@ -132,7 +133,7 @@ def _login(s: requests.Session, url: str) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_restart_ends_every_admin_ui_session(tmp_path, fast_sandbox, workers):
+def test_a_restart_keeps_admin_ui_sessions_and_a_password_change_ends_them(tmp_path, fast_sandbox, workers):
     config = workers_config(tmp_path, fast_sandbox.url)
     raw = yaml.safe_load(config.read_text())
     raw["ui"]["secret_key"] = "a-fixed-key-so-cookies-stay-valid"  # the cookie itself stays valid
@@ -144,9 +145,16 @@ def test_a_restart_ends_every_admin_ui_session(tmp_path, fast_sandbox, workers):
         assert s.get(bridge.url + "/ui/log", allow_redirects=False, timeout=10).status_code == 200
     finally:
         assert bridge.stop() == 0
-    again = WorkersBridge(config, workers=workers)
+    again = WorkersBridge(config, workers=workers)  # a rolling restart: the admins stay logged in
     try:
         url = again.url  # another port (port 0): the cookie is for the host, not the port
-        assert s.get(url + "/ui/log", allow_redirects=False, timeout=10).status_code in (302, 303)
+        assert s.get(url + "/ui/log", allow_redirects=False, timeout=10).status_code == 200
     finally:
         assert again.stop() == 0
+    raw["ui"]["admin_password_hash"] = generate_password_hash("a-new-admin-password", method="pbkdf2:sha256:1000")
+    config.write_text(yaml.safe_dump(raw))
+    changed = WorkersBridge(config, workers=workers)
+    try:
+        assert s.get(changed.url + "/ui/log", allow_redirects=False, timeout=10).status_code in (302, 303)
+    finally:
+        assert changed.stop() == 0

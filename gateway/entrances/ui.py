@@ -101,8 +101,9 @@ LIVE = "smsbridge.ui_sessions"
 class LiveSessions:
     """The UI sessions this bridge still honours: a signed cookie alone is not enough, so logout revokes a
     session here and now, whoever kept a copy of its cookie. In the store (gateway/store/uisessions.py), so
-    every process of a ``--workers`` bridge honours the same sessions; a password change needs a restart,
-    and the sessions opened before it end after ``session_minutes``."""
+    every process and every bridge on the store honours the same sessions. A restart keeps them (a rolling
+    restart does not log the admins out); a changed admin user or password ends them all (the cookie carries
+    a keyed fingerprint of the credentials, :func:`_cred_fingerprint`)."""
 
     def __init__(self, seconds: float, clock: Clock, db: Database) -> None:
         self.seconds, self.clock, self.db = seconds, clock, db
@@ -153,7 +154,8 @@ def _guard() -> Response | None:
     which returns to the same page and filter), never "CSRF token out of date"."""
     g.fmt = "json"
     open_endpoint = request.endpoint in OPEN_ENDPOINTS
-    if not open_endpoint and not (session.get("admin") and _live().valid(session.get("sid"))):
+    if not open_endpoint and not (session.get("admin") and session.get("cred") == _cred_fingerprint()
+                                  and _live().valid(session.get("sid"))):
         if request.path.startswith("/ui/api/"):
             text = ("Logged out: the session ended (expired, or logged out elsewhere); log in again"
                     if _was_logged_in() else "Log in to the admin UI first")
@@ -167,6 +169,17 @@ def _guard() -> Response | None:
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise ApiError(400, "BAD_REQUEST", "The form's CSRF token is missing or out of date: reload the page")
     return None
+
+
+def _cred_fingerprint() -> str:
+    """A keyed digest of the admin credentials, kept in the (signed, readable) session cookie: a changed
+    user or password ends every session at the next request, so a restart need not end them (a rolling
+    restart keeps the admins logged in). Keyed with the cookie's own secret, so the cookie says nothing
+    about the password."""
+    ui = _settings()
+    material = "\0".join((ui.admin_user, ui.admin_password_hash or "", ui.admin_password or ""))
+    key = str(current_app.secret_key or "").encode()
+    return hmac.new(key, material.encode(), "sha256").hexdigest()[:32]
 
 
 WAS = "smsbridge_ui_was"  # "this browser had a session": an ended session then says "logged out"
@@ -253,6 +266,7 @@ def login_post() -> Response | tuple[str, int, dict[str, str]]:
     session.permanent = True
     session["admin"] = user
     session["sid"] = _live().open()
+    session["cred"] = _cred_fingerprint()
     resp = redirect(_safe_next(request.form.get("next")))
     resp.set_cookie(WAS, "1", max_age=30 * 86400, path=request.script_root + "/ui", httponly=True, samesite="Strict",
                     secure=ui.secure_cookie)

@@ -20,12 +20,6 @@ def is_live(db: Database, sid: str, now: float) -> bool:
     return db.connection().execute(select(U.c.until).where(U.c.sid == sid, U.c.until > now)).first() is not None
 
 
-def close_all(db: Database) -> int:
-    """End every session (a bridge's start: a password change needs a restart, which must log everyone out)."""
-    with db.transaction() as c:
-        return c.execute(delete(U)).rowcount
-
-
 def close_session(db: Database, sid: str) -> None:
     with db.transaction(relaxed=True) as c:
         c.execute(delete(U).where(U.c.sid == sid))
