@@ -14,6 +14,7 @@ from .auth import Authenticator
 from .clock import Clock
 from .config import Config, ConfigError
 from .config import Server as ServerSettings
+from .delivery.kannel import SubmitEvents
 from .delivery.outbox import Outbox
 from .delivery.urlpolicy import UrlPolicy, policy_table
 from .inbound.routing import Router
@@ -95,6 +96,7 @@ class Bridge:
     public_url: PublicUrl
     throttle: LoginThrottle  # failed logins, API and admin UI
     idempotency: Idempotency  # idempotency keys, duplicate suppression, custom messageIds
+    submit_events: SubmitEvents  # Kannel's DLR events of the upstream's answer to a send
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -163,14 +165,15 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     public_url = PublicUrl(config.server)
     intake = ReportIntake(db, store, Relay(config, outbox), clock)
     dispatch = Dispatcher(config, store, sender, clock, policy_for, public_url.get)
-    queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected)
+    submit_events = SubmitEvents(db, outbox, clock)  # Kannel's DLR events 8/16 (gateway/delivery/kannel.py)
+    queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected, submit_events.accepted)
     up = config.upstream
     idempotency = Idempotency(db, clock, config.idempotency, up.connect_timeout + up.read_timeout + 30,
                               config.store.retention_hours * 3600)
     return Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
                   router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
                   queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
-                  idempotency=idempotency)
+                  idempotency=idempotency, submit_events=submit_events)
 
 
 def bridge() -> Bridge:

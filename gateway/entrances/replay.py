@@ -31,6 +31,7 @@ from ..services import bridge
 from ..wire.jsonbody import loads
 from ..wire.statuses import STATUS_BY_NAME
 from .common import CREDENTIAL_PARAMS, IDEMPOTENCY_PARAM, request_params
+from .querystring import QueryParams
 
 log = logging.getLogger("smsbridge")
 
@@ -93,6 +94,13 @@ def _settle(resp: Response) -> None:
     ctx.finish(claim, resp.status_code, resp.content_type, resp.get_data(), ref, first)
 
 
+def _params() -> QueryParams:
+    """The request's decoded parameters: a dialect that decodes its own (Kannel: ``text`` in its ``charset``,
+    ``X-Kannel-*`` headers) leaves them in ``g.dialect_params``, credentials named ``username``/``password``."""
+    own = g.get("dialect_params")
+    return own if own is not None else request_params()
+
+
 def request_key() -> str | None:
     """The caller's idempotency key (header or parameter), checked; None when not given."""
     header = request.headers.get(HEADER)
@@ -100,7 +108,7 @@ def request_key() -> str | None:
         header = header.strip()
         if len(header) >= 2 and header[0] == header[-1] == '"':  # the IETF draft's sf-string form
             header = header[1:-1]
-    params = request_params().getall(PARAM)
+    params = _params().getall(PARAM)
     if len(params) > 1:
         raise ApiError.bad_request(PARAM, "is given more than once; give one idempotency key")
     param = params[0] if params else None
@@ -119,7 +127,7 @@ def request_key() -> str | None:
 
 def _content(caller: str) -> str:
     """The request's fingerprint: caller, URL, format, decoded parameters (and JSON body) minus credentials."""
-    params = sorted((n, v) for n, v in request_params().items() if n not in CREDENTIAL_PARAMS and n != PARAM)
+    params = sorted((n, v) for n, v in _params().items() if n not in CREDENTIAL_PARAMS and n != PARAM)
     data = request.get_data()
     body: Any = None
     if data and request.mimetype != "application/x-www-form-urlencoded":  # a form's fields are in params

@@ -1,7 +1,8 @@
 """Reports out: each stored delivery report becomes durable outbox jobs (gateway/delivery/outbox.py),
 through the delivery channels of gateway/delivery/channels.py: the caller's own ``notifyUrl``
 (:class:`NotifyUrlChannel`) and a legacy callback configured on the caller or the template
-(:class:`CallbackChannel`, templates in gateway/reports/callbacks.py).
+(:class:`CallbackChannel`, templates in gateway/reports/callbacks.py), or a Kannel ``dlr-url`` given to
+``/cgi-bin/sendsms`` (:class:`KannelDlrChannel`).
 
 Reports are relayed when final; intermediate ones only for messages sent with
 ``intermediateReport=true``.
@@ -13,6 +14,7 @@ import logging
 
 from ..config import Config
 from ..delivery.channels import CallbackChannel, NotifyUrlChannel
+from ..delivery.kannel import KannelDlrChannel
 from ..delivery.outbox import NewJob, Outbox
 from ..model import Report
 from ..store.engine import Connection
@@ -32,6 +34,7 @@ class Relay:
         self.outbox = outbox
         self.callbacks = {n: CallbackChannel(c) for n, c in compile_callbacks(config).items()}
         self.notify = NotifyUrlChannel()
+        self.kannel = KannelDlrChannel()
         for kind in (NotifyUrlChannel.kind, NotifyUrlChannel.kind_v3):
             outbox.mergeable(kind, merge_reports_bodies)
 
@@ -40,7 +43,10 @@ class Relay:
         if report.intermediate and not target.intermediate:
             return []
         jobs = []
-        if target.notify_url:
+        if self.kannel.wants(target):  # the notify URL is a Kannel dlr-url (gateway/delivery/kannel.py)
+            kannel = self.kannel.prepare(report, target)
+            jobs += [kannel] if kannel else []
+        elif target.notify_url:
             jobs.append(self.notify.prepare(report, target))
         channel = self.callbacks.get(target.callback or "")
         if channel is not None:

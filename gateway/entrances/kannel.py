@@ -1,0 +1,220 @@
+"""``GET|POST /cgi-bin/sendsms``: Kannel's smsbox, for applications written for Kannel (docs/migrating-from-kannel.md).
+
+The request is read in Kannel's terms (gateway/wire/kannel.py), converted to a Submission and sent like any
+other (the caller's credentials and ``kannel`` scope, placeholder hygiene, validation, idempotency and duplicate
+suppression, the caller's mode); the answer is smsbox's: ``202 0: Accepted for delivery`` once the upstream
+accepted it, ``202 3: Queued for later delivery`` once it is durably queued, Kannel's error texts otherwise.
+A POST is a form (``application/x-www-form-urlencoded``) or Kannel's ``text/plain`` body with ``X-Kannel-*``
+headers; the parameters of the query string count too.
+
+Each answer also carries ``X-Smsbridge-Messages``: ``<to>=<messageId>:<STATUS_NAME>`` per destination, in the
+request's order (Kannel gives no id; the body stays Kannel's byte for byte).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from flask import Blueprint, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from ..config import Caller
+from ..errors import (
+    BridgeError,
+    Conflict,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+    UpstreamRefused,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    ValidationFailed,
+)
+from ..errors import Forbidden as ForbiddenError
+from ..model import ApiError, Destination, Message, Report, Submission, SubmissionResult
+from ..send.dispatch import Dispatcher
+from ..send.rejects import split_invalid, validate_rest
+from ..services import bridge
+from ..validate import Errors, format_datetime
+from ..wire import kannel as k
+from .common import authenticate, check_params, finish_rejected
+from .querystring import QueryParams
+from .replay import send, send_entrance
+
+log = logging.getLogger("smsbridge")
+bp = Blueprint("kannel", __name__)
+SCOPE = "kannel"
+ENTRANCE = "kannel"
+
+
+def _split(raw: bytes) -> list[tuple[str, bytes]]:
+    """A query string or form body as (name, raw value bytes): ``+`` is a space, ``%XX`` decoded once."""
+    pairs = []
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace"),
+                      unquote_to_bytes(value.replace(b"+", b" "))))
+    return pairs
+
+
+def _pairs() -> list[tuple[str, bytes]]:
+    pairs = _split(request.query_string)
+    if request.method != "POST" or not request.content_length and not request.get_data():
+        return pairs
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return pairs + _split(request.get_data())
+    if request.mimetype in ("text/plain", "application/octet-stream", ""):
+        return pairs + k.headers_pairs(request.headers, request.get_data())
+    raise k.KannelAnswer(k.INVALID_CONTENT_TYPE[0], f"{k.INVALID_CONTENT_TYPE[1]}: {request.mimetype} is not "
+                         "supported; send a form (application/x-www-form-urlencoded) or text/plain with X-Kannel-* "
+                         "headers")
+
+
+def _answer(status: int, text: str, result: SubmissionResult | None = None) -> Response:
+    resp = Response(text, status=status)
+    for name, value in k.HEADERS:
+        resp.headers[name] = value
+    if result is not None and result.messages:
+        resp.headers["X-Smsbridge-Messages"] = ", ".join(
+            f"{m.to}={m.message_id or ''}:{m.status.name}" for m in result.messages)
+    return resp
+
+
+def _authenticate(pairs: list[tuple[str, bytes]]) -> Caller:
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        key = {"user": "username", "pass": "password"}.get(name, name)
+        if key in ("username", "password") and (name == key or key not in values):
+            values[key] = value.decode("utf-8", "replace")
+    creds = QueryParams([(n, v) for n, v in values.items()])
+    return authenticate(creds, SCOPE)
+
+
+def _message(req: k.SendSms, caller: Caller, now: float) -> Message:
+    msg = Message(
+        destinations=[Destination(r.replace("-", "")) for r in req.receivers],  # "-" is in Kannel's sendsms-chars
+        text=req.text, sender=req.sender, flash=req.mclass == 0, validity_period=req.validity,
+    )
+    if req.deferred:
+        msg.send_at = format_datetime(datetime.fromtimestamp(now, UTC) + timedelta(minutes=req.deferred))
+    if req.dlr_url and req.dlr_mask:
+        meta = req.ignored.get("meta-data", "")
+        msg.notify_url = k.fill(req.dlr_url, k.request_escapes(req, caller.name), only=k.STATIC, meta=meta)
+        msg.notify_content_type = k.dlr_mask_marker(req.dlr_mask)
+        msg.intermediate_report = bool(req.dlr_mask & (4 | 32))
+    elif req.dlr_mask and caller.callback is None:
+        raise k.misformed("dlr-url", f"dlr-mask={req.dlr_mask} asks for delivery reports, but there is no dlr-url "
+                          f"and caller {caller.name!r} has no callback configured")
+    return msg
+
+
+def _events(result: SubmissionResult, sub: Submission, msg: Message) -> None:
+    """Kannel's DLR events 8 (accepted) and 16 (refused) of a sync send's answer."""
+    mask = k.parse_marker(msg.notify_content_type)
+    if not mask or not mask & (8 | 16) or not msg.notify_url:
+        return
+    events = []
+    for sent in result.messages:
+        if not sent.message_id and sent.status.group_name == "REJECTED" and sent.status.id == 52:
+            continue  # refused by the bridge before sending (an invalid number): Kannel denies it, no DLR
+        kind = 16 if sent.status.group_name == "REJECTED" else 8
+        events.append((kind, Report(sent.message_id or "", sent.status, to=sent.to, sender=msg.sender,
+                                    upstream_message_id=sent.upstream_message_id or sent.message_id,
+                                    caller=sub.caller)))
+    try:
+        bridge().submit_events.answered(events, msg.notify_url, mask, sub.caller)
+    except Exception:  # the send stands; only these events are lost (logged)
+        log.exception("kannel: DLR events of a send could not be queued")
+
+
+@bp.route("/cgi-bin/sendsms", methods=["GET", "POST"])
+@send_entrance
+def sendsms() -> Response:
+    ctx = bridge()
+    pairs = _pairs()
+    caller = _authenticate(pairs)
+    req = k.read_sendsms(pairs)
+    decoded = [(n, v.decode("utf-8", "replace")) for n, v in pairs if n != "text"] + [("text", req.text)]
+    g.dialect_params = QueryParams([({"user": "username", "pass": "password"}.get(n, n), v) for n, v in decoded])
+    errs = Errors()
+    check_params(caller.hygiene, QueryParams([(n, v) for n, v in decoded if n in ("to", "from", "text")]),
+                 frozenset({"to", "from"}), errs)
+    msg = _message(req, caller, ctx.clock.now())
+    sub = Submission(messages=[msg], include_sms_count=True, caller=caller.name, entrance=ENTRANCE)
+    rejected = split_invalid(sub, caller.limits, flat=True)  # one bad number never cancels the rest (as Kannel)
+    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
+    result, g.attempts = send(sub, caller.upstream_api, caller)
+    result = finish_rejected(sub, caller.upstream_api, result, rejected)
+    sent = [m for m in result.messages if m.status.group_name != "REJECTED"]
+    if not sent:
+        return _answer(*k.NOT_ROUTABLE, result)
+    accepted = Dispatcher.mode_of(caller, None) == "sync" and any(
+        a.http_status is not None and 200 <= a.http_status < 300 for a in g.attempts)
+    if accepted:
+        _events(result, sub, msg)
+        return _answer(*k.ACCEPTED, result)
+    return _answer(*k.QUEUED, result)
+
+
+# -- every error in Kannel's words --------------------------------------------------------------------------------
+def _error(status: int, text: str) -> Response:
+    return _answer(status, text)
+
+
+@bp.errorhandler(k.KannelAnswer)
+def _kannel(err: k.KannelAnswer) -> Response:
+    return _error(err.status, err.text)
+
+
+def _validation(errors: dict[str, list[str]]) -> Response:
+    return _error(400, k.refusal(errors))
+
+
+@bp.errorhandler(ApiError)
+def _api(err: ApiError) -> Response:
+    if err.validation_errors:
+        return _validation(err.validation_errors)
+    if err.http_status in (401, 403):
+        return _error(*k.AUTH_FAILED)
+    return _error(err.http_status, err.text)
+
+
+_MAPPED: list[tuple[type[BridgeError], Any]] = [
+    (Unauthorized, k.AUTH_FAILED), (ForbiddenError, k.AUTH_FAILED), (Unavailable, k.TEMPORAL),
+    (UpstreamUnreachable, k.TEMPORAL),
+]
+
+
+@bp.errorhandler(BridgeError)
+def _bridge_error(err: BridgeError) -> Response:
+    if isinstance(err, ValidationFailed):
+        return _validation(err.errors)
+    if isinstance(err, Throttled):
+        resp = _error(429, f"{k.TEMPORAL[1]} {err.text}")
+        resp.headers["Retry-After"] = str(int(err.retry_after) + 1)
+        return resp
+    for kind, answer in _MAPPED:
+        if isinstance(err, kind):
+            return _error(*answer)
+    if isinstance(err, UpstreamRefused) and err.status == 400:
+        return _validation(dict(err.errors) or {"text": [err.text]})
+    if isinstance(err, UpstreamRefused) and (err.status == 429 or err.status >= 500):
+        return _error(*k.TEMPORAL)
+    if isinstance(err, UpstreamTimeout):  # the outcome is unknown: reconciled by the bridge, never resent blindly
+        return _error(504, f"{k.SENDING_FAILED[1]} {err.text}")
+    if isinstance(err, Conflict):
+        return _error(409, err.text)
+    return _error(502, f"{k.SENDING_FAILED[1]} {err.text}")
+
+
+@bp.errorhandler(HTTPException)
+def _http(exc: HTTPException) -> Response:
+    resp = _error(exc.code or 500, exc.description or exc.name)
+    if exc.code == 405 and getattr(exc, "valid_methods", None):
+        resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return resp
