@@ -6,13 +6,13 @@ URLs and answers are those of Kannel's user guide and ``gw/smsbox.c`` (legacy-ga
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import pytest
 import requests
 
 from tests.conftest import Sandbox, running_sandbox
-from tests.helpers import raw_get, wait_for
+from tests.helpers import free_port, raw_get, wait_for
 from tests.storehelp import db_rows
 
 SCALE = 0.001
@@ -27,13 +27,268 @@ def dlr_sandbox() -> Iterator[Sandbox]:
         yield sandbox
 
 
-def _get(bridge, query: str) -> requests.Response:
-    return requests.get(f"{bridge.url}/cgi-bin/sendsms?{query}", timeout=10)
+def _get(bridge, query: str, **kw) -> requests.Response:
+    return requests.get(f"{bridge.url}/cgi-bin/sendsms?{query}", timeout=10, **kw)
 
 
-def test_user_guide_example_is_accepted(bridge, sandbox):
+def _ids(r: requests.Response) -> list[str]:
+    """The messageIds of ``X-Smsbridge-Messages`` (``<to>=<id>:<STATUS>, …``)."""
+    return [part.split("=", 1)[1].split(":", 1)[0] for part in r.headers["X-Smsbridge-Messages"].split(", ")]
+
+
+def _db(bridge):
+    return bridge.app.extensions["smsbridge"].db
+
+
+def _last(sandbox: Sandbox, n: int = 1) -> list[dict]:
+    return sandbox.messages()[-n:]
+
+
+# -- send ------------------------------------------------------------------------------------------------------
+def test_user_guide_example_is_accepted_byte_for_byte(bridge, sandbox):
     r = _get(bridge, "username=demo&password=demo&to=41793026727&text=Hello+world&from=InfoSMS")
+    assert (r.status_code, r.content) == (202, b"0: Accepted for delivery")
+    assert r.headers["Content-Type"] == "text/html" and r.headers["Pragma"] == "no-cache"
+    [m] = _last(sandbox)
+    assert (m["to"], m["from"], m["text"]) == ("41793026727", "InfoSMS", "Hello world")
+    assert _ids(r) == [m["messageId"]]
+    rows = db_rows(_db(bridge), "messages", "entrance", "caller", "state")
+    assert [(x.entrance, x.caller, x.state) for x in rows] == [("kannel", "demo", "sent")]  # the UI log's entrance
+
+
+def test_receivers_split_on_spaces_and_plus_and_aliases_user_pass(bridge, sandbox):
+    r = _get(bridge, "user=demo&pass=demo&to=41793026727+41793026728%2041793026729&text=Hi")
     assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
-    assert r.headers["Content-Type"] == "text/html"
-    sent = sandbox.messages()
-    assert [(m["to"], m["text"]) for m in sent][-1] == ("41793026727", "Hello world")
+    assert sorted(m["to"] for m in _last(sandbox, 3)) == ["41793026727", "41793026728", "41793026729"]
+    r = _get(bridge, f"{AUTH}&to=%2B41793026730&text=Hi")  # "%2B" keeps the "+"
+    assert r.status_code == 202 and _last(sandbox)[0]["to"] == "41793026730"
+
+
+@pytest.mark.parametrize("query", [
+    "username=demo&password=wrong&to=41793026727&text=Hi",
+    "to=41793026727&text=Hi",
+    "username=nobody&password=demo&to=41793026727&text=Hi",
+])
+def test_bad_credentials_are_kannels_403(bridge, sandbox, query):
+    r = _get(bridge, query)
+    assert (r.status_code, r.text) == (403, "Authorization failed for sendsms")
+    assert sandbox.messages() == []
+
+
+def test_a_caller_needs_the_kannel_scope(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"]["scopes"].remove("kannel"))
+    r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi")
+    assert (r.status_code, r.text) == (403, "Authorization failed for sendsms")
+    assert bridge.get("/sms/1/text/query", params={"username": "demo", "password": "demo", "to": "41793026727",
+                                                   "text": "Hi"}).status_code == 200
+
+
+@pytest.mark.parametrize(("query", "status", "text"), [
+    (f"{AUTH}&text=Hi", 400, "Missing receiver number, rejected"),
+    (f"{AUTH}&to=&text=Hi", 400, "Empty receiver number not allowed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&priority=9", 400, "Priority field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&dlr-mask=abc", 400, "DLR-Mask field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&dlr-mask=1&dlr-url=ftp://x", 400, "DLR-URL field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&mclass=4", 400, "MClass field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&coding=3", 400, "Coding field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&validity=-5", 400, "Validity field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&deferred=x", 400, "Deferred field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&pid=256", 400, "PID field misformed, rejected"),
+    (f"{AUTH}&to=41793026727&text=Hi&account=" + "a" * 65, 400, "Account field misformed or too long, rejected"),
+])
+def test_kannels_own_refusals_byte_for_byte(bridge, sandbox, query, status, text):
+    r = _get(bridge, query)
+    assert (r.status_code, r.text) == (status, text)
+    assert sandbox.messages() == []
+
+
+@pytest.mark.parametrize(("query", "starts"), [
+    (f"{AUTH}&to=41793026727&text=Hi&coding=1", "Coding field misformed, rejected: coding=1 (8-bit binary"),
+    (f"{AUTH}&to=41793026727&text=Hi&udh=%06%05%04%0B%84%23%F0", "UDH field misformed, rejected: a user data header"),
+    (f"{AUTH}&to=41793026727&text=Hi&mwi=1", "MWI field misformed, rejected: message waiting"),
+    (f"{AUTH}&to=41793026727&text=Hi&mclass=2", "MClass field misformed, rejected: message class 2"),
+    (f"{AUTH}&to=41793026727&text=Hi&notifyUrl=x", "notifyUrl field misformed, rejected: is not a parameter of"),
+    (f"{AUTH}&to=41793026727&text=", "Text field misformed, rejected: must not be empty"),
+    (f"{AUTH}&to=41793026727&text=%25message%25", "Text field misformed, rejected: "),
+    (f"{AUTH}&to=%25phoneNumber%25&text=Hi", "To field misformed, rejected: "),
+    (f"{AUTH}&to=41793026727&text=Hi&validity=999999", "Validity field misformed, rejected: must be between 1"),
+    (f"{AUTH}&to=41793026727&text=Gr%FC%DFe", "Charset or body misformed, rejected: text byte 0xFC at position 2"),
+    (f"{AUTH}&to=41793026727&text=%E2%82%AC10&coding=2", "Charset or body misformed, rejected: with coding=2"),
+    (f"{AUTH}&to=41793026727&text=Hi&charset=klingon", "Charset or body misformed, rejected: unknown charset"),
+    (f"{AUTH}&to=41793026727&text=Hi&dlr-mask=31", "DLR-URL field misformed, rejected: dlr-mask=31 asks"),
+])
+def test_bridge_refusals_name_the_parameter_in_kannels_form(bridge, sandbox, query, starts):
+    r = _get(bridge, query)
+    assert r.status_code == 400 and r.text.startswith(starts), r.text
+    assert "\n" not in r.text and r.headers["Content-Type"] == "text/html"
+    assert sandbox.messages() == []
+
+
+@pytest.mark.parametrize(("query", "text"), [
+    ("text=Gr%FC%DFe&charset=ISO-8859-1", "Grüße"),
+    ("text=%8010&charset=windows-1252", "€10"),
+    ("text=%E2%82%AC10&coding=2&charset=UTF-8", "€10"),
+    ("text=%00G%00r%00%FC%00%DF%00e&coding=2", "Grüße"),  # coding=2 without charset: UTF-16BE (Kannel's default)
+    ("text=%20%AC%00%31%00%30&coding=2&charset=UCS-2", "€10"),
+    ("text=1+2%2B3", "1 2+3"),
+])
+def test_text_is_decoded_with_its_charset(bridge, sandbox, query, text):
+    r = _get(bridge, f"{AUTH}&to=41793026727&{query}")
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    assert _last(sandbox)[0]["text"] == text
+
+
+def test_options_map_to_the_upstream_and_the_rest_are_ignored(bridge, sandbox):
+    q = (f"{AUTH}&to=41793026727&text=Hi&mclass=0&validity=60&deferred=30&smsc=link1&account=acct&binfo=b"
+         "&priority=1&meta-data=%3Fsmpp%3Fk%3Dv&alt-dcs=0&rpi=0&compress=0&pid=0&coding=0")
+    r = _get(bridge, q)
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    [m] = _last(sandbox)
+    assert m["flash"] is True and m["validityPeriod"] == 60 and m["sendAt"]
+
+
+def test_post_form_and_post_text_plain_with_x_kannel_headers(bridge, sandbox):
+    r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data={"username": "demo", "password": "demo",
+                                                              "to": "41793026727", "text": "Form ✓"}, timeout=10)
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data="Plain body ✓".encode(), timeout=10, headers={
+        "Content-Type": "text/plain", "X-Kannel-Username": "demo", "X-Kannel-Password": "demo",
+        "X-Kannel-To": "41793026728", "X-Kannel-From": "InfoSMS"})
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    assert [(m["to"], m["text"]) for m in _last(sandbox, 2)] == [("41793026727", "Form ✓"),
+                                                                 ("41793026728", "Plain body ✓")]
+    r = requests.post(f"{bridge.url}/cgi-bin/sendsms?{AUTH}&to=41793026727", json={"text": "x"}, timeout=10)
+    assert r.status_code == 400 and r.text.startswith("Invalid content-type")
+
+
+def test_queued_caller_is_answered_queued_for_later_delivery(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(mode="queued"))
+    r = _get(bridge, f"{AUTH}&to=41793026727&text=Queued")
+    assert (r.status_code, r.text) == (202, "3: Queued for later delivery")
+    wait_for(lambda: any(m["text"] == "Queued" for m in sandbox.messages()), what="the queued message sent")
+
+
+def test_upstream_down_hands_over_as_queued_or_is_a_temporal_failure(make_bridge):
+    down = f"http://127.0.0.1:{free_port()}"
+    bridge = make_bridge(upstream_url=down)
+    r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi")
+    assert (r.status_code, r.text) == (202, "3: Queued for later delivery")
+    failing = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"), upstream_url=down)
+    r = _get(failing, f"{AUTH}&to=41793026727&text=Hi")
+    assert (r.status_code, r.text) == (503, "Temporal failure, try again later.")
+
+
+def test_one_bad_receiver_never_cancels_the_rest_and_all_bad_is_refused(bridge, sandbox):
+    r = _get(bridge, f"{AUTH}&to=41793026727+12&text=Hi")
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    assert [m["to"] for m in sandbox.messages()] == ["41793026727"]
+    assert "12=:REJECTED_INVALID_DESTINATION" in r.headers["X-Smsbridge-Messages"]
+    r = _get(bridge, f"{AUTH}&to=12&text=Hi")
+    assert r.status_code == 400 and r.text.startswith("To field misformed, rejected: ")
+
+
+def test_all_receivers_refused_by_the_upstream_is_not_routable(make_bridge, sandbox):
+    # the caller's limits take 3-digit numbers; the sandbox (like Infobip) refuses them in its answer
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].setdefault("limits", {}).update(destination_min_digits=3))
+    r = _get(bridge, f"{AUTH}&to=112&text=Hi")
+    assert (r.status_code, r.text) == (403, "Not routable. Do not try again.")
+    assert r.headers["X-Smsbridge-Messages"].endswith(":REJECTED_INVALID_DESTINATION")
+
+
+def test_a_retry_with_an_idempotency_key_is_replayed_not_resent(bridge, sandbox):
+    q = f"{AUTH}&to=41793026727&text=Once"
+    first = _get(bridge, q, headers={"Idempotency-Key": "k-1"})
+    again = _get(bridge, q, headers={"Idempotency-Key": "k-1"})
+    assert (again.status_code, again.content) == (first.status_code, first.content) == (202, b"0: Accepted for delivery")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert [m["text"] for m in sandbox.messages()] == ["Once"]
+
+
+def test_head_sends_nothing(bridge, sandbox):
+    r = requests.head(f"{bridge.url}/cgi-bin/sendsms?{AUTH}&to=41793026727&text=Hi", timeout=10)
+    assert r.status_code == 405 and sandbox.messages() == []
+
+
+def test_raw_bytes_in_the_request_line_never_make_a_500(bridge, sandbox):
+    status, body = raw_get("127.0.0.1", bridge.server.port, b"/cgi-bin/sendsms?" + AUTH.encode()
+                           + b"&to=41793026727&text=\xff\xfe&charset=\xff")
+    assert status == 400 and body.startswith(b"Charset or body misformed, rejected: is not valid UTF-8")
+
+
+# -- DLR -------------------------------------------------------------------------------------------------------
+RAPIDSMS_DLR = ("message_id=17&status=%d&status_text=%A&smsc=%i&sms_id=%I&date_sent=%t&identity=%p&from=%P"
+                "&q=%q&ts=%T&fid=%F&user=%n&acct=%o&coding=%c&charset=%C&lit=100%%25&meta=%#smpp#k#")
+
+
+def _dlr_query(receiver, path: str = "/dlr", template: str = RAPIDSMS_DLR) -> str:
+    return "dlr-url=" + quote(receiver.url(path) + "?" + template, safe="")
+
+
+def test_dlr_mask_31_fires_accepted_then_delivered_with_kannels_escapes(make_bridge, dlr_sandbox, receiver):
+    dlr_sandbox.reset()
+    bridge = make_bridge(upstream_url=dlr_sandbox.url)
+    r = _get(bridge, f"{AUTH}&from=InfoSMS&to=41793026727&text=Hi&dlr-mask=31&account=acc+1"
+                     f"&meta-data=%3Fsmpp%3Fk%3Dv%26x%3Dy&{_dlr_query(receiver)}")
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    [mid] = _ids(r)
+    wait_for(lambda: receiver.count() == 3, what="the three DLRs (8 accepted, 4 enroute, 1 delivered)")
+    got = {parse_qs(x.query)["status"][0]: x for x in receiver.snapshot()}
+    assert set(got) == {"8", "4", "1"}, [x.query for x in receiver.snapshot()]
+    ack, done = parse_qs(got["8"].query), parse_qs(got["1"].query)
+    assert got["8"].method == "GET" and got["8"].path == "/dlr"
+    assert ack["status_text"] == ["ACK/"] and ack["sms_id"] == [mid] and ack["identity"] == ["41793026727"]
+    assert ack["from"] == ["InfoSMS"] and ack["q"] == ["+41793026727"] and ack["smsc"] == ["infobip"]
+    assert ack["user"] == ["demo"] and ack["acct"] == ["acc 1"] and ack["coding"] == ["0"] and ack["charset"] == ["UTF-8"]
+    assert ack["lit"] == ["100%"] and ack["meta"] == ["v"]
+    assert done["status_text"][0].startswith("id:") and "stat:DELIVRD err:000" in done["status_text"][0]
+    assert done["fid"] == [mid] and done["ts"][0].isdigit()
+    raw_t = got["1"].query.split("date_sent=")[1].split("&")[0]  # %t is written raw: YYYY-MM-DD+HH:MM:SS
+    assert len(raw_t) == 19 and raw_t[10] == "+"
+
+
+def test_dlr_mask_picks_the_events(make_bridge, dlr_sandbox, receiver):
+    dlr_sandbox.reset()
+    bridge = make_bridge(upstream_url=dlr_sandbox.url)
+    for to, mask in (("41793026727", 1), ("41790000001", 2), ("41790011111", 16), ("41793026728", 4)):
+        r = _get(bridge, f"{AUTH}&to={to}&text=Hi&dlr-mask={mask}&"
+                         + _dlr_query(receiver, f"/{mask}", "type=%d&to=%p&text=%A"))
+        assert r.status_code == 202, r.text
+    wait_for(lambda: receiver.count() >= 4, what="one DLR per message")
+    got = sorted((x.path, parse_qs(x.query)["type"][0], parse_qs(x.query)["text"][0]) for x in receiver.snapshot())
+    assert [(p, t) for p, t, _ in got] == [("/1", "1"), ("/16", "16"), ("/2", "2"), ("/4", "4")]
+    texts = {p: t for p, _, t in got}
+    assert "stat:UNDELIV" in texts["/2"] and "stat:ENROUTE" in texts["/4"] and texts["/16"].startswith("NACK/")
+    # the final reports of the mask-4 message and the 8s fired nothing: one job per event asked for
+    wait_for(lambda: len(db_rows(_db(bridge), "reports")) >= 5, what="every report stored")
+    assert len(db_rows(_db(bridge), "outbox_jobs", kind="kannel-dlr")) == 4
+
+
+def test_queued_send_fires_8_from_the_worker(make_bridge, dlr_sandbox, receiver):
+    dlr_sandbox.reset()
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(mode="queued"), upstream_url=dlr_sandbox.url)
+    r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi&dlr-mask=9&" + _dlr_query(receiver, "/q", "type=%d&id=%I"))
+    assert (r.status_code, r.text) == (202, "3: Queued for later delivery")
+    wait_for(lambda: receiver.count() == 2, what="8 then 1")
+    assert sorted(parse_qs(x.query)["type"][0] for x in receiver.snapshot()) == ["1", "8"]
+    assert {parse_qs(x.query)["id"][0] for x in receiver.snapshot()} == set(_ids(r))
+
+
+def test_dlr_url_is_retried_on_the_outbox_cycle(make_bridge, dlr_sandbox):
+    from tests.receiver import Receiver
+    flaky = Receiver(fail_first=2).start()
+    try:
+        dlr_sandbox.reset()
+        bridge = make_bridge(upstream_url=dlr_sandbox.url)
+        r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi&dlr-mask=1&" + _dlr_query(flaky, "/r", "type=%d"))
+        assert r.status_code == 202
+        wait_for(lambda: flaky.count() == 3, what="two failures, then the DLR")
+        assert [parse_qs(x.query)["type"] for x in flaky.snapshot()] == [["1"]] * 3
+    finally:
+        flaky.close()
+
+
+def test_dlr_url_obeys_the_callers_allow_list(make_bridge, sandbox, receiver):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"]["allow"].update(loopback=False))
+    r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi&dlr-mask=1&" + _dlr_query(receiver))
+    assert r.status_code == 400 and r.text.startswith("DLR-URL field misformed, rejected: is not allowed")
+    assert sandbox.messages() == []

@@ -147,7 +147,7 @@ def read_sendsms(pairs: Sequence[tuple[str, bytes]]) -> SendSms:
         raw[name] = value
     values: dict[str, str] = {}
     for name, value in raw.items():
-        if name == "text":
+        if name in ("text", "udh"):  # bytes: the text is decoded with its charset, a UDH is binary
             continue
         try:
             values[name] = value.decode("utf-8")
@@ -164,7 +164,7 @@ def read_sendsms(pairs: Sequence[tuple[str, bytes]]) -> SendSms:
     receivers = to.split()  # octstr_split_words: an unencoded "+" arrived as a space and separates
     if not receivers:
         raise KannelAnswer.of(EMPTY_TO)
-    if values.get("udh"):
+    if raw.get("udh"):
         raise misformed("udh", "a user data header (binary or concatenated SMS built by the application) cannot be "
                         "carried by the upstream; send the whole text: the bridge splits it")
     account = values.get("account")
