@@ -63,7 +63,8 @@ def add_commands(sub: Any) -> dict[str, Any]:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("url", help="the URL builder: the URL a legacy app calls, with its own placeholders")
-    p.add_argument("target", help="'query' for the raw query API, or a template name")
+    p.add_argument("target", help="'query' for the raw query API, 'kannel' for an application written for Kannel "
+                   "(/cgi-bin/sendsms), or a template name")
     p.add_argument("--style", default="percent", choices=[*ub.STYLES, "custom"], help="placeholder style")
     p.add_argument("--prefix", default="", help="custom style: the placeholder's prefix")
     p.add_argument("--suffix", default="", help="custom style: the placeholder's suffix")

@@ -1,8 +1,10 @@
-"""The URL builder: a target (the raw query API or a template) and the legacy app's placeholders ⇄ a URL.
+"""The URL builder: a target (the raw query API, Kannel's sendsms or a template) and the legacy app's
+placeholders ⇄ a URL.
 
 Like Apprise, the URL *is* the configuration, and both directions exist: ``build(spec)`` gives the URL
 to paste into the legacy application, ``parse(url)`` reads a URL (the bridge's or Infobip's own) back
-into a ``Spec``. ``parse(build(spec)) == spec`` for every placeholder style (tests/test_urlbuilder.py).
+into a ``Spec``; a Kannel ``/cgi-bin/sendsms`` URL (an application written for Kannel) becomes the same
+request to the bridge. ``parse(build(spec)) == spec`` for every placeholder style (tests/test_urlbuilder.py).
 
 Placeholder tokens are written into the URL *raw* (``%phoneNumber%``, ``{ALERT.SENDTO}``): the legacy
 app finds and replaces them before calling. Fixed values are percent-encoded. A value may also mix text
@@ -22,6 +24,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 QUERY_TARGET = "query"
 QUERY_PATH = "/sms/1/text/query"
+KANNEL_TARGET = "kannel"  # an application written for Kannel: its sendsms URL, on the bridge
+KANNEL_PATH = "/cgi-bin/sendsms"
 PASSWORD_TOKEN = "YOUR_PASSWORD"
 FORMATS = ("", "json", "xml")
 NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
@@ -171,6 +175,8 @@ def encode_value(f: Field) -> str:
 
 
 def path_of(target: str, fmt: str) -> str:
+    if target == KANNEL_TARGET:
+        return KANNEL_PATH  # smsbox answers in text, never JSON or XML
     path = QUERY_PATH if target == QUERY_TARGET else "/t/" + _enc(target)
     return path + (f".{fmt}" if fmt else "")
 
@@ -255,15 +261,21 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
     notes: list[str] = []
     if path.endswith(QUERY_PATH):
         target, prefix = QUERY_TARGET, path[: -len(QUERY_PATH)]
+    elif path.endswith(KANNEL_PATH):
+        target, prefix, fmt = KANNEL_TARGET, path[: -len(KANNEL_PATH)], ""
     else:
         m = re.fullmatch(r"(.*)/t/([^/]+)", path)
         if not m:
-            raise ValueError(f"{parts.path or '/'} is neither Infobip's query API ({QUERY_PATH}) nor a bridge "
-                             "template (/t/<name>)")
+            raise ValueError(f"{parts.path or '/'} is neither Infobip's query API ({QUERY_PATH}), Kannel's sendsms "
+                             f"({KANNEL_PATH}) nor a bridge template (/t/<name>)")
         prefix, target = m.group(1), unquote(m.group(2))
     base = f"{parts.scheme}://{parts.netloc}{prefix}"
     if bridge_base and base.rstrip("/") != bridge_base.rstrip("/"):
-        if "infobip" in parts.netloc.lower():
+        if target == KANNEL_TARGET:
+            notes.append(f"This was Kannel's smsbox ({parts.netloc}): the same sendsms request now goes to the "
+                         "bridge. Its sendsms-user becomes a caller (callers.<name>, with the kannel scope); see "
+                         "docs/migrating-from-kannel.md for the parameters that behave differently.")
+        elif "infobip" in parts.netloc.lower():
             notes.append("This was Infobip's own URL: it now points at the bridge, which keeps the API key.")
         else:
             notes.append(f"The host {parts.netloc} was replaced by the bridge's address.")
@@ -272,11 +284,16 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
     query = parts.query.replace("\u00acify", "&notify").replace("%C2%ACify", "&notify")
     pairs = [(_decode(n), raw) for n, _, raw in (p.partition("=") for p in query.split("&") if p)]
     if hint is None:  # the style of the first whole-value placeholder is looked for first everywhere
-        found = (read_value(n, raw) for n, raw in pairs if n not in ("username", "password"))
+        found = (read_value(n, raw) for n, raw in pairs
+                 if n not in ("username", "password", "user", "pass", *KANNEL_LITERAL))
         hint = next((f.style for f in found if f.mode == "placeholder"), None)
     for name, raw in pairs:
+        if target == KANNEL_TARGET:
+            name = {"user": "username", "pass": "password", "dlrurl": "dlr-url", "dlrmask": "dlr-mask"}.get(name, name)
         if name == "username":
             spec.username = _decode(raw)
+        elif target == KANNEL_TARGET and name in KANNEL_LITERAL:  # Kannel's own %-escapes, never placeholders
+            spec.fields.append(Field(name, "value", _decode(raw), None))
         elif name == "password":
             if raw and raw != PASSWORD_TOKEN:
                 notes.append("The password was removed: the builder never shows one. Fill it in where the URL "
@@ -289,6 +306,12 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
 # -- what the form offers for a target ---------------------------------------------------------------------
 QUERY_OPTIONAL = ("from", "flash", "validityPeriod", "transliteration", "languageCode", "notifyUrl",
                   "notifyContentType", "callbackData", "intermediateReport", "bulkId", "sendAt", "charset")
+
+
+# Kannel's sendsms parameters the bridge honours (the rest are accepted and ignored, or refused:
+# docs/migrating-from-kannel.md); a dlr-url's value holds Kannel's %-escapes, read as a fixed value
+KANNEL_OPTIONAL = ("from", "charset", "coding", "mclass", "validity", "deferred", "dlr-mask", "dlr-url")
+KANNEL_LITERAL = ("dlr-url", "dlrurl")
 
 
 @dataclass
@@ -307,6 +330,10 @@ def target_params(target: str, templates: dict[str, Any]) -> list[ParamInfo]:
         return [ParamInfo("to", True, "to", type="phone", help="destination number(s), comma separated"),
                 ParamInfo("text", True, "text", help="the message text"),
                 *(ParamInfo(n, False) for n in QUERY_OPTIONAL)]
+    if target == KANNEL_TARGET:
+        return [ParamInfo("to", True, "to", type="phone", help="receiver number(s), separated by spaces"),
+                ParamInfo("text", True, "text", help="the message text"),
+                *(ParamInfo(n, False) for n in KANNEL_OPTIONAL)]
     spec = templates.get(target)
     if spec is None:
         raise ValueError(f"no template named {target!r}")

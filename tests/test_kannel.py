@@ -292,3 +292,54 @@ def test_dlr_url_obeys_the_callers_allow_list(make_bridge, sandbox, receiver):
     r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi&dlr-mask=1&" + _dlr_query(receiver))
     assert r.status_code == 400 and r.text.startswith("DLR-URL field misformed, rejected: is not allowed")
     assert sandbox.messages() == []
+
+
+# -- the URL builder and the url command ---------------------------------------------------------------------------
+KANNEL_APP_URL = ("http://kannel.example:13013/cgi-bin/sendsms?user=tester&pass=secret&from=12345&to=%PHONE%"
+                  "&text=%MESSAGE%&dlr-mask=31&dlr-url=http%3A%2F%2Fapp.example%2Fdlr.php%3FmyId%3D123456%26type%3D%25d")
+
+
+def test_url_builder_parses_a_kannel_sendsms_url_into_the_bridges():
+    from gateway import urlbuilder as ub
+
+    parsed = ub.parse(KANNEL_APP_URL, bridge_base="http://bridge:8080")
+    spec = parsed.spec
+    assert (spec.base, spec.target, spec.username) == ("http://bridge:8080", "kannel", "tester")
+    fields = {f.param: (f.mode, f.value) for f in spec.fields}
+    assert fields["to"] == ("placeholder", "PHONE") and fields["text"] == ("placeholder", "MESSAGE")
+    assert fields["dlr-url"] == ("value", "http://app.example/dlr.php?myId=123456&type=%d")  # Kannel's escape kept
+    assert any("Kannel's smsbox" in n for n in parsed.notes) and any("password was removed" in n for n in parsed.notes)
+    url = ub.build(spec)
+    assert url == ("http://bridge:8080/cgi-bin/sendsms?username=tester&password=YOUR_PASSWORD&from=12345"
+                   "&to=%PHONE%&text=%MESSAGE%&dlr-mask=31"
+                   "&dlr-url=http%3A%2F%2Fapp.example%2Fdlr.php%3FmyId%3D123456%26type%3D%25d")
+    assert ub.parse(url).spec == spec  # and back
+
+
+def test_a_built_kannel_url_works_once_the_app_fills_it_in(bridge, sandbox, receiver):
+    from gateway import urlbuilder as ub
+
+    spec = ub.default_spec(bridge.url, "kannel", {}, ub.STYLES["percent"], "demo")
+    url = ub.substitute(ub.build(spec), {"to": "41793026727", "text": "Built ✓"}, ub.STYLES["percent"])
+    r = requests.get(url.replace("YOUR_PASSWORD", "demo"), timeout=10)
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    assert _last(sandbox)[0]["text"] == "Built ✓"
+
+
+def test_url_command_knows_kannel(tmp_path, capsys):
+    import json
+
+    from gateway.cli import cmd_url
+    from tests.conftest import ROOT
+
+    class Args:
+        config, base, parse, style, prefix, suffix = str(ROOT / "config.yaml"), "http://bridge:8080", None, "percent", "", ""
+        target, username, format, preset, name, value, omit, curl = "kannel", "demo", "", None, [], [], ["charset"], False
+
+    assert cmd_url(Args()) == 0
+    assert capsys.readouterr().out.strip() == ("http://bridge:8080/cgi-bin/sendsms?username=demo&password=YOUR_PASSWORD"
+                                               "&to=%to%&text=%text%")
+    Args.parse = KANNEL_APP_URL
+    assert cmd_url(Args()) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spec"]["target"] == "kannel" and out["spec"]["base"] == "http://bridge:8080"

@@ -230,7 +230,8 @@ def _base_url() -> str:
 
 def _targets() -> list[dict[str, str]]:
     ctx = bridge()
-    out = [{"name": ub.QUERY_TARGET, "label": "Raw query API (/sms/1/text/query)"}]
+    out = [{"name": ub.QUERY_TARGET, "label": "Raw query API (/sms/1/text/query)"},
+           {"name": ub.KANNEL_TARGET, "label": "An application written for Kannel (/cgi-bin/sendsms)"}]
     for name, spec in ctx.config.templates.items():
         out.append({"name": name, "label": f"Template {name}" + (f": {spec.description}" if spec.description else "")})
     return out
@@ -334,7 +335,7 @@ def api_preview() -> Response:
         raise ApiError.bad_request("values", "must be an object")
     values = {str(k): str(v) for k, v in raw_values.items()}
     lang, translit = values.get("languageCode") or None, values.get("transliteration") or None
-    if target == ub.QUERY_TARGET:
+    if target in (ub.QUERY_TARGET, ub.KANNEL_TARGET):
         text = values.get("text", "")
     else:
         spec, compiled = ctx.config.templates.get(target), ctx.templates.get(target)
