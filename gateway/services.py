@@ -14,9 +14,11 @@ from .auth import Authenticator
 from .clock import Clock
 from .config import Config, ConfigError
 from .config import Server as ServerSettings
+from .delivery.channels import InboundForwardChannel
 from .delivery.kannel import SubmitEvents
 from .delivery.outbox import Outbox
 from .delivery.urlpolicy import UrlPolicy, policy_table
+from .inbound.answers import AnswerReplies
 from .inbound.routing import Router
 from .render import CompiledFields, compile_fields, make_environment
 from .reports.intake import ReportIntake
@@ -170,10 +172,13 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     up = config.upstream
     idempotency = Idempotency(db, clock, config.idempotency, up.connect_timeout + up.read_timeout + 30,
                               config.store.retention_hours * 3600)
-    return Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
-                  router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
-                  queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
-                  idempotency=idempotency, submit_events=submit_events)
+    built = Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
+                   router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
+                   queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
+                   idempotency=idempotency, submit_events=submit_events)
+    # Kannel's sms-service reply: a forward's answer is the reply SMS (gateway/inbound/answers.py)
+    outbox.on_answer(InboundForwardChannel.kind_answer, AnswerReplies(built))
+    return built
 
 
 def bridge() -> Bridge:

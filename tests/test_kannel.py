@@ -343,3 +343,125 @@ def test_url_command_knows_kannel(tmp_path, capsys):
     assert cmd_url(Args()) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["spec"]["target"] == "kannel" and out["spec"]["base"] == "http://bridge:8080"
+
+
+# -- inbound: Kannel's sms-service (get-url escapes, and the answer as the reply) -------------------------------------
+TOKEN = "kannel-inbound-token-42"
+
+
+class App:
+    """A Kannel sms-service application on loopback: records each GET, answers ``answers[path]`` (body, type,
+    headers)."""
+
+    def __init__(self) -> None:
+        import waitress
+
+        self.got: list[tuple[str, str]] = []
+        self.answers: dict[str, tuple[bytes, str, list[tuple[str, str]]]] = {}
+        self.server = waitress.create_server(self, host="127.0.0.1", port=0, threads=4)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
+        import threading
+
+        threading.Thread(target=self.server.run, daemon=True).start()
+
+    def __call__(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        self.got.append((path, environ.get("QUERY_STRING", "")))
+        body, ctype, headers = self.answers.get(path, (b"", "text/plain", []))
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))), *headers])
+        return [body]
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    a = App()
+    yield a
+    a.server.close()  # type: ignore[union-attr]
+
+
+def _with_rules(rules: list[dict]):
+    return lambda raw: raw.update(inbound={"token": TOKEN, "rules": rules})
+
+
+def _mo(bridge, text: str, mid: str, frm: str = "41793026727", to: str = "41793026834") -> None:
+    r = bridge.post(f"/hooks/inbound/{TOKEN}", json={"results": [{
+        "messageId": mid, "from": frm, "to": to, "text": text, "cleanText": text, "keyword": text.split()[0].upper(),
+        "receivedAt": "2026-11-30T06:00:00.000+0000", "smsCount": 1}], "messageCount": 1, "pendingMessageCount": 0})
+    assert r.status_code == 200, r.text
+
+
+def _replies(bridge, mid: str) -> list[dict]:
+    from gateway.store import inbound
+
+    stored = inbound.message(_db(bridge), mid)
+    return stored.replies if stored else []
+
+
+def test_sms_service_get_url_and_the_answer_is_the_reply(make_bridge, sandbox, app):
+    # the user guide's sms-service: get-url with escapes; the answer's text/plain body is the reply SMS
+    app.answers["/svc"] = ("Thanks for: ✓".encode(), "text/plain; charset=utf-8", [])
+    bridge = make_bridge(_with_rules([{"name": "svc", "caller": "demo", "match": {"keyword": "INFO"}, "forward": {
+        "url": app.url + "/svc?from=%p&to=%P&text=%a&kw=%k&arg=%s&rest=%r&ts=%T&coding=%c&charset=%C&svc=%n",
+        "answer": {"max_messages": 1}}}]))
+    _mo(bridge, "info  weather   Berlin today", "k-mo-1")
+    wait_for(lambda: app.got, what="the application's GET")
+    assert parse_qs(app.got[0][1]) == {
+        "from": ["41793026727"], "to": ["41793026834"], "text": ["info weather Berlin today"], "kw": ["info"],
+        "arg": ["weather"], "rest": ["Berlin today"], "ts": ["1796018400"], "coding": ["0"], "charset": ["UTF-8"],
+        "svc": ["svc"]}
+    reply = wait_for(lambda: [m for m in sandbox.messages() if m["text"] == "Thanks for: ✓"], what="the reply SMS")
+    assert (reply[0]["to"], reply[0]["from"]) == ("41793026727", "41793026834")  # from the number it was sent to
+    wait_for(lambda: _replies(bridge, "k-mo-1") and _replies(bridge, "k-mo-1")[0]["state"] == "sent", what="recorded")
+
+
+@pytest.mark.parametrize(("answer", "settings", "expected"), [
+    ((b"<html><body><p>Hello &amp; welcome</p></body></html>", "text/html", []), {}, "Hello & welcome"),
+    ((b"", "text/plain", []), {}, "<Empty reply from service provider>"),
+    ((b"x" * 500, "text/plain", []), {"max_messages": 1}, "x" * 160),
+    ((b"y" * 500, "text/plain", []), {"max_messages": 2}, "y" * 306),
+    ((b"Gr\xfc\xdfe", "text/plain; charset=ISO-8859-1", []), {}, "Grüße"),
+    ((b"From header", "text/plain", [("X-Kannel-From", "Helpdesk")]), {"accept_x_kannel_headers": True},
+     "From header"),
+])
+def test_answer_shapes_the_reply_as_smsbox_does(make_bridge, sandbox, app, answer, settings, expected):
+    app.answers["/a"] = answer
+    bridge = make_bridge(_with_rules([{"name": "a", "caller": "demo", "match": {"keyword": "ASK"},
+                                       "forward": {"url": app.url + "/a?t=%b", "answer": settings}}]))
+    _mo(bridge, "ask something", "k-mo-shape")
+    got = wait_for(lambda: [m for m in sandbox.messages() if m["to"] == "41793026727"], what="the reply SMS")
+    assert got[0]["text"] == expected
+    if settings.get("accept_x_kannel_headers"):
+        assert got[0]["from"] == "Helpdesk"
+
+
+@pytest.mark.parametrize(("answer", "settings", "error"), [
+    ((b"", "text/plain", []), {"omit_empty": True}, None),
+    ((b"anything", "text/plain", []), {"max_messages": 0}, None),
+    ((b'{"reply": "x"}', "application/json", []), {}, "cannot be represented as an SMS message"),
+])
+def test_no_reply_when_kannel_would_not_send_one(make_bridge, sandbox, app, answer, settings, error):
+    app.answers["/n"] = answer
+    bridge = make_bridge(_with_rules([{"name": "n", "caller": "demo", "match": {"keyword": "ASK"},
+                                       "forward": {"url": app.url + "/n", "answer": settings}}]))
+    _mo(bridge, "ask again", "k-mo-none")
+    ctx = bridge.app.extensions["smsbridge"]
+    wait_for(lambda: ctx.outbox.jobs("done", 10), what="the forward delivered")
+    if error:
+        wait_for(lambda: [r for r in _replies(bridge, "k-mo-none") if r["state"] == "failed"],
+                 what="the reply's failure recorded")
+        assert error in _replies(bridge, "k-mo-none")[0]["error"]
+    else:
+        assert _replies(bridge, "k-mo-none") == []
+    assert sandbox.messages() == []
+
+
+def test_a_rule_replies_one_way_only():
+    from gateway.config import ConfigError, build_config
+    from tests.conftest import default_raw_config
+
+    raw = default_raw_config()
+    raw["inbound"] = {"token": TOKEN, "rules": [{"name": "x", "caller": "demo", "match": {"keyword": "X"},
+                                                "reply": "hi", "forward": {"url": "http://a/", "answer": True}}]}
+    with pytest.raises(ConfigError) as exc:
+        build_config(raw, env={})
+    assert "inbound.rules[0].reply" in str(exc.value)

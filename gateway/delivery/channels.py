@@ -73,6 +73,7 @@ class InboundForwardChannel:
     """An inbound message to a rule's forward URL; ``prepare`` raises ``RenderError``."""
 
     kind = "inbound"
+    kind_answer = "inbound-answer"  # a forward whose answer is the reply SMS (gateway/inbound/answers.py)
 
     def prepare(self, rule: CompiledRule, msg: InboundMessage, values: dict[str, Any]) -> NewJob | None:
         """The forward job (None when the rule has no forward)."""
@@ -81,13 +82,14 @@ class InboundForwardChannel:
             return None
         url = rule.url.render(values)["url"]
         caller, ref = rule.rule.caller, msg.message_id
+        kind = self.kind_answer if fwd.answer is not None else self.kind
         if fwd.method == "GET":
-            return NewJob(self.kind, url, "GET", None, None, caller=caller, ref=ref)
+            return NewJob(kind, url, "GET", None, None, caller=caller, ref=ref)
         if fwd.body == "infobip":
-            return NewJob(self.kind, url, "POST", _json(inbox_body([msg], 0)), "application/json", caller=caller,
+            return NewJob(kind, url, "POST", _json(inbox_body([msg], 0)), "application/json", caller=caller,
                           ref=ref)
         data = rule.fields.render(values) if rule.fields else {k: values[k] for k in DEFAULT_FIELDS}
         if fwd.body == "json":
-            return NewJob(self.kind, url, "POST", _json(data), "application/json", caller=caller, ref=ref)
+            return NewJob(kind, url, "POST", _json(data), "application/json", caller=caller, ref=ref)
         body = urlencode([(k, str(v)) for k, v in data.items()], encoding="utf-8").encode("ascii")
-        return NewJob(self.kind, url, "POST", body, "application/x-www-form-urlencoded", caller=caller, ref=ref)
+        return NewJob(kind, url, "POST", body, "application/x-www-form-urlencoded", caller=caller, ref=ref)

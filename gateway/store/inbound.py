@@ -60,6 +60,13 @@ def add_reply(conn: Connection, inbound_id: int, rule: str, caller: str, to: str
     ).returning(ir.id)).scalar_one())
 
 
+def reply_for(db: Database, message_id: str, rule: str, caller: str, to: str, now: float) -> int | None:
+    """A pending reply row for the stored message ``message_id`` (None if it is not stored)."""
+    with db.transaction() as conn:
+        inbound_id = conn.execute(sa.select(im.id).where(im.message_id == message_id)).scalar_one_or_none()
+        return None if inbound_id is None else add_reply(conn, int(inbound_id), rule, caller, to, now)
+
+
 def finish_reply(db: Database, reply_id: int, now: float, message_id: str | None = None, status: str | None = None,
                  error: str | None = None) -> None:
     with db.transaction() as conn:
