@@ -75,6 +75,23 @@ def test_bad_credentials_are_kannels_403(bridge, sandbox, query):
     assert sandbox.messages() == []
 
 
+def test_failed_logins_are_throttled_in_kannels_words(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw.setdefault("auth", {}).update(free_failures=1, first_delay=60))
+    for wrong in ("x", "y"):  # the free failure, then the one that locks
+        assert _get(bridge, f"username=demo&password={wrong}&to=41793026727&text=Hi").status_code == 403
+    r = _get(bridge, "username=demo&password=demo&to=41793026727&text=Hi")
+    assert r.status_code == 429 and r.text.startswith("Temporal failure, try again later.") and r.headers["Retry-After"]
+    assert "\n" not in r.text and sandbox.messages() == []
+
+
+def test_requests_are_counted_by_entrance(bridge, sandbox):
+    _get(bridge, f"{AUTH}&to=41793026727&text=Hi")
+    _get(bridge, f"{AUTH}&text=Hi")
+    metrics = bridge.get("/metrics").text
+    assert 'smsbridge_requests_total{entrance="kannel",outcome="ok"} 1.0' in metrics
+    assert 'smsbridge_requests_total{entrance="kannel",outcome="rejected"} 1.0' in metrics
+
+
 def test_a_caller_needs_the_kannel_scope(make_bridge, sandbox):
     bridge = make_bridge(lambda raw: raw["callers"]["demo"]["scopes"].remove("kannel"))
     r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi")
@@ -157,6 +174,10 @@ def test_post_form_and_post_text_plain_with_x_kannel_headers(bridge, sandbox):
     assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
     assert [(m["to"], m["text"]) for m in _last(sandbox, 2)] == [("41793026727", "Form ✓"),
                                                                  ("41793026728", "Plain body ✓")]
+    r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data="Grüße".encode("iso-8859-1"), timeout=10, headers={
+        "Content-Type": "text/plain; charset=ISO-8859-1", "X-Kannel-Username": "demo", "X-Kannel-Password": "demo",
+        "X-Kannel-To": "41793026729"})
+    assert (r.status_code, _last(sandbox)[0]["text"]) == (202, "Grüße")
     r = requests.post(f"{bridge.url}/cgi-bin/sendsms?{AUTH}&to=41793026727", json={"text": "x"}, timeout=10)
     assert r.status_code == 400 and r.text.startswith("Invalid content-type")
 
@@ -285,6 +306,20 @@ def test_dlr_url_is_retried_on_the_outbox_cycle(make_bridge, dlr_sandbox):
         assert [parse_qs(x.query)["type"] for x in flaky.snapshot()] == [["1"]] * 3
     finally:
         flaky.close()
+
+
+def test_a_requests_dlr_url_replaces_the_callers_callback(make_bridge, dlr_sandbox, receiver):
+    dlr_sandbox.reset()
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(callback={
+        "url": receiver.url("/callback") + "?type=%d"}), upstream_url=dlr_sandbox.url)
+    r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi&dlr-mask=1&" + _dlr_query(receiver, "/own", "type=%d"))
+    assert r.status_code == 202
+    r = _get(bridge, f"{AUTH}&to=41793026728&text=Hi&dlr-mask=1")  # no dlr-url: the caller's callback (its default)
+    assert r.status_code == 202
+    wait_for(lambda: receiver.count() == 2, what="one report each")
+    wait_for(lambda: len(db_rows(_db(bridge), "reports")) == 2, what="both reports stored")
+    assert len(db_rows(_db(bridge), "outbox_jobs")) == 2  # a report's jobs commit with it: no third one coming
+    assert sorted(x.path for x in receiver.snapshot()) == ["/callback", "/own"]
 
 
 def test_dlr_url_obeys_the_callers_allow_list(make_bridge, sandbox, receiver):

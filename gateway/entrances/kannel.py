@@ -69,7 +69,9 @@ def _pairs() -> list[tuple[str, bytes]]:
     if request.mimetype == "application/x-www-form-urlencoded":
         return pairs + _split(request.get_data())
     if request.mimetype in ("text/plain", "application/octet-stream", ""):
-        return pairs + k.headers_pairs(request.headers, request.get_data())
+        charset = request.mimetype_params.get("charset")  # Kannel: the body's charset is the Content-Type's
+        return pairs + ([("charset", charset.encode())] if charset else []) + k.headers_pairs(
+            request.headers, request.get_data())
     raise k.KannelAnswer(k.INVALID_CONTENT_TYPE[0], f"{k.INVALID_CONTENT_TYPE[1]}: {request.mimetype} is not "
                          "supported; send a form (application/x-www-form-urlencoded) or text/plain with X-Kannel-* "
                          "headers")

@@ -43,12 +43,14 @@ class Relay:
         if report.intermediate and not target.intermediate:
             return []
         jobs = []
-        if self.kannel.wants(target):  # the notify URL is a Kannel dlr-url (gateway/delivery/kannel.py)
+        dlr_url = self.kannel.wants(target)  # the notify URL is a Kannel dlr-url (gateway/delivery/kannel.py)
+        if dlr_url:
             kannel = self.kannel.prepare(report, target)
             jobs += [kannel] if kannel else []
         elif target.notify_url:
             jobs.append(self.notify.prepare(report, target))
-        channel = self.callbacks.get(target.callback or "")
+        # a request's dlr-url replaces the caller's callback, as it replaces a sendsms-user's default dlr-url
+        channel = None if dlr_url else self.callbacks.get(target.callback or "")
         if channel is not None:
             try:
                 jobs.append(channel.prepare(report, target))
