@@ -155,6 +155,29 @@ def test_text_is_decoded_with_its_charset(bridge, sandbox, query, text):
     assert _last(sandbox)[0]["text"] == text
 
 
+def test_a_refused_receiver_in_any_script_never_breaks_the_answer(bridge, sandbox):
+    r = _get(bridge, f"{AUTH}&to=41793026727+%D9%A4%D9%A1%E2%9C%93&text=Hi")  # Arabic-Indic digits and a check
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    assert r.headers["X-Smsbridge-Messages"].endswith("=:REJECTED_INVALID_DESTINATION")
+
+
+def test_a_parameter_given_twice_is_refused(bridge, sandbox):
+    r = _get(bridge, f"{AUTH}&to=41793026727&to=41793026728&text=Hi")
+    assert r.status_code == 400 and r.text.startswith("To field misformed, rejected: is given more than once")
+    r = _get(bridge, f"{AUTH}&password=other&to=41793026727&text=Hi")
+    assert (r.status_code, r.text) == (403, "Authorization failed for sendsms")
+    assert sandbox.messages() == []
+
+
+def test_many_receivers_are_listed_up_to_a_hundred(bridge, sandbox):
+    to = "+".join(f"4179302{i:04d}" for i in range(150))
+    r = _get(bridge, f"{AUTH}&to={to}&text=Hi")
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    assert r.headers["X-Smsbridge-Messages"].count(":PENDING_ACCEPTED") == 100
+    assert r.headers["X-Smsbridge-Messages"].endswith(", ...50 more") and r.headers["X-Smsbridge-Bulk-Id"]
+    assert len(sandbox.messages()) == 150
+
+
 def test_options_map_to_the_upstream_and_the_rest_are_ignored(bridge, sandbox):
     q = (f"{AUTH}&to=41793026727&text=Hi&mclass=0&validity=60&deferred=30&smsc=link1&account=acct&binfo=b"
          "&priority=1&meta-data=%3Fsmpp%3Fk%3Dv&alt-dcs=0&rpi=0&compress=0&pid=0&coding=0")

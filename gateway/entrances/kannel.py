@@ -8,7 +8,8 @@ A POST is a form (``application/x-www-form-urlencoded``) or Kannel's ``text/plai
 headers; the parameters of the query string count too.
 
 Each answer also carries ``X-Smsbridge-Messages``: ``<to>=<messageId>:<STATUS_NAME>`` per destination, in the
-request's order (Kannel gives no id; the body stays Kannel's byte for byte).
+request's order (the first 100), and ``X-Smsbridge-Bulk-Id`` for several (Kannel gives no id; the body stays
+Kannel's byte for byte).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -77,23 +78,35 @@ def _pairs() -> list[tuple[str, bytes]]:
                          "headers")
 
 
+MAX_LISTED = 100  # receivers listed in X-Smsbridge-Messages: clients refuse header lines over 64 KiB
+
+
 def _answer(status: int, text: str, result: SubmissionResult | None = None) -> Response:
     resp = Response(text, status=status)
     for name, value in k.HEADERS:
         resp.headers[name] = value
     if result is not None and result.messages:
-        resp.headers["X-Smsbridge-Messages"] = ", ".join(
-            f"{m.to}={m.message_id or ''}:{m.status.name}" for m in result.messages)
+        listed = [f"{quote(m.to, safe='+')}={quote(m.message_id or '', safe='')}:{m.status.name}"
+                  for m in result.messages[:MAX_LISTED]]  # a refused receiver is as given: ASCII-safe here
+        more = len(result.messages) - MAX_LISTED
+        resp.headers["X-Smsbridge-Messages"] = ", ".join(listed) + (f", ...{more} more" if more > 0 else "")
+        if result.bulk_id:
+            resp.headers["X-Smsbridge-Bulk-Id"] = result.bulk_id
     return resp
 
 
 def _authenticate(pairs: list[tuple[str, bytes]]) -> Caller:
-    values: dict[str, str] = {}
+    """The caller of ``username``/``user`` and ``password``/``pass`` (Kannel prefers the long names); a
+    credential given twice is refused (which one would count is a guess an attacker could exploit)."""
+    given: dict[str, list[str]] = {}
     for name, value in pairs:
-        key = {"user": "username", "pass": "password"}.get(name, name)
-        if key in ("username", "password") and (name == key or key not in values):
-            values[key] = value.decode("utf-8", "replace")
-    creds = QueryParams([(n, v) for n, v in values.items()])
+        if name in ("username", "user", "password", "pass"):
+            given.setdefault(name, []).append(value.decode("utf-8", "replace"))
+    if any(len(v) > 1 for v in given.values()):
+        raise k.KannelAnswer.of(k.AUTH_FAILED)
+    username = (given.get("username") or given.get("user") or [None])[0]
+    password = (given.get("password") or given.get("pass") or [None])[0]
+    creds = QueryParams([(n, v) for n, v in (("username", username), ("password", password)) if v is not None])
     return authenticate(creds, SCOPE)
 
 
@@ -220,3 +233,9 @@ def _http(exc: HTTPException) -> Response:
     if exc.code == 405 and getattr(exc, "valid_methods", None):
         resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
     return resp
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
+    return _error(*k.SENDING_FAILED)

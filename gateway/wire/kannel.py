@@ -137,13 +137,16 @@ def _int(name: str, value: str | None) -> int | None:
 
 
 def read_sendsms(pairs: Sequence[tuple[str, bytes]]) -> SendSms:
-    """The request's parameters (query, form or ``X-Kannel-*`` headers; last value wins) as a :class:`SendSms`;
+    """The request's parameters (query, form or ``X-Kannel-*`` headers; each once) as a :class:`SendSms`;
     raise :class:`KannelAnswer` in the order smsbox checks them (authentication is the entrance's, first).
 
     Every value but ``text`` is UTF-8; ``text`` is decoded with ``charset`` (default UTF-8; with ``coding=2``
     and no charset, UTF-16BE as Kannel documents, refused when the bytes are not UTF-16BE)."""
     raw: dict[str, bytes] = {}
     for name, value in pairs:
+        if name in raw:  # Kannel takes the first and drops the rest silently; a guess either way
+            raise misformed(name, "is given more than once; give it once (several receivers go in one to, "
+                            "separated by spaces)")
         raw[name] = value
     values: dict[str, str] = {}
     for name, value in raw.items():
