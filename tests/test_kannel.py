@@ -290,6 +290,18 @@ def test_dlr_mask_31_fires_accepted_then_delivered_with_kannels_escapes(make_bri
     assert len(raw_t) == 19 and raw_t[10] == "+"
 
 
+def test_user_guide_dlr_url_correlates_with_the_applications_own_id(make_bridge, dlr_sandbox, receiver):
+    # Kannel's user guide, "SMS Delivery Reports": your own key in the dlr-url, the type from %d
+    dlr_sandbox.reset()
+    bridge = make_bridge(upstream_url=dlr_sandbox.url)
+    url = quote(receiver.url("/dlr.php") + "?myId=123456&type=%d", safe="")
+    r = _get(bridge, f"{AUTH}&to=41793026727&text=Hello+world&dlr-mask=1&dlr-url={url}")
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    wait_for(lambda: receiver.count() == 1, what="the DLR")
+    got = receiver.snapshot()[0]
+    assert (got.method, got.path, got.query) == ("GET", "/dlr.php", "myId=123456&type=1")
+
+
 def test_dlr_mask_picks_the_events(make_bridge, dlr_sandbox, receiver):
     dlr_sandbox.reset()
     bridge = make_bridge(upstream_url=dlr_sandbox.url)
