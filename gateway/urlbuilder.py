@@ -312,6 +312,7 @@ QUERY_OPTIONAL = ("from", "flash", "validityPeriod", "transliteration", "languag
 # docs/migrating-from-kannel.md); a dlr-url's value holds Kannel's %-escapes, read as a fixed value
 KANNEL_OPTIONAL = ("from", "charset", "coding", "mclass", "validity", "deferred", "dlr-mask", "dlr-url")
 KANNEL_LITERAL = ("dlr-url", "dlrurl")
+KANNEL_IGNORED = ("smsc", "account", "binfo", "priority", "meta-data", "alt-dcs", "rpi", "compress", "pid")
 
 
 @dataclass
@@ -333,7 +334,8 @@ def target_params(target: str, templates: dict[str, Any]) -> list[ParamInfo]:
     if target == KANNEL_TARGET:
         return [ParamInfo("to", True, "to", type="phone", help="receiver number(s), separated by spaces"),
                 ParamInfo("text", True, "text", help="the message text"),
-                *(ParamInfo(n, False) for n in KANNEL_OPTIONAL)]
+                *(ParamInfo(n, False) for n in KANNEL_OPTIONAL),
+                *(ParamInfo(n, False, help="accepted and ignored: no Infobip meaning") for n in KANNEL_IGNORED)]
     spec = templates.get(target)
     if spec is None:
         raise ValueError(f"no template named {target!r}")

@@ -535,3 +535,16 @@ def test_a_rule_replies_one_way_only():
     with pytest.raises(ConfigError) as exc:
         build_config(raw, env={})
     assert "inbound.rules[0].reply" in str(exc.value)
+
+
+def test_admin_ui_builder_parses_a_kannel_url(make_bridge):
+    from tests.test_ui import login
+
+    bridge = make_bridge()
+    s, token = login(bridge.url)
+    r = s.post(bridge.url + "/ui/api/parse", json={"url": KANNEL_APP_URL + "&smsc=link1"}, timeout=10,
+               headers={"X-CSRF-Token": token})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["spec"]["target"] == "kannel" and any("Kannel's smsbox" in n for n in body["notes"])
+    assert not any("Not a parameter" in n for n in body["notes"])  # smsc is accepted (and ignored)
