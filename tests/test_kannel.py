@@ -484,6 +484,34 @@ def test_sms_service_get_url_and_the_answer_is_the_reply(make_bridge, sandbox, a
     wait_for(lambda: _replies(bridge, "k-mo-1") and _replies(bridge, "k-mo-1")[0]["state"] == "sent", what="recorded")
 
 
+class PostApp(App):
+    def __call__(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_X_KANNEL")}
+        self.got.append((environ["REQUEST_METHOD"], environ.get("CONTENT_TYPE"), headers, body))
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return [b"Pong"]
+
+
+def test_sms_service_post_url_sends_the_text_and_x_kannel_headers(make_bridge, sandbox):
+    app = PostApp()
+    try:
+        bridge = make_bridge(_with_rules([{"name": "post", "caller": "demo", "match": {"keyword": "PING"},
+                                           "forward": {"url": app.url + "/mo?kw=%k", "method": "POST",
+                                                       "body": "kannel", "answer": True}}]))
+        _mo(bridge, "ping ✓ 100%", "k-mo-post")
+        wait_for(lambda: app.got, what="the application's POST")
+        method, ctype, headers, body = app.got[0]
+        assert (method, ctype, body) == ("POST", 'text/plain; charset="UTF-8"', "ping ✓ 100%".encode())
+        assert headers == {"X-Kannel-From": "41793026727", "X-Kannel-To": "41793026834",
+                           "X-Kannel-Time": "2026-11-30 06:00:00", "X-Kannel-Smsc": "infobip",
+                           "X-Kannel-Coding": "0", "X-Kannel-Service": "post"}
+        wait_for(lambda: [m for m in sandbox.messages() if m["text"] == "Pong"], what="the answer as the reply")
+    finally:
+        app.server.close()  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(("answer", "settings", "expected"), [
     ((b"<html><body><p>Hello &amp; welcome</p></body></html>", "text/html", []), {}, "Hello & welcome"),
     ((b"", "text/plain", []), {}, "<Empty reply from service provider>"),

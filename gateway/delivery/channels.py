@@ -7,7 +7,7 @@ the outbox delivers, retries and keeps dead letters the same way for all of them
   XML by the send's ``notifyContentType``;
 * :class:`CallbackChannel` - a report to a legacy callback (URL/body templates, Kannel escapes);
 * :class:`InboundForwardChannel` - an inbound message forwarded by a routing rule (GET, or POST as a
-  form, JSON, or Infobip's own MO shape).
+  form, JSON, Infobip's own MO shape, or Kannel's ``post-url``: the text with ``X-Kannel-*`` headers).
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ class InboundForwardChannel:
         if fwd.body == "infobip":
             return NewJob(kind, url, "POST", _json(inbox_body([msg], 0)), "application/json", caller=caller,
                           ref=ref)
+        if fwd.body == "kannel":  # Kannel's sms-service post-url: the text as the body, the rest in X-Kannel-*
+            headers = {"X-Kannel-From": str(values["from"]), "X-Kannel-To": str(values["to"]),
+                       "X-Kannel-Time": str(values["_t"]), "X-Kannel-SMSC": "infobip", "X-Kannel-Coding": "0",
+                       "X-Kannel-Service": str(values["rule"])}
+            return NewJob(kind, url, "POST", str(values["text"]).encode("utf-8"), 'text/plain; charset="UTF-8"',
+                          headers=headers, caller=caller, ref=ref)
         data = rule.fields.render(values) if rule.fields else {k: values[k] for k in DEFAULT_FIELDS}
         if fwd.body == "json":
             return NewJob(kind, url, "POST", _json(data), "application/json", caller=caller, ref=ref)

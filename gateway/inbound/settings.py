@@ -19,7 +19,7 @@ from .templating import compile_template, url_environment
 SANDBOX_TOKEN = "sandbox-inbound-token"
 MIN_TOKEN_CHARS = 16
 FORWARD_METHODS = ("GET", "POST")
-FORWARD_BODIES = ("form", "json", "infobip")
+FORWARD_BODIES = ("form", "json", "infobip", "kannel")  # kannel: sms-service post-url (text and X-Kannel-*)
 UPSTREAM_APIS = ("query", "advanced")
 Problems = list[tuple[str, str]]
 
@@ -37,7 +37,7 @@ class Match:
 class Forward:
     url: str
     method: str = "GET"
-    body: str = "form"  # POST only: form | json (of ``fields``) | infobip (Infobip's MO push shape)
+    body: str = "form"  # POST only: form | json (of ``fields``) | infobip (Infobip's MO push shape) | kannel
     fields: dict[str, str] = field(default_factory=dict)  # POST form/json fields; empty: every variable
     answer: Answer | None = None  # Kannel's sms-service: the answer's text is the reply SMS (inbound/answers.py)
 
@@ -148,7 +148,7 @@ def _forward(d: Any, path: str, problems: Problems) -> Forward | None:
         problems.append((f"{path}.body", f"must be one of {', '.join(FORWARD_BODIES)}"))
     fields = _mapping(d.get("fields"), f"{path}.fields", problems)
     f.fields = {str(k): str(v) for k, v in fields.items()}
-    if f.fields and (f.method == "GET" or f.body == "infobip"):
+    if f.fields and (f.method == "GET" or f.body in ("infobip", "kannel")):
         problems.append((f"{path}.fields", "only a POST with body form or json has fields"))
     _, errs = compile_template(url_environment(), path, {"url": f.url}, path)
     problems += errs
