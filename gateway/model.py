@@ -66,6 +66,7 @@ class Submission:
     include_sms_count: bool = False
     caller: str | None = None
     entrance: str = "query"  # query | template:<name> | advanced | messages
+    callback: str | None = None  # a dialect's own report channel (``kannel:<dlr-mask>``): overrides config
 
     @property
     def destination_count(self) -> int:

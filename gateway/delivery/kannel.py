@@ -1,6 +1,6 @@
 """Kannel's ``dlr-url`` as a delivery channel: a message sent through ``/cgi-bin/sendsms`` with a ``dlr-url`` and a
-``dlr-mask`` keeps the URL as its notify URL (the request's own escapes already filled) and the mask in its notify
-content type (``application/x-kannel-dlr; mask=31``, gateway/wire/kannel.py). Each event the mask asks for is
+``dlr-mask`` keeps the URL as its notify URL (the request's own escapes already filled) and names this channel,
+with the mask, as its report channel (``callback`` = ``kannel:31``, gateway/wire/kannel.py). Each event the mask asks for is
 one GET of that URL with the event's escapes filled, through the outbox (its retry cycle, dead letters, the
 caller's allow-list):
 
@@ -24,7 +24,7 @@ from ..model import Report
 from ..store import reports as repo
 from ..store.engine import Database
 from ..store.reports import StoredMessage
-from ..wire.kannel import KANNEL_DLR, dlr_text, event_of, fill, parse_marker, report_escapes
+from ..wire.kannel import CHANNEL, dlr_text, event_of, fill, mask_of, report_escapes
 from ..wire.statuses import PENDING_ACCEPTED
 from .outbox import NewJob, Outbox
 
@@ -51,11 +51,11 @@ class KannelDlrChannel:
 
     @staticmethod
     def wants(target: StoredMessage) -> bool:
-        return parse_marker(target.notify_content_type) is not None
+        return mask_of(target.callback) is not None
 
     def prepare(self, report: Report, target: StoredMessage) -> NewJob | None:
         """The job of ``report``, or None when the mask does not ask for its event."""
-        kind = event_of(report, parse_marker(target.notify_content_type) or 0)
+        kind = event_of(report, mask_of(target.callback) or 0)
         if kind is None or not target.notify_url:
             return None
         return job(kind, report, target.notify_url, target.caller, report.done_at or time.time())
@@ -82,9 +82,9 @@ class SubmitEvents:
 
     def accepted(self, row_ids: Sequence[int]) -> None:
         """Queued messages the upstream accepted: an 8 for those sent with a Kannel dlr-url asking for it."""
-        found = repo.messages_notified_as(self.db.connection(), row_ids, KANNEL_DLR)
+        found = repo.messages_with_channel(self.db.connection(), row_ids, CHANNEL)
         now = self.clock.now()
         jobs = [job(8, submit_report(m), m.notify_url or "", m.caller, now) for m in found
-                if (parse_marker(m.notify_content_type) or 0) & 8 and m.notify_url]
+                if (mask_of(m.callback) or 0) & 8 and m.notify_url]
         if jobs:
             self.outbox.enqueue_many(jobs)

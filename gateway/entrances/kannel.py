@@ -110,7 +110,8 @@ def _authenticate(pairs: list[tuple[str, bytes]]) -> Caller:
     return authenticate(creds, SCOPE)
 
 
-def _message(req: k.SendSms, caller: Caller, now: float) -> Message:
+def _message(req: k.SendSms, caller: Caller, now: float) -> tuple[Message, str | None]:
+    """The message, and its report channel when the request's dlr-url takes its reports."""
     msg = Message(
         destinations=[Destination(r.replace("-", "")) for r in req.receivers],  # "-" is in Kannel's sendsms-chars
         text=req.text, sender=req.sender, flash=req.mclass == 0, validity_period=req.validity,
@@ -120,17 +121,17 @@ def _message(req: k.SendSms, caller: Caller, now: float) -> Message:
     if req.dlr_url and req.dlr_mask:
         meta = req.ignored.get("meta-data", "")
         msg.notify_url = k.fill(req.dlr_url, k.request_escapes(req, caller.name), only=k.STATIC, meta=meta)
-        msg.notify_content_type = k.dlr_mask_marker(req.dlr_mask)
         msg.intermediate_report = bool(req.dlr_mask & (4 | 32))
-    elif req.dlr_mask and caller.callback is None:
+        return msg, k.channel(req.dlr_mask)
+    if req.dlr_mask and caller.callback is None:
         raise k.misformed("dlr-url", f"dlr-mask={req.dlr_mask} asks for delivery reports, but there is no dlr-url "
                           f"and caller {caller.name!r} has no callback configured")
-    return msg
+    return msg, None
 
 
 def _events(result: SubmissionResult, sub: Submission, msg: Message) -> None:
     """Kannel's DLR events 8 (accepted) and 16 (refused) of a sync send's answer."""
-    mask = k.parse_marker(msg.notify_content_type)
+    mask = k.mask_of(sub.callback)
     if not mask or not mask & (8 | 16) or not msg.notify_url:
         return
     events = []
@@ -159,8 +160,8 @@ def sendsms() -> Response:
     errs = Errors()
     check_params(caller.hygiene, QueryParams([(n, v) for n, v in decoded if n in ("to", "from", "text")]),
                  frozenset({"to", "from"}), errs)
-    msg = _message(req, caller, ctx.clock.now())
-    sub = Submission(messages=[msg], include_sms_count=True, caller=caller.name, entrance=ENTRANCE)
+    msg, channel = _message(req, caller, ctx.clock.now())
+    sub = Submission(messages=[msg], include_sms_count=True, caller=caller.name, entrance=ENTRANCE, callback=channel)
     rejected = split_invalid(sub, caller.limits, flat=True)  # one bad number never cancels the rest (as Kannel)
     validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
     result, g.attempts = send(sub, caller.upstream_api, caller)

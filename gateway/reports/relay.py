@@ -49,7 +49,8 @@ class Relay:
             jobs += [kannel] if kannel else []
         elif target.notify_url:
             jobs.append(self.notify.prepare(report, target))
-        # a request's dlr-url replaces the caller's callback, as it replaces a sendsms-user's default dlr-url
+        # a request's dlr-url replaces the caller's callback (as a sendsms-user's default dlr-url): its channel
+        # is the message's callback
         channel = None if dlr_url else self.callbacks.get(target.callback or "")
         if channel is not None:
             try:

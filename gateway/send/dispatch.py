@@ -106,7 +106,7 @@ class Dispatcher:
         api = carrying_api(sub, api)  # nothing dropped: an API that cannot carry the request in full is not used
         mode = self.mode_of(caller, template)
         record = SubmissionRecord(sub.caller, sub.entrance, mode, api, sub.bulk_id, new_token(),
-                                  self.callback_of(caller, template))
+                                  sub.callback or self.callback_of(caller, template))
         if mode == "queued":
             return self._queue(sub, api, record), []
         failure = (template.on_upstream_failure if template and template.on_upstream_failure else None) \

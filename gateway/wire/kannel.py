@@ -57,7 +57,7 @@ KNOWN = frozenset({"username", "user", "password", "pass", "from", "to", "text",
                    "idempotencyKey", *IGNORED})  # idempotencyKey: the bridge's own (docs/delivery.md)
 ACCOUNT_MAX = 64  # Kannel's ACCOUNT_MAX_LEN
 DLR_EVENTS = (1, 2, 4, 8, 16, 32)  # delivered, failed, buffered, smsc accepted, smsc rejected, intermediate
-KANNEL_DLR = "application/x-kannel-dlr"  # a message's notify content type when its notify URL is a dlr-url
+CHANNEL = "kannel:"  # a message's report channel (its callback) when its notify URL is a Kannel dlr-url
 
 
 class KannelAnswer(Exception):  # noqa: N818 - an answer in Kannel's words, not a bug
@@ -255,16 +255,16 @@ def encode(value: str) -> str:
     return quote_plus(value, safe=_SAFE)
 
 
-def dlr_mask_marker(mask: int) -> str:
-    """What a message's notify content type holds when its notify URL is a Kannel dlr-url."""
-    return f"{KANNEL_DLR}; mask={mask}"
+def channel(mask: int) -> str:
+    """A message's report channel (``Submission.callback``) when its notify URL is a Kannel dlr-url."""
+    return f"{CHANNEL}{mask}"
 
 
-def parse_marker(content_type: str | None) -> int | None:
+def mask_of(callback: str | None) -> int | None:
     """The dlr-mask of a message whose notify URL is a Kannel dlr-url; None for any other message."""
-    if not content_type or not content_type.startswith(KANNEL_DLR):
+    if not callback or not callback.startswith(CHANNEL):
         return None
-    _, _, mask = content_type.partition("mask=")
+    mask = callback[len(CHANNEL):]
     return int(mask) if mask.isdigit() else 0
 
 
