@@ -47,7 +47,7 @@ def bridge_url(config: Config) -> str:
 def add_commands(sub: Any) -> dict[str, Any]:
     """Add the subcommands to an argparse ``sub``; return {name: handler}."""
     p = sub.add_parser("send", help="send through a running bridge (template or raw query API); print the answer")
-    p.add_argument("target", help="'query' for the raw query API, or a template name")
+    p.add_argument("target", help="'query' for the raw query API, 'kannel' for Kannel's sendsms, or a template name")
     p.add_argument("values", nargs="*", help="parameters as name=value (query: to=… text=… from=…)")
     p.add_argument("--url", help="the bridge's base URL (default: server.public_url or http://host:port)")
     p.add_argument("--username", default=os.environ.get("SMSBRIDGE_USERNAME"), help="caller (or SMSBRIDGE_USERNAME)")

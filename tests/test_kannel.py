@@ -576,3 +576,14 @@ def test_admin_ui_builder_parses_a_kannel_url(make_bridge):
     body = r.json()
     assert body["spec"]["target"] == "kannel" and any("Kannel's smsbox" in n for n in body["notes"])
     assert not any("Not a parameter" in n for n in body["notes"])  # smsc is accepted (and ignored)
+
+
+def test_send_command_speaks_kannel_through_a_running_bridge(bridge, sandbox, capsys):
+    from app import main
+    from tests.conftest import ROOT
+
+    code = main(["--config", str(ROOT / "config.yaml"), "send", "kannel", "to=41793026727", "text=From the CLI",
+                 "--url", bridge.url, "--username", "demo", "--password", "demo"])
+    out, err = capsys.readouterr()
+    assert (code, out.strip()) == (0, "0: Accepted for delivery") and "HTTP 202" in err
+    assert _last(sandbox)[0]["text"] == "From the CLI"
