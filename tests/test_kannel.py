@@ -532,10 +532,25 @@ def test_answer_shapes_the_reply_as_smsbox_does(make_bridge, sandbox, app, answe
         assert got[0]["from"] == "Helpdesk"
 
 
+def test_accepted_x_kannel_headers_redirect_the_reply_and_ask_for_its_dlr(make_bridge, dlr_sandbox, app, receiver):
+    dlr_sandbox.reset()
+    dlr = receiver.url("/reply-dlr") + "?type=%d&to=%p"
+    app.answers["/x"] = (b"Flash reply", "text/plain", [("X-Kannel-To", "41793026999"), ("X-Kannel-MClass", "0"),
+                                                        ("X-Kannel-DLR-Mask", "1"), ("X-Kannel-DLR-URL", dlr)])
+    bridge = make_bridge(_with_rules([{"name": "x", "caller": "demo", "match": {"keyword": "ASK"}, "forward": {
+        "url": app.url + "/x", "answer": {"accept_x_kannel_headers": True}}}]), upstream_url=dlr_sandbox.url)
+    _mo(bridge, "ask here", "k-mo-x")
+    got = wait_for(lambda: [m for m in dlr_sandbox.messages() if m["text"] == "Flash reply"], what="the reply")
+    assert (got[0]["to"], got[0]["from"], got[0]["flash"]) == ("41793026999", "41793026834", True)
+    wait_for(lambda: receiver.count() == 1, what="the reply's DLR")
+    assert receiver.snapshot()[0].query == "type=1&to=41793026999"
+
+
 @pytest.mark.parametrize(("answer", "settings", "error"), [
     ((b"", "text/plain", []), {"omit_empty": True}, None),
     ((b"anything", "text/plain", []), {"max_messages": 0}, None),
     ((b'{"reply": "x"}', "application/json", []), {}, "cannot be represented as an SMS message"),
+    ((b"x", "text/plain", [("X-Kannel-Coding", "1")]), {"accept_x_kannel_headers": True}, "Coding field misformed"),
 ])
 def test_no_reply_when_kannel_would_not_send_one(make_bridge, sandbox, app, answer, settings, error):
     app.answers["/n"] = answer

@@ -15,7 +15,6 @@ Kannel's byte for byte).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
@@ -35,11 +34,11 @@ from ..errors import (
     ValidationFailed,
 )
 from ..errors import Forbidden as ForbiddenError
-from ..model import ApiError, Destination, Message, Report, Submission, SubmissionResult
+from ..model import ApiError, Message, Report, Submission, SubmissionResult
 from ..send.dispatch import Dispatcher
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
-from ..validate import Errors, format_datetime
+from ..validate import Errors
 from ..wire import kannel as k
 from .common import authenticate, check_params, finish_rejected
 from .querystring import QueryParams
@@ -110,25 +109,6 @@ def _authenticate(pairs: list[tuple[str, bytes]]) -> Caller:
     return authenticate(creds, SCOPE)
 
 
-def _message(req: k.SendSms, caller: Caller, now: float) -> tuple[Message, str | None]:
-    """The message, and its report channel when the request's dlr-url takes its reports."""
-    msg = Message(
-        destinations=[Destination(r.replace("-", "")) for r in req.receivers],  # "-" is in Kannel's sendsms-chars
-        text=req.text, sender=req.sender, flash=req.mclass == 0, validity_period=req.validity,
-    )
-    if req.deferred:
-        msg.send_at = format_datetime(datetime.fromtimestamp(now, UTC) + timedelta(minutes=req.deferred))
-    if req.dlr_url and req.dlr_mask:
-        meta = req.ignored.get("meta-data", "")
-        msg.notify_url = k.fill(req.dlr_url, k.request_escapes(req, caller.name), only=k.STATIC, meta=meta)
-        msg.intermediate_report = bool(req.dlr_mask & (4 | 32))
-        return msg, k.channel(req.dlr_mask)
-    if req.dlr_mask and caller.callback is None:
-        raise k.misformed("dlr-url", f"dlr-mask={req.dlr_mask} asks for delivery reports, but there is no dlr-url "
-                          f"and caller {caller.name!r} has no callback configured")
-    return msg, None
-
-
 def _events(result: SubmissionResult, sub: Submission, msg: Message) -> None:
     """Kannel's DLR events 8 (accepted) and 16 (refused) of a sync send's answer."""
     mask = k.mask_of(sub.callback)
@@ -160,7 +140,7 @@ def sendsms() -> Response:
     errs = Errors()
     check_params(caller.hygiene, QueryParams([(n, v) for n, v in decoded if n in ("to", "from", "text")]),
                  frozenset({"to", "from"}), errs)
-    msg, channel = _message(req, caller, ctx.clock.now())
+    msg, channel = k.to_message(req, caller.name, caller.callback is not None, ctx.clock.now())
     sub = Submission(messages=[msg], include_sms_count=True, caller=caller.name, entrance=ENTRANCE, callback=channel)
     rejected = split_invalid(sub, caller.limits, flat=True)  # one bad number never cancels the rest (as Kannel)
     validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)

@@ -9,8 +9,10 @@ it (Kannel's ``gw/smsbox.c``):
 * ``max_messages`` (Kannel's ``max-messages``, default 1): the reply is cut to fit that many SMS parts;
   0 never replies;
 * an empty reply: none with ``omit_empty``, else Kannel's ``reply-emptymessage`` text;
-* ``accept_x_kannel_headers``: ``X-Kannel-From`` sets the reply's sender (the other headers are not honoured);
-  otherwise ``from`` (Kannel's ``faked-sender``), else the number the message was sent to.
+* the reply's sender is ``from`` (Kannel's ``faked-sender``), else the number the message was sent to;
+* ``accept_x_kannel_headers``: the answer's ``X-Kannel-From``, ``-To``, ``-DLR-Mask``, ``-DLR-URL``, ``-MClass``,
+  ``-Validity``, ``-Deferred``… change the reply as ``sendsms`` reads them (a refused one fails the reply,
+  recorded); the ``dlr-url`` gets Kannel's DLR events (gateway/delivery/kannel.py).
 
 The reply is a send on the rule's caller's behalf (recorded, reported and logged like any send; the inbound
 message's reply row tells its outcome). It is made once the forward's delivery is recorded: a crash in between
@@ -25,11 +27,12 @@ import re
 from typing import TYPE_CHECKING
 
 from ..delivery.outbox import Answer
-from ..model import Destination, Message, Submission
+from ..model import ApiError, Destination, Message, Submission
 from ..sms import sms_count
 from ..store import inbound as store
 from ..store.outbox import Job
 from ..validate import validate_submission
+from ..wire import kannel
 from .settings import Answer as AnswerSettings
 from .settings import Rule
 
@@ -105,13 +108,13 @@ class AnswerReplies:
             if exc.args[0]:
                 self._record(rule, msg.message_id, msg.sender, error=exc.args[0])
             return
-        sender = settings.sender or msg.to or None
-        if settings.accept_x_kannel_headers:
-            sender = next((v for k, v in answer.headers.items() if k.lower() == "x-kannel-from"), None) or sender
         caller = ctx.config.callers[rule.caller]
-        sub = Submission(messages=[Message(destinations=[Destination(msg.sender)], text=text, sender=sender)],
+        sub = Submission(messages=[Message(destinations=[Destination(msg.sender)], text=text,
+                                           sender=settings.sender or msg.to or None)],
                          caller=rule.caller, entrance=f"inbound:{rule.name}")
         try:
+            if settings.accept_x_kannel_headers:
+                sub = self._x_kannel(sub, answer, text, msg.sender, caller.callback is not None)
             validate_submission(sub, caller.limits, flat=True)
             result, _ = ctx.dispatch.send(sub, caller.upstream_api, caller)
         except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError or a bug: recorded, never raised
@@ -120,6 +123,24 @@ class AnswerReplies:
         sent = result.messages[0] if result.messages else None
         self._record(rule, msg.message_id, msg.sender, sent.message_id if sent else None,
                      sent.status.name if sent else None)
+
+    def _x_kannel(self, sub: Submission, answer: Answer, text: str, to: str, has_callback: bool) -> Submission:
+        """The reply as the answer's ``X-Kannel-*`` headers change it (From, To, DLR-Mask, DLR-URL, MClass,
+        Validity, Deferred… as sendsms reads them); a header sendsms would refuse fails the reply."""
+        pairs = [(n, v) for n, v in kannel.headers_pairs(answer.headers, b"")
+                 if n in kannel.KNOWN and n not in ("text", "username", "user", "password", "pass")]
+        if not pairs:
+            return sub
+        names = {n for n, _ in pairs}
+        pairs += [("text", text.encode("utf-8"))] + ([] if "to" in names else [("to", to.encode())])
+        try:
+            req = kannel.read_sendsms(pairs)
+            message, channel = kannel.to_message(req, sub.caller or "", has_callback, self.bridge.clock.now())
+        except kannel.KannelAnswer as exc:
+            raise ApiError(400, "BAD_REQUEST", f"the answer's X-Kannel headers: {exc.text}") from None
+        if message.sender is None:
+            message.sender = sub.messages[0].sender
+        return Submission(messages=[message], caller=sub.caller, entrance=sub.entrance, callback=channel)
 
     def _record(self, rule: Rule, message_id: str, to: str, sent_id: str | None = None, status: str | None = None,
                 error: str | None = None) -> None:

@@ -45,7 +45,7 @@ class Forward:
 @dataclass
 class Answer:
     """Kannel's reply semantics for a forward: its ``max-messages``, ``omit-empty``, ``accept-x-kannel-headers``
-    (``X-Kannel-From`` only) and ``faked-sender`` (``from``; default: the number the message was sent to)."""
+    and ``faked-sender`` (``from``; default: the number the message was sent to)."""
 
     max_messages: int = 1
     omit_empty: bool = False

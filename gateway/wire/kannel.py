@@ -14,10 +14,11 @@ import codecs
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote_plus
 
-from ..model import Report
+from ..model import Destination, Message, Report
+from ..validate import format_datetime
 
 # -- answers (smsbox.c: delivery_report / smsbox_req_handle / sendsms_thread) ------------------------------------
 ACCEPTED = (202, "0: Accepted for delivery")
@@ -226,6 +227,26 @@ def _text(raw: bytes | None, declared: str | None, coding: int) -> str:
                         "declare the charset the application uses, e.g. charset=windows-1252") from None
 
 
+def to_message(req: SendSms, caller: str, has_callback: bool, now: float) -> tuple[Message, str | None]:
+    """The canonical message of a request, and its report channel when its dlr-url takes the reports (a
+    ``dlr-mask`` with no ``dlr-url`` is left to the caller's callback, refused when it has none)."""
+    msg = Message(
+        destinations=[Destination(r.replace("-", "")) for r in req.receivers],  # "-" is in Kannel's sendsms-chars
+        text=req.text, sender=req.sender, flash=req.mclass == 0, validity_period=req.validity,
+    )
+    if req.deferred:
+        msg.send_at = format_datetime(datetime.fromtimestamp(now, UTC) + timedelta(minutes=req.deferred))
+    if req.dlr_url and req.dlr_mask:
+        meta = req.ignored.get("meta-data", "")
+        msg.notify_url = fill(req.dlr_url, request_escapes(req, caller), only=STATIC, meta=meta)
+        msg.intermediate_report = bool(req.dlr_mask & (4 | 32))
+        return msg, channel(req.dlr_mask)
+    if req.dlr_mask and not has_callback:
+        raise misformed("dlr-url", f"dlr-mask={req.dlr_mask} asks for delivery reports, but there is no dlr-url "
+                        f"and caller {caller!r} has no callback configured")
+    return msg, None
+
+
 def headers_pairs(headers: Mapping[str, str], body: bytes) -> list[tuple[str, bytes]]:
     """A ``text/plain`` POST (Kannel's ``get_x_kannel_from_headers``): the body is the text, options in
     ``X-Kannel-<Name>`` headers (``X-Kannel-DLR-Mask``, ``X-Kannel-Username`` ...)."""
@@ -233,9 +254,7 @@ def headers_pairs(headers: Mapping[str, str], body: bytes) -> list[tuple[str, by
     for name, value in headers.items():
         low = name.lower()
         if low.startswith("x-kannel-"):
-            key = low[len("x-kannel-"):]
-            key = {"dlr-url": "dlr-url", "dlr-mask": "dlr-mask", "mclass": "mclass"}.get(key, key)
-            pairs.append((key, value.encode("latin-1", "replace")))
+            pairs.append((low[len("x-kannel-"):], value.encode("latin-1", "replace")))
     pairs.append(("text", body))
     return pairs
 
