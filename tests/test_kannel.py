@@ -602,3 +602,27 @@ def test_send_command_speaks_kannel_through_a_running_bridge(bridge, sandbox, ca
     out, err = capsys.readouterr()
     assert (code, out.strip()) == (0, "0: Accepted for delivery") and "HTTP 202" in err
     assert _last(sandbox)[0]["text"] == "From the CLI"
+
+
+def test_post_kannel_xml(bridge, sandbox):
+    # the user guide's XML sendsms, <da> repeated for two receivers
+    xml = """<?xml version="1.0" encoding="UTF-8"?>
+<message><submit>
+  <da><number>41793026727</number></da><da><number>41793026728</number></da>
+  <oa><number>InfoSMS</number></oa>
+  <ud>Grüße via XML</ud>
+  <dcs><mclass>0</mclass></dcs>
+  <vp><delay>30</delay></vp>
+  <from><username>demo</username><password>demo</password></from>
+</submit></message>""".encode()
+    r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data=xml, headers={"Content-Type": "text/xml"}, timeout=10)
+    assert (r.status_code, r.text) == (202, "0: Accepted for delivery")
+    got = sorted((m["to"], m["from"], m["text"], m["flash"], m["validityPeriod"]) for m in _last(sandbox, 2))
+    assert got == [("41793026727", "InfoSMS", "Grüße via XML", True, 30), ("41793026728", "InfoSMS", "Grüße via XML",
+                                                                           True, 30)]
+    r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data=b"<message><oops/></message>",
+                      headers={"Content-Type": "text/xml"}, timeout=10)
+    assert r.status_code in (400, 403) and "\n" not in r.text
+    r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data=b"<!DOCTYPE x [<!ENTITY a 'b'>]><message/>",
+                      headers={"Content-Type": "text/xml"}, timeout=10)
+    assert r.status_code in (400, 403)

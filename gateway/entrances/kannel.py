@@ -4,8 +4,8 @@ The request is read in Kannel's terms (gateway/wire/kannel.py), converted to a S
 other (the caller's credentials and ``kannel`` scope, placeholder hygiene, validation, idempotency and duplicate
 suppression, the caller's mode); the answer is smsbox's: ``202 0: Accepted for delivery`` once the upstream
 accepted it, ``202 3: Queued for later delivery`` once it is durably queued, Kannel's error texts otherwise.
-A POST is a form (``application/x-www-form-urlencoded``) or Kannel's ``text/plain`` body with ``X-Kannel-*``
-headers; the parameters of the query string count too.
+A POST is a form (``application/x-www-form-urlencoded``), Kannel's ``text/plain`` body with ``X-Kannel-*``
+headers, or Kannel's ``text/xml`` (``<message><submit>…``); the parameters of the query string count too.
 
 Each answer also carries ``X-Smsbridge-Messages``: ``<to>=<messageId>:<STATUS_NAME>`` per destination, in the
 request's order (the first 100), and ``X-Smsbridge-Bulk-Id`` for several (Kannel gives no id; the body stays
@@ -68,13 +68,15 @@ def _pairs() -> list[tuple[str, bytes]]:
         return pairs
     if request.mimetype == "application/x-www-form-urlencoded":
         return pairs + _split(request.get_data())
+    if request.mimetype == "text/xml":  # Kannel's XML sendsms
+        return pairs + k.xml_pairs(request.get_data())
     if request.mimetype in ("text/plain", "application/octet-stream", ""):
         charset = request.mimetype_params.get("charset")  # Kannel: the body's charset is the Content-Type's
         return pairs + ([("charset", charset.encode())] if charset else []) + k.headers_pairs(
             request.headers, request.get_data())
     raise k.KannelAnswer(k.INVALID_CONTENT_TYPE[0], f"{k.INVALID_CONTENT_TYPE[1]}: {request.mimetype} is not "
-                         "supported; send a form (application/x-www-form-urlencoded) or text/plain with X-Kannel-* "
-                         "headers")
+                         "supported; send a form (application/x-www-form-urlencoded), text/plain with X-Kannel-* "
+                         "headers, or Kannel's text/xml")
 
 
 MAX_LISTED = 100  # receivers listed in X-Smsbridge-Messages: clients refuse header lines over 64 KiB

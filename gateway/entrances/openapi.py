@@ -139,7 +139,7 @@ def kannel_paths() -> dict[str, Any]:
                  "with X-Kannel-* headers", "requestBody": {"required": False, "content": {
                      "application/x-www-form-urlencoded": {"schema": {
                          "type": "object", "additionalProperties": {"type": "string"}}},
-                     "text/plain": {"schema": {"type": "string"}}}}},
+                     "text/plain": {"schema": {"type": "string"}}, "text/xml": {"schema": {"type": "string"}}}}},
     }}
 
 

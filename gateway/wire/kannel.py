@@ -259,6 +259,38 @@ def headers_pairs(headers: Mapping[str, str], body: bytes) -> list[tuple[str, by
     return pairs
 
 
+#: Kannel's POST text/xml (``get_x_kannel_from_xml``): element path under <submit> -> sendsms parameter
+_XML = {"oa/number": "from", "ud": "text", "udh": "udh", "meta-data": "meta-data", "dcs/mclass": "mclass",
+        "dcs/coding": "coding", "dcs/mwi": "mwi", "dcs/compress": "compress", "dcs/alt-dcs": "alt-dcs", "pid": "pid",
+        "rpi": "rpi", "vp/delay": "validity", "timing/delay": "deferred", "statusrequest/dlr-mask": "dlr-mask",
+        "statusrequest/dlr-url": "dlr-url", "from/user": "user", "from/username": "username", "from/pass": "pass",
+        "from/password": "password", "from/account": "account", "to": "smsc", "priority": "priority",
+        "binfo": "binfo"}
+
+
+def xml_pairs(body: bytes) -> list[tuple[str, bytes]]:
+    """Kannel's XML sendsms (``<message><submit><da><number>…</number></da>…<ud>…</ud>…</submit></message>``),
+    ``<da>`` repeated for several receivers, as sendsms parameters; the text is UTF-8 (the document's own
+    encoding is read by the XML parser)."""
+    from .xmlbody import parse  # defusedxml: no DTDs, no entities
+
+    root = parse(body, "body")
+    submit = root.find("submit") if root.tag == "message" else None
+    if submit is None:
+        raise KannelAnswer(400, "Invalid XML: expected <message><submit>…</submit></message>")
+    pairs: list[tuple[str, bytes]] = []
+    receivers = [(e.text or "").strip() for e in submit.findall("da/number")]
+    if receivers:
+        pairs.append(("to", " ".join(receivers).encode("utf-8")))
+    for path, name in _XML.items():
+        node = submit.find(path)
+        if node is not None and node.text is not None:
+            pairs.append((name, node.text.encode("utf-8")))
+    if not any(n == "charset" for n, _ in pairs) and any(n == "text" for n, _ in pairs):
+        pairs.append(("charset", b"UTF-8"))
+    return pairs
+
+
 # -- DLR: events and %-escapes (urltrans_fill_escape_codes) -------------------------------------------------------
 _SAFE = "!*'()"  # with quote_plus's own "_.-~" and alphanumerics: octstr_url_encode's safe set; space -> "+"
 _STAT = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "EXPIRED": "EXPIRED", "REJECTED": "REJECTD",
