@@ -45,7 +45,7 @@ FIELD_NAMES = {
 #: the bridge's field names (gateway/validate.py) back to Kannel's parameters
 FROM_BRIDGE = {"validityPeriod": "validity", "sendAt": "deferred", "notifyUrl": "dlr-url", "flash": "mclass"}
 
-#: parameters read as integers, with Kannel's accepted ranges (smsbox_req_handle); None: not checked by Kannel
+#: parameters read as integers, with their accepted ranges (smsbox_req_handle's; dlr-mask: the bits honoured)
 INT_RANGES: dict[str, tuple[int, int]] = {
     "dlr-mask": (0, 63), "mclass": (0, 3), "pid": (0, 255), "rpi": (0, 2), "alt-dcs": (0, 1), "mwi": (0, 7),
     "coding": (0, 2), "compress": (0, 1), "validity": (0, 2**31 - 1), "deferred": (0, 2**31 - 1),
@@ -57,7 +57,6 @@ KNOWN = frozenset({"username", "user", "password", "pass", "from", "to", "text",
                    "mclass", "flash", "mwi", "validity", "deferred", "dlr-mask", "dlrmask", "dlr-url", "dlrurl",
                    "idempotencyKey", *IGNORED})  # idempotencyKey: the bridge's own (docs/delivery.md)
 ACCOUNT_MAX = 64  # Kannel's ACCOUNT_MAX_LEN
-DLR_EVENTS = (1, 2, 4, 8, 16, 32)  # delivered, failed, buffered, smsc accepted, smsc rejected, intermediate
 CHANNEL = "kannel:"  # a message's report channel (its callback) when its notify URL is a Kannel dlr-url
 
 
