@@ -39,6 +39,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
         front,
         inbound,
         jasmin,
+        kannel,
         messages,
         preview,
         pulls_v3,
@@ -51,7 +52,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     from .entrances.ui import install_ui
 
     for bp in (query.bp, templates.bp, advanced.bp, preview.bp, messages.bp, reports.bp, inbound.bp, conversion.bp,
-               pulls_v3.bp, bulks.bp, jasmin.bp, smseagle.bp, front.bp):
+               pulls_v3.bp, bulks.bp, jasmin.bp, smseagle.bp, kannel.bp, front.bp):
         app.register_blueprint(bp)
     install_ops(app)  # /healthz, /readyz, /metrics, /openapi.json, X-Request-Id
     install_ui(app, config)  # /ui/ when ui.enabled

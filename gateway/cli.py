@@ -66,7 +66,7 @@ def _answer_error(resp: requests.Response) -> str:
 def add_commands(sub: Any) -> dict[str, Any]:
     """Add the subcommands to an argparse ``sub``; return {name: handler}."""
     p = sub.add_parser("send", help="send through a running bridge (template or raw query API); print the answer")
-    p.add_argument("target", help="'query' for the raw query API, or a template name")
+    p.add_argument("target", help="'query' for the raw query API, 'kannel' for Kannel's sendsms, or a template name")
     p.add_argument("values", nargs="*", help="parameters as name=value (query: to=… text=… from=…)")
     p.add_argument("--url", help="the bridge's base URL (default: server.public_url or http://host:port)")
     p.add_argument("--port", type=int, default=None, help="the bridge's port (or PORT; default server.port)")
@@ -83,8 +83,8 @@ def add_commands(sub: Any) -> dict[str, Any]:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("url", help="the URL builder: the URL a legacy app calls, with its own placeholders")
-    p.add_argument("target", help="'query' for the raw query API, 'jasmin' or 'smseagle' for an application written "
-                                  "for that gateway, or a template name")
+    p.add_argument("target", help="'query' for the raw query API, 'kannel', 'jasmin' or 'smseagle' for an "
+                                  "application written for that gateway, or a template name")
     p.add_argument("--style", default="percent", choices=[*ub.STYLES, "custom"], help="placeholder style")
     p.add_argument("--prefix", default="", help="custom style: the placeholder's prefix")
     p.add_argument("--suffix", default="", help="custom style: the placeholder's suffix")

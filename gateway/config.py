@@ -26,7 +26,7 @@ from .validate import Limits
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
 UPSTREAM_APIS = ("query", "advanced", "messages")
 SCOPES = ("query", "advanced", "messages", "templates", "preview", "reports", "logs", "inbox",
-          "conversions", "bulks", "jasmin", "smseagle")
+          "conversions", "bulks", "jasmin", "smseagle", "kannel")
 PARAM_TYPES = ("string", "phone", "int", "bool")
 MODES = ("sync", "queued")  # delivery modes (gateway/dispatch.py)
 ON_UPSTREAM_FAILURE = ("queue", "fail")  # a sync send's upstream hiccup: hand over to the queue, or answer the error

@@ -65,8 +65,9 @@ class Submission:
     sending_speed_limit: dict[str, Any] | None = None
     include_sms_count: bool = False
     caller: str | None = None
-    entrance: str = "query"  # query | template:<name> | advanced | messages | jasmin | smseagle
-    callback: str | None = None  # a dialect's own report channel (``jasmin:<level>:<method>``): overrides config
+    entrance: str = "query"  # query | template:<name> | advanced | messages | jasmin | smseagle | kannel
+    # a dialect's own report channel (``jasmin:<level>:<method>``, ``kannel:<dlr-mask>``): overrides the config's
+    callback: str | None = None
 
     @property
     def destination_count(self) -> int:

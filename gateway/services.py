@@ -15,8 +15,11 @@ from .auth import Authenticator
 from .clock import Clock
 from .config import Config, ConfigError
 from .config import Server as ServerSettings
+from .delivery.channels import InboundForwardChannel
+from .delivery.kannel import SubmitEvents
 from .delivery.outbox import Outbox
 from .delivery.urlpolicy import UrlPolicy, policy_table
+from .inbound.answers import AnswerReplies
 from .inbound.routing import Router
 from .render import CompiledFields, compile_fields, make_environment
 from .reports.intake import ReportIntake
@@ -96,6 +99,7 @@ class Bridge:
     public_url: PublicUrl
     throttle: LoginThrottle  # failed logins, API and admin UI
     idempotency: Idempotency  # idempotency keys, duplicate suppression, custom messageIds
+    submit_events: SubmitEvents  # Kannel's DLR events of the upstream's answer to a send
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -179,13 +183,17 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     public_url = PublicUrl(config.server)
     intake = ReportIntake(db, store, Relay(config, outbox), clock)
     dispatch = Dispatcher(config, store, sender, clock, policy_for, public_url.get)
-    queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected)
+    submit_events = SubmitEvents(db, outbox, clock)  # Kannel's DLR events 8/16 (gateway/delivery/kannel.py)
+    queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected, submit_events.accepted)
     idempotency = Idempotency(db, clock, config.idempotency, config.upstream_lease,
                               config.store.retention_hours * 3600)
-    return Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
-                  router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
-                  queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
-                  idempotency=idempotency)
+    built = Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
+                   router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
+                   queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
+                   idempotency=idempotency, submit_events=submit_events)
+    # Kannel's sms-service reply: a forward's answer is the reply SMS (gateway/inbound/answers.py)
+    outbox.on_answer(InboundForwardChannel.kind_answer, AnswerReplies(built))
+    return built
 
 
 def bridge() -> Bridge:

@@ -1,8 +1,10 @@
-"""The URL builder: a target (the raw query API or a template) and the legacy app's placeholders ⇄ a URL.
+"""The URL builder: a target (the raw query API, Kannel's sendsms or a template) and the legacy app's
+placeholders ⇄ a URL.
 
 Like Apprise, the URL *is* the configuration, and both directions exist: ``build(spec)`` gives the URL
 to paste into the legacy application, ``parse(url)`` reads a URL (the bridge's or Infobip's own) back
-into a ``Spec``. ``parse(build(spec)) == spec`` for every placeholder style (tests/test_urlbuilder.py).
+into a ``Spec``; a Kannel ``/cgi-bin/sendsms`` URL (an application written for Kannel) becomes the same
+request to the bridge. ``parse(build(spec)) == spec`` for every placeholder style (tests/test_urlbuilder.py).
 
 Placeholder tokens are written into the URL *raw* (``%phoneNumber%``, ``{ALERT.SENDTO}``): the legacy
 app finds and replaces them before calling. Fixed values are percent-encoded. A value may also mix text
@@ -37,6 +39,8 @@ class Dialect:
     text: str
     optional: tuple[str, ...]
     paths: tuple[str, ...] = ()  # other paths that mean the same (older firmware)
+    aliases: tuple[tuple[str, str], ...] = ()  # another name a parameter goes by -> the name the builder writes
+    literal: tuple[str, ...] = ()  # parameters whose value holds the gateway's own %-escapes, never placeholders
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -46,7 +50,16 @@ DIALECTS: dict[str, Dialect] = {
     "smseagle": Dialect("an application written for SMSEagle", "/http_api/send_sms", "login", "pass", "to", "message",
                         ("date", "highpriority", "unicode", "flash", "modem_no", "responsetype", "validity", "test"),
                         ("/index.php/http_api/send_sms",)),
+    # Kannel's sendsms: the parameters the bridge honours, then those accepted and ignored (no Infobip meaning;
+    # docs/migrating-from-kannel.md); a dlr-url's value holds Kannel's %-escapes, read as a fixed value
+    "kannel": Dialect("an application written for Kannel", "/cgi-bin/sendsms", "username", "password", "to", "text",
+                      ("from", "charset", "coding", "mclass", "validity", "deferred", "dlr-mask", "dlr-url",
+                       "smsc", "account", "binfo", "priority", "meta-data", "alt-dcs", "rpi", "compress", "pid"),
+                      aliases=(("user", "username"), ("pass", "password"), ("dlrurl", "dlr-url"),
+                               ("dlrmask", "dlr-mask")),
+                      literal=("dlr-url",)),
 }
+KANNEL_TARGET = "kannel"
 PASSWORD_TOKEN = "YOUR_PASSWORD"
 FORMATS = ("", "json", "xml")
 NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
@@ -292,12 +305,16 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
     else:
         m = re.fullmatch(r"(.*)/t/([^/]+)", path)
         if not m:
-            raise ValueError(f"{parts.path or '/'} is neither Infobip's query API ({QUERY_PATH}) nor a bridge "
-                             "template (/t/<name>)")
+            raise ValueError(f"{parts.path or '/'} is neither Infobip's query API ({QUERY_PATH}), another gateway's "
+                             f"send URL ({', '.join(d.path for d in DIALECTS.values())}) nor a bridge template "
+                             "(/t/<name>)")
         prefix, target = m.group(1), unquote(m.group(2))
     base = f"{parts.scheme}://{parts.netloc}{prefix}"
     if bridge_base and base.rstrip("/") != bridge_base.rstrip("/"):
-        if "infobip" in parts.netloc.lower():
+        if target in DIALECTS:
+            notes.append(f"The host {parts.netloc} was replaced by the bridge's address; its users become callers "
+                         f"(callers.<name>, with the {target} scope): see docs/migrating-from-{target}.md.")
+        elif "infobip" in parts.netloc.lower():
             notes.append("This was Infobip's own URL: it now points at the bridge, which keeps the API key.")
         else:
             notes.append(f"The host {parts.netloc} was replaced by the bridge's address.")
@@ -306,15 +323,20 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
     query = parts.query.replace("\u00acify", "&notify").replace("%C2%ACify", "&notify")
     pairs = [(_decode(n), raw) for n, _, raw in (p.partition("=") for p in query.split("&") if p)]
     if hint is None:  # the style of the first whole-value placeholder is looked for first everywhere
-        found = (read_value(n, raw) for n, raw in pairs if n not in ("username", "password"))
+        found = (read_value(n, raw) for n, raw in pairs
+                 if n not in ("username", "password", "user", "pass", "login", "access_token", "dlr-url", "dlrurl"))
         hint = next((f.style for f in found if f.mode == "placeholder"), None)
     d = DIALECTS.get(target)
     user, password = (d.user, d.password) if d else ("username", "password")
     for name, raw in pairs:
+        if d:
+            name = dict(d.aliases).get(name, name)
         if name == user:
             spec.username = _decode(raw)
         elif d and name == "access_token":
             notes.append("The access token was removed: give the caller's API key as access_token.")
+        elif d and name in d.literal:  # the gateway's own %-escapes (Kannel's dlr-url), never placeholders
+            spec.fields.append(Field(name, "value", _decode(raw), None))
         elif name == password:
             if raw and raw != PASSWORD_TOKEN:
                 notes.append("The password was removed: the builder never shows one. Fill it in where the URL "

@@ -9,7 +9,8 @@ the outbox delivers, retries and keeps dead letters the same way for all of them
 * :class:`JasminDlrChannel` - a report to a Jasmin ``dlr-url`` with the DLR thrower's fields, at the
   requested level, by the requested method;
 * :class:`InboundForwardChannel` - an inbound message forwarded by a routing rule (GET, or POST as a
-  form, JSON, Infobip's own MO shape, or Jasmin's HTTP-connector shape).
+  form, JSON, Infobip's own MO shape, Jasmin's HTTP-connector shape, or Kannel's ``post-url``: the text with
+  ``X-Kannel-*`` headers).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class InboundForwardChannel:
     """An inbound message to a rule's forward URL; ``prepare`` raises ``RenderError``."""
 
     kind = "inbound"
+    kind_answer = "inbound-answer"  # a forward whose answer is the reply SMS (gateway/inbound/answers.py)
 
     def prepare(self, rule: CompiledRule, msg: InboundMessage, values: dict[str, Any]) -> NewJob | None:
         """The forward job (None when the rule has no forward)."""
@@ -112,19 +114,26 @@ class InboundForwardChannel:
             return None
         url = rule.url.render(values)["url"]
         caller, ref = rule.rule.caller, msg.message_id
+        kind = self.kind_answer if fwd.answer is not None else self.kind
         if fwd.body == "jasmin":  # Jasmin's HTTP client connector: the fields in the query (GET) or a form (POST)
             fields = mo_fields(msg)
             if fwd.method == "GET":
-                return NewJob(self.kind, _with_query(url, fields), "GET", None, None, caller=caller, ref=ref)
-            return NewJob(self.kind, url, "POST", _form(fields), "application/x-www-form-urlencoded", caller=caller,
+                return NewJob(kind, _with_query(url, fields), "GET", None, None, caller=caller, ref=ref)
+            return NewJob(kind, url, "POST", _form(fields), "application/x-www-form-urlencoded", caller=caller,
                           ref=ref)
         if fwd.method == "GET":
-            return NewJob(self.kind, url, "GET", None, None, caller=caller, ref=ref)
+            return NewJob(kind, url, "GET", None, None, caller=caller, ref=ref)
         if fwd.body == "infobip":
-            return NewJob(self.kind, url, "POST", _json(inbox_body([msg], 0)), "application/json", caller=caller,
+            return NewJob(kind, url, "POST", _json(inbox_body([msg], 0)), "application/json", caller=caller,
                           ref=ref)
+        if fwd.body == "kannel":  # Kannel's sms-service post-url: the text as the body, the rest in X-Kannel-*
+            headers = {"X-Kannel-From": str(values["from"]), "X-Kannel-To": str(values["to"]),
+                       "X-Kannel-Time": str(values["_t"]), "X-Kannel-SMSC": "infobip", "X-Kannel-Coding": "0",
+                       "X-Kannel-Service": str(values["rule"])}
+            return NewJob(kind, url, "POST", str(values["text"]).encode("utf-8"), 'text/plain; charset="UTF-8"',
+                          headers=headers, caller=caller, ref=ref)
         data = rule.fields.render(values) if rule.fields else {k: values[k] for k in DEFAULT_FIELDS}
         if fwd.body == "json":
-            return NewJob(self.kind, url, "POST", _json(data), "application/json", caller=caller, ref=ref)
+            return NewJob(kind, url, "POST", _json(data), "application/json", caller=caller, ref=ref)
         body = urlencode([(k, str(v)) for k, v in data.items()], encoding="utf-8").encode("ascii")
-        return NewJob(self.kind, url, "POST", body, "application/x-www-form-urlencoded", caller=caller, ref=ref)
+        return NewJob(kind, url, "POST", body, "application/x-www-form-urlencoded", caller=caller, ref=ref)

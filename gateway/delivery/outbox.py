@@ -88,6 +88,15 @@ class NewJob(NamedTuple):
     ref: str | None = None
 
 
+class Answer(NamedTuple):
+    """What a caller's URL answered (kept only for kinds registered with :meth:`Outbox.on_answer`)."""
+
+    status: int
+    body: bytes
+    content_type: str | None
+    headers: Mapping[str, str]
+
+
 #: (job, lease token, attempt time, 2xx status | error | None = not attempted, duration ms, refused reason)
 Outcome = tuple[Job, str, float, int | DeliveryError | None, float, str | None]
 
@@ -116,9 +125,11 @@ class HttpDeliverer:
         body: bytes | None = None,
         content_type: str | None = None,
         policy: UrlPolicy | None = None,
+        answer: list[Answer] | None = None,
     ) -> int:
         """Send the request; return the 2xx status or raise :class:`DeliveryError` (or :class:`UrlNotAllowed`
-        when the address connected to is refused by ``policy`` or is the process's own)."""
+        when the address connected to is refused by ``policy`` or is the process's own). With ``answer``, the
+        answer's body (up to 64 KiB), content type and headers are appended to it."""
         hdrs = dict(headers or {})
         if content_type and not any(k.lower() == "content-type" for k in hdrs):
             hdrs["Content-Type"] = content_type
@@ -136,10 +147,13 @@ class HttpDeliverer:
                 )
         except requests.RequestException as exc:
             raise DeliveryError(f"{where}: {self._describe(exc)}") from None
+        kept: list[bytes] = []
         try:
             read = 0
             for chunk in resp.iter_content(8192):  # drain a little so the connection can be reused
                 read += len(chunk)
+                if answer is not None:
+                    kept.append(chunk)
                 if read >= _MAX_BODY_READ:
                     break
         except requests.RequestException:
@@ -147,6 +161,9 @@ class HttpDeliverer:
         finally:
             resp.close()
         status = resp.status_code
+        if answer is not None:
+            answer.append(Answer(status, b"".join(kept)[:_MAX_BODY_READ], resp.headers.get("Content-Type"),
+                                 dict(resp.headers)))
         if 200 <= status < 300:
             return status
         if 300 <= status < 400:
@@ -242,6 +259,7 @@ class Outbox:
         self.idle_wait = idle_wait
         self.max_batch = max(1, max_batch)
         self._merge: dict[str, Merge] = {}
+        self._answers: dict[str, Callable[[Job, Answer], None]] = {}
         self.policy_for = policy_for or _public_only
         self._own_session = session is None
         self.session = session if session is not None else requests.Session()
@@ -339,6 +357,11 @@ class Outbox:
         request (up to ``max_batch`` jobs) whose body is ``merge(bodies, content_type)``; a merge that
         answers None sends those jobs one by one."""
         self._merge[kind] = merge
+
+    def on_answer(self, kind: str, handle: Callable[[Job, Answer], None]) -> None:
+        """Hand the 2xx answer of each delivered job of ``kind`` to ``handle`` (after the delivery is recorded;
+        never merged). A handler's failure is logged; the job stays delivered."""
+        self._answers[kind] = handle
 
     def run_due(self, limit: int = 100) -> int:
         """Deliver up to ``limit`` due jobs in this thread; return the number of jobs attempted."""
@@ -440,15 +463,23 @@ class Outbox:
         started = time.monotonic()
         budget = self.lease_seconds - self.deliverer.connect_timeout - self.deliverer.read_timeout
         outcomes: list[Outcome] = []
+        answers: dict[int, Answer] = {}
         for jobs, body in self._units(claimed):
             if outcomes and time.monotonic() - started > budget:
                 outcomes += [(job, token, 0.0, None, 0.0, None) for job, token in jobs]  # released, not attempted
                 continue
-            outcomes += self._attempt(jobs, body)
+            outcomes += self._attempt(jobs, body, answers)
         self._record(outcomes)
+        for job, _token, _at, result, _ms, _refused in outcomes:
+            if isinstance(result, int) and job.id in answers:
+                try:
+                    self._answers[job.kind](job, answers[job.id])
+                except Exception:  # the delivery stands; what the answer was for is lost (logged)
+                    log.exception("outbox job %s (%s): its answer could not be handled", job.id, job.kind)
         return sum(1 for o in outcomes if o[3] is not None or o[5] is not None)
 
-    def _attempt(self, jobs: list[tuple[Job, str]], body: bytes | None) -> list[Outcome]:
+    def _attempt(self, jobs: list[tuple[Job, str]], body: bytes | None,
+                 answers: dict[int, Answer] | None = None) -> list[Outcome]:
         """One request for ``jobs`` (all to one URL for one caller): each job's (job, token, at, result,
         duration_ms, refused reason); every job of a merged request shares its outcome."""
         first = jobs[0][0]
@@ -462,8 +493,12 @@ class Outbox:
             return [(job, token, at, None, 0.0, exc.reason) for job, token in jobs]
         t0 = time.perf_counter()
         result: int | DeliveryError
+        kept: list[Answer] | None = [] if first.kind in self._answers and len(jobs) == 1 else None
         try:
-            result = self.deliverer.send(first.method, first.url, first.headers, body, first.content_type, policy)
+            result = self.deliverer.send(first.method, first.url, first.headers, body, first.content_type, policy,
+                                         kept)
+            if kept and answers is not None:
+                answers[first.id] = kept[0]
         except DeliveryError as exc:
             result = exc
         except UrlNotAllowed as exc:  # the address actually connected to was refused

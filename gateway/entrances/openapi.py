@@ -116,6 +116,33 @@ def send_paths() -> dict[str, Any]:
     return paths
 
 
+KANNEL_PARAMS = ("username", "password", "user", "pass", "from", "to", "text", "charset", "coding", "mclass",
+                 "validity", "deferred", "dlr-mask", "dlr-url", "smsc", "account", "binfo", "priority", "meta-data",
+                 "alt-dcs", "rpi", "compress", "pid")
+
+
+def kannel_paths() -> dict[str, Any]:
+    """Kannel's smsbox (gateway/entrances/kannel.py): text answers, never JSON."""
+    text = {"content": {HTML_CT: {"schema": {"type": "string"}}}}
+    texts = {"202": "0: Accepted for delivery | 3: Queued for later delivery",
+             "400": "<Field> field misformed, rejected[: reason]", "403": "Authorization failed for sendsms",
+             "405": "Method not allowed", "409": "An Idempotency-Key still in flight",
+             "422": "An Idempotency-Key used for a different request", "429": "Too many failed logins",
+             "500": "Sending failed.", "502": "Sending failed. (the upstream)",
+             "503": "Temporal failure, try again later.", "504": "Sending failed. (outcome unknown)"}
+    responses = {code: {"description": d, **text} for code, d in texts.items()}
+    params = [*IDEM, *({"name": n, "in": "query", "schema": {"type": "string"}} for n in KANNEL_PARAMS)]
+    op = {"tags": ["send"], "parameters": params, "responses": responses}
+    return {"/cgi-bin/sendsms": {
+        "get": {**op, "operationId": "kannelSendsms", "summary": "Kannel's sendsms, for applications written for Kannel"},
+        "post": {**op, "operationId": "kannelSendsmsPost", "summary": "Kannel's sendsms: a form, or text/plain "
+                 "with X-Kannel-* headers", "requestBody": {"required": False, "content": {
+                     "application/x-www-form-urlencoded": {"schema": {
+                         "type": "object", "additionalProperties": {"type": "string"}}},
+                     "text/plain": {"schema": {"type": "string"}}, "text/xml": {"schema": {"type": "string"}}}}},
+    }}
+
+
 def inbound_paths() -> dict[str, Any]:
     limit = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
     pulled = {"description": "The caller's unfetched inbound messages, each once",
@@ -468,7 +495,7 @@ def spec_for(app: Flask) -> dict[str, Any]:
     """The description of ``app``'s endpoints (the UI's only when the UI is enabled)."""
     config = app.extensions["smsbridge"].config
     paths = {**send_paths(), **report_paths(), **inbound_paths(), **conversion_paths(), **ops_paths(),
-             **v3_pull_paths(), **dialect_paths()}
+             **v3_pull_paths(), **dialect_paths(), **kannel_paths()}
     if config.ui.enabled:
         paths.update(ui_paths())
     return {

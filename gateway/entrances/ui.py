@@ -483,6 +483,8 @@ def api_preview() -> Response:
     lang, translit = values.get("languageCode") or None, values.get("transliteration") or None
     if target == ub.QUERY_TARGET:
         text = values.get("text", "")
+    elif target in ub.DIALECTS:  # another gateway's parameters: its own name for the text
+        text = values.get(ub.DIALECTS[target].text, "")
     else:
         spec, compiled = ctx.config.templates.get(target), ctx.templates.get(target)
         if spec is None or compiled is None:

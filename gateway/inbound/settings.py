@@ -21,7 +21,7 @@ from .templating import compile_template, url_environment
 SANDBOX_TOKEN = "sandbox-inbound-token"
 MIN_TOKEN_CHARS = 16
 FORWARD_METHODS = ("GET", "POST")
-FORWARD_BODIES = ("form", "json", "infobip", "jasmin")
+FORWARD_BODIES = ("form", "json", "infobip", "jasmin", "kannel")  # kannel: sms-service post-url (text, X-Kannel-*)
 UPSTREAM_APIS = ("query", "advanced")
 Problems = list[tuple[str, str]]
 
@@ -39,9 +39,21 @@ class Match:
 class Forward:
     url: str
     method: str = "GET"
-    body: str = "form"  # POST only: form | json (of ``fields``) | infobip (Infobip's MO push shape); jasmin (Jasmin's
-    # HTTP-connector fields, GET or POST)
+    body: str = "form"  # POST only: form | json (of ``fields``) | infobip (Infobip's MO push shape) | kannel; jasmin
+    # (Jasmin's HTTP-connector fields, GET or POST)
     fields: dict[str, str] = field(default_factory=dict)  # POST form/json fields; empty: every variable
+    answer: Answer | None = None  # Kannel's sms-service: the answer's text is the reply SMS (inbound/answers.py)
+
+
+@dataclass
+class Answer:
+    """Kannel's reply semantics for a forward: its ``max-messages``, ``omit-empty``, ``accept-x-kannel-headers``
+    and ``faked-sender`` (``from``; default: the number the message was sent to)."""
+
+    max_messages: int = 1
+    omit_empty: bool = False
+    accept_x_kannel_headers: bool = False
+    sender: str | None = None
 
 
 @dataclass
@@ -129,25 +141,47 @@ def _forward(d: Any, path: str, problems: Problems) -> Forward | None:
     if isinstance(d, str):
         d = {"url": d}
     d = _mapping(d, path, problems)
-    _unknown(d, ("url", "method", "body", "fields"), path, problems)
+    _unknown(d, ("url", "method", "body", "fields", "answer"), path, problems)
     url = d.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         problems.append((f"{path}.url", "must be an http(s):// URL template"))
         return None
-    f = Forward(url=url, method=str(d.get("method", "GET")).upper(), body=str(d.get("body", "form")))
+    f = Forward(url=url, method=str(d.get("method", "GET")).upper(), body=str(d.get("body", "form")),
+                answer=_answer(d.get("answer"), f"{path}.answer", problems))
     if f.method not in FORWARD_METHODS:
         problems.append((f"{path}.method", f"must be one of {', '.join(FORWARD_METHODS)}"))
     if f.body not in FORWARD_BODIES:
         problems.append((f"{path}.body", f"must be one of {', '.join(FORWARD_BODIES)}"))
     fields = _mapping(d.get("fields"), f"{path}.fields", problems)
     f.fields = {str(k): str(v) for k, v in fields.items()}
-    if f.fields and (f.method == "GET" or f.body in ("infobip", "jasmin")):
+    if f.fields and (f.method == "GET" or f.body in ("infobip", "jasmin", "kannel")):
         problems.append((f"{path}.fields", "only a POST with body form or json has fields"))
     _, errs = compile_template(url_environment(), path, {"url": f.url}, path)
     problems += errs
     if f.fields:
         problems += compile_template(make_environment(), path, f.fields, f"{path}.fields")[1]
     return f
+
+
+def _answer(d: Any, path: str, problems: Problems) -> Answer | None:
+    if d is None or d is False:
+        return None
+    d = {} if d is True else _mapping(d, path, problems)
+    _unknown(d, ("max_messages", "omit_empty", "accept_x_kannel_headers", "from"), path, problems)
+    a = Answer()
+    n = d.get("max_messages", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 10:
+        problems.append((f"{path}.max_messages", "must be an integer 0 to 10 (SMS parts a reply may use; 0: never)"))
+    else:
+        a.max_messages = n
+    for key in ("omit_empty", "accept_x_kannel_headers"):
+        value = d.get(key, False)
+        if not isinstance(value, bool):
+            problems.append((f"{path}.{key}", "must be true or false"))
+        else:
+            setattr(a, key, value)
+    a.sender = str(d["from"]) if d.get("from") is not None else None
+    return a
 
 
 def _reply(d: Any, path: str, problems: Problems) -> Reply | None:
@@ -192,7 +226,7 @@ def _rule(d: Any, name: str, path: str, callers: Mapping[str, Any], problems: Pr
             problems.append((f"{path}.pull", f"unknown caller {p!r}"))
         elif "inbox" not in c.scopes:
             warnings.append(f"{path}.pull: caller {p!r} lacks the 'inbox' scope, so it cannot pull what is kept")
-    return Rule(
+    rule = Rule(
         name=str(d.get("name", name)),
         caller=caller,
         match=Match() if default else _match(d.get("match"), f"{path}.match", problems),
@@ -200,6 +234,10 @@ def _rule(d: Any, name: str, path: str, callers: Mapping[str, Any], problems: Pr
         reply=_reply(d.get("reply"), f"{path}.reply", problems),
         pull=pull,
     )
+    if rule.reply is not None and rule.forward is not None and rule.forward.answer is not None:
+        problems.append((f"{path}.reply", "a rule replies either with its reply template or with the forward's "
+                                          "answer (forward.answer), not both"))
+    return rule
 
 
 def parse_inbound(raw: Any, callers: Mapping[str, Any], sandbox: bool, problems: Problems,

@@ -21,8 +21,12 @@ code   value                                                  notes
 %i     ``infobip`` (Kannel's smsc-id)
 %n     the rule's name (Kannel: the sms-service name)
 %C     ``UTF-8`` (the charset of every value sent)
+%c     ``0`` (Kannel's coding of text in UTF-8)
+%e     the text's UTF-8 bytes in hexadecimal
 %%     a literal ``%``
 =====  =====================================================  =====================================
+
+Kannel's escapes with no value for an Infobip MO (``%B %D %F %O %M %R %V %d %f %m %o %u %v``) are empty.
 
 Any other ``%x`` is copied through (as Kannel does); ``{%`` (a Jinja tag) is never an escape. In a
 URL template every ``{{ … }}`` output (and so every escape) is percent-encoded as UTF-8 with no safe
@@ -48,7 +52,10 @@ VARIABLES = ("from", "to", "text", "cleanText", "keyword", "receivedAt", "messag
              "rule")
 _ALIASES = {
     "p": "from", "P": "to", "q": "_q", "Q": "_Q", "k": "_k", "r": "_r", "a": "_a", "b": "text", "A": "text",
-    "t": "_t", "T": "_T", "I": "messageId", "i": "_i", "n": "rule", "C": "_C",
+    "t": "_t", "T": "_T", "I": "messageId", "i": "_i", "n": "rule", "C": "_C", "c": "_c", "e": "_e",
+    # Kannel's other escapes have no value for an Infobip MO: empty, never copied through (a literal "%o" in a
+    # URL is not percent-encoding, and HTTP clients then re-encode the whole URL)
+    **{code: "_none" for code in "BDFOMRVdfmouvV"},
 }
 MAX_S = 20  # %s escapes per template
 
@@ -150,6 +157,9 @@ def template_values(msg: InboundMessage, rule: str) -> dict[str, Any]:
         "_a": " ".join(words),
         "_i": "infobip",
         "_C": "UTF-8",
+        "_c": "0",  # Kannel's coding of a text whose charset (%C) is UTF-8
+        "_e": text.encode("utf-8").hex(),
+        "_none": "",
         "_t": received.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if received else "",
         "_T": str(int(received.timestamp())) if received else "",
     }

@@ -2,7 +2,8 @@
 through the delivery channels of gateway/delivery/channels.py: the caller's own ``notifyUrl``
 (:class:`NotifyUrlChannel`) and a legacy callback configured on the caller or the template
 (:class:`CallbackChannel`, templates in gateway/reports/callbacks.py), or a dialect's own report
-channel named on the message instead (:class:`JasminDlrChannel` for Jasmin's ``dlr-url``).
+channel named on the message instead (:class:`JasminDlrChannel` for Jasmin's ``dlr-url``,
+:class:`KannelDlrChannel` for a Kannel ``dlr-url`` given to ``/cgi-bin/sendsms``).
 
 Reports are relayed when final; intermediate ones only for messages sent with
 ``intermediateReport=true``.
@@ -14,6 +15,7 @@ import logging
 
 from ..config import Config
 from ..delivery.channels import CallbackChannel, JasminDlrChannel, NotifyUrlChannel
+from ..delivery.kannel import KannelDlrChannel
 from ..delivery.outbox import NewJob, Outbox
 from ..model import Report
 from ..store.engine import Connection
@@ -35,6 +37,7 @@ class Relay:
         self.callbacks = {n: CallbackChannel(c) for n, c in compile_callbacks(config).items()}
         self.notify = NotifyUrlChannel()
         self.jasmin = JasminDlrChannel()
+        self.kannel = KannelDlrChannel()
         for kind in (NotifyUrlChannel.kind, NotifyUrlChannel.kind_v3):
             outbox.mergeable(kind, merge_reports_bodies)
 
@@ -46,9 +49,15 @@ class Relay:
         if jasmin is not None:  # the message's URL is the dlr-url: Jasmin's fields, never Infobip's shape
             return self.jasmin.prepare(report, target, jasmin)
         jobs = []
-        if target.notify_url:
+        dlr_url = self.kannel.wants(target)  # the notify URL is a Kannel dlr-url (gateway/delivery/kannel.py)
+        if dlr_url:
+            kannel = self.kannel.prepare(report, target)
+            jobs += [kannel] if kannel else []
+        elif target.notify_url:
             jobs.append(self.notify.prepare(report, target))
-        channel = self.callbacks.get(target.callback or "")
+        # a request's dlr-url replaces the caller's callback (as a sendsms-user's default dlr-url): its channel
+        # is the message's callback
+        channel = None if dlr_url else self.callbacks.get(target.callback or "")
         if channel is not None:
             try:
                 jobs.append(channel.prepare(report, target))

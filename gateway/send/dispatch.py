@@ -297,7 +297,8 @@ class QueueWorker:
     """Threads that forward queued messages in batches (see the module docstring)."""
 
     def __init__(self, config: Config, store: Store, sender: Sender, clock: Clock, wake: threading.Event,
-                 on_rejected: Callable[[list[int]], None] | None = None) -> None:
+                 on_rejected: Callable[[list[int]], None] | None = None,
+                 on_accepted: Callable[[list[int]], None] | None = None) -> None:
         q = config.queue
         self.store, self.sender, self.clock = store, sender, clock
         self.workers, self.max_batch = q.workers, q.max_batch
@@ -305,6 +306,7 @@ class QueueWorker:
         self.lease_seconds = config.upstream_lease  # real seconds: the request's own limit + store.lease_margin
         self.on_rejected = on_rejected
         self.poll_interval = config.store.poll_interval  # idle: look again at least this often (NOTIFY wakes sooner)
+        self.on_accepted = on_accepted  # rows the upstream accepted (Kannel's DLR event 8)
         self._wake = wake
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -422,3 +424,8 @@ class QueueWorker:
         self.store.batch_answered(batch, outcomes, result.bulk_id, attempts[-1], len(rows), retry)
         if rejected_ids and self.on_rejected:
             self.on_rejected(rejected_ids)
+        if self.on_accepted:
+            try:
+                self.on_accepted([o[0] for o in outcomes if o[1] == "sent"])
+            except Exception:  # the sends are recorded: only their accept events are lost
+                log.exception("queue: accept events of a batch could not be queued")

@@ -69,6 +69,13 @@ def replies_since(conn: Connection, to: str, since: float) -> int:
         ir.to_number == to, ir.created_at >= since, ir.state.in_(("pending", "sent")))).scalar_one())
 
 
+def reply_for(db: Database, message_id: str, rule: str, caller: str, to: str, now: float) -> int | None:
+    """A pending reply row for the stored message ``message_id`` (None if it is not stored)."""
+    with db.transaction() as conn:
+        inbound_id = conn.execute(sa.select(im.id).where(im.message_id == message_id)).scalar_one_or_none()
+        return None if inbound_id is None else add_reply(conn, int(inbound_id), rule, caller, to, now)
+
+
 def finish_reply(db: Database, reply_id: int, now: float, message_id: str | None = None, status: str | None = None,
                  error: str | None = None, state: str | None = None) -> None:
     """``sent``, or ``failed`` with ``error`` (or ``state``: ``suppressed``)."""

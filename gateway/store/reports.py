@@ -128,6 +128,17 @@ def message_by_row(c: Connection, row_id: int) -> StoredMessage | None:
     return None if row is None else _stored(row)
 
 
+def messages_with_channel(c: Connection, row_ids: Sequence[int], prefix: str) -> list[StoredMessage]:
+    """Of ``row_ids``, the messages whose report channel (``callback``) starts with ``prefix`` (a dialect's DLR,
+    e.g. Kannel's dlr-url: gateway/delivery/kannel.py); usually none, in one query per chunk."""
+    out: list[StoredMessage] = []
+    ids = sorted(set(row_ids))
+    for i in range(0, len(ids), _CHUNK):
+        out += [_stored(row) for row in c.execute(sa.select(*_COLS).where(
+            m.id.in_(ids[i:i + _CHUNK]), m.callback.like(prefix + "%")).order_by(m.id))]
+    return out
+
+
 # Built once (a statement built per call costs more than running it), run once per batch of reports.
 _B = sa.bindparam
 _INSERT_REPORTS = {d: ins(reports).on_conflict_do_nothing(index_elements=["dedupe"]).returning(reports.c.dedupe)
