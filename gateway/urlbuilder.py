@@ -59,7 +59,6 @@ DIALECTS: dict[str, Dialect] = {
                                ("dlrmask", "dlr-mask")),
                       literal=("dlr-url",)),
 }
-KANNEL_TARGET = "kannel"
 PASSWORD_TOKEN = "YOUR_PASSWORD"
 FORMATS = ("", "json", "xml")
 NAME = r"[A-Za-z_][A-Za-z0-9_.]*"

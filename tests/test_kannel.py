@@ -231,12 +231,23 @@ def test_one_bad_receiver_never_cancels_the_rest_and_all_bad_is_refused(bridge, 
     assert r.status_code == 400 and r.text.startswith("To field misformed, rejected: ")
 
 
-def test_all_receivers_refused_by_the_upstream_is_not_routable(make_bridge, sandbox):
-    # the caller's limits take 3-digit numbers; the sandbox (like Infobip) refuses them in its answer
-    bridge = make_bridge(lambda raw: raw["callers"]["demo"].setdefault("limits", {}).update(destination_min_digits=3))
-    r = _get(bridge, f"{AUTH}&to=112&text=Hi")
-    assert (r.status_code, r.text) == (403, "Not routable. Do not try again.")
-    assert r.headers["X-Smsbridge-Messages"].endswith(":REJECTED_INVALID_DESTINATION")
+def test_all_receivers_refused_by_the_upstream_is_not_routable(make_bridge):
+    # an upstream stricter than the bridge (at most 10 digits): it refuses the number in its answer
+    from gateway.config import SandboxSettings
+    from gateway.sandbox.app import create_sandbox_app
+    from gateway.servers import ServerThread
+    from gateway.validate import Limits
+
+    app = create_sandbox_app(SandboxSettings(dlr_delay=3600), Limits(destination_max_digits=10))
+    server = ServerThread(app, "127.0.0.1", 0, threads=4).start()
+    try:
+        bridge = make_bridge(upstream_url=server.url)
+        r = _get(bridge, f"{AUTH}&to=41793026727&text=Hi")
+        assert (r.status_code, r.text) == (403, "Not routable. Do not try again.")
+        assert r.headers["X-Smsbridge-Messages"].endswith(":REJECTED_INVALID_DESTINATION")
+    finally:
+        server.stop()
+        app.extensions["sandbox"].stop()
 
 
 def test_a_retry_with_an_idempotency_key_is_replayed_not_resent(bridge, sandbox):
