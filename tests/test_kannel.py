@@ -389,7 +389,7 @@ def test_url_builder_parses_a_kannel_sendsms_url_into_the_bridges():
     fields = {f.param: (f.mode, f.value) for f in spec.fields}
     assert fields["to"] == ("placeholder", "PHONE") and fields["text"] == ("placeholder", "MESSAGE")
     assert fields["dlr-url"] == ("value", "http://app.example/dlr.php?myId=123456&type=%d")  # Kannel's escape kept
-    assert any("Kannel's smsbox" in n for n in parsed.notes) and any("password was removed" in n for n in parsed.notes)
+    assert any("migrating-from-kannel.md" in n for n in parsed.notes) and any("password was removed" in n for n in parsed.notes)
     url = ub.build(spec)
     assert url == ("http://bridge:8080/cgi-bin/sendsms?username=tester&password=YOUR_PASSWORD&from=12345"
                    "&to=%PHONE%&text=%MESSAGE%&dlr-mask=31"
@@ -600,7 +600,7 @@ def test_admin_ui_builder_parses_a_kannel_url(make_bridge):
                headers={"X-CSRF-Token": token})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["spec"]["target"] == "kannel" and any("Kannel's smsbox" in n for n in body["notes"])
+    assert body["spec"]["target"] == "kannel" and any("migrating-from-kannel.md" in n for n in body["notes"])
     assert not any("Not a parameter" in n for n in body["notes"])  # smsc is accepted (and ignored)
 
 
