@@ -148,6 +148,7 @@ _SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p
 _OPEN = or_(M.c.state.in_(OPEN_STATES), and_(M.c.state == "unknown", M.c.lease_until.is_not(None)))
 _NEXT_DUE = select(func.min(case((M.c.state == "queued", M.c.next_at), else_=M.c.lease_until))).where(_OPEN)
 _DEPTH = select(func.count()).select_from(M).where(_OPEN)
+_WAITING = select(M.c.caller, func.count(), func.min(M.c.created_at)).where(_OPEN).group_by(M.c.caller)
 
 @dataclass
 class MessageRow:
@@ -442,6 +443,12 @@ class Store:
     def queue_depth(self) -> int:
         """Messages queued or leased."""
         return int(self.db.connection().execute(_DEPTH).scalar_one())
+
+    def waiting_by_caller(self) -> list[tuple[str, int, float]]:
+        """Per caller: messages queued or leased, and the age in seconds of the oldest (for /metrics)."""
+        now = self.clock.now()
+        rows = self.db.connection().execute(_WAITING).fetchall()
+        return [(caller or "", int(n), max(0.0, now - float(oldest))) for caller, n, oldest in rows]
 
     # -- logs (reports: gateway/store/reports.py) ------------------------------------------------
     # -- retention -----------------------------------------------------------------------------
