@@ -1,0 +1,218 @@
+"""Issue 16 item 2: upstream failover. Two real sandboxes, one failing by fault injection (refused connections,
+5xx, timeouts, dropped answers), then recovering: nothing lost, nothing sent to both (counted at each sandbox
+by messageId), the record and /metrics saying which upstream carried each message."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from gateway.config import ConfigError, SandboxSettings, build_config
+from gateway.sandbox import create_sandbox_app
+from gateway.servers import ServerThread
+from tests.conftest import DEMO, default_raw_config, running_sandbox
+from tests.helpers import free_port, wait_for
+from tests.storehelp import db_count, db_rows
+from tests.test_ops import metric
+
+
+def two(b_url: str, **extra: Any) -> Callable[[dict[str, Any]], None]:
+    """``upstreams:`` eu (the "sandbox" entry: the test's first sandbox) then us (``b_url``)."""
+
+    def mutate(raw: dict[str, Any]) -> None:
+        common = {"api_key": "sandbox-key", "failures_to_open": 2, "cooldown": 0.3, "connect_timeout": 1,
+                  "read_timeout": 0.5, **extra}
+        raw.pop("upstream")
+        raw["upstreams"] = [{"name": "eu", "base_url": "sandbox", **common},
+                            {"name": "us", "base_url": b_url, **common}]
+        raw["queue"] = {"time_scale": 0.01, "workers": 2}
+
+    return mutate
+
+
+def queued(raw: dict[str, Any]) -> None:
+    raw["callers"]["demo"]["mode"] = "queued"
+    raw["templates"]["alarm"]["mode"] = "sync"  # it uses the query API
+
+
+def both(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def mutate(raw: dict[str, Any]) -> None:
+        for change in changes:
+            change(raw)
+
+    return mutate
+
+
+def ids_at(url: str) -> list[str]:
+    return [m["messageId"] for m in requests.get(url + "/sandbox/messages", timeout=5).json()]
+
+
+def send(bridge, n: int, start: int, text: str) -> list[str]:
+    """One submission to ``n`` destinations; the messageIds the caller was given."""
+    to = ",".join(f"4179{start + i:07d}" for i in range(n))
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": to, "text": text})
+    assert r.status_code == 200, r.text
+    return [m["messageId"] for m in r.json()["messages"]]
+
+
+def carriers(db) -> dict[str, str | None]:
+    return {r.message_id: r.upstream for r in db_rows(db, "messages", "message_id", "upstream")}
+
+
+def test_queued_fails_over_on_refused_connections_and_returns_once_the_primary_recovers(make_bridge):
+    port = free_port()  # eu: nothing listens yet (connections refused)
+    with running_sandbox(dlr_delay=3600) as us:
+        bridge = make_bridge(both(two(us.url), queued), upstream_url=f"http://127.0.0.1:{port}")
+        db = bridge.app.extensions["smsbridge"].db
+        first = [mid for i in range(4) for mid in send(bridge, 5, 10 * i, f"first {i}")]
+        wait_for(lambda: db_count(db, "messages", state="sent") == 20, what="every message sent through us")
+        assert sorted(ids_at(us.url)) == sorted(first)
+        assert set(carriers(db).values()) == {"us"}
+        assert metric(bridge, "smsbridge_upstream_circuit_state", upstream="eu", state="open") == 1
+        assert metric(bridge, "smsbridge_upstream_circuit_transitions_total", upstream="eu", state="open") >= 1
+        assert metric(bridge, "smsbridge_upstream_messages_sent_total", upstream="us") == 20
+        assert metric(bridge, "smsbridge_upstream_messages_sent_total", upstream="eu") == 0
+        eu = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", port).start()
+        try:
+            # the idle workers probe eu once its cool-down is over: an authenticated GET closes the circuit
+            wait_for(lambda: metric(bridge, "smsbridge_upstream_circuit_state", upstream="eu", state="closed") == 1,
+                     what="eu's circuit closed after its probe")
+            assert metric(bridge, "smsbridge_upstream_circuit_transitions_total", upstream="eu",
+                          state="half_open") >= 1
+            later = send(bridge, 5, 100, "later")
+            wait_for(lambda: db_count(db, "messages", state="sent") == 25, what="the later ones sent")
+            assert sorted(ids_at(eu.url)) == sorted(later)  # back on the primary
+            assert sorted(ids_at(us.url)) == sorted(first)  # nothing more at us, nothing at both
+            got = carriers(db)
+            assert {got[m] for m in later} == {"eu"} and {got[m] for m in first} == {"us"}
+        finally:
+            eu.stop()
+
+
+def test_sync_sends_fail_over_within_the_request_on_5xx_and_skip_an_open_circuit(make_bridge, sandbox):
+    with running_sandbox(dlr_delay=3600) as us:
+        bridge = make_bridge(two(us.url))
+        db = bridge.app.extensions["smsbridge"].db
+        sandbox.faults(status=503, count=100000)  # eu: every API call, its probe included
+        sent = []
+        for i in range(6):
+            r = bridge.get("/sms/1/text/query", params={**DEMO, "to": f"4179{i:07d}", "text": f"s{i}"})
+            assert r.status_code == 200 and r.json()["messages"][0]["status"]["groupName"] == "PENDING", r.text
+            sent.append(r.json()["messages"][0]["messageId"])
+        assert sorted(ids_at(us.url)) == sorted(sent) and ids_at(sandbox.url) == []
+        eu_sends = [x for x in sandbox.requests() if x["path"] == "/sms/2/text/advanced"]
+        assert len(eu_sends) == 2  # failures_to_open: then the open circuit is skipped, not tried per request
+        assert set(carriers(db).values()) == {"us"}
+        assert metric(bridge, "smsbridge_upstream_circuit_state", upstream="eu", state="open") == 1
+        assert metric(bridge, "smsbridge_upstream_errors_total", api="advanced", reason="http 503",
+                      upstream="eu") == 2
+        sandbox.faults()  # eu recovers
+        wait_for(lambda: metric(bridge, "smsbridge_upstream_circuit_state", upstream="eu", state="closed") == 1,
+                 what="eu's circuit closed after its probe")
+        r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41790000099", "text": "back"})
+        back = r.json()["messages"][0]["messageId"]
+        assert ids_at(sandbox.url) == [back] and carriers(db)[back] == "eu"
+        assert sorted(ids_at(us.url)) == sorted(sent)
+
+
+@pytest.mark.parametrize("unanswered, taken", [
+    # beyond read_timeout, and then (the rules combine) a 503: eu did not take it, but the bridge cannot know
+    ({"delay_ms": 1500, "count": 1, "path": "/sms/2/text/advanced"}, False),
+    ({"drop": "answer", "count": 1, "path": "/sms/2/text/advanced"}, True),  # eu took it, the answer was lost
+])
+@pytest.mark.parametrize("mode", ["queued", "sync"])
+def test_an_unanswered_attempt_is_reconciled_on_its_upstream_never_sent_to_the_other(make_bridge, sandbox, mode,
+                                                                                    unanswered, taken):
+    with running_sandbox(dlr_delay=3600) as us:
+        change = both(two(us.url), queued) if mode == "queued" else two(us.url)
+        bridge = make_bridge(change)
+        db = bridge.app.extensions["smsbridge"].db
+        # eu takes the first request without answering it, then fails everything (its probe too) for a while
+        sandbox.faults(rules=[unanswered, {"status": 503, "count": 100000}])
+        unsure = send(bridge, 5, 0, "unsure")  # sync: handed over as unknown (PENDING_ACCEPTED)
+        wait_for(lambda: metric(bridge, "smsbridge_upstream_circuit_state", upstream="eu", state="open") == 1,
+                 what="eu's circuit open")
+        moved = send(bridge, 5, 100, "moved")
+        wait_for(lambda: sorted(ids_at(us.url)) == sorted(moved), what="the new ones sent through us")
+        assert db_count(db, "messages", state="sent") == 5  # the unsure ones wait for eu, the only one that knows
+        assert {carriers(db)[m] for m in unsure} == {"eu"}
+        assert sorted(ids_at(sandbox.url)) == (sorted(unsure) if taken else [])
+        sandbox.faults()  # eu recovers: the resend with the same ids is refused as a duplicate = accepted
+        wait_for(lambda: db_count(db, "messages", state="sent") == 10, timeout=15, what="the unsure ones settled")
+        at_eu, at_us = ids_at(sandbox.url), ids_at(us.url)
+        assert sorted(at_eu) == sorted(unsure) and sorted(at_us) == sorted(moved)
+        assert not set(at_eu) & set(at_us) and len(at_eu) == len(set(at_eu)) and len(at_us) == len(set(at_us))
+        got = carriers(db)
+        assert {got[m] for m in unsure} == {"eu"} and {got[m] for m in moved} == {"us"}
+        # taken: the resend is refused as a duplicate (= accepted); not taken: the resend is the first to arrive
+        assert metric(bridge, "smsbridge_send_events_total", event="reconciled") == (5 if taken else 0)
+
+
+def test_reports_and_inbound_from_the_second_upstream_are_matched(make_bridge, receiver):
+    port = free_port()  # us, started once the bridge's address (its inbound hook) is known
+    notify = receiver.url("/dlr")
+
+    def allow(raw):
+        raw["callers"]["demo"]["allow"]["loopback"] = True
+
+    bridge = make_bridge(both(two(f"http://127.0.0.1:{port}"), allow), upstream_url=f"http://127.0.0.1:{free_port()}")
+    db = bridge.app.extensions["smsbridge"].db
+    app = create_sandbox_app(SandboxSettings(dlr_delay=0.05, time_scale=0.001, push_time_scale=0.001),
+                             inbound_url=bridge.url + "/hooks/inbound/sandbox-inbound-token")
+    us = ServerThread(app, "127.0.0.1", port).start()
+    try:
+        r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "hi", "notifyUrl": notify})
+        assert r.status_code == 200, r.text
+        mid = r.json()["messages"][0]["messageId"]
+        report = wait_for(lambda: [x for x in receiver.snapshot() if mid.encode() in x.body], what="the report")
+        assert b"DELIVERED" in report[0].body
+        assert carriers(db)[mid] == "us"
+        injected = requests.post(us.url + "/sandbox/inbound", timeout=5,
+                                 json={"from": "41793026727", "to": "41793026834", "text": "INFO hours"})
+        assert injected.status_code in (200, 201), injected.text
+        wait_for(lambda: db_count(db, "inbound_messages") == 1, what="the inbound message stored")
+        # the rule's auto-reply is a send like any other: through us too
+        wait_for(lambda: any(m["text"].startswith("Thanks") for m in requests.get(
+            us.url + "/sandbox/messages", timeout=5).json()), what="the auto-reply at us")
+    finally:
+        us.stop()
+        app.extensions["sandbox"].stop()
+
+
+def _problems(change: Callable[[dict[str, Any]], None]) -> dict[str, str]:
+    raw = copy.deepcopy(default_raw_config())
+    change(raw)
+    with pytest.raises(ConfigError) as exc:
+        build_config(raw, env={})
+    return dict(exc.value.problems)
+
+
+def test_upstreams_config_is_validated_by_key_path():
+    def listed(*entries: dict[str, Any], keep_single: bool = False):
+        def change(raw):
+            if not keep_single:
+                raw.pop("upstream")
+            raw["upstreams"] = list(entries)
+        return change
+
+    ok = {"base_url": "sandbox", "api_key": "k"}
+    assert "upstreams" in _problems(listed({**ok, "name": "a"}, keep_single=True))
+    assert "upstreams[0].name" in _problems(listed(ok))
+    assert "'a' is used twice" in _problems(listed({**ok, "name": "a"}, {**ok, "name": "a"}))["upstreams[1].name"]
+    got = _problems(listed({**ok, "name": "a", "fallback_base_url": "x"}))
+    assert got["upstreams[0].fallback_base_url"].startswith("unknown key")
+    got = _problems(listed({**ok, "name": "a", "rate": {"per_second": 0, "speed": 1}}, {**ok, "name": "b", "cooldown": 0}))
+    assert "above 0" in got["upstreams[0].rate.per_second"] and "unknown key" in got["upstreams[0].rate.speed"]
+    assert "upstreams[1].cooldown" in got
+    assert "upstreams[0].api_key" in _problems(listed({"base_url": "sandbox", "name": "a"}))
+    assert "upstreams" in _problems(listed())
+    raw = copy.deepcopy(default_raw_config())
+    two("https://api-us.example.com", rate=20)(raw)
+    config = build_config(raw, env={})
+    assert [u.name for u in config.upstreams] == ["eu", "us"] and config.upstream is config.upstreams[0]
+    single = build_config(copy.deepcopy(default_raw_config()), env={})
+    assert [u.name for u in single.upstreams] == ["primary"]  # upstream: alone is a list of one
