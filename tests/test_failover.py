@@ -18,6 +18,7 @@ from tests.conftest import DEMO, default_raw_config, running_sandbox
 from tests.helpers import free_port, wait_for
 from tests.storehelp import db_count, db_rows
 from tests.test_ops import metric
+from tests.test_ui import login
 
 
 def two(b_url: str, **extra: Any) -> Callable[[dict[str, Any]], None]:
@@ -76,6 +77,10 @@ def test_queued_fails_over_on_refused_connections_and_returns_once_the_primary_r
         assert metric(bridge, "smsbridge_upstream_circuit_transitions_total", upstream="eu", state="open") >= 1
         assert metric(bridge, "smsbridge_upstream_messages_sent_total", upstream="us") == 20
         assert metric(bridge, "smsbridge_upstream_messages_sent_total", upstream="eu") == 0
+        s, _ = login(bridge.url)  # the admin UI's message log says which upstream carried each message
+        log = s.get(bridge.url + "/ui/api/log", timeout=10).json()
+        assert {"name": "upstream", "label": "Upstream"} in log["columns"]
+        assert {r["cells"]["messageId"]: r["cells"]["upstream"] for r in log["rows"]} == dict.fromkeys(first, "us")
         eu = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", port).start()
         try:
             # the idle workers probe eu once its cool-down is over: an authenticated GET closes the circuit
