@@ -3,7 +3,14 @@ authenticated probe, queue and worker metrics, request durations, circuit state,
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
 import requests
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DEMO
@@ -94,3 +101,48 @@ def test_readyz_body_names_each_upstream(make_bridge, sandbox):
     b = make_bridge()
     up = requests.get(b.url + "/readyz", timeout=10).json()["checks"]["upstream"]
     assert [u["name"] for u in up["upstreams"]] == ["primary"] and up["upstreams"][0]["circuit"] == "closed"
+
+
+# -- alert rules and the dashboard -------------------------------------------------------------------------
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+_NAME = re.compile(r"\b((?:smsbridge|process)_[a-z0-9_]+)\b")
+
+
+def _exposed(bridge) -> set[str]:
+    """Every series name the bridge's /metrics can show (families and their sample suffixes)."""
+    names: set[str] = set()
+    for fam in text_string_to_metric_families(bridge.get("/metrics").text):
+        names |= {fam.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum", "_created")}
+        names |= {s.name for s in fam.samples}
+    return names
+
+
+def test_alert_rules_load_and_name_existing_metrics(bridge):
+    path = DOCS / "prometheus" / "alerts.yml"
+    promtool = shutil.which("promtool")
+    if promtool:  # Debian's prometheus package
+        done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert [g["name"] for g in rules["groups"]] == ["smsbridge"]
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    assert {"SmsbridgeQueueGrowing", "SmsbridgeDeadLetters", "SmsbridgeUpstreamFailing",
+            "SmsbridgeCircuitOpen"} <= set(alerts)
+    exposed = _exposed(bridge)
+    for name, rule in alerts.items():
+        assert {"expr", "labels", "annotations"} <= set(rule), name
+        used = set(_NAME.findall(rule["expr"]))
+        assert used and used <= exposed, (name, used - exposed)
+
+
+def test_the_dashboard_queries_name_existing_metrics(bridge):
+    dash = json.loads((DOCS / "grafana" / "smsbridge.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    exposed = _exposed(bridge)
+    for expr in exprs:
+        used = set(_NAME.findall(expr))
+        assert used and used <= exposed, (expr, used - exposed)
+    titles = " ".join(p["title"] for p in dash["panels"]).lower()
+    for topic in ("queue", "circuit", "upstream", "dead letters", "memory"):
+        assert topic in titles
