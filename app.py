@@ -165,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers or config.server.workers
     port = _first(args.port, _env_int("PORT"), config.server.port)
     listener = _listen(config.server.host, port, "--port or PORT")  # bound first: the sandbox is told the address
-    upstream_url = _start_sandbox(args, config, listener) if config.upstream.is_sandbox else None
+    upstream_url = _start_sandbox(args, config, listener) if any(u.is_sandbox for u in config.upstreams) else None
     if workers > 1:
         return _supervise(args, config, listener, upstream_url, workers)
     return _serve(config, listener, upstream_url)
