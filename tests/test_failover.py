@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from gateway.config import ConfigError, SandboxSettings, build_config
 from gateway.sandbox import create_sandbox_app
@@ -221,3 +222,50 @@ def test_upstreams_config_is_validated_by_key_path():
     assert [u.name for u in config.upstreams] == ["eu", "us"] and config.upstream is config.upstreams[0]
     single = build_config(copy.deepcopy(default_raw_config()), env={})
     assert [u.name for u in single.upstreams] == ["primary"]  # upstream: alone is a list of one
+
+
+def test_a_batch_in_flight_when_the_bridge_is_killed_is_reconciled_on_its_upstream_after_restart(tmp_path):
+    """kill -9 while eu holds a batch unanswered; eu then fails: after the restart the batch waits for eu (which
+    has it) and new sends go to us; when eu recovers the resend is a duplicate. Nothing at both."""
+    from tests.test_queued_crash import _config, _start
+
+    with running_sandbox(dlr_delay=3600) as eu, running_sandbox(dlr_delay=3600) as us:
+        path = _config(tmp_path, eu.url)
+        raw = yaml.safe_load(path.read_text())
+        common = {"api_key": "sandbox-key", "failures_to_open": 1, "cooldown": 0.3, "read_timeout": 20}
+        raw["upstreams"] = [{"name": "eu", "base_url": raw.pop("upstream")["base_url"], **common},
+                            {"name": "us", "base_url": us.url, **common}]
+        path.write_text(yaml.safe_dump(raw))
+        auth = {"username": "demo", "password": "demo"}
+
+        def submit(url: str, n: int, start: int) -> list[str]:
+            to = ",".join(f"4179{start + i:07d}" for i in range(n))
+            r = requests.get(url + "/sms/1/text/query", params={**auth, "to": to, "text": "t"}, timeout=10)
+            assert r.status_code == 200, r.text
+            return [m["messageId"] for m in r.json()["messages"]]
+
+        eu.faults(delay_ms=4000, count=1, path="/sms/2/text/advanced")  # taken after 4 s: answered too late
+        proc, url = _start(path)
+        try:
+            held = submit(url, 20, 0)
+            wait_for(lambda: [x for x in eu.requests() if x["path"] == "/sms/2/text/advanced"],
+                     what="the batch in flight at eu")
+            proc.kill()  # kill -9 mid-request
+            proc.wait(10)
+            eu.faults(status=503, count=100000)  # eu now fails everything (its probe too)
+            proc, url = _start(path)
+            wait_for(lambda: sorted(ids_at(eu.url)) == sorted(held), what="eu finished taking the batch")
+            later = submit(url, 5, 100)
+            wait_for(lambda: sorted(ids_at(us.url)) == sorted(later), what="new sends through us")
+            assert not set(ids_at(us.url)) & set(held)  # the batch eu may hold never went to us
+            eu.faults()
+            wait_for(lambda: metric_text(url, 'smsbridge_send_events_total{event="reconciled"} 20.0'),
+                     timeout=20, what="the batch reconciled at eu")
+            assert sorted(ids_at(eu.url)) == sorted(held) and sorted(ids_at(us.url)) == sorted(later)
+        finally:
+            proc.kill()
+            proc.wait(10)
+
+
+def metric_text(url: str, line: str) -> bool:
+    return line in requests.get(url + "/metrics", timeout=10).text.splitlines()
