@@ -82,6 +82,9 @@ def test_queued_fails_over_on_refused_connections_and_returns_once_the_primary_r
         log = s.get(bridge.url + "/ui/api/log", timeout=10).json()
         assert {"name": "upstream", "label": "Upstream"} in log["columns"]
         assert {r["cells"]["messageId"]: r["cells"]["upstream"] for r in log["rows"]} == dict.fromkeys(first, "us")
+        conv = bridge.get(f"/ct/1/log/end/{first[0]}", params=DEMO)  # told to the upstream that carried it
+        assert conv.status_code == 200, conv.text
+        assert [x["path"] for x in us.requests() if x["path"].startswith("/ct/")] == [f"/ct/1/log/end/{first[0]}"]
         eu = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", port).start()
         try:
             # the idle workers probe eu once its cool-down is over: an authenticated GET closes the circuit
