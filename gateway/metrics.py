@@ -79,7 +79,7 @@ class StoreCollector(Collector):
             "queue after an upstream failure), unknown (no answer: reconciled by a resend with the same ids), "
             "reconciled (a resend the upstream refused as a duplicate: it had the message), retried (queued messages "
             "put back after a failed upstream attempt), settle_failed (a sync answer the store could not record: "
-            "reconciled later), failed_over (queued messages moved to the next upstream after one that certainly did not take them failed)", labels=["event"])
+            "reconciled later), failed_over (messages moved to the next upstream after one that certainly did not take them failed)", labels=["event"])
         counts = dict(self.store.events)
         for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed", "failed_over"):
             events.add_metric([event], counts.get(event, 0))

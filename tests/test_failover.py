@@ -116,6 +116,7 @@ def test_sync_sends_fail_over_within_the_request_on_5xx_and_skip_an_open_circuit
         eu_sends = [x for x in sandbox.requests() if x["path"] == "/sms/2/text/advanced"]
         assert len(eu_sends) == 2  # failures_to_open: then the open circuit is skipped, not tried per request
         assert set(carriers(db).values()) == {"us"}
+        assert metric(bridge, "smsbridge_send_events_total", event="failed_over") == 2  # then eu was skipped
         assert metric(bridge, "smsbridge_upstream_circuit_state", upstream="eu", state="open") == 1
         assert metric(bridge, "smsbridge_upstream_errors_total", api="advanced", reason="http 503",
                       upstream="eu") == 2
@@ -149,6 +150,9 @@ def test_an_unanswered_attempt_is_reconciled_on_its_upstream_never_sent_to_the_o
         wait_for(lambda: sorted(ids_at(us.url)) == sorted(moved), what="the new ones sent through us")
         assert db_count(db, "messages", state="sent") == 5  # the unsure ones wait for eu, the only one that knows
         assert {carriers(db)[m] for m in unsure} == {"eu"}
+        s, _ = login(bridge.url)
+        log = {r["cells"]["messageId"]: r["cells"] for r in s.get(bridge.url + "/ui/api/log", timeout=10).json()["rows"]}
+        assert log[unsure[0]]["upstream"] == "eu (waits for it: it may hold the message)" and log[moved[0]]["upstream"] == "us"
         assert sorted(ids_at(sandbox.url)) == (sorted(unsure) if taken else [])
         sandbox.faults()  # eu recovers: the resend with the same ids is refused as a duplicate = accepted
         wait_for(lambda: db_count(db, "messages", state="sent") == 10, timeout=15, what="the unsure ones settled")

@@ -159,7 +159,7 @@ class Dispatcher:
             if route is None:
                 raise UpstreamUnreachable("Every upstream is failing (circuit open); nothing was sent", [])
             result, attempts = self.sender.send(dataclasses.replace(sub, messages=upstream_messages), api, route,
-                                                moving=lambda nxt: self.store.repin(sid, nxt.name))
+                                                moving=lambda nxt: self._move(sid, nxt, len(rows)))
         except UpstreamError as exc:
             return self._sync_failed(sub, sid, rows, exc, ids, hand_over)
         except BridgeError as exc:
@@ -174,6 +174,11 @@ class Dispatcher:
             log.error("sync: the answer to submission %d could not be recorded; it is reconciled %s", sid,
                       "when its lease runs out" if ids else "at the next start (as unknown)")
         return result, attempts
+
+    def _move(self, sid: int, route: Route, n: int) -> None:
+        """Failover of a sync send: its rows now belong to ``route``, durably, before it is sent there."""
+        self.store.repin(sid, route.name)
+        self.store.count("failed_over", n)
 
     def _settle(self, sid: int, outcomes: list[Settled], attempts: list[Attempt], **kw: Any) -> bool:
         """Complete a sync record; False (logged, counted) when the store fails: never the caller's error."""

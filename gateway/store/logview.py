@@ -146,7 +146,7 @@ class LogView:
         if r["state"] == "unknown":  # no answer from the upstream: reconciled by a resend with the same ids
             state += f", reconciling at {fmt(r['lease_until'])}" if r["lease_until"] else ", not reconcilable (query API)"
         upstream = r["upstream"] or ""  # failover: the upstream that carried it, or that may hold it
-        if upstream and r["state"] in ("queued", "unknown"):
+        if upstream and r["state"] in ("queued", "sending", "unknown"):  # open: only that upstream may be asked
             upstream += " (waits for it: it may hold the message)"
         return {"key": f"m{r['id']}", "group": r["status_group_name"] or "", "cells": {
             "created": fmt(r["created_at"]), "caller": r["caller"] or "", "entrance": f"{r['entrance']} ({r['mode']})",
