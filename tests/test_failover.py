@@ -148,6 +148,7 @@ def test_an_unanswered_attempt_is_reconciled_on_its_upstream_never_sent_to_the_o
                  what="eu's circuit open")
         moved = send(bridge, 5, 100, "moved")
         wait_for(lambda: sorted(ids_at(us.url)) == sorted(moved), what="the new ones sent through us")
+        wait_for(lambda: db_count(db, "messages", state="sent") == 5, what="their answers recorded")
         assert db_count(db, "messages", state="sent") == 5  # the unsure ones wait for eu, the only one that knows
         assert {carriers(db)[m] for m in unsure} == {"eu"}
         s, _ = login(bridge.url)
