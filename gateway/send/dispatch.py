@@ -385,7 +385,8 @@ class QueueWorker:
         first = options(specs[rows[0].spec])
         same = [r for r in rows if options(specs[r.spec]) == first]
         if len(same) < len(rows):  # submission-level options differ: those wait for a batch of their own
-            self.store.release([r.row_id for r in rows if options(specs[r.spec]) != first])
+            later = [r for r in rows if options(specs[r.spec]) != first]
+            self.store.release([r.row_id for r in later], unpin=[r.row_id for r in later if r.upstream is None])
             rows = same
         # each row goes where it is pinned (that upstream may hold it: only it can say), a free one to ``route``
         groups: dict[str | None, list[QueuedMessage]] = {}

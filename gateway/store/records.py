@@ -365,12 +365,16 @@ class Store:
                 _LEASE.run(c, {"ids": ids, "until": now + lease_seconds, "up": upstream})
         return [QueuedMessage(*r) for r in rows]
 
-    def release(self, ids: Sequence[int], at: float | None = None, reason: str | None = None) -> None:
-        """Give leased rows back, due ``at`` (default now: not sent in this batch)."""
+    def release(self, ids: Sequence[int], at: float | None = None, reason: str | None = None,
+                unpin: Sequence[int] = ()) -> None:
+        """Give leased rows back, due ``at`` (default now: not sent in this batch); ``unpin``: rows the claim
+        pinned that were not sent anywhere (free again)."""
         now = self.clock.now()
         with self.db.transaction(relaxed=True) as c:
             for chunk in _chunks(list(ids)):
                 c.execute(_RELEASE, {"ids": chunk, "at": now if at is None else at, "reason": reason})
+            for chunk in _chunks(list(unpin)):
+                c.execute(_UNPIN, {"ids": chunk})
 
     def pin(self, ids: Sequence[int], upstream: str) -> None:
         """Failover of queued rows the previous upstream certainly did not take: now ``upstream``'s, durably,
