@@ -149,7 +149,8 @@ def upstream_routes(config: Config, upstream_url: str, clock: Clock) -> Upstream
     is where ``upstream:`` (one) really is, or, in a list, each entry whose base_url is ``sandbox``."""
     one = len(config.upstreams) == 1
     return Upstreams([Route(up.name, UpstreamClient(up, upstream_url if one or up.is_sandbox else up.base_url),
-                            Breaker(up.failures_to_open, up.cooldown)) for up in config.upstreams], clock)
+                            Breaker(up.failures_to_open, up.cooldown)) for up in config.upstreams], clock,
+                     config.ops.ready_upstream_timeout)
 
 
 def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:

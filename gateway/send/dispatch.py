@@ -69,8 +69,8 @@ class Dispatcher:
         self.policy_for = policy_for
         self.public_url = public_url
         self.wake = threading.Event()
-        # a sync send in flight is reconciled once this lease runs out (as QueueWorker's); it may fail over once
-        self.lease_seconds = sum(up.connect_timeout + up.read_timeout for up in config.upstreams[:2]) + 30
+        # a sync send in flight is reconciled once this lease runs out (as QueueWorker's); it may fail over
+        self.lease_seconds = sum(up.connect_timeout + up.read_timeout for up in config.upstreams) + 30
 
     def hook_url(self, token: str) -> str:
         return f"{self.public_url().rstrip('/')}/hooks/dlr/{token}"

@@ -279,10 +279,6 @@ class UpstreamClient:
         out["ms"] = round((time.perf_counter() - started) * 1000, 1)
         return out
 
-    def probe(self) -> bool:
-        """:meth:`check` with the configured timeouts: True when healthy."""
-        return bool(self.check()["ok"])
-
     def _parsed(self, body: Any, attempts: list[Attempt]) -> SubmissionResult:
         try:
             return result_from_wire(body)

@@ -2,7 +2,7 @@
 
 A :class:`Breaker` is *closed* (sends go there), *open* after ``failures_to_open`` consecutive failures
 (nothing is sent there for ``cooldown`` seconds) and *half-open* once the cool-down has run out: one
-caller probes it with a real authenticated request (:meth:`UpstreamClient.probe`, the account balance);
+caller probes it with a real authenticated request (:meth:`UpstreamClient.check`, the account balance);
 success closes it, failure opens it for another cool-down. :meth:`Upstreams.pick` gives the first upstream
 whose circuit is closed (or whose probe just succeeded). With a single upstream the circuit is only watched
 (``/metrics``, ``/readyz``): there is nowhere else to send, and the queue's backoff paces retries as before.
@@ -110,9 +110,10 @@ class Route:
 class Upstreams:
     """The configured upstreams in failover order (``routes[0]`` is the primary)."""
 
-    def __init__(self, routes: list[Route], clock: Clock) -> None:
+    def __init__(self, routes: list[Route], clock: Clock, probe_timeout: float = 2.0) -> None:
         self.routes = routes
         self.clock = clock
+        self.probe_timeout = probe_timeout  # seconds: a half-open probe may run inside a sync request
         self.by_name = {r.name: r for r in routes}
         # one upstream: nowhere else to go, so its circuit is only watched (metrics, readiness) and the queue's
         # own backoff paces the retries, as without failover
@@ -130,7 +131,7 @@ class Upstreams:
         now = self.clock.now()
         if not b.probe_due(now):
             return False
-        ok = route.client.probe()
+        ok = bool(route.client.check(self.probe_timeout)["ok"])
         b.probed(ok, now)
         log.warning("upstream %s: half-open probe %s; circuit %s", route.name, "passed" if ok else "failed",
                     b.state)
