@@ -277,3 +277,25 @@ def test_a_batch_in_flight_when_the_bridge_is_killed_is_reconciled_on_its_upstre
 
 def metric_text(url: str, line: str) -> bool:
     return line in requests.get(url + "/metrics", timeout=10).text.splitlines()
+
+
+def test_the_breaker_opens_after_n_failures_lets_one_prober_through_and_reopens_on_a_failed_probe():
+    from gateway.send.upstreams import CLOSED, HALF_OPEN, OPEN, Breaker
+
+    b = Breaker(failures_to_open=3, cooldown=30)
+    for t in (1, 2):
+        b.failure(t)
+    assert b.state == CLOSED
+    b.success(3)  # consecutive failures only
+    for t in (4, 5, 6):
+        b.failure(t)
+    assert b.state == OPEN and b.retry_at() == 36
+    assert not b.probe_due(35)  # cooling down
+    assert b.probe_due(36) and b.state == HALF_OPEN
+    assert not b.probe_due(36.5)  # one prober at a time
+    b.probed(False, 37)
+    assert b.state == OPEN and b.retry_at() == 67
+    assert b.probe_due(67)
+    b.probed(True, 68)
+    assert b.state == CLOSED and b.failures == 0
+    assert b.transitions == {CLOSED: 1, HALF_OPEN: 2, OPEN: 2}
