@@ -207,7 +207,7 @@ class Metrics:
                                 registry=r)
         self.parts = Counter("smsbridge_sms_parts_sent", "SMS parts of those messages (the bridge's own count)", registry=r)
         self.upstream_latency = Histogram("smsbridge_upstream_request_seconds", "Upstream call duration",
-                                          ["api"], buckets=LATENCY_BUCKETS, registry=r)
+                                          ["api", "upstream"], buckets=LATENCY_BUCKETS, registry=r)
         self.upstream_errors = Counter("smsbridge_upstream_errors", "Upstream calls that failed (sync sends and "
                                        "queue workers)", ["api", "reason", "upstream"], registry=r)
         if outbox is not None:
@@ -231,7 +231,7 @@ class Metrics:
 
     def observe_send(self, sub: Submission, result: SubmissionResult | None, attempts: list[Attempt]) -> None:
         for a in attempts:
-            self.upstream_latency.labels(a.api).observe(a.duration_ms / 1000.0)
+            self.upstream_latency.labels(a.api, a.upstream or "").observe(a.duration_ms / 1000.0)
             if a.error or a.http_status is None or a.http_status >= 400:
                 self.upstream_errors.labels(a.api, a.error or f"http {a.http_status}", a.upstream or "").inc()
         if result is not None:
