@@ -132,7 +132,7 @@ def _supervise(args: argparse.Namespace, config, listener, upstream_url: str | N
 
     db = open_store(config.store.path, synchronous=config.store.synchronous)
     try:
-        n = Store(db, SystemClock()).requeue_inflight(config.upstream_lease)
+        n = Store(db, SystemClock()).requeue_inflight(config.sync_lease)
         if n:
             log.info("queue: %d message(s) leased before a restart are due again", n)
     finally:
@@ -161,7 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers or config.server.workers
     port = _first(args.port, _env_int("PORT"), config.server.port)
     listener = _listen(config.server.host, port, "--port or PORT")  # bound first: the sandbox is told the address
-    upstream_url = _start_sandbox(args, config, listener) if config.upstream.is_sandbox else None
+    upstream_url = _start_sandbox(args, config, listener) if any(u.is_sandbox for u in config.upstreams) else None
     if workers > 1:
         return _supervise(args, config, listener, upstream_url, workers)
     return _serve(config, listener, upstream_url)

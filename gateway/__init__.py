@@ -28,7 +28,7 @@ def create_app(config: Config, upstream_url: str | None = None, clock: Clock | N
     Background workers are not started here: call ``app.extensions["smsbridge"].start()``.
     """
     url = upstream_url or config.upstream.base_url
-    if url == "sandbox":
+    if url == "sandbox" or (upstream_url is None and any(u.is_sandbox for u in config.upstreams)):
         raise ConfigError([("upstream.base_url", "is 'sandbox': start the sandbox and pass its URL")])
     app = Flask(__name__, template_folder="../templates", static_folder=None)  # the UI serves its own
     app.extensions[KEY] = build_services(config, url, clock or SystemClock())

@@ -127,6 +127,11 @@ class Upstream:
     connect_timeout: float = 3.0
     read_timeout: float = 15.0
     pool_size: int = 32
+    # -- failover (gateway/send/upstreams.py, docs/delivery.md "Failover") --
+    name: str = "primary"  # how the record, the UI and /metrics name this upstream
+    failures_to_open: int = 3  # consecutive failures that open its circuit (sends go to the next upstream)
+    cooldown: float = 30.0  # seconds an open circuit waits before a half-open probe
+    rate: Any = None  # the account's pace (branch pace): a number of messages per second or {per_second, burst}
 
     @property
     def is_sandbox(self) -> bool:
@@ -311,11 +316,23 @@ class Config:
     queue: QueueSettings = field(default_factory=QueueSettings)
     auth: ThrottleSettings = field(default_factory=ThrottleSettings)
     idempotency: IdempotencySettings = field(default_factory=IdempotencySettings)
+    # every upstream in failover order; ``upstream`` is the first (``upstream:`` alone: a list of one)
+    upstreams: list[Upstream] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.upstreams:
+            self.upstreams = [self.upstream]
 
     @property
     def upstream_lease(self) -> float:
-        """Seconds a claim on an upstream request (queue batch, sync send, idempotency key) lasts."""
-        return self.upstream.connect_timeout + self.upstream.read_timeout + self.store.lease_margin
+        """Seconds a claim on one upstream request (a queue batch) lasts: the slowest upstream's timeouts plus
+        ``store.lease_margin``."""
+        return max(u.connect_timeout + u.read_timeout for u in self.upstreams) + self.store.lease_margin
+
+    @property
+    def sync_lease(self) -> float:
+        """Seconds a sync send (and its idempotency key) may be in flight: it may try every upstream in turn."""
+        return sum(u.connect_timeout + u.read_timeout for u in self.upstreams) + self.store.lease_margin
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -577,7 +594,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     raw = interpolate(raw, dict(os.environ) if env is None else env, "", problems)
     r = _Reader(problems)
     known = {"server", "upstream", "sandbox", "logging", "store", "outbox", "callers", "templates", "limits",
-             "placeholders", "inbound", "ui", "ops", "queue", "auth", "idempotency"}
+             "placeholders", "inbound", "ui", "ops", "queue", "auth", "idempotency", "upstreams"}
     for key in raw:
         if key not in known:
             problems.append((str(key), f"unknown section; known: {', '.join(sorted(known))}"))
@@ -592,7 +609,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
             ipaddress.ip_network(str(net), strict=False)
         except ValueError:
             problems.append((f"server.trusted_proxies[{i}]", f"{net!r} is not an IP address or CIDR (e.g. 10.0.0.0/8)"))
-    upstream = r.fill(Upstream, r.section(raw.get("upstream"), "upstream"), "upstream")
+    upstreams = _upstreams(r, raw)  # --- failover: upstream: or upstreams: ---
+    upstream = upstreams[0]
     sandbox = r.fill(SandboxSettings, r.section(raw.get("sandbox"), "sandbox"), "sandbox")
     logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")
     store = r.fill(Store, r.section(raw.get("store"), "store"), "store")
@@ -616,12 +634,6 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     limits = _limits(r, raw.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)
-    if upstream.api not in UPSTREAM_APIS:
-        problems.append(("upstream.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
-    if not upstream.is_sandbox and not upstream.base_url.startswith(("http://", "https://")):
-        problems.append(("upstream.base_url", "must be 'sandbox' or an http(s):// URL"))
-    if not upstream.api_key and not (upstream.username and upstream.password):
-        problems.append(("upstream.api_key", "is empty: set it from the environment, e.g. ${INFOBIP_API_KEY}"))
     callers = {
         str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders, upstream.api)
         for n, d in r.section(raw.get("callers"), "callers").items()
@@ -681,7 +693,57 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if store.pool_size == 0:  # automatic: a connection for every thread that may use the store at once
         store.pool_size = server.threads + queue.workers + outbox.workers + 2
     return Config(server, upstream, sandbox, logging_, store, outbox, callers, templates, limits, placeholders,
-                  source, warnings, inbound, ui, ops, queue, auth, idem)
+                  source, warnings, inbound, ui, ops, queue, auth, idem, upstreams)
+
+
+def _upstreams(r: _Reader, raw: dict[str, Any]) -> list[Upstream]:
+    """``upstream:`` (one) or ``upstreams:`` (a list in failover order), each checked under its own key path."""
+    if "upstreams" not in raw:
+        return [_upstream(r, r.section(raw.get("upstream"), "upstream"), "upstream")]
+    items = raw["upstreams"]
+    if "upstream" in raw:
+        r.problems.append(("upstreams", "give either upstream: (one) or upstreams: (a list), not both"))
+    if not isinstance(items, list) or not items:
+        r.problems.append(("upstreams", "must be a non-empty list of upstreams, in failover order"))
+        return [Upstream()]
+    found = [_upstream(r, r.section(d, f"upstreams[{i}]"), f"upstreams[{i}]") for i, d in enumerate(items)]
+    names = [u.name for u in found]
+    for i, u in enumerate(found):
+        if "name" not in (items[i] if isinstance(items[i], dict) else {}):
+            r.problems.append((f"upstreams[{i}].name", "is required: the record and /metrics name the upstream "
+                               "that carried each message"))
+        elif names.count(u.name) > 1:
+            r.problems.append((f"upstreams[{i}].name", f"{u.name!r} is used twice"))
+    return found
+
+
+_UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def _upstream(r: _Reader, d: dict[str, Any], path: str) -> Upstream:
+    up: Upstream = r.fill(Upstream, d, path)
+    if up.api not in UPSTREAM_APIS:
+        r.problems.append((f"{path}.api", f"must be one of {', '.join(UPSTREAM_APIS)}"))
+    if not up.is_sandbox and not up.base_url.startswith(("http://", "https://")):
+        r.problems.append((f"{path}.base_url", "must be 'sandbox' or an http(s):// URL"))
+    if not up.api_key and not (up.username and up.password):
+        r.problems.append((f"{path}.api_key", "is empty: set it from the environment, e.g. ${INFOBIP_API_KEY}"))
+    if not _UPSTREAM_NAME.fullmatch(up.name):
+        r.problems.append((f"{path}.name", "must be 1-40 letters, digits, '.', '_' or '-'"))
+    if up.failures_to_open < 1:
+        r.problems.append((f"{path}.failures_to_open", "must be at least 1"))
+    if up.cooldown <= 0:
+        r.problems.append((f"{path}.cooldown", "must be a number of seconds above 0"))
+    rate = up.rate
+    if isinstance(rate, dict):
+        for k, v in rate.items():
+            if k not in ("per_second", "burst"):
+                r.problems.append((f"{path}.rate.{k}", "unknown key; known: burst, per_second"))
+            elif isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                r.problems.append((f"{path}.rate.{k}", f"must be a number above 0, got {v!r}"))
+    elif rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
+        r.problems.append((f"{path}.rate", "must be messages per second above 0, or {per_second, burst}"))
+    return up
 
 
 QUERY_GAP = ("uses the query API, which cannot carry the bridge's own messageId and bulkId: a resend after an "

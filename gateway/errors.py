@@ -19,6 +19,7 @@ class Attempt:
     http_status: int | None
     duration_ms: float
     error: str | None = None
+    upstream: str | None = None  # which configured upstream (failover): its name
 
 
 class BridgeError(Exception):

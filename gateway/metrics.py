@@ -1,16 +1,19 @@
 """Prometheus metrics on a per-app ``CollectorRegistry`` (never the global one: two apps in one
 process, as in the tests, keep separate counts).
 
-Counted on the hot path (cheap increments): requests by entrance and outcome, messages and parts sent,
-upstream latency and errors (from the sender's attempts). Read at scrape time: the outbox's depth, the
-age of its oldest waiting job, its retries and dead letters; the store's group commits.
+Counted on the hot path (cheap increments): requests by entrance and outcome, their duration by entrance and
+status class, messages and parts sent (sync answers and the queue workers' batches alike) and which upstream
+carried them, upstream latency and errors (from the sender's attempts). Read at scrape time: the outbox's
+depth, the age of its oldest waiting job, its retries and dead letters; the store's group commits; the queue's
+depth and oldest waiting message per caller; each upstream's circuit; the process (CPU, memory, open files).
+Alert rules and a dashboard built on them: docs/prometheus/alerts.yml, docs/grafana/smsbridge.json.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -19,6 +22,7 @@ from .inbound.loops import REASONS, ReplyGuard
 from .model import Submission, SubmissionResult
 from .send.idempotency import Idempotency
 from .send.upstream import Attempt
+from .send.upstreams import STATES, Upstreams
 from .store import periodic, rejected
 from .store.engine import Database
 from .store.records import Store
@@ -76,11 +80,58 @@ class StoreCollector(Collector):
             "queue after an upstream failure), unknown (no answer: reconciled by a resend with the same ids), "
             "reconciled (a resend the upstream refused as a duplicate: it had the message), retried (queued messages "
             "put back after a failed upstream attempt), settle_failed (a sync answer the store could not record: "
-            "reconciled later)", labels=["event"])
+            "reconciled later), failed_over (messages moved to the next upstream after one that certainly did not take them failed)", labels=["event"])
         counts = dict(self.store.events)
-        for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed"):
+        for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed", "failed_over"):
             events.add_metric([event], counts.get(event, 0))
         yield events
+
+
+class QueueCollector(Collector):
+    """Messages waiting (queued, leased, or unknown awaiting reconciliation) per caller, and the oldest's age."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("smsbridge_queue_depth", "Messages waiting to be forwarded or reconciled, "
+                                  "per caller", labels=["caller"])
+        age = GaugeMetricFamily("smsbridge_queue_oldest_age_seconds", "Age of the oldest waiting message, "
+                                "per caller", labels=["caller"])
+        for caller, n, oldest in self.store.waiting_by_caller():
+            depth.add_metric([caller], n)
+            age.add_metric([caller], oldest)
+        yield depth
+        yield age
+
+
+class UpstreamsCollector(Collector):
+    """Each upstream's circuit (failover): its state, consecutive failures and transitions."""
+
+    def __init__(self, upstreams: Upstreams) -> None:
+        self.upstreams = upstreams
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily("smsbridge_upstream_circuit_state", "1 for the state each upstream's circuit "
+                                  "is in (closed: sends go there; open: failing, skipped; half_open: probing)",
+                                  labels=["upstream", "state"])
+        failures = GaugeMetricFamily("smsbridge_upstream_consecutive_failures", "Failures in a row, per upstream",
+                                     labels=["upstream"])
+        moves = CounterMetricFamily("smsbridge_upstream_circuit_transitions", "Circuit state changes (this "
+                                    "process), by the state entered", labels=["upstream", "state"])
+        order = GaugeMetricFamily("smsbridge_upstream_priority", "Failover order (0: the primary)",
+                                  labels=["upstream"])
+        for i, r in enumerate(self.upstreams.routes):
+            b = r.breaker
+            for s in STATES:
+                state.add_metric([r.name, s], 1.0 if b.state == s else 0.0)
+                moves.add_metric([r.name, s], b.transitions.get(s, 0))
+            failures.add_metric([r.name], b.failures)
+            order.add_metric([r.name], i)
+        yield state
+        yield failures
+        yield moves
+        yield order
 
 
 class ThrottleCollector(Collector):
@@ -167,22 +218,31 @@ class Metrics:
 
     def __init__(self, outbox: Outbox | None = None, store: Store | None = None,
                  throttle: LoginThrottle | None = None, idempotency: Idempotency | None = None,
-                 db: Database | None = None):
+                 db: Database | None = None, upstreams: Upstreams | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, open fds…
+        self.http_latency = Histogram("smsbridge_http_request_seconds", "HTTP request duration, by entrance "
+                                      "(blueprint) and status class", ["entrance", "status_class"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.carried = Counter("smsbridge_upstream_messages_sent", "Messages answered by each upstream (which "
+                               "upstream carried them)", ["upstream"], registry=r)
         self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
                                 ["entrance", "outcome"], registry=r)
         self.messages = Counter("smsbridge_messages_sent", "Messages (one per destination) answered by the upstream",
                                 registry=r)
         self.parts = Counter("smsbridge_sms_parts_sent", "SMS parts of those messages (the bridge's own count)", registry=r)
         self.upstream_latency = Histogram("smsbridge_upstream_request_seconds", "Upstream call duration",
-                                          ["api"], buckets=LATENCY_BUCKETS, registry=r)
-        self.upstream_errors = Counter("smsbridge_upstream_errors", "Upstream calls that failed",
-                                       ["api", "reason"], registry=r)
+                                          ["api", "upstream"], buckets=LATENCY_BUCKETS, registry=r)
+        self.upstream_errors = Counter("smsbridge_upstream_errors", "Upstream calls that failed (sync sends and "
+                                       "queue workers)", ["api", "reason", "upstream"], registry=r)
         if outbox is not None:
             r.register(OutboxCollector(outbox))
         if store is not None:
             r.register(StoreCollector(store))
+            r.register(QueueCollector(store))
+        if upstreams is not None:
+            r.register(UpstreamsCollector(upstreams))
         if throttle is not None:
             r.register(ThrottleCollector(throttle))
         if idempotency is not None:
@@ -191,16 +251,20 @@ class Metrics:
             r.register(RejectedCollector(db))
             r.register(ClusterCollector(db))
 
-    def observe_request(self, entrance: str, status: int) -> None:
+    def observe_request(self, entrance: str, status: int, seconds: float | None = None) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()
+        if seconds is not None:
+            self.http_latency.labels(entrance, f"{status // 100}xx").observe(seconds)
 
     def observe_send(self, sub: Submission, result: SubmissionResult | None, attempts: list[Attempt]) -> None:
         for a in attempts:
-            self.upstream_latency.labels(a.api).observe(a.duration_ms / 1000.0)
+            self.upstream_latency.labels(a.api, a.upstream or "").observe(a.duration_ms / 1000.0)
             if a.error or a.http_status is None or a.http_status >= 400:
-                self.upstream_errors.labels(a.api, a.error or f"http {a.http_status}").inc()
+                self.upstream_errors.labels(a.api, a.error or f"http {a.http_status}", a.upstream or "").inc()
         if result is not None:
             self.messages.inc(len(result.messages))
+            if attempts and attempts[-1].upstream:
+                self.carried.labels(attempts[-1].upstream).inc(len(result.messages))
             self.parts.inc(sum(m.sms_count or 0 for m in result.messages))
 
     def exposition(self) -> bytes:

@@ -130,6 +130,7 @@ class QueuedMessage:
     upstream_message_id: str | None
     bulk_id: str | None
     tries: int
+    upstream: str | None = None  # the upstream it is pinned to (it may hold it), as claimed; None: free to go
 
 
 @dataclass(slots=True)

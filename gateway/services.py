@@ -28,6 +28,7 @@ from .send.dispatch import Dispatcher, QueueWorker
 from .send.idempotency import Idempotency
 from .send.sender import Sender
 from .send.upstream import UpstreamClient
+from .send.upstreams import Breaker, Route, Upstreams
 from .store import notify, periodic, rejected
 from .store.engine import Database
 from .store.idempotency import prune as prune_keys
@@ -130,7 +131,7 @@ class Bridge:
         for t in self._threads:
             t.join(5)
         self._threads = []
-        self.sender.upstream.close()
+        self.sender.upstreams.close()
 
     def prune(self) -> dict[str, int]:
         return prune_all(self.store, self.db, self.clock, self.config.store.retention_hours * 3600)
@@ -161,6 +162,15 @@ def prune_all(store: Store, db: Database, clock: Clock, retention_seconds: float
     return counts
 
 
+def upstream_routes(config: Config, upstream_url: str, clock: Clock) -> Upstreams:
+    """The configured upstreams in failover order, each with its client and circuit breaker; ``upstream_url``
+    is where ``upstream:`` (one) really is, or, in a list, each entry whose base_url is ``sandbox``."""
+    one = len(config.upstreams) == 1
+    return Upstreams([Route(up.name, UpstreamClient(up, upstream_url if one or up.is_sandbox else up.base_url),
+                            Breaker(up.failures_to_open, up.cooldown)) for up in config.upstreams], clock,
+                     config.ops.ready_upstream_timeout)
+
+
 def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     """Every service of a bridge for ``config``, forwarding to ``upstream_url``; starts no thread.
 
@@ -179,13 +189,13 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
                     lease_seconds=ob.connect_timeout + ob.read_timeout + config.store.lease_margin,
                     max_batch=ob.max_batch, idle_wait=config.store.poll_interval)
     store = Store(db, clock)
-    sender = Sender(UpstreamClient(config.upstream, upstream_url))
+    sender = Sender(upstream_routes(config, upstream_url, clock))
     public_url = PublicUrl(config.server)
     intake = ReportIntake(db, store, Relay(config, outbox), clock)
     dispatch = Dispatcher(config, store, sender, clock, policy_for, public_url.get)
     submit_events = SubmitEvents(db, outbox, clock)  # Kannel's DLR events 8/16 (gateway/delivery/kannel.py)
     queue = QueueWorker(config, store, sender, clock, dispatch.wake, intake.rejected, submit_events.accepted)
-    idempotency = Idempotency(db, clock, config.idempotency, config.upstream_lease,
+    idempotency = Idempotency(db, clock, config.idempotency, config.sync_lease,
                               config.store.retention_hours * 3600)
     built = Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
                    router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,

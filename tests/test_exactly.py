@@ -101,7 +101,7 @@ def test_upstream_500_in_sync_mode_hands_over_to_the_queue_and_delivers_once(mak
     attempts = db_rows(ctx.db, "upstream_attempts", "submission_id", "http_status", "api")
     assert sorted((a.http_status, a.submission_id is None) for a in attempts) == [(200, True), (500, False)]
     assert _metric(bridge, "handed_over") == 1
-    assert 'smsbridge_upstream_request_seconds_count{api="advanced"} 2.0' in bridge.get("/metrics").text
+    assert 'smsbridge_upstream_request_seconds_count{api="advanced",upstream="primary"} 2.0' in bridge.get("/metrics").text
 
 
 def db_value_state(ctx: Any, message_id: str) -> str | None:

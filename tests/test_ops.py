@@ -38,8 +38,11 @@ def test_healthz_and_readyz(bridge):
     assert body["checks"]["outbox"] == {"ok": True, "depth": 0, "max": 1000, "oldestAgeSeconds": None}
 
 
-def test_readyz_fails_when_the_upstream_is_unreachable(make_bridge):
-    b = make_bridge(upstream_url=f"http://127.0.0.1:{free_port()}")
+def test_readyz_fails_when_the_upstream_is_unreachable_and_nothing_can_wait(make_bridge):
+    # issue 16: a bridge that stores and forwards stays ready (tests/test_ops_signals.py); this one answers
+    # every send sync and fails it while the upstream is down: not ready
+    b = make_bridge(lambda raw: raw["callers"]["demo"].update(on_upstream_failure="fail"),
+                    upstream_url=f"http://127.0.0.1:{free_port()}")
     r = b.get("/readyz")
     assert r.status_code == 503
     assert r.json()["status"] == "not ready" and r.json()["checks"]["upstream"]["ok"] is False

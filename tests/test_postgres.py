@@ -27,6 +27,10 @@ from tests.helpers import wait_for
 from tests.storehelp import db_count
 
 # -- existing tests, run again on PostgreSQL --------------------------------------------------------------
+from tests.test_failover import (  # noqa: F401
+    test_an_unanswered_attempt_is_reconciled_on_its_upstream_never_sent_to_the_other,
+    test_queued_fails_over_on_refused_connections_and_returns_once_the_primary_recovers,
+)
 from tests.test_idempotency import (  # noqa: F401
     test_concurrent_requests_with_one_key_send_once,
     test_identical_get_within_window_is_answered_as_duplicate,

@@ -24,5 +24,6 @@ def log_end(messageId: str, ext: str | None) -> Response:  # noqa: N803 (the pat
     ctx = bridge()
     params = request_params()
     caller = authenticate(params, "conversions")
-    key = Conversions(ctx.db, ctx.clock, ctx.sender.upstream).log_end(caller.name, messageId)
+    carriers = {r.name: r.client for r in ctx.sender.upstreams.routes}
+    key = Conversions(ctx.db, ctx.clock, ctx.sender.upstream, carriers).log_end(caller.name, messageId)
     return render({"processKey": key}, fmt, "generic")

@@ -319,7 +319,8 @@ def ops_paths() -> dict[str, Any]:
     return {
         "/healthz": op("healthz", "Liveness", {"description": "Alive", "content": {JSON_CT: {"schema": {
             "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}}}}),
-        "/readyz": op("readyz", "Readiness: database writable, upstream reachable, outbox backlog", ready,
+        "/readyz": op("readyz", "Readiness: database writable, outbox backlog, upstreams probed (degraded: "
+                      "still accepting while upstreams fail)", ready,
                       {"503": {**ready, "description": "Not ready"}}),
         "/metrics": op("metrics", "Prometheus metrics", {"description": "Prometheus text format", "content": {
             "text/plain": {"schema": {"type": "string"}}}}, {"404": _error("Metrics are switched off")}),
@@ -486,7 +487,8 @@ SCHEMAS: dict[str, Any] = {
             "key": {"type": "string"},
             "cells": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
     "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
-        "status": {"enum": ["ready", "not ready"]},
+        "status": {"enum": ["ready", "degraded", "not ready"]},
+        "reasons": {"type": "array", "items": {"type": "string"}},
         "checks": {"type": "object", "additionalProperties": {"type": "object", "required": ["ok"]}}}},
 }
 

@@ -13,9 +13,9 @@ import secrets
 import time
 from typing import Any
 
-import requests
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
+from ..config import Config
 from ..metrics import CONTENT_TYPE, Metrics, ReplyLoopCollector
 from ..model import ApiError
 from ..services import bridge
@@ -33,7 +33,7 @@ def metrics() -> Metrics:
 def install_ops(app: Flask) -> None:
     """Register the ops blueprint, the metrics, and the request-id / request-count hooks."""
     ctx = app.extensions["smsbridge"]
-    m = Metrics(ctx.outbox, ctx.store, ctx.throttle, ctx.idempotency, ctx.db)
+    m = Metrics(ctx.outbox, ctx.store, ctx.throttle, ctx.idempotency, ctx.db, ctx.sender.upstreams)
     app.extensions["smsbridge.metrics"] = m
     m.registry.register(ReplyLoopCollector(ctx.router.loops))  # auto-replies suppressed (inbound/loops.py)
     ctx.sender.observers.append(m.observe_send)
@@ -43,11 +43,14 @@ def install_ops(app: Flask) -> None:
     def _request_id() -> None:
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
+        g.started = time.perf_counter()
 
     @app.after_request
     def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id") or secrets.token_hex(8)
-        m.observe_request(request.blueprint or "none", resp.status_code)
+        started = g.get("started")
+        m.observe_request(request.blueprint or "none", resp.status_code,
+                          None if started is None else time.perf_counter() - started)
         return resp
 
 
@@ -68,17 +71,16 @@ def _check_database() -> dict[str, Any]:
 
 
 def _check_upstream() -> dict[str, Any]:
-    """Reachable = any HTTP answer from the upstream's base URL (no credentials are sent)."""
+    """Each upstream probed with a real authenticated request (its account balance): healthy only on a 2xx
+    answer; a 401/403 (the bridge's key refused) or a 404 (not Infobip's API) is not. ``ok``: one is healthy.
+    The first's result is repeated at the top (``host``, ``status``, ``ms``) as before failover."""
     ctx = bridge()
-    up = ctx.sender.upstream
-    started = time.perf_counter()
-    try:
-        resp = requests.head(up.base_url + "/", timeout=ctx.config.ops.ready_upstream_timeout,
-                             allow_redirects=False)
-    except requests.RequestException as exc:
-        return {"ok": False, "host": up.host, "error": type(exc).__name__}
-    return {"ok": True, "host": up.host, "status": resp.status_code,
-            "ms": round((time.perf_counter() - started) * 1000, 1)}
+    timeout = ctx.config.ops.ready_upstream_timeout
+    each = []
+    for route in ctx.sender.upstreams.routes:
+        found = route.client.check(timeout)
+        each.append({"name": route.name, "host": route.client.host, "circuit": route.breaker.state, **found})
+    return {**each[0], "ok": any(u["ok"] for u in each), "upstreams": each}
 
 
 def _check_outbox() -> dict[str, Any]:
@@ -89,12 +91,41 @@ def _check_outbox() -> dict[str, Any]:
             "oldestAgeSeconds": round(age, 3) if age is not None else None}
 
 
+def stores_and_forwards(config: Config) -> bool:
+    """Can this bridge accept sends while every upstream is down? Yes when a caller or template is queued,
+    or a sync one hands an upstream failure over to the queue (``on_upstream_failure: queue``)."""
+    callers = config.callers.values()
+    return any(c.mode == "queued" or c.on_upstream_failure == "queue" for c in callers) or any(
+        t.mode == "queued" or t.on_upstream_failure == "queue" for t in config.templates.values())
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Readiness: database writable, upstream reachable, outbox backlog under its threshold."""
+    """Readiness: database writable, outbox backlog under its threshold, an upstream healthy.
+
+    Every upstream down does not take a bridge that stores and forwards out of the load balancer (that is
+    when its queue is needed): it stays ready (200), ``degraded``, with the reason; a bridge that can only
+    answer sync (every caller ``on_upstream_failure: fail``) is not ready (503)."""
     checks = {"database": _check_database(), "upstream": _check_upstream(), "outbox": _check_outbox()}
-    ready = all(c["ok"] for c in checks.values())
-    resp = jsonify(status="ready" if ready else "not ready", checks=checks)
+    ready = checks["database"]["ok"] and checks["outbox"]["ok"]
+    reasons = [f"{name} check failed" for name in ("database", "outbox") if not checks[name]["ok"]]
+    status = "ready" if ready else "not ready"
+    up = checks["upstream"]
+    if not up["ok"]:
+        down = ", ".join(f"{u['name']} ({u.get('error') or 'HTTP ' + str(u.get('status'))})" for u in up["upstreams"])
+        if ready and stores_and_forwards(bridge().config):
+            status = "degraded"
+            reasons.append(f"no upstream is healthy: {down}; sends are accepted into the queue and forwarded "
+                           "when one recovers")
+        else:
+            ready, status = False, "not ready"
+            reasons.append(f"no upstream is healthy: {down}; every caller answers sync "
+                           "(on_upstream_failure: fail)" if not reasons else f"no upstream is healthy: {down}")
+    elif any(not u["ok"] for u in up["upstreams"]) and ready:
+        status = "degraded"
+        reasons.append("upstream " + ", ".join(u["name"] for u in up["upstreams"] if not u["ok"])
+                       + " failing: sends go to the next healthy one")
+    resp = jsonify(status=status, checks=checks, **({"reasons": reasons} if reasons else {}))
     resp.status_code = 200 if ready else 503
     return resp
 

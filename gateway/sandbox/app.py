@@ -12,7 +12,7 @@ from ..model import ApiError
 from ..validate import Limits
 from ..wire.formats import JSON, XML, negotiate
 from ..wire.v3 import render_error_for
-from . import control, inbound, reports, send, v3
+from . import account, control, inbound, reports, send, v3
 from .common import KEY, sandbox
 from .faults import DROP_KEY, Dropper
 from .services import build_sandbox
@@ -78,7 +78,7 @@ def create_sandbox_app(settings: SandboxSettings | None = None, limits: Limits |
     app.extensions[KEY] = build_sandbox(settings, limits or Limits(max_destinations=100000),
                                         settings.inbound_url if inbound_url is None else inbound_url)
     app.before_request(_begin)
-    for bp in (send.bp, reports.bp, v3.bp, inbound.bp, control.bp):
+    for bp in (send.bp, reports.bp, v3.bp, inbound.bp, control.bp, account.bp):
         app.register_blueprint(bp)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)

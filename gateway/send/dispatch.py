@@ -47,6 +47,7 @@ from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .apis import carrying_api
 from .sender import Sender
 from .upstream import Attempt
+from .upstreams import Route, is_failure, not_taken
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Dispatcher:
         self.policy_for = policy_for
         self.public_url = public_url
         self.wake = threading.Event()
-        self.lease_seconds = config.upstream_lease  # a sync send in flight is reconciled once it runs out
+        self.lease_seconds = config.sync_lease  # a sync send in flight is reconciled once it runs out; it may fail over
 
     def hook_url(self, token: str) -> str:
         return f"{self.public_url().rstrip('/')}/hooks/dlr/{token}"
@@ -137,6 +138,7 @@ class Dispatcher:
         record.bulk_id = sub.bulk_id
         extras = submission_options(sub)
         lease = self.clock.now() + self.lease_seconds if ids else None
+        route = self.sender.upstreams.pick()  # failover: recorded as the rows' upstream before anything is sent
         rows: list[MessageRow] = []
         upstream_messages = []
         for m in sub.messages:
@@ -146,14 +148,17 @@ class Dispatcher:
                 upstream_id = (d.message_id or new_id()) if ids else None
                 row = self._row(m, d.message_id or upstream_id, upstream_id, spec, None, None, "sending", d.to,
                                 send_at)
-                row.lease_until = lease
+                row.lease_until, row.upstream = lease, route.name if route else None
                 rows.append(row)
                 dests.append(dataclasses.replace(d, message_id=upstream_id) if ids else d)
             upstream_messages.append(dataclasses.replace(m, destinations=dests, notify_url=hook,
                                                          notify_content_type="application/json"))
         sid = self._store(record, rows, sub, "sent")
         try:
-            result, attempts = self.sender.send(dataclasses.replace(sub, messages=upstream_messages), api)
+            if route is None:
+                raise UpstreamUnreachable("Every upstream is failing (circuit open); nothing was sent", [])
+            result, attempts = self.sender.send(dataclasses.replace(sub, messages=upstream_messages), api, route,
+                                                moving=lambda nxt: self._move(sid, nxt, len(rows)))
         except UpstreamError as exc:
             return self._sync_failed(sub, sid, rows, exc, ids, hand_over)
         except BridgeError as exc:
@@ -163,10 +168,16 @@ class Dispatcher:
         outcomes = [Settled("rejected" if sent.status.group_name == "REJECTED" else "sent", sent.status,
                             sent.message_id, sent.upstream_message_id or sent.message_id, sent.sms_count)
                     for sent in result.messages]
-        if not self._settle(sid, outcomes, attempts, bulk_id=result.bulk_id, upstream_bulk_id=result.bulk_id):
+        if not self._settle(sid, outcomes, attempts, bulk_id=result.bulk_id, upstream_bulk_id=result.bulk_id,
+                            upstream=carrier(attempts)):
             log.error("sync: the answer to submission %d could not be recorded; it is reconciled %s", sid,
                       "when its lease runs out" if ids else "at the next start (as unknown)")
         return result, attempts
+
+    def _move(self, sid: int, route: Route, n: int) -> None:
+        """Failover of a sync send: its rows now belong to ``route``, durably, before it is sent there."""
+        self.store.repin(sid, route.name)
+        self.store.count("failed_over", n)
 
     def _settle(self, sid: int, outcomes: list[Settled], attempts: list[Attempt], **kw: Any) -> bool:
         """Complete a sync record; False (logged, counted) when the store fails: never the caller's error."""
@@ -182,6 +193,7 @@ class Dispatcher:
                      hand_over: bool) -> tuple[SubmissionResult, list[Attempt]]:
         """The upstream failed a sync send (see docs/delivery.md, "When the upstream hiccups")."""
         attempts = exc.attempts
+        last = carrier(attempts)  # the upstream tried last (any before it certainly took nothing)
         now = self.clock.now()
         retry_at = now + scaled(self.config.queue.retry_base, self.config.queue.time_scale)
         retryable = isinstance(exc, UpstreamUnreachable) or (
@@ -195,7 +207,7 @@ class Dispatcher:
                     sub.bulk_id = new_id()
             outcomes = [Settled("queued", PENDING_ACCEPTED, r.message_id, r.upstream_message_id) for r in rows]
             if self._settle(sid, outcomes, attempts, error=exc.text, next_at=retry_at, durable=True,
-                            bulk_id=sub.bulk_id) or ids:
+                            bulk_id=sub.bulk_id, upstream=None) or ids:  # nothing taken: free to fail over
                 self.store.count("handed_over", len(rows))
                 log.warning("sync: upstream failed (%s); %d message(s) handed over to the queue", exc.text, len(rows))
                 self._wake()
@@ -203,14 +215,14 @@ class Dispatcher:
             raise exc
         if (retryable or isinstance(exc, UpstreamRefused)) and not answered:  # nothing was accepted: final
             self._settle(sid, [Settled("failed", None, r.message_id, r.upstream_message_id) for r in rows],
-                         attempts, error=exc.text)
+                         attempts, error=exc.text, upstream=last)
             raise exc
         # A timeout, a dropped connection or an unreadable answer: the upstream may hold the message. With
         # ids, a resend with the same ids after retry_base settles it (a duplicate refusal means accepted);
         # the query API carries none: the row stays unknown (docs/delivery.md).
         self.store.count("unknown", len(rows))
         self._settle(sid, [Settled("unknown", None, r.message_id, r.upstream_message_id) for r in rows], attempts,
-                     error=exc.text, lease_until=retry_at if ids else None, durable=True)
+                     error=exc.text, lease_until=retry_at if ids else None, durable=True, upstream=last)
         if ids and hand_over:
             self._wake()
             return self._pending(sub, rows), attempts
@@ -261,6 +273,11 @@ class Dispatcher:
         return result
 
 
+def carrier(attempts: list[Attempt]) -> str | None:
+    """The upstream the last attempt went to (failover: the one that carried the message or may hold it)."""
+    return attempts[-1].upstream if attempts else None
+
+
 _FIELDS = (("to", "to"), ("message_id", "messageId"), ("sender", "from"), ("text", "text"),
            ("notify_url", "notifyUrl"), ("callback_data", "callbackData"), ("entity_id", "entityId"),
            ("application_id", "applicationId"), ("campaign_reference_id", "campaignReferenceId"))
@@ -303,7 +320,7 @@ class QueueWorker:
         self.store, self.sender, self.clock = store, sender, clock
         self.workers, self.max_batch = q.workers, q.max_batch
         self.retry_base, self.retry_max, self.time_scale = q.retry_base, q.retry_max, q.time_scale
-        self.lease_seconds = config.upstream_lease  # real seconds: the request's own limit + store.lease_margin
+        self.lease_seconds = config.upstream_lease  # real seconds: the slowest upstream's limit + store.lease_margin
         self.on_rejected = on_rejected
         self.poll_interval = config.store.poll_interval  # idle: look again at least this often (NOTIFY wakes sooner)
         self.on_accepted = on_accepted  # rows the upstream accepted (Kannel's DLR event 8)
@@ -361,37 +378,67 @@ class QueueWorker:
         Cheap by design (it shares the GIL with the request threads): each distinct stored spec is
         parsed once, the body is built in wire form straight from the specs (no canonical round trip)
         and encoded once, and the store updates the batch with a few set-based statements."""
-        rows = self.store.claim_batch(self.max_batch, self.lease_seconds)
+        ups = self.sender.upstreams
+        route = ups.pick()  # failover: the first healthy upstream; free rows are pinned to it as they are claimed
+        rows = self.store.claim_batch(self.max_batch, self.lease_seconds, route.name if route else None,
+                                      durable=len(ups.routes) > 1)
         if not rows:
             return 0
         specs = decode_specs(r.spec for r in rows)
         first = options(specs[rows[0].spec])
         same = [r for r in rows if options(specs[r.spec]) == first]
         if len(same) < len(rows):  # submission-level options differ: those wait for a batch of their own
-            self.store.release([r.row_id for r in rows if options(specs[r.spec]) != first])
+            later = [r for r in rows if options(specs[r.spec]) != first]
+            self.store.release([r.row_id for r in later], unpin=[r.row_id for r in later if r.upstream is None])
             rows = same
-        self._forward(rows, specs)
+        # each row goes where it is pinned (that upstream may hold it: only it can say), a free one to ``route``
+        groups: dict[str | None, list[QueuedMessage]] = {}
+        for r in rows:
+            if r.upstream is not None and r.upstream not in ups.by_name:  # an upstream no longer configured
+                log.warning("queue: message row %d was pinned to upstream %r, which is no longer configured",
+                            r.row_id, r.upstream)
+                if route is not None:
+                    self.store.pin([r.row_id], route.name)
+                r = dataclasses.replace(r, upstream=None)
+            groups.setdefault(r.upstream or (route.name if route else None), []).append(r)
+        for target, group in groups.items():
+            dest = ups.by_name.get(target) if target else None
+            if dest is not None and (dest is route or ups.available(dest)):
+                self._forward(group, specs, dest)
+            else:
+                self._park(group, dest)
         return len(rows)
 
-    def _forward(self, rows: list[QueuedMessage], specs: dict[str, dict[str, Any]]) -> None:
+    def _park(self, rows: list[QueuedMessage], dest: Route | None) -> None:
+        """Rows whose upstream's circuit is open wait for its next probe (no try counted)."""
+        ups = self.sender.upstreams
+        at = max(dest.breaker.retry_at() if dest else ups.next_retry(), self.clock.now() + self.backoff(1))
+        reason = (f"upstream {dest.name} is failing (circuit open): the message waits for it, which may hold it"
+                  if dest else "every upstream is failing (circuit open)")
+        self.store.release([r.row_id for r in rows], at, reason)
+
+    def _forward(self, rows: list[QueuedMessage], specs: dict[str, dict[str, Any]], route: Route,
+                 tried: tuple[str, ...] = ()) -> None:
         # a batch mixing submissions leaves the bulkId to the upstream; the caller's stays in the record and reports
         one_bulk = rows[0].bulk_id if len({r.bulk_id for r in rows}) == 1 else None
         body = advanced_batch([(r.spec, r.to, r.upstream_message_id) for r in rows], specs, one_bulk)
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []
         now = self.clock.now()
+        ups = self.sender.upstreams
         try:
-            result = self.sender.upstream.post_advanced(body, attempts)  # body in wire form: no canonical round trip
+            result = route.client.post_advanced(body, attempts)  # body in wire form: no canonical round trip
         except UpstreamError as exc:
+            ups.record(route, exc)
             self.sender.observe(attempts, None)
-            attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text)
+            attempt = attempts[-1] if attempts else Attempt("advanced", None, 0.0, exc.text, route.name)
             if isinstance(exc, UpstreamRefused) and exc.status == 400 and len(rows) > 1:
                 # refused as a whole (nothing of it was sent): halve it until only the offending message is
                 # refused, never its neighbours; the refused attempt stays on the record
                 self.store.batch_failed(batch, attempt, len(rows), [])
                 half = len(rows) // 2
-                self._forward(rows[:half], specs)
-                self._forward(rows[half:], specs)
+                self._forward(rows[:half], specs, route, tried)
+                self._forward(rows[half:], specs, route, tried)
                 return
             if isinstance(exc, UpstreamRefused) and exc.status == 400:  # the upstream refused the request: final
                 status = STATUS_BY_NAME["REJECTED_SYSTEM_ERROR"]
@@ -401,11 +448,27 @@ class QueueWorker:
                 if self.on_rejected:
                     self.on_rejected([r.row_id for r in rows])
                 return
-            retry = [(r.row_id, now + self.backoff(r.tries + 1), exc.text) for r in rows]
-            self.store.batch_failed(batch, attempt, len(rows), retry)
-            self.store.count("retried", len(rows))
-            log.warning("queue: batch of %d not accepted (%s); retrying", len(rows), exc.text)
+            # failover: rows this claim pinned here (free before it) that this upstream certainly did not take
+            # may move on; rows that were pinned here before (it may hold them) wait for it
+            free = [r for r in rows if r.upstream is None] if not_taken(exc) else []
+            nxt = ups.pick(exclude=(*tried, route.name)) if free and is_failure(exc) else None
+            moved = [] if nxt is None else free
+            gone = {r.row_id for r in moved}
+            retry = [(r.row_id, now + self.backoff(r.tries + 1), exc.text) for r in rows if r.row_id not in gone]
+            self.store.batch_failed(batch, attempt, len(rows), retry,
+                                    unpin=[r.row_id for r in free if r.row_id not in gone])
+            if retry:
+                self.store.count("retried", len(retry))
+                log.warning("queue: batch of %d not accepted by upstream %s (%s); retrying", len(retry), route.name,
+                            exc.text)
+            if nxt is not None:
+                self.store.pin([r.row_id for r in moved], nxt.name)  # durably, before anything goes there
+                self.store.count("failed_over", len(moved))
+                log.warning("queue: upstream %s failed (%s): %d message(s) fail over to %s", route.name, exc.text,
+                            len(moved), nxt.name)
+                self._forward(moved, specs, nxt, (*tried, route.name))
             return
+        ups.record(route, None)
         self.sender.observe(attempts, result)
         answered = {m.message_id: m for m in result.messages if m.message_id}
         outcomes, retry, rejected_ids = [], [], []

@@ -34,8 +34,11 @@ def not_found(message_id: str) -> NotFound:
 class Conversions:
     """Stateless over the database and the upstream client; cheap to build per request."""
 
-    def __init__(self, db: Database, clock: Clock, upstream: UpstreamClient) -> None:
-        self.db, self.clock, self.upstream = db, clock, upstream
+    def __init__(self, db: Database, clock: Clock, upstream: UpstreamClient,
+                 carriers: dict[str, UpstreamClient] | None = None) -> None:
+        """``upstream``: the primary; ``carriers``: every upstream by name (failover), the one that carried a
+        message is told about its conversion."""
+        self.db, self.clock, self.upstream, self.carriers = db, clock, upstream, carriers or {}
 
     def find(self, caller: str, message_id: str) -> store.TrackedMessage | None:
         return store.find(self.db, caller, message_id)
@@ -52,7 +55,8 @@ class Conversions:
         if row.state in NEVER or not row.upstream_message_id:
             raise Conflict(f"Message {message_id!r} was not accepted upstream; there is no conversion to log")
         try:
-            key = self.upstream.log_conversion(row.upstream_message_id, attempts)
+            client = self.carriers.get(row.upstream or "", self.upstream)
+            key = client.log_conversion(row.upstream_message_id, attempts)
         except UpstreamTimeout as exc:
             raise UpstreamTimeout("Upstream did not answer in time; the conversion may have been logged: calling "
                                   "again is safe", exc.attempts) from None

@@ -82,6 +82,7 @@ class UpstreamClient:
     def __init__(self, settings: Upstream, base_url: str):
         self.settings = settings
         self.base_url = base_url.rstrip("/")
+        self.name = settings.name
         self.host = urlsplit(self.base_url).netloc
         self.pool = pool_manager(self.base_url, settings.pool_size)
         # Direct (no proxy): calls go to the origin's connection pool with a path, which urllib3 re-encodes once;
@@ -102,17 +103,19 @@ class UpstreamClient:
         self.pool.clear()
 
     def _call(self, method: str, path: str, api: str, attempts: list[Attempt], not_found: str | None = None,
-              json_body: Any = None) -> Any:
+              json_body: Any = None, timeout: urllib3.Timeout | None = None) -> Any:
         """A request whose JSON answer is returned; with ``not_found``, the upstream's 404 is a NotFound."""
-        resp = self._request(method, path, api, attempts, json_body=json_body)
+        resp = self._request(method, path, api, attempts, json_body=json_body, timeout=timeout)
         if resp.status_code == 404 and not_found:
             raise NotFound(not_found)
         return self._answer(resp, attempts)
 
     def _request(self, method: str, path: str, api: str, attempts: list[Attempt],
-                 headers: dict[str, str] | None = None, json_body: Any = None) -> Reply:
+                 headers: dict[str, str] | None = None, json_body: Any = None,
+                 timeout: urllib3.Timeout | None = None) -> Reply:
         """One upstream request; transport failures become typed errors (see the module docstring)."""
         headers = headers or self.headers
+        timeout = timeout or self.timeout
         body = None
         if json_body is not None:
             body = json.dumps(json_body, allow_nan=False).encode()
@@ -120,15 +123,15 @@ class UpstreamClient:
         started = time.perf_counter()
 
         def failed(reason: str) -> None:
-            attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, reason))
+            attempts.append(Attempt(api, None, (time.perf_counter() - started) * 1000, reason, self.name))
 
         try:
             if self.origin is not None:
                 resp = self.origin.urlopen(method, self.prefix + path, body=body, headers=headers,
-                                           timeout=self.timeout, retries=False, redirect=False, preload_content=True)
+                                           timeout=timeout, retries=False, redirect=False, preload_content=True)
             else:
                 resp = self.pool.request(method, self.base_url + path, body=body, headers=headers,
-                                         timeout=self.timeout, retries=False, redirect=False, preload_content=True)
+                                         timeout=timeout, retries=False, redirect=False, preload_content=True)
         except ProtocolError:  # the connection broke after the request went out: the upstream may hold it
             failed("connection dropped")
             raise UpstreamTimeout(
@@ -151,7 +154,7 @@ class UpstreamClient:
         except (HTTPError, OSError, ValueError) as exc:
             failed(type(exc).__name__)
             raise UpstreamError(f"Upstream request failed ({type(exc).__name__})", attempts) from None
-        attempts.append(Attempt(api, resp.status, (time.perf_counter() - started) * 1000))
+        attempts.append(Attempt(api, resp.status, (time.perf_counter() - started) * 1000, upstream=self.name))
         return Reply(resp.status, resp.data)
 
     def _answer(self, resp: Reply, attempts: list[Attempt]) -> Any:
@@ -258,6 +261,23 @@ class UpstreamClient:
         if not isinstance(answer, dict):
             self._nonsense(f"Upstream {self.host} answered with an unexpected body", attempts)
         return answer
+
+    def check(self, timeout: float | None = None) -> dict[str, Any]:
+        """A real authenticated request (``GET /account/1/balance``, cheap and side-effect free): healthy only
+        on a 2xx JSON answer; a 401/403 (the key refused) or a 404 (not an Infobip API) is not. Returns
+        ``{"ok", "status" or "error", "ms"}``."""
+        attempts: list[Attempt] = []
+        started = time.perf_counter()
+        limit = urllib3.Timeout(connect=timeout, read=timeout) if timeout is not None else None
+        try:
+            self._call("GET", "/account/1/balance", "probe", attempts, timeout=limit)
+            out: dict[str, Any] = {"ok": True, "status": attempts[-1].http_status}
+        except UpstreamError as exc:
+            last = attempts[-1] if attempts else None
+            out = {"ok": False, "status": last.http_status if last else None,
+                   "error": (last.error if last else None) or type(exc).__name__}
+        out["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return out
 
     def _parsed(self, body: Any, attempts: list[Attempt]) -> SubmissionResult:
         try:

@@ -40,7 +40,7 @@ VIEWS: tuple[tuple[str, str], ...] = (
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "messages": (("created", "Submitted"), ("caller", "Caller"), ("entrance", "Entrance"), ("to", "To"),
                  ("from", "From"), ("text", "Text"), ("messageId", "messageId"), ("bulkId", "bulkId"),
-                 ("state", "State"), ("status", "Status"), ("history", "Status changes"),
+                 ("state", "State"), ("upstream", "Upstream"), ("status", "Status"), ("history", "Status changes"),
                  ("done", "Done at"), ("error", "Error"), ("replays", "Retries answered")),
     "attempts": (("at", "At"), ("api", "API"), ("submission", "Submission"), ("bulkId", "bulkId"),
                  ("destinations", "Destinations"), ("http", "HTTP"), ("ms", "ms"), ("error", "Error")),
@@ -56,7 +56,7 @@ MAIN_COLUMNS: dict[str, tuple[str, ...]] = {"messages": ("created", "to", "statu
 _PHONE = re.compile(r"[\s+().-]")
 _MESSAGE_COLUMNS = ("id", "caller", "entrance", "mode", "state", "message_id", "bulk_id", "to_addr", "sender", "text",
                     "status_group_name", "status_name", "error", "done_at", "next_at", "last_error", "created_at",
-                    "lease_until")
+                    "lease_until", "upstream")
 
 
 # The values the status filter knows: Infobip's group and status names, and the record's own states.
@@ -218,10 +218,14 @@ class LogView:
         state = r["state"] + (f", next try {fmt(r['next_at'])}" if r["state"] == "queued" and r["next_at"] else "")
         if r["state"] == "unknown":  # no answer from the upstream: reconciled by a resend with the same ids
             state += f", reconciling at {fmt(r['lease_until'])}" if r["lease_until"] else ", not reconcilable (query API)"
+        upstream = r["upstream"] or ""  # failover: the upstream that carried it, or that may hold it
+        if upstream and r["state"] in ("queued", "sending", "unknown"):  # open: only that upstream may be asked
+            upstream += " (waits for it: it may hold the message)"
         return {"key": f"m{r['id']}", "group": r["status_group_name"] or "", "cells": {
             "created": fmt(r["created_at"]), "caller": r["caller"] or "", "entrance": f"{r['entrance']} ({r['mode']})",
             "to": r["to_addr"], "from": r["sender"] or "", "text": self._mask(r["text"]),
-            "messageId": r["message_id"] or "", "bulkId": r["bulk_id"] or "", "state": state, "status": status,
+            "messageId": r["message_id"] or "", "bulkId": r["bulk_id"] or "", "state": state, "upstream": upstream,
+            "status": status,
             "history": " → ".join(steps), "done": fmt(r["done_at"]), "error": error,
             # retries (same Idempotency-Key, or a duplicate within the window) answered without a send
             "replays": f"{replays} duplicate(s), not sent again" if replays else ""}}

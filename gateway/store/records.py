@@ -63,7 +63,7 @@ _MESSAGE_KEYS = ["submission_id", "caller", "entrance", "mode", "state", "messag
                  "upstream_message_id", "upstream_bulk_id", "to_addr", "sender", "text", "spec", "notify_url",
                  "notify_content_type", "callback_data", "intermediate", "callback", "sms_count", *_STATUS_COLS,
                  "sent_at", "next_at", "lease_until", "last_error", "created_at", "updated_at", "entity_id", "application_id",
-                 "campaign_reference_id", "send_at"]
+                 "campaign_reference_id", "send_at", "upstream"]
 _ATTEMPT_KEYS = ["submission_id", "batch", "api", "destinations", "at", "http_status", "duration_ms", "error"]
 _NEXT_SUBMISSION = Prepared(select(func.coalesce(func.max(submissions.c.id), 0)))
 _INSERT_SUBMISSION = Prepared(insert(submissions), keys=_SUBMISSION_KEYS)
@@ -81,7 +81,7 @@ _FIRST_CHANGES_OF = insert(status_changes).from_select(
     select(M.c.id, M.c.created_at, case((M.c.mode == "queued", literal("queue")), else_=literal("answer")),
            M.c.status_name, M.c.status_group_name, M.c.state)
     .where(M.c.submission_id.in_(bindparam("sids", expanding=True))))
-_CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries)
+_CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries, M.c.upstream)
 _CLAIM_DUE = Prepared(select(*_CLAIM_COLS).where(M.c.state == "queued", M.c.next_at <= bindparam("now"))
                       .order_by(M.c.next_at, M.c.id).limit(bindparam("n")))
 # A lease that ran out: a worker (or a sync request) died mid-request, or a sync send whose outcome is unknown
@@ -90,13 +90,20 @@ _CLAIM_EXPIRED = Prepared(select(*_CLAIM_COLS).where(or_(M.c.state == "sending",
                                                      M.c.lease_until <= bindparam("now"))
                           .order_by(M.c.lease_until, M.c.id).limit(bindparam("n")))
 # updated_at is left alone (an indexed column: one b-tree move less per row); prune skips leased rows
-_LEASE = Prepared(update(M).where(M.c.id.in_(_IDS)).values(state="sending", lease_until=bindparam("until")),
-                  expanding="ids")
+# failover: a free row is pinned to the upstream it is about to be sent to (``up``) in the same statement, so a
+# worker dying mid-request leaves it to be reconciled there, never sent elsewhere (docs/delivery.md)
+_LEASE = Prepared(update(M).where(M.c.id.in_(_IDS)).values(
+    state="sending", lease_until=bindparam("until"), upstream=func.coalesce(M.c.upstream, bindparam("up", type_=Text()))),
+    expanding="ids")
+_UNPIN = update(M).where(M.c.id.in_(_IDS)).values(upstream=None)
+_PIN = update(M).where(M.c.id.in_(_IDS)).values(upstream=bindparam("up"))
+_REPIN = update(M).where(M.c.submission_id == bindparam("sid")).values(upstream=bindparam("up"))
 # PostgreSQL: rows another process's open claim holds are skipped, not waited for (nor claimed twice)
 _CLAIM_DUE_LOCKED = _CLAIM_DUE.stmt.with_for_update(skip_locked=True)
 _CLAIM_EXPIRED_LOCKED = _CLAIM_EXPIRED.stmt.with_for_update(skip_locked=True)
 _RELEASE = (update(M).where(M.c.id.in_(_IDS), M.c.state == "sending")
-            .values(state="queued", lease_until=None, next_at=bindparam("at")))
+            .values(state="queued", lease_until=None, next_at=bindparam("at"),
+                    last_error=func.coalesce(bindparam("reason", type_=Text()), M.c.last_error)))
 _REQUEUE = (update(M).where(M.c.state == "sending", M.c.upstream_message_id.is_not(None), M.c.spec != "")
             .values(state="queued", lease_until=None, next_at=bindparam("at")))
 # a sync send through the query API (no custom ids) interrupted mid-request: a resend could double it
@@ -134,7 +141,7 @@ _SETTLE = update(M).where(M.c.id == bindparam("p_rid")).values(
     **_keep_final(**{col: f"p_{name}" for col, name in _STATUS_PARAMS.items()}),
     sms_count=func.coalesce(bindparam("p_count"), M.c.sms_count), bulk_id=func.coalesce(bindparam("p_bulk"), M.c.bulk_id),
     upstream_bulk_id=bindparam("p_ubulk"), next_at=bindparam("p_next"), lease_until=bindparam("p_lease"),
-    last_error=bindparam("p_err"), tries=M.c.tries + 1, updated_at=bindparam("p_now"))
+    last_error=bindparam("p_err"), tries=M.c.tries + 1, updated_at=bindparam("p_now"), upstream=bindparam("p_up"))
 _ROW_IDS = select(M.c.id).where(M.c.submission_id == bindparam("sid")).order_by(M.c.id)
 _SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p_id"))
                       .values(bulk_id=func.coalesce(bindparam("p_bulk"), submissions.c.bulk_id),
@@ -142,6 +149,7 @@ _SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p
 _OPEN = or_(M.c.state.in_(OPEN_STATES), and_(M.c.state == "unknown", M.c.lease_until.is_not(None)))
 _NEXT_DUE = select(func.min(case((M.c.state == "queued", M.c.next_at), else_=M.c.lease_until))).where(_OPEN)
 _DEPTH = select(func.count()).select_from(M).where(_OPEN)
+_WAITING = select(M.c.caller, func.count(), func.min(M.c.created_at)).where(_OPEN).group_by(M.c.caller)
 
 @dataclass
 class MessageRow:
@@ -165,6 +173,7 @@ class MessageRow:
     campaign_reference_id: str | None = None
     send_at: float | None = None  # a scheduled message: when the upstream sends it (epoch seconds)
     lease_until: float | None = None  # a sync send in flight: reconciled by the queue if still open then
+    upstream: str | None = None  # failover: the upstream it goes to first (it may hold it once sent)
 
 
 @dataclass
@@ -199,7 +208,7 @@ def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow],
          *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
            if r.status else _NO_STATUS),
          sent_at, next_at, r.lease_until, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id,
-         r.send_at)
+         r.send_at, r.upstream)
         for r in rows
     ]
 
@@ -289,13 +298,16 @@ class Store:
 
     def settle(self, sid: int, outcomes: Sequence[Settled], attempts: Sequence[Attempt] = (), *,
                bulk_id: str | None = None, upstream_bulk_id: str | None = None, error: str | None = None,
-               next_at: float | None = None, lease_until: float | None = None, durable: bool = False) -> None:
+               next_at: float | None = None, lease_until: float | None = None, durable: bool = False,
+               upstream: str | None = None) -> None:
         """Complete a sync send recorded beforehand (state ``sending``): each destination's outcome, in the
         order the rows were recorded, with the upstream attempts. An answer the upstream holds too commits
         relaxed, shared with concurrent ones (group commit); ``durable`` (a hand-over to the queue is an
         acceptance) fsyncs it in a transaction of its own. ``next_at`` and ``lease_until`` (clock seconds)
-        schedule rows handed to the queue or left unknown."""
-        payload = (sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, self.clock.now())
+        schedule rows handed to the queue or left unknown. ``upstream``: the one that carried them or may hold
+        them (None: none did, they may go anywhere)."""
+        payload = (sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, self.clock.now(),
+                   upstream)
         if not durable:
             self._records.submit(payload)
             return
@@ -307,7 +319,7 @@ class Store:
         params: list[dict[str, Any]] = []
         tries: list[tuple[Any, ...]] = []
         subs: list[dict[str, Any]] = []
-        for sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, now in group:
+        for sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, now, up in group:
             ids = [r[0] for r in c.execute(_ROW_IDS, {"sid": sid})]
             for rid, o in zip(ids, outcomes, strict=False):
                 st = o.status
@@ -317,7 +329,7 @@ class Store:
                                (st.group_id, st.group_name, st.id, st.name, st.description) if st else _NO_STATUS,
                                strict=True)),
                     "p_count": o.sms_count, "p_bulk": bulk_id, "p_ubulk": upstream_bulk_id, "p_next": next_at,
-                    "p_lease": lease_until, "p_err": error, "p_now": now})
+                    "p_lease": lease_until, "p_err": error, "p_now": now, "p_up": up})
             tries += [(sid, None, a.api, len(ids), now, a.http_status, round(a.duration_ms, 3), a.error)
                       for a in attempts]
             subs.append({"p_id": sid, "p_bulk": bulk_id, "p_err": error, "p_now": now})
@@ -337,11 +349,15 @@ class Store:
     # The worker's transactions (lease, release, answer, failure) commit relaxed (no fsync of their own; the
     # next acceptance's fsync covers them): losing one to a power cut only leaves rows leased or queued, which
     # are sent again, and the upstream refuses the repeated messageId as a duplicate ("already accepted").
-    def claim_batch(self, max_batch: int, lease_seconds: float) -> list[QueuedMessage]:
+    def claim_batch(self, max_batch: int, lease_seconds: float, upstream: str | None = None,
+                    durable: bool = False) -> list[QueuedMessage]:
         """Lease up to ``max_batch`` due queued messages, the oldest due first, across submissions (many
-        small queued sends share one upstream request; one select and one update per batch)."""
+        small queued sends share one upstream request; one select and one update per batch). Rows pinned to
+        no upstream are pinned to ``upstream`` (where they are about to go); each claimed row carries its pin
+        as it was before the claim. ``durable`` (several upstreams: the pin decides where a resend may go)
+        fsyncs the claim instead of committing it relaxed."""
         now = self.clock.now()
-        with self.db.transaction(relaxed=True) as c:
+        with self.db.transaction(relaxed=not durable) as c:
             if c.dialect.name == "sqlite":  # the write lock is held: nobody else claims meanwhile
                 rows = _CLAIM_DUE.run(c, {"now": now, "n": max_batch}).fetchall()
                 if len(rows) < max_batch:  # leases that ran out (a worker died mid-request) are due again
@@ -351,16 +367,33 @@ class Store:
                 if len(rows) < max_batch:
                     rows += list(c.execute(_CLAIM_EXPIRED_LOCKED, {"now": now, "n": max_batch - len(rows)}))
             for ids in _chunks([r[0] for r in rows]):
-                _LEASE.run(c, {"ids": ids, "until": now + lease_seconds})
+                _LEASE.run(c, {"ids": ids, "until": now + lease_seconds, "up": upstream})
         return [QueuedMessage(*r) for r in rows]
 
-    def release(self, ids: Sequence[int]) -> None:
-        """Give leased rows back, due now (not sent in this batch)."""
+    def release(self, ids: Sequence[int], at: float | None = None, reason: str | None = None,
+                unpin: Sequence[int] = ()) -> None:
+        """Give leased rows back, due ``at`` (default now: not sent in this batch); ``unpin``: rows the claim
+        pinned that were not sent anywhere (free again)."""
         now = self.clock.now()
         with self.db.transaction(relaxed=True) as c:
             for chunk in _chunks(list(ids)):
-                c.execute(_RELEASE, {"ids": chunk, "at": now})
+                c.execute(_RELEASE, {"ids": chunk, "at": now if at is None else at, "reason": reason})
+            for chunk in _chunks(list(unpin)):
+                c.execute(_UNPIN, {"ids": chunk})
             notify(c, QUEUE)
+
+    def pin(self, ids: Sequence[int], upstream: str) -> None:
+        """Failover of queued rows the previous upstream certainly did not take: now ``upstream``'s, durably,
+        before anything is sent there."""
+        with self.db.transaction() as c:
+            for chunk in _chunks(list(ids)):
+                c.execute(_PIN, {"ids": chunk, "up": upstream})
+
+    def repin(self, sid: int, upstream: str) -> None:
+        """Failover of a sync send the previous upstream certainly did not take: its rows now belong to
+        ``upstream``, durably, before anything is sent there."""
+        with self.db.transaction() as c:
+            c.execute(_REPIN, {"sid": sid, "up": upstream})
 
     def requeue_inflight(self, stale_after: float | None = None) -> int:
         """Make every leased message due now (start-up after a crash). A resend is harmless: the
@@ -405,12 +438,16 @@ class Store:
                                                 "st": state})
             self._retry(c, retry, now)
 
-    def batch_failed(self, batch: str, attempt: Attempt, size: int, retry: Sequence[tuple[int, float, str]]) -> None:
-        """The upstream was unreachable or failed: every row back to the queue at its ``next_at``."""
+    def batch_failed(self, batch: str, attempt: Attempt, size: int, retry: Sequence[tuple[int, float, str]],
+                     unpin: Sequence[int] = ()) -> None:
+        """The upstream was unreachable or failed: every row back to the queue at its ``next_at``; the rows
+        of ``unpin`` (it certainly did not take them, and none was unsure there before) are free to fail over."""
         now = self.clock.now()
         with self.db.transaction(relaxed=True) as c:
             self._attempt(c, batch, attempt, size, now)
             self._retry(c, retry, now)
+            for chunk in _chunks(list(unpin)):
+                c.execute(_UNPIN, {"ids": chunk})
 
     @staticmethod
     def _attempt(c: Connection, batch: str, a: Attempt, size: int, now: float) -> None:
@@ -431,6 +468,12 @@ class Store:
     def queue_depth(self) -> int:
         """Messages queued or leased."""
         return int(self.db.connection().execute(_DEPTH).scalar_one())
+
+    def waiting_by_caller(self) -> list[tuple[str, int, float]]:
+        """Per caller: messages queued or leased, and the age in seconds of the oldest (for /metrics)."""
+        now = self.clock.now()
+        rows = self.db.connection().execute(_WAITING).fetchall()
+        return [(caller or "", int(n), max(0.0, now - float(oldest))) for caller, n, oldest in rows]
 
     # -- logs (reports: gateway/store/reports.py) ------------------------------------------------
     # -- retention -----------------------------------------------------------------------------

@@ -131,6 +131,7 @@ messages = Table(
     Column("application_id", Text),
     Column("campaign_reference_id", Text),
     Column("send_at", Real),
+    Column("upstream", Text),  # the upstream that carried it, or may hold it (failover; 0009_failover)
     Index("messages_queue", "state", "next_at"),
     Index("messages_caller", "caller", "created_at"),
     Index("messages_created", "created_at", "status_group_name", "state"),  # the dashboard: read from the index alone

@@ -18,9 +18,10 @@ class TrackedMessage:
     state: str
     upstream_message_id: str | None
     process_key: str | None
+    upstream: str | None = None  # failover: the upstream that carried it
 
 
-_FIND = (select(M.c.id, M.c.state, M.c.upstream_message_id, M.c.process_key)
+_FIND = (select(M.c.id, M.c.state, M.c.upstream_message_id, M.c.process_key, M.c.upstream)
          .where(M.c.message_id == bindparam("mid"), M.c.caller == bindparam("caller"))
          .order_by(M.c.id.desc()).limit(1))
 _RECORD = update(M).where(M.c.id == bindparam("rid")).values(
