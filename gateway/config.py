@@ -19,6 +19,8 @@ import yaml
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
 from .redact import Masking
+from .send.pacing import Rate, parse_rate
+from .send.windows import DeliveryWindow, parse_window
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
@@ -75,6 +77,11 @@ class Caller:
     callback: Callback | None = None  # legacy delivery-report callback (gateway/relay.py)
     on_upstream_failure: str = "queue"  # sync: queue (hand over, PENDING_ACCEPTED) | fail (503/502/504)
     dedupe_window: float | None = None  # None: idempotency.dedupe_window
+    # traffic control (gateway/send/pacing.py, windows.py; docs/delivery.md "Traffic control")
+    rate: Rate | None = None  # limits.rate: messages per second with a burst; None: unpaced
+    max_waiting: int = 0  # limits.max_waiting: queued messages at most (more: 429 Retry-After); 0: no cap
+    max_age: float | None = None  # seconds a message may wait in the queue; None: queue.max_age
+    delivery_window: DeliveryWindow | None = None
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -105,6 +112,10 @@ class TemplateSpec:
     callback: Callback | None = None  # None: the caller's callback
     on_upstream_failure: str | None = None  # None: the caller's
     dedupe_window: float | None = None  # None: the caller's
+    rate: Rate | None = None  # limits.rate of the template itself (its own bucket, besides the caller's)
+    max_age: float | None = None  # None: the caller's
+    delivery_window: DeliveryWindow | None = None  # None: the caller's (unless urgent)
+    urgent: bool = False  # true: no delivery window at all, not even the caller's
 
 
 @dataclass
@@ -117,6 +128,7 @@ class Upstream:
     connect_timeout: float = 3.0
     read_timeout: float = 15.0
     pool_size: int = 32
+    rate: Rate | None = None  # the whole account's pace (every caller together); None: unpaced
 
     @property
     def is_sandbox(self) -> bool:
@@ -210,6 +222,7 @@ class QueueSettings:
     retry_base: float = 1.0  # seconds before the first retry; doubles up to retry_max
     retry_max: float = 60.0
     time_scale: float = 1.0  # multiplies retry delays (tests use a small value)
+    max_age: float = 0.0  # seconds a queued message may wait before it expires (callers/templates: max_age); 0: off
 
 
 @dataclass
@@ -401,14 +414,16 @@ def _hygiene(r: _Reader, d: Any, path: str, base: dict[str, Any]) -> Hygiene | N
 
 
 def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any],
-            default_api: str = "advanced") -> Caller:
+            default_api: str = "advanced", base_rate: Rate | None = None,
+            base_waiting: int = 0) -> Caller:
     d = dict(r.section(d, path))
     d.setdefault("upstream_api", default_api)
+    traffic = _traffic(r, d, path, base_rate, base_waiting)
     lim = _limits(r, d.pop("limits", None), f"{path}.limits", limits)
     hyg = _hygiene(r, d.pop("placeholders", None), f"{path}.placeholders", placeholders)
     allow = r.fill(UrlAllow, r.section(d.pop("allow", None), f"{path}.allow"), f"{path}.allow")
     callback = _callback(r, d.pop("callback", None), f"{path}.callback")
-    c = r.fill(Caller, d, path, name=name)
+    c = r.fill(Caller, d, path, name=name, **traffic)
     c.limits, c.allow, c.callback = lim, allow, callback
     if c.mode not in MODES:
         r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
@@ -428,6 +443,49 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     if not (c.password_hash or c.password or c.api_key_hash or c.api_key):
         r.problems.append((path, "has no credentials: set password_hash (see `python app.py hash-password`)"))
     return c
+
+
+def _pop_pace(r: _Reader, d: dict[str, Any], key: str, path: str) -> tuple[Rate | None, int | None]:
+    """Take ``rate`` and ``max_waiting`` out of ``d[key]`` (a limits section; copied, not changed)."""
+    lim, where = d.get(key), f"{path}.{key}" if path else key
+    if not isinstance(lim, dict) or not ({"rate", "max_waiting"} & lim.keys()):
+        return None, None
+    lim = d[key] = dict(lim)
+    rate = None
+    if "rate" in lim:
+        rate, problem = parse_rate(lim.pop("rate"))
+        if problem:
+            r.problems.append((f"{where}.rate", problem))
+    waiting = lim.pop("max_waiting", None)
+    if waiting is not None and (not isinstance(waiting, int) or isinstance(waiting, bool) or waiting < 0):
+        r.problems.append((f"{where}.max_waiting", f"must be a whole number, 0 or more (0: no cap), got {waiting!r}"))
+        waiting = None
+    return rate, waiting
+
+
+def _traffic(r: _Reader, d: dict[str, Any], path: str, base_rate: Rate | None, base_waiting: int | None,
+             template: bool = False) -> dict[str, Any]:
+    """A caller's or template's traffic control (pops its keys from ``d``): ``limits.rate``,
+    ``limits.max_waiting`` (callers), ``max_age``, ``delivery_window`` and ``urgent`` (templates)."""
+    rate, waiting = _pop_pace(r, d, "limits", path)
+    out: dict[str, Any] = {"rate": rate if rate is not None else base_rate,
+                           "max_age": _window(r, d.pop("max_age", None), f"{path}.max_age")}
+    if template:
+        urgent = d.pop("urgent", False)
+        if not isinstance(urgent, bool):
+            r.problems.append((f"{path}.urgent", f"must be true or false, got {urgent!r}"))
+        out["urgent"] = urgent is True
+        if waiting is not None:
+            r.problems.append((f"{path}.limits.max_waiting", "is a caller's limit (the queue is counted per caller)"))
+    else:
+        out["max_waiting"] = waiting if waiting is not None else (base_waiting or 0)
+    out["delivery_window"] = None
+    if d.get("delivery_window") is not None:
+        window, problems = parse_window(d.pop("delivery_window"))
+        r.problems += [(f"{path}.delivery_window{'.' + k if k else ''}", m) for k, m in problems]
+        out["delivery_window"] = window
+    d.pop("delivery_window", None)
+    return out
 
 
 def _window(r: _Reader, value: Any, path: str) -> float | None:
@@ -492,7 +550,8 @@ TEMPLATE_FIELDS = (
 
 def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any],
               default_api: str = "advanced") -> TemplateSpec:
-    d = r.section(d, path)
+    d = dict(r.section(d, path))
+    traffic = _traffic(r, d, path, None, None, template=True)
     params = {
         pn: _param(r, pn, pd, f"{path}.params.{pn}") for pn, pd in r.section(d.get("params"), f"{path}.params").items()
     }
@@ -514,7 +573,8 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
                        "callback", "on_upstream_failure", "dedupe_window"):
             r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, dedupe_window, "
-                               "description, fields, limits, mode, on_upstream_failure, params, placeholders"))
+                               "delivery_window, description, fields, limits, max_age, mode, on_upstream_failure, "
+                               "params, placeholders, urgent"))
     failure = d.get("on_upstream_failure")
     if failure is not None and failure not in ON_UPSTREAM_FAILURE:
         r.problems.append((f"{path}.on_upstream_failure", f"must be one of {', '.join(ON_UPSTREAM_FAILURE)}"))
@@ -538,6 +598,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         callback=_callback(r, d.get("callback"), f"{path}.callback"),
         on_upstream_failure=failure,
         dedupe_window=_window(r, d.get("dedupe_window"), f"{path}.dedupe_window"),
+        **traffic,
     )
 
 
@@ -564,11 +625,17 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
             ipaddress.ip_network(str(net), strict=False)
         except ValueError:
             problems.append((f"server.trusted_proxies[{i}]", f"{net!r} is not an IP address or CIDR (e.g. 10.0.0.0/8)"))
-    upstream = r.fill(Upstream, r.section(raw.get("upstream"), "upstream"), "upstream")
+    up_raw = dict(r.section(raw.get("upstream"), "upstream"))
+    up_rate, problem = parse_rate(up_raw.pop("rate")) if "rate" in up_raw else (None, None)
+    if problem:
+        problems.append(("upstream.rate", problem))
+    upstream = r.fill(Upstream, up_raw, "upstream", rate=up_rate)
     sandbox = r.fill(SandboxSettings, r.section(raw.get("sandbox"), "sandbox"), "sandbox")
     logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")
     store = r.fill(Store, r.section(raw.get("store"), "store"), "store")
     queue = r.fill(QueueSettings, r.section(raw.get("queue"), "queue"), "queue")
+    if queue.max_age < 0:
+        problems.append(("queue.max_age", "must be a number of seconds, 0 or more (0: off)"))
     if queue.max_batch < 1 or queue.workers < 1 or queue.time_scale <= 0:
         problems.append(("queue", "workers and max_batch must be at least 1, time_scale above 0"))
     outbox = r.fill(OutboxSettings, r.section(raw.get("outbox"), "outbox"), "outbox")
@@ -577,7 +644,9 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(("store.synchronous", "must be FULL or NORMAL"))
     _store_url(store, problems)
-    limits = _limits(r, raw.get("limits"), "limits", Limits())
+    top = {"limits": raw.get("limits")}
+    base_rate, base_waiting = _pop_pace(r, top, "limits", "")
+    limits = _limits(r, top["limits"], "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)
     if upstream.api not in UPSTREAM_APIS:
@@ -587,7 +656,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     if not upstream.api_key and not (upstream.username and upstream.password):
         problems.append(("upstream.api_key", "is empty: set it from the environment, e.g. ${INFOBIP_API_KEY}"))
     callers = {
-        str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders, upstream.api)
+        str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders, upstream.api, base_rate, base_waiting)
         for n, d in r.section(raw.get("callers"), "callers").items()
     }
     if not callers:

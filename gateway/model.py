@@ -128,6 +128,10 @@ class QueuedMessage:
     upstream_message_id: str | None
     bulk_id: str | None
     tries: int
+    state: str = "queued"  # as claimed: queued, or sending/unknown (a reconciliation: it may be upstream)
+    caller: str | None = None
+    entrance: str = ""
+    expires_at: float | None = None  # still waiting then: EXPIRED, not sent
 
 
 @dataclass(slots=True)

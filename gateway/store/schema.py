@@ -131,6 +131,7 @@ messages = Table(
     Column("application_id", Text),
     Column("campaign_reference_id", Text),
     Column("send_at", Real),
+    Column("expires_at", Real),  # a queued message still waiting then is EXPIRED, not sent (revision 6)
     Index("messages_queue", "state", "next_at"),
     Index("messages_caller", "caller", "created_at"),
     Index("messages_updated", "updated_at"),
@@ -270,4 +271,14 @@ ui_sessions = Table(  # the admin UI's live sessions, shared by every process of
     "ui_sessions", metadata,
     Column("sid", Text, primary_key=True),
     Column("until", Real, nullable=False),
+)
+
+pace = Table(  # token buckets of traffic control, shared by every process (revision 6; gateway/send/pacing.py)
+    "pace", metadata,
+    Column("key", Text, primary_key=True),  # upstream | caller:<name> | template:<name>
+    Column("tokens", Real, nullable=False),
+    Column("at", Real, nullable=False),  # when ``tokens`` was last worked out
+    Column("horizon", Real, nullable=False, server_default=_ZERO),  # the last deferred message's projected turn
+    Column("paused_until", Real, nullable=False, server_default=_ZERO),  # upstream: 429 Retry-After
+    Column("taken", BigInteger, nullable=False, server_default=_ZERO),  # messages let through so far
 )
