@@ -17,7 +17,9 @@ from prometheus_client.registry import Collector
 from .delivery.outbox import Outbox
 from .model import Submission, SubmissionResult
 from .send.idempotency import Idempotency
+from .send.pacing import Pacer
 from .send.upstream import Attempt
+from .store import pace as pace_repo
 from .store import rejected
 from .store.engine import Database
 from .store.records import Store
@@ -136,12 +138,45 @@ class RejectedCollector(Collector):
         yield kept
 
 
+class PaceCollector(Collector):
+    """Traffic control (gateway/send/pacing.py): each caller's waiting messages, each bucket's rate and use,
+    the upstream's 429 pause. Read from the store: the same in every process."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self.pacer = pacer
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.pacer.clock.now()
+        waiting = GaugeMetricFamily("smsbridge_queue_waiting", "Messages waiting in the queue, by caller",
+                                    labels=["caller"])
+        oldest = GaugeMetricFamily("smsbridge_queue_waiting_oldest_seconds",
+                                   "Age of the caller's oldest waiting message", labels=["caller"])
+        for caller, (n, first) in sorted(pace_repo.waiting_by_caller(self.pacer.db).items(), key=lambda x: str(x[0])):
+            waiting.add_metric([caller or ""], n)
+            oldest.add_metric([caller or ""], max(0.0, now - first))
+        rate = GaugeMetricFamily("smsbridge_pace_rate", "Configured rate (messages per second), by bucket "
+                                 "(upstream, caller:<name>, template:<name>)", labels=["bucket"])
+        burst = GaugeMetricFamily("smsbridge_pace_burst", "Configured burst, by bucket", labels=["bucket"])
+        tokens = GaugeMetricFamily("smsbridge_pace_tokens", "Tokens in the bucket now", labels=["bucket"])
+        taken = CounterMetricFamily("smsbridge_paced", "Messages let through by the bucket (all processes)",
+                                    labels=["bucket"])
+        for b in self.pacer.state():
+            rate.add_metric([b["key"]], b["rate"].per_second)
+            burst.add_metric([b["key"]], b["rate"].burst)
+            tokens.add_metric([b["key"]], b["tokens"])
+            taken.add_metric([b["key"]], b["taken"])
+        until = self.pacer.paused_until()
+        yield from (waiting, oldest, rate, burst, tokens, taken)
+        yield GaugeMetricFamily("smsbridge_upstream_paused_seconds", "Seconds every queue worker still waits "
+                                "after the upstream's 429 (Retry-After)", value=max(0.0, (until or now) - now))
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
     def __init__(self, outbox: Outbox | None = None, store: Store | None = None,
                  throttle: LoginThrottle | None = None, idempotency: Idempotency | None = None,
-                 db: Database | None = None):
+                 db: Database | None = None, pacer: Pacer | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("smsbridge_requests", "HTTP requests by entrance and outcome",
@@ -163,6 +198,8 @@ class Metrics:
             r.register(IdempotencyCollector(idempotency))
         if db is not None:
             r.register(RejectedCollector(db))
+        if pacer is not None:
+            r.register(PaceCollector(pacer))
 
     def observe_request(self, entrance: str, status: int) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

@@ -33,7 +33,7 @@ def metrics() -> Metrics:
 def install_ops(app: Flask) -> None:
     """Register the ops blueprint, the metrics, and the request-id / request-count hooks."""
     ctx = app.extensions["smsbridge"]
-    m = Metrics(ctx.outbox, ctx.store, ctx.throttle, ctx.idempotency, ctx.db)
+    m = Metrics(ctx.outbox, ctx.store, ctx.throttle, ctx.idempotency, ctx.db, ctx.queue.pacer)
     app.extensions["smsbridge.metrics"] = m
     ctx.sender.observers.append(m.observe_send)
     app.register_blueprint(bp)

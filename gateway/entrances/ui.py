@@ -43,6 +43,7 @@ from ..model import ApiError
 from ..render import RenderError
 from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
+from ..store import pace as pace_repo
 from ..store import uisessions
 from ..store.engine import Database
 from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
@@ -389,6 +390,24 @@ def _log_args(view: str, f: LogFilter, page: int | None = None) -> dict[str, Any
     return {k: v for k, v in out.items() if v}
 
 
+def _traffic() -> dict[str, Any]:
+    """Traffic control at a glance: each caller's waiting messages and rate, each bucket's state."""
+    ctx = bridge()
+    pacer, now = ctx.queue.pacer, ctx.clock.now()
+    waiting = pace_repo.waiting_by_caller(ctx.db)
+    buckets = {b["key"]: b for b in pacer.state()}
+    rows = []
+    for name in sorted({*ctx.config.callers, *(c for c in waiting if c)}):
+        n, first = waiting.get(name, (0, now))
+        b = buckets.get(f"caller:{name}")
+        rows.append({"caller": name, "waiting": n, "oldest": f"{max(0.0, now - first):.0f} s" if n else "",
+                     "rate": b["rate"].describe() if b else "unpaced", "tokens": f"{b['tokens']:.1f}" if b else ""})
+    others = [{"key": k, "rate": b["rate"].describe(), "tokens": f"{b['tokens']:.1f}", "taken": b["taken"]}
+              for k, b in buckets.items() if not k.startswith("caller:")]
+    until = pacer.paused_until()
+    return {"callers": rows, "buckets": others, "paused": f"{until - now:.0f} s" if until else ""}
+
+
 @bp.get("/log")
 def log() -> str:
     view, f, page = _log_query()
@@ -400,7 +419,8 @@ def log() -> str:
         view_urls={v: url_for("ui.log", **_log_args(v, f)) for v, _ in VIEWS},
         prev_url=url_for("ui.log", **args, page=page - 1) if page > 1 else None,
         next_url=url_for("ui.log", **args, page=page + 1) if result.has_next else None,
-        log_data={"api": url_for("ui.api_log", **_log_args(view, f, page)), "interval": 2000})
+        log_data={"api": url_for("ui.api_log", **_log_args(view, f, page)), "interval": 2000},
+        traffic=_traffic())
 
 
 @bp.get("/api/log")
