@@ -1,0 +1,212 @@
+"""Queue and pace (issue 16): sends above a rate are accepted and leave at the rate, never refused; a cap on a
+caller's waiting messages answers 429 with Retry-After; an upstream 429 pauses every worker of every process;
+the buckets live in the store, so two bridges on one database keep one pace. Time runs on a manual clock."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from gateway.clock import ManualClock
+from gateway.config import ConfigError, build_config
+from tests.conftest import DEMO, default_raw_config
+from tests.helpers import wait_for
+from tests.storehelp import db_count, db_value
+from tests.test_ui import login
+
+
+def _numbers(n: int, start: int = 0) -> list[str]:
+    return [f"4179{start + i:07d}" for i in range(n)]
+
+
+def paced(rate: Any, mode: str = "queued", **more: Any):
+    def mutate(raw: dict[str, Any]) -> None:
+        demo = raw["callers"]["demo"]
+        demo.update(mode=mode, upstream_api="advanced")
+        demo.setdefault("limits", {})["rate"] = rate
+        demo["limits"].update(more.pop("limits", {}))
+        raw["templates"]["alarm"]["mode"] = "sync"
+        raw["queue"] = {"time_scale": 0.01}
+        for k, v in more.items():
+            raw[k] = v
+    return mutate
+
+
+def _ctx(bridge):
+    return bridge.app.extensions["smsbridge"]
+
+
+def _tick(clock: ManualClock, seconds: float, *bridges) -> None:
+    clock.advance(seconds)
+    for b in bridges:
+        _ctx(b).dispatch.wake.set()
+
+
+def _settled(bridge, sent: int, queued: int) -> bool:
+    db = _ctx(bridge).db
+    return (db_count(db, "messages", state="sent") == sent and db_count(db, "messages", state="queued") == queued
+            and db_count(db, "messages", state="sending") == 0)
+
+
+@pytest.mark.parametrize("value, problem", [
+    (0, "must be messages per second"),
+    ("fast", "must be messages per second"),
+    ({"per_second": 5, "burst": 0}, "burst must be a number, 1 or more"),
+    ({"per_second": 5, "every": 2}, "unknown key 'every'"),
+])
+def test_a_bad_rate_is_refused_naming_the_key(value, problem):
+    raw = copy.deepcopy(default_raw_config())
+    raw["callers"]["demo"].setdefault("limits", {})["rate"] = value
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, env={})
+    assert any(p == "callers.demo.limits.rate" and problem in m for p, m in err.value.problems), err.value.problems
+
+
+def test_config_reads_rates_windows_and_ages():
+    raw = copy.deepcopy(default_raw_config())
+    raw["limits"] = {"rate": 3, "max_waiting": 100}
+    raw["upstream"]["rate"] = {"per_second": 50, "burst": 100}
+    raw["templates"]["alarm"].update(limits={"rate": {"per_second": 1, "burst": 5}}, urgent=True, max_age=120)
+    raw["queue"] = {"max_age": 3600}
+    config = build_config(raw, env={})
+    demo, alarm = config.callers["demo"], config.templates["alarm"]
+    assert (demo.rate.per_second, demo.rate.burst, demo.max_waiting) == (3, 3, 100)  # the top-level default
+    assert (config.upstream.rate.per_second, config.upstream.rate.burst) == (50, 100)
+    assert (alarm.rate.per_second, alarm.rate.burst, alarm.urgent, alarm.max_age) == (1, 5, True, 120)
+    assert config.queue.max_age == 3600
+    raw["callers"]["demo"]["rate"] = 5  # the rate belongs under limits
+    raw["templates"]["alarm"]["limits"]["max_waiting"] = 3  # counted per caller
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, env={})
+    paths = [p for p, _ in err.value.problems]
+    assert "callers.demo.rate" in paths and "templates.alarm.limits.max_waiting" in paths
+
+
+def test_a_queued_burst_leaves_at_the_callers_rate(make_bridge, sandbox):
+    clock = ManualClock()
+    bridge = make_bridge(paced({"per_second": 2, "burst": 2}), clock=clock)
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": ",".join(_numbers(10)), "text": "paced"})
+    assert r.status_code == 200 and {m["status"]["name"] for m in r.json()["messages"]} == {"PENDING_ACCEPTED"}
+    wait_for(lambda: _settled(bridge, 2, 8), what="the burst of 2 sent, 8 waiting")
+    assert len(sandbox.messages()) == 2
+    _tick(clock, 1.0, bridge)
+    wait_for(lambda: _settled(bridge, 4, 6), what="2 more after one second")
+    _tick(clock, 1.5, bridge)  # 3 tokens' worth of time, but the bucket holds 2 at most
+    wait_for(lambda: _settled(bridge, 6, 4), what="2 more after 1.5 seconds")
+    _tick(clock, 10, bridge)  # a long quiet spell: the burst goes at once, no more
+    wait_for(lambda: _settled(bridge, 8, 2), what="a burst after a quiet spell")
+    _tick(clock, 1, bridge)
+    wait_for(lambda: _settled(bridge, 10, 0), what="the rest")
+    assert len(sandbox.messages()) == 10
+    metrics = bridge.get("/metrics").text
+    assert 'smsbridge_pace_rate{bucket="caller:demo"} 2.0' in metrics
+    assert 'smsbridge_paced_total{bucket="caller:demo"} 10.0' in metrics
+    assert 'smsbridge_queue_waiting' in metrics
+
+
+def test_a_sync_send_over_its_rate_is_queued_not_refused(make_bridge, sandbox):
+    clock = ManualClock()
+    bridge = make_bridge(paced(1, mode="sync"), clock=clock)
+    first = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "one"}).json()
+    assert first["messages"][0]["status"]["groupName"] == "PENDING"
+    db = _ctx(bridge).db
+    assert db_value(db, "messages", "state", message_id=first["messages"][0]["messageId"]) == "sent"  # in the request
+    second = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026728", "text": "two"})
+    assert second.status_code == 200, second.text
+    answer = second.json()["messages"][0]
+    assert answer["status"]["name"] == "PENDING_ACCEPTED" and answer["messageId"]
+    assert db_value(db, "messages", "state", message_id=answer["messageId"]) == "queued"
+    assert len(sandbox.messages()) == 1
+    _tick(clock, 1.0, bridge)
+    wait_for(lambda: db_value(db, "messages", "state", message_id=answer["messageId"]) == "sent", what="forwarded")
+    assert [m["messageId"] for m in sandbox.messages()][-1] == answer["messageId"]  # the bridge's own id
+
+
+def test_max_waiting_answers_429_with_retry_after_in_each_dialect(make_bridge, sandbox):
+    clock = ManualClock()
+    bridge = make_bridge(paced({"per_second": 1, "burst": 1}, limits={"max_waiting": 3}), clock=clock)
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": ",".join(_numbers(3)), "text": "fits"})
+    assert r.status_code == 200
+    wait_for(lambda: _settled(bridge, 1, 2), what="one sent, two waiting")
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": ",".join(_numbers(2, 10)), "text": "too many"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    exc = r.json()["requestError"]["serviceException"]
+    assert exc["messageId"] == "TOO_MANY_REQUESTS" and "max_waiting" in exc["text"]
+    r = bridge.get("/sms/1/text/query.xml", params={**DEMO, "to": ",".join(_numbers(2, 10)), "text": "too many"})
+    assert r.status_code == 429 and b"<messageId>TOO_MANY_REQUESTS</messageId>" in r.content
+    r = bridge.post("/sms/3/messages", headers={"Authorization": "App demo-key"},
+                    json={"messages": [{"sender": "Info", "destinations": [{"to": "41790000020"}, {"to": "41790000021"}],
+                                        "content": {"text": "too many"}}]})
+    assert r.status_code == 429 and r.headers["Retry-After"] and r.json()["errorCode"]
+    assert db_count(_ctx(bridge).db, "messages") == 3  # nothing of the refused sends was recorded
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41790000030", "text": "one more fits"})
+    assert r.status_code == 200
+
+
+def test_an_upstream_429_pauses_every_worker_of_both_bridges_for_its_retry_after(make_bridge, sandbox, tmp_path):
+    clock = ManualClock()
+    shared = {"path": str(tmp_path / "shared.db")}
+
+    def mutate(raw: dict[str, Any]) -> None:
+        paced(100)(raw)
+        raw["store"] = dict(shared)
+
+    a, b = make_bridge(mutate, clock=clock), make_bridge(mutate, clock=clock)
+    sandbox.faults(status=429, retry_after=30, count=1, path="/sms/2/text/advanced")
+    r = a.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "first"})
+    assert r.status_code == 200
+    wait_for(lambda: len(sandbox.sends()) == 1, what="the refused attempt")
+    db = _ctx(a).db
+    wait_for(lambda: db_count(db, "messages", state="queued") == 1, what="back in the queue")
+    assert db_value(db, "pace", "paused_until", key="upstream") == pytest.approx(clock.now() + 30)
+    assert 'smsbridge_upstream_paused_seconds 30.0' in b.get("/metrics").text
+    for bridge, to in ((a, "41793026728"), (b, "41793026729")):
+        assert bridge.get("/sms/1/text/query", params={**DEMO, "to": to, "text": "later"}).status_code == 200
+    wait_for(lambda: db_count(db, "messages", state="queued") == 3 and db_count(db, "messages", state="sending") == 0,
+             what="all three held")
+    _tick(clock, 29, a, b)
+    wait_for(lambda: db_count(db, "messages", state="queued") == 3 and db_count(db, "messages", state="sending") == 0,
+             what="still held one second before the pause ends")
+    assert len(sandbox.sends()) == 1 and sandbox.messages() == []
+    _tick(clock, 1, a, b)
+    wait_for(lambda: db_count(db, "messages", state="sent") == 3, what="all sent once the pause is over")
+    assert len(sandbox.messages()) == 3
+
+
+def test_two_bridges_on_one_database_keep_one_pace(make_bridge, sandbox, tmp_path):
+    clock = ManualClock()
+    shared = {"path": str(tmp_path / "shared.db")}
+
+    def mutate(raw: dict[str, Any]) -> None:
+        paced({"per_second": 3, "burst": 3})(raw)
+        raw["store"] = dict(shared)
+
+    a, b = make_bridge(mutate, clock=clock), make_bridge(mutate, clock=clock)
+    a.get("/sms/1/text/query", params={**DEMO, "to": ",".join(_numbers(6)), "text": "a"}).raise_for_status()
+    b.get("/sms/1/text/query", params={**DEMO, "to": ",".join(_numbers(6, 100)), "text": "b"}).raise_for_status()
+    wait_for(lambda: _settled(a, 3, 9), what="one burst between both bridges")
+    for elapsed in range(1, 4):
+        _tick(clock, 1, a, b)
+        wait_for(lambda n=elapsed: _settled(a, 3 + 3 * n, 9 - 3 * n), what=f"3 more after {elapsed} s")
+    assert len(sandbox.messages()) == 12
+
+
+def test_the_admin_ui_shows_waiting_messages_and_rates(make_bridge, sandbox):
+    clock = ManualClock()
+
+    def mutate(raw: dict[str, Any]) -> None:
+        paced({"per_second": 1, "burst": 1})(raw)
+        raw["upstream"]["rate"] = 20
+        raw["ui"] = {"enabled": True, "admin_password": "admin-pw"}
+
+    bridge = make_bridge(mutate, clock=clock)
+    bridge.get("/sms/1/text/query", params={**DEMO, "to": ",".join(_numbers(4)), "text": "ui"}).raise_for_status()
+    wait_for(lambda: _settled(bridge, 1, 3), what="one sent, three waiting")
+    s, _ = login(bridge.url, password="admin-pw")
+    page = s.get(bridge.url + "/ui/log", timeout=10)
+    assert page.status_code == 200 and 'id="traffic-table"' in page.text
+    row = page.text.split('data-caller="demo"')[1].split("</tr>")[0]
+    assert '<td data-cell="waiting">3</td>' in row and "1/s (burst 1)" in row
+    assert 'data-bucket="upstream"' in page.text and "20/s (burst 20)" in page.text
