@@ -77,9 +77,10 @@ class StoreCollector(Collector):
             "queue after an upstream failure), unknown (no answer: reconciled by a resend with the same ids), "
             "reconciled (a resend the upstream refused as a duplicate: it had the message), retried (queued messages "
             "put back after a failed upstream attempt), settle_failed (a sync answer the store could not record: "
-            "reconciled later)", labels=["event"])
+            "reconciled later), expired (queued past its validity: EXPIRED, not sent), queue_full (destinations "
+            "refused 429 by limits.max_waiting)", labels=["event"])
         counts = dict(self.store.events)
-        for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed"):
+        for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed", "expired", "queue_full"):
             events.add_metric([event], counts.get(event, 0))
         yield events
 
