@@ -117,7 +117,8 @@ def test_a_sync_send_over_its_rate_is_queued_not_refused(make_bridge, sandbox):
     assert second.status_code == 200, second.text
     answer = second.json()["messages"][0]
     assert answer["status"]["name"] == "PENDING_ACCEPTED" and answer["messageId"]
-    assert db_value(db, "messages", "state", message_id=answer["messageId"]) == "queued"
+    wait_for(lambda: db_value(db, "messages", "state", message_id=answer["messageId"]) == "queued",
+             what="waiting its turn (a worker may be looking at it)")
     assert len(sandbox.messages()) == 1
     _tick(clock, 1.0, bridge)
     wait_for(lambda: db_value(db, "messages", "state", message_id=answer["messageId"]) == "sent", what="forwarded")
@@ -145,9 +146,9 @@ def test_max_waiting_answers_429_with_retry_after_in_each_dialect(make_bridge, s
     assert r.status_code == 200
 
 
-def test_an_upstream_429_pauses_every_worker_of_both_bridges_for_its_retry_after(make_bridge, sandbox, tmp_path):
+def test_an_upstream_429_pauses_every_worker_of_both_bridges_for_its_retry_after(make_bridge, sandbox, bridge_store):
     clock = ManualClock()
-    shared = {"path": str(tmp_path / "shared.db")}
+    shared = bridge_store(0)  # both bridges on one database (SQLite here, PostgreSQL in test_pacing_postgres)
 
     def mutate(raw: dict[str, Any]) -> None:
         paced(100)(raw)
@@ -175,9 +176,9 @@ def test_an_upstream_429_pauses_every_worker_of_both_bridges_for_its_retry_after
     assert len(sandbox.messages()) == 3
 
 
-def test_two_bridges_on_one_database_keep_one_pace(make_bridge, sandbox, tmp_path):
+def test_two_bridges_on_one_database_keep_one_pace(make_bridge, sandbox, bridge_store):
     clock = ManualClock()
-    shared = {"path": str(tmp_path / "shared.db")}
+    shared = bridge_store(0)
 
     def mutate(raw: dict[str, Any]) -> None:
         paced({"per_second": 3, "burst": 3})(raw)
