@@ -8,13 +8,16 @@ import copy
 from typing import Any
 
 import pytest
+import requests
+import yaml
 
 from gateway.clock import ManualClock
 from gateway.config import ConfigError, build_config
-from tests.conftest import DEMO, default_raw_config
+from tests.conftest import DEMO, default_raw_config, running_sandbox
 from tests.helpers import wait_for
 from tests.storehelp import db_count, db_value
 from tests.test_ui import login
+from tests.workers import QUEUED, WorkersBridge, workers_config
 
 
 def _numbers(n: int, start: int = 0) -> list[str]:
@@ -211,3 +214,29 @@ def test_the_admin_ui_shows_waiting_messages_and_rates(make_bridge, sandbox):
     row = page.text.split('data-caller="demo"')[1].split("</tr>")[0]
     assert '<td data-cell="waiting">3</td>' in row and "1/s (burst 1)" in row
     assert 'data-bucket="upstream"' in page.text and "20/s (burst 20)" in page.text
+
+
+def test_two_processes_of_one_bridge_keep_one_pace_in_real_time(tmp_path):
+    """``app.py --workers 2`` on one SQLite file: the caller's 10/s (burst 5) holds for both processes together
+    (a per-process bucket would let twice as many through)."""
+    with running_sandbox(dlr_delay=3600) as sandbox:
+        path = workers_config(tmp_path, sandbox.url)
+        raw = yaml.safe_load(path.read_text())
+        raw["callers"]["qdemo"].setdefault("limits", {})["rate"] = {"per_second": 10, "burst": 5}
+        path.write_text(yaml.safe_dump(raw))
+        bridge = WorkersBridge(path, workers=2)
+        try:
+            r = requests.get(bridge.url + "/sms/1/text/query", timeout=30,
+                             params={**QUEUED, "to": ",".join(_numbers(25)), "text": "paced"})
+            assert r.status_code == 200, r.text
+            wait_for(lambda: len(sandbox.messages()) == 25, timeout=30, what="all 25 forwarded")
+            sends = sorted((s["at"], len(s["json"]["messages"][0]["destinations"])) for s in sandbox.sends())
+            first, total = sends[0][0], 0
+            for at, n in sends:
+                total += n
+                assert total <= 5 + 10 * (at - first) + 1, (total, at - first)
+            assert sends[-1][0] - first >= 1.9  # 20 after the burst at 10/s: two seconds at least
+            assert sorted(m["messageId"] for m in sandbox.messages()) == sorted(
+                m["messageId"] for m in r.json()["messages"])  # each once
+        finally:
+            assert bridge.stop() == 0, bridge.text()
