@@ -460,6 +460,8 @@ def _pop_pace(r: _Reader, d: dict[str, Any], key: str, path: str) -> tuple[Rate 
     if waiting is not None and (not isinstance(waiting, int) or isinstance(waiting, bool) or waiting < 0):
         r.problems.append((f"{where}.max_waiting", f"must be a whole number, 0 or more (0: no cap), got {waiting!r}"))
         waiting = None
+    if not lim:  # only traffic limits: the validation limits stay inherited
+        del d[key]
     return rate, waiting
 
 
@@ -646,7 +648,7 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     _store_url(store, problems)
     top = {"limits": raw.get("limits")}
     base_rate, base_waiting = _pop_pace(r, top, "limits", "")
-    limits = _limits(r, top["limits"], "limits", Limits())
+    limits = _limits(r, top.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)
     if upstream.api not in UPSTREAM_APIS:

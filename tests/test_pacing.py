@@ -78,6 +78,7 @@ def test_config_reads_rates_windows_and_ages():
     assert (demo.rate.per_second, demo.rate.burst, demo.max_waiting) == (3, 3, 100)  # the top-level default
     assert (config.upstream.rate.per_second, config.upstream.rate.burst) == (50, 100)
     assert (alarm.rate.per_second, alarm.rate.burst, alarm.urgent, alarm.max_age) == (1, 5, True, 120)
+    assert alarm.limits is None  # a rate alone leaves the validation limits inherited from the caller
     assert config.queue.max_age == 3600
     raw["callers"]["demo"]["rate"] = 5  # the rate belongs under limits
     raw["templates"]["alarm"]["limits"]["max_waiting"] = 3  # counted per caller
