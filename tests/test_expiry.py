@@ -140,3 +140,22 @@ def test_an_unanswered_attempt_is_reconciled_not_expired(make_bridge, sandbox):
     _tick(clock, 120, bridge)
     wait_for(lambda: db_value(db, "messages", "state", message_id=mid) == "sent", what="resent, not expired")
     assert [m["messageId"] for m in sandbox.messages()] == [mid]
+
+
+def test_what_is_left_of_the_validity_goes_upstream(make_bridge, sandbox):
+    """A message forwarded after waiting carries only the rest of its validity: the upstream does not deliver
+    it later than its caller allowed either (an alarm with max_age 600 s sent after 300 s: 5 minutes)."""
+    clock = ManualClock()
+    bridge = make_bridge(queued(max_age=600), clock=clock)
+    sandbox.faults(status=503, count=1, path="/sms/2/text/advanced")
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727,41793026728", "text": "late alarm"})
+    assert r.status_code == 200
+    db = _ctx(bridge).db
+    wait_for(lambda: db_count(db, "messages", state="queued") == 2 and db_value(db, "messages", "tries") == 1,
+             what="the first attempt refused")
+    _tick(clock, 300, bridge)
+    wait_for(lambda: db_count(db, "messages", state="sent") == 2, what="sent after 300 s")
+    assert [m["validityPeriod"] for m in sandbox.sends()[-1]["json"]["messages"]] == [5]
+    r = bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026729", "text": "own", "validityPeriod": "3"})
+    wait_for(lambda: db_count(db, "messages", state="sent") == 3, what="sent at once")
+    assert sandbox.sends()[-1]["json"]["messages"][0]["validityPeriod"] == 3  # its own, shorter, is kept

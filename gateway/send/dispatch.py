@@ -62,6 +62,7 @@ DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
 # at most this much longer.
 LINGER_SECONDS = 0.02
 EXPIRED = STATUS_BY_NAME["EXPIRED_EXPIRED"]
+MAX_VALIDITY_MINUTES = 2880  # Infobip's longest validityPeriod (and its default): a longer rest is not sent
 
 
 # -- traffic control (docs/delivery.md, "Traffic control") ----------------------------------------
@@ -492,10 +493,13 @@ class QueueWorker:
     def _forward(self, rows: list[QueuedMessage], specs: dict[str, dict[str, Any]]) -> None:
         # a batch mixing submissions leaves the bulkId to the upstream; the caller's stays in the record and reports
         one_bulk = rows[0].bulk_id if len({r.bulk_id for r in rows}) == 1 else None
-        body = advanced_batch([(r.spec, r.to, r.upstream_message_id) for r in rows], specs, one_bulk)
+        now = self.clock.now()
+        # what is left of a message's validity goes upstream: it does not deliver it later than that either
+        left = {r.spec: max(1, int((r.expires_at - now) // 60)) for r in rows
+                if r.expires_at is not None and r.expires_at - now < MAX_VALIDITY_MINUTES * 60}
+        body = advanced_batch([(r.spec, r.to, r.upstream_message_id) for r in rows], specs, one_bulk, left)
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []
-        now = self.clock.now()
         try:
             result = self.sender.upstream.post_advanced(body, attempts)  # body in wire form: no canonical round trip
         except UpstreamError as exc:
