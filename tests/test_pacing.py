@@ -129,6 +129,47 @@ def test_a_sync_send_over_its_rate_is_queued_not_refused(make_bridge, sandbox):
     assert [m["messageId"] for m in sandbox.messages()][-1] == answer["messageId"]  # the bridge's own id
 
 
+def test_a_templates_rate_paces_its_sends_only(make_bridge, sandbox):
+    clock = ManualClock()
+
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["templates"]["otp"]["limits"] = {"rate": {"per_second": 1, "burst": 1}}
+        raw["queue"] = {"time_scale": 0.01}
+
+    bridge = make_bridge(mutate, clock=clock)  # a sync caller without a rate of its own
+    otp = {**DEMO, "to": "41793026727", "code": "1234"}
+    first = bridge.get("/t/otp", params=otp).json()["messages"][0]
+    second = bridge.get("/t/otp", params={**otp, "code": "5678"}).json()["messages"][0]
+    db = _ctx(bridge).db
+    assert db_value(db, "messages", "state", message_id=first["messageId"]) == "sent"  # in the request
+    wait_for(lambda: db_value(db, "messages", "state", message_id=second["messageId"]) == "queued", what="paced")
+    for i in range(3):  # the caller's own sends are not the template's: unpaced, sent in the request
+        r = bridge.get("/sms/1/text/query", params={**DEMO, "to": f"4179302680{i}", "text": "direct"})
+        assert db_value(db, "messages", "state", message_id=r.json()["messages"][0]["messageId"]) == "sent"
+    _tick(clock, 1, bridge)
+    wait_for(lambda: db_value(db, "messages", "state", message_id=second["messageId"]) == "sent", what="its turn")
+    assert 'smsbridge_paced_total{bucket="template:otp"} 2.0' in bridge.get("/metrics").text
+
+
+def test_the_accounts_rate_paces_every_caller_together(make_bridge, sandbox):
+    clock = ManualClock()
+
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["callers"]["demo"].update(mode="queued", upstream_api="advanced")
+        raw["templates"]["alarm"]["mode"] = "sync"
+        raw["upstream"]["rate"] = {"per_second": 2, "burst": 2}
+        raw["queue"] = {"time_scale": 0.01}
+
+    bridge = make_bridge(mutate, clock=clock)
+    bridge.get("/sms/1/text/query", params={**DEMO, "to": ",".join(_numbers(3)), "text": "a"}).raise_for_status()
+    r = bridge.post("/sms/2/text/advanced", auth=("demo", "demo"), json={"messages": [
+        {"destinations": [{"to": n} for n in _numbers(3, 50)], "text": "b"}]})
+    assert r.status_code == 200
+    wait_for(lambda: _settled(bridge, 2, 4), what="the account's burst")
+    _tick(clock, 1, bridge)
+    wait_for(lambda: _settled(bridge, 4, 2), what="the account's rate")
+
+
 def test_max_waiting_answers_429_with_retry_after_in_each_dialect(make_bridge, sandbox):
     clock = ManualClock()
     bridge = make_bridge(paced({"per_second": 1, "burst": 1}, limits={"max_waiting": 3}), clock=clock)
