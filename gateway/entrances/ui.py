@@ -43,7 +43,6 @@ from ..model import ApiError
 from ..render import RenderError
 from ..services import bridge
 from ..sms import LANGUAGE_CODES, TRANSLITERATIONS, analyse
-from ..store import pace as pace_repo
 from ..store import uisessions
 from ..store.engine import Database
 from ..store.logview import COLUMNS, VIEWS, LogFilter, LogView, Page
@@ -390,24 +389,6 @@ def _log_args(view: str, f: LogFilter, page: int | None = None) -> dict[str, Any
     return {k: v for k, v in out.items() if v}
 
 
-def _traffic() -> dict[str, Any]:
-    """Traffic control at a glance: each caller's waiting messages and rate, each bucket's state."""
-    ctx = bridge()
-    pacer, now = ctx.queue.pacer, ctx.clock.now()
-    waiting = pace_repo.waiting_by_caller(ctx.db)
-    buckets = {b["key"]: b for b in pacer.state()}
-    rows = []
-    for name in sorted({*ctx.config.callers, *(c for c in waiting if c)}):
-        n, first = waiting.get(name, (0, now))
-        b = buckets.get(f"caller:{name}")
-        rows.append({"caller": name, "waiting": n, "oldest": f"{max(0.0, now - first):.0f} s" if n else "",
-                     "rate": b["rate"].describe() if b else "unpaced", "tokens": f"{b['tokens']:.1f}" if b else ""})
-    others = [{"key": k, "rate": b["rate"].describe(), "tokens": f"{b['tokens']:.1f}", "taken": b["taken"]}
-              for k, b in buckets.items() if not k.startswith("caller:")]
-    until = pacer.paused_until()
-    return {"callers": rows, "buckets": others, "paused": f"{until - now:.0f} s" if until else ""}
-
-
 @bp.get("/log")
 def log() -> str:
     view, f, page = _log_query()
@@ -419,8 +400,7 @@ def log() -> str:
         view_urls={v: url_for("ui.log", **_log_args(v, f)) for v, _ in VIEWS},
         prev_url=url_for("ui.log", **args, page=page - 1) if page > 1 else None,
         next_url=url_for("ui.log", **args, page=page + 1) if result.has_next else None,
-        log_data={"api": url_for("ui.api_log", **_log_args(view, f, page)), "interval": 2000},
-        traffic=_traffic())
+        log_data={"api": url_for("ui.api_log", **_log_args(view, f, page)), "interval": 2000})
 
 
 @bp.get("/api/log")
@@ -440,3 +420,23 @@ def log_redrive(job_id: int) -> Response:
     if not outbox.redrive(job_id):
         raise ApiError.bad_request("job", f"job {job_id} is {job.state}, not a dead letter")
     return redirect(url_for("ui.log", view="dead", redriven=job_id))
+
+
+@bp.app_template_global("traffic_table")
+def traffic_table() -> dict[str, Any]:
+    """Traffic control at a glance (templates/traffic_table.html): each caller's waiting messages and rate,
+    the other buckets, the upstream's 429 pause."""
+    ctx = bridge()
+    pacer, now = ctx.queue.pacer, ctx.clock.now()
+    waiting = pacer.waiting()
+    buckets = {b["key"]: b for b in pacer.state()}
+    rows = []
+    for name in sorted({*ctx.config.callers, *(c for c in waiting if c)}):
+        n, first = waiting.get(name, (0, now))
+        b = buckets.get(f"caller:{name}")
+        rows.append({"caller": name, "waiting": n, "oldest": f"{max(0.0, now - first):.0f} s" if n else "",
+                     "rate": b["rate"].describe() if b else "unpaced", "tokens": f"{b['tokens']:.1f}" if b else ""})
+    others = [{"key": k, "rate": b["rate"].describe(), "tokens": f"{b['tokens']:.1f}", "taken": b["taken"]}
+              for k, b in buckets.items() if not k.startswith("caller:")]
+    until = pacer.paused_until()
+    return {"callers": rows, "buckets": others, "paused": f"{until - now:.0f} s" if until else ""}

@@ -160,6 +160,10 @@ class Pacer:
             repo.save(c, [b])
         return until
 
+    def waiting(self) -> dict[str | None, tuple[int, float]]:
+        """Per caller: messages waiting in the queue and when the oldest was accepted."""
+        return repo.waiting_by_caller(self.db)
+
     def paused_until(self) -> float | None:
         b = repo.snapshot(self.db).get(UPSTREAM)
         return b.paused_until if b and b.paused_until > self.clock.now() else None
