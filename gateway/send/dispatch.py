@@ -111,8 +111,8 @@ class Dispatcher:
         self.clock = clock
         self.policy_for = policy_for
         self.public_url = public_url
-        self.wake = threading.Event()
         self.pacer = Pacer(config, store.db, clock)
+        self.wake = threading.Event()
         up = config.upstream  # a sync send in flight is reconciled once this lease runs out (as QueueWorker's)
         self.lease_seconds = up.connect_timeout + up.read_timeout + 30
 
