@@ -20,7 +20,9 @@ from .inbound.loops import config_numbers
 from .inbound.settings import InboundSettings, parse_inbound
 from .placeholders import Hygiene
 from .redact import Masking
+from .send.pacing import Rate, parse_rate
 from .send.policy import POLICY_KEYS, pop_policy, template_problems
+from .send.windows import DeliveryWindow, parse_window
 from .validate import Limits
 
 SANDBOX = "sandbox"  # upstream.base_url value meaning "the embedded sandbox"
@@ -82,6 +84,11 @@ class Caller:
     senders: tuple[str, ...] = ()
     destinations: tuple[str, ...] = ()
     default_country: str = ""
+    # traffic control (gateway/send/pacing.py, windows.py; docs/delivery.md "Traffic control")
+    rate: Rate | None = None  # limits.rate: messages per second with a burst; None: unpaced
+    max_waiting: int = 0  # limits.max_waiting: queued messages at most (more: 429 Retry-After); 0: no cap
+    max_age: float | None = None  # seconds a message may wait in the queue; None: queue.max_age
+    delivery_window: DeliveryWindow | None = None
 
     def may_use_template(self, name: str) -> bool:
         return "templates" in self.scopes and ("*" in self.templates or name in self.templates)
@@ -115,6 +122,10 @@ class TemplateSpec:
     senders: tuple[str, ...] = ()  # besides the caller's (both must allow); empty: the caller's alone
     destinations: tuple[str, ...] = ()
     default_country: str = ""  # empty: the caller's
+    rate: Rate | None = None  # limits.rate of the template itself (its own bucket, besides the caller's)
+    max_age: float | None = None  # None: the caller's
+    delivery_window: DeliveryWindow | None = None  # None: the caller's (unless urgent)
+    urgent: bool = False  # true: no delivery window at all, not even the caller's
 
 
 @dataclass
@@ -131,7 +142,7 @@ class Upstream:
     name: str = "primary"  # how the record, the UI and /metrics name this upstream
     failures_to_open: int = 3  # consecutive failures that open its circuit (sends go to the next upstream)
     cooldown: float = 30.0  # seconds an open circuit waits before a half-open probe
-    rate: Any = None  # the account's pace (branch pace): a number of messages per second or {per_second, burst}
+    rate: Rate | None = None  # this upstream's pace (every caller together); None: unpaced
 
     @property
     def is_sandbox(self) -> bool:
@@ -235,6 +246,7 @@ class QueueSettings:
     retry_base: float = 1.0  # seconds before the first retry; doubles up to retry_max
     retry_max: float = 60.0
     time_scale: float = 1.0  # multiplies retry delays (tests use a small value)
+    max_age: float = 0.0  # seconds a queued message may wait before it expires (callers/templates: max_age); 0: off
 
 
 @dataclass
@@ -443,15 +455,17 @@ def _hygiene(r: _Reader, d: Any, path: str, base: dict[str, Any]) -> Hygiene | N
 
 
 def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any],
-            default_api: str = "advanced") -> Caller:
+            default_api: str = "advanced", base_rate: Rate | None = None,
+            base_waiting: int = 0) -> Caller:
     d = dict(r.section(d, path))
     d.setdefault("upstream_api", default_api)
+    traffic = _traffic(r, d, path, base_rate, base_waiting)
     lim = _limits(r, d.pop("limits", None), f"{path}.limits", limits)
     hyg = _hygiene(r, d.pop("placeholders", None), f"{path}.placeholders", placeholders)
     allow = r.fill(UrlAllow, r.section(d.pop("allow", None), f"{path}.allow"), f"{path}.allow")
     callback = _callback(r, d.pop("callback", None), f"{path}.callback")
     policy = pop_policy(d, path, r.problems)
-    c = r.fill(Caller, d, path, name=name, **policy)
+    c = r.fill(Caller, d, path, name=name, **policy, **traffic)
     c.limits, c.allow, c.callback = lim, allow, callback
     if c.mode not in MODES:
         r.problems.append((f"{path}.mode", f"must be one of {', '.join(MODES)}"))
@@ -471,6 +485,51 @@ def _caller(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholde
     if not (c.password_hash or c.password or c.api_key_hash or c.api_key):
         r.problems.append((path, "has no credentials: set password_hash (see `python app.py hash-password`)"))
     return c
+
+
+def _pop_pace(r: _Reader, d: dict[str, Any], key: str, path: str) -> tuple[Rate | None, int | None]:
+    """Take ``rate`` and ``max_waiting`` out of ``d[key]`` (a limits section; copied, not changed)."""
+    lim, where = d.get(key), f"{path}.{key}" if path else key
+    if not isinstance(lim, dict) or not ({"rate", "max_waiting"} & lim.keys()):
+        return None, None
+    lim = d[key] = dict(lim)
+    rate = None
+    if "rate" in lim:
+        rate, problem = parse_rate(lim.pop("rate"))
+        if problem:
+            r.problems.append((f"{where}.rate", problem))
+    waiting = lim.pop("max_waiting", None)
+    if waiting is not None and (not isinstance(waiting, int) or isinstance(waiting, bool) or waiting < 0):
+        r.problems.append((f"{where}.max_waiting", f"must be a whole number, 0 or more (0: no cap), got {waiting!r}"))
+        waiting = None
+    if not lim:  # only traffic limits: the validation limits stay inherited
+        del d[key]
+    return rate, waiting
+
+
+def _traffic(r: _Reader, d: dict[str, Any], path: str, base_rate: Rate | None, base_waiting: int | None,
+             template: bool = False) -> dict[str, Any]:
+    """A caller's or template's traffic control (pops its keys from ``d``): ``limits.rate``,
+    ``limits.max_waiting`` (callers), ``max_age``, ``delivery_window`` and ``urgent`` (templates)."""
+    rate, waiting = _pop_pace(r, d, "limits", path)
+    out: dict[str, Any] = {"rate": rate if rate is not None else base_rate,
+                           "max_age": _window(r, d.pop("max_age", None), f"{path}.max_age")}
+    if template:
+        urgent = d.pop("urgent", False)
+        if not isinstance(urgent, bool):
+            r.problems.append((f"{path}.urgent", f"must be true or false, got {urgent!r}"))
+        out["urgent"] = urgent is True
+        if waiting is not None:
+            r.problems.append((f"{path}.limits.max_waiting", "is a caller's limit (the queue is counted per caller)"))
+    else:
+        out["max_waiting"] = waiting if waiting is not None else (base_waiting or 0)
+    out["delivery_window"] = None
+    if d.get("delivery_window") is not None:
+        window, problems = parse_window(d.pop("delivery_window"))
+        r.problems += [(f"{path}.delivery_window{'.' + k if k else ''}", m) for k, m in problems]
+        out["delivery_window"] = window
+    d.pop("delivery_window", None)
+    return out
 
 
 def _window(r: _Reader, value: Any, path: str) -> float | None:
@@ -535,7 +594,8 @@ TEMPLATE_FIELDS = (
 
 def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placeholders: dict[str, Any],
               default_api: str = "advanced") -> TemplateSpec:
-    d = r.section(d, path)
+    d = dict(r.section(d, path))
+    traffic = _traffic(r, d, path, None, None, template=True)
     params = {
         pn: _param(r, pn, pd, f"{path}.params.{pn}") for pn, pd in r.section(d.get("params"), f"{path}.params").items()
     }
@@ -557,8 +617,8 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         if key not in ("params", "fields", "api", "callers", "description", "placeholders", "limits", "mode",
                        "callback", "on_upstream_failure", "dedupe_window", *POLICY_KEYS):
             r.problems.append((f"{path}.{key}", "unknown key; known: api, callback, callers, dedupe_window, "
-                               "default_country, description, destinations, fields, limits, mode, "
-                               "on_upstream_failure, params, placeholders, senders"))
+                               "default_country, delivery_window, description, destinations, fields, limits, "
+                               "max_age, mode, on_upstream_failure, params, placeholders, senders, urgent"))
     failure = d.get("on_upstream_failure")
     if failure is not None and failure not in ON_UPSTREAM_FAILURE:
         r.problems.append((f"{path}.on_upstream_failure", f"must be one of {', '.join(ON_UPSTREAM_FAILURE)}"))
@@ -583,6 +643,7 @@ def _template(r: _Reader, name: str, d: Any, path: str, limits: Limits, placehol
         on_upstream_failure=failure,
         dedupe_window=_window(r, d.get("dedupe_window"), f"{path}.dedupe_window"),
         **pop_policy(dict(d), path, r.problems),
+        **traffic,
     )
 
 
@@ -615,6 +676,8 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     logging_ = r.fill(Logging, r.section(raw.get("logging"), "logging"), "logging")
     store = r.fill(Store, r.section(raw.get("store"), "store"), "store")
     queue = r.fill(QueueSettings, r.section(raw.get("queue"), "queue"), "queue")
+    if queue.max_age < 0:
+        problems.append(("queue.max_age", "must be a number of seconds, 0 or more (0: off)"))
     if queue.max_batch < 1 or queue.workers < 1 or queue.time_scale <= 0:
         problems.append(("queue", "workers and max_batch must be at least 1, time_scale above 0"))
     outbox = r.fill(OutboxSettings, r.section(raw.get("outbox"), "outbox"), "outbox")
@@ -631,11 +694,13 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
         store.poll_interval = 1.0 if store.url.startswith("sqlite") else 5.0
     if store.pool_size < 0:
         problems.append(("store.pool_size", "must be 0 (automatic) or more connections"))
-    limits = _limits(r, raw.get("limits"), "limits", Limits())
+    top = {"limits": raw.get("limits")}
+    base_rate, base_waiting = _pop_pace(r, top, "limits", "")
+    limits = _limits(r, top.get("limits"), "limits", Limits())
     placeholders = r.section(raw.get("placeholders"), "placeholders")
     _hygiene(r, None, "placeholders", placeholders)
     callers = {
-        str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders, upstream.api)
+        str(n): _caller(r, str(n), d, f"callers.{n}", limits, placeholders, upstream.api, base_rate, base_waiting)
         for n, d in r.section(raw.get("callers"), "callers").items()
     }
     if not callers:
@@ -699,14 +764,14 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
 def _upstreams(r: _Reader, raw: dict[str, Any]) -> list[Upstream]:
     """``upstream:`` (one) or ``upstreams:`` (a list in failover order), each checked under its own key path."""
     if "upstreams" not in raw:
-        return [_upstream(r, r.section(raw.get("upstream"), "upstream"), "upstream")]
+        return [_upstream_raw(r, r.section(raw.get("upstream"), "upstream"), "upstream")]
     items = raw["upstreams"]
     if "upstream" in raw:
         r.problems.append(("upstreams", "give either upstream: (one) or upstreams: (a list), not both"))
     if not isinstance(items, list) or not items:
         r.problems.append(("upstreams", "must be a non-empty list of upstreams, in failover order"))
         return [Upstream()]
-    found = [_upstream(r, r.section(d, f"upstreams[{i}]"), f"upstreams[{i}]") for i, d in enumerate(items)]
+    found = [_upstream_raw(r, r.section(d, f"upstreams[{i}]"), f"upstreams[{i}]") for i, d in enumerate(items)]
     names = [u.name for u in found]
     for i, u in enumerate(found):
         if "name" not in (items[i] if isinstance(items[i], dict) else {}):
@@ -734,15 +799,17 @@ def _upstream(r: _Reader, d: dict[str, Any], path: str) -> Upstream:
         r.problems.append((f"{path}.failures_to_open", "must be at least 1"))
     if up.cooldown <= 0:
         r.problems.append((f"{path}.cooldown", "must be a number of seconds above 0"))
-    rate = up.rate
-    if isinstance(rate, dict):
-        for k, v in rate.items():
-            if k not in ("per_second", "burst"):
-                r.problems.append((f"{path}.rate.{k}", "unknown key; known: burst, per_second"))
-            elif isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-                r.problems.append((f"{path}.rate.{k}", f"must be a number above 0, got {v!r}"))
-    elif rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
-        r.problems.append((f"{path}.rate", "must be messages per second above 0, or {per_second, burst}"))
+    return up
+
+
+def _upstream_raw(r: _Reader, d: dict[str, Any], path: str) -> Upstream:
+    """An upstream's section, its ``rate`` read as traffic control reads rates."""
+    d = dict(d)
+    rate, problem = parse_rate(d.pop("rate")) if "rate" in d else (None, None)
+    if problem:
+        r.problems.append((f"{path}.rate", problem))
+    up = _upstream(r, d, path)
+    up.rate = rate
     return up
 
 

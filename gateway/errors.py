@@ -69,6 +69,10 @@ class Throttled(BridgeError):
         self.retry_after = retry_after
 
 
+class QueueFull(Throttled):
+    """The caller's waiting messages reached ``limits.max_waiting``: retry after ``retry_after`` seconds."""
+
+
 class Unauthorized(BridgeError):
     """The caller's credentials are missing or wrong."""
 
@@ -99,9 +103,10 @@ class UpstreamRefused(UpstreamError):
 
     def __init__(self, text: str, attempts: list[Attempt] | None = None, *, status: int,
                  message_id: str | None = None, upstream_text: str | None = None,
-                 errors: dict[str, list[str]] | None = None) -> None:
+                 errors: dict[str, list[str]] | None = None, retry_after: float | None = None) -> None:
         super().__init__(text, attempts)
         self.status = status
+        self.retry_after = retry_after  # the upstream's Retry-After (seconds), on a 429 or 503
         self.message_id = message_id
         self.upstream_text = upstream_text
         self.errors: dict[str, list[str]] = errors or {}

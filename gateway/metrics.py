@@ -21,6 +21,7 @@ from .delivery.outbox import Outbox
 from .inbound.loops import REASONS, ReplyGuard
 from .model import Submission, SubmissionResult
 from .send.idempotency import Idempotency
+from .send.pacing import Pacer
 from .send.upstream import Attempt
 from .send.upstreams import STATES, Upstreams
 from .store import periodic, rejected
@@ -80,9 +81,12 @@ class StoreCollector(Collector):
             "queue after an upstream failure), unknown (no answer: reconciled by a resend with the same ids), "
             "reconciled (a resend the upstream refused as a duplicate: it had the message), retried (queued messages "
             "put back after a failed upstream attempt), settle_failed (a sync answer the store could not record: "
-            "reconciled later), failed_over (messages moved to the next upstream after one that certainly did not take them failed)", labels=["event"])
+            "reconciled later), failed_over (messages moved to the next upstream after one that certainly did not take them failed), "
+            "expired (queued past its validity: EXPIRED, not sent), queue_full (destinations refused 429 by "
+            "limits.max_waiting)", labels=["event"])
         counts = dict(self.store.events)
-        for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed", "failed_over"):
+        for event in ("handed_over", "unknown", "reconciled", "retried", "settle_failed", "failed_over", "expired",
+                      "queue_full"):
             events.add_metric([event], counts.get(event, 0))
         yield events
 
@@ -213,12 +217,38 @@ class ClusterCollector(Collector):
                                 value=periodic.runs(self.db, "prune"))
 
 
+class PaceCollector(Collector):
+    """Traffic control (gateway/send/pacing.py): each bucket's rate and use,
+    the upstream's 429 pause. Read from the store: the same in every process."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self.pacer = pacer
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.pacer.clock.now()  # each caller's waiting messages: smsbridge_queue_depth (QueueCollector)
+        rate = GaugeMetricFamily("smsbridge_pace_rate", "Configured rate (messages per second), by bucket "
+                                 "(upstream, caller:<name>, template:<name>)", labels=["bucket"])
+        burst = GaugeMetricFamily("smsbridge_pace_burst", "Configured burst, by bucket", labels=["bucket"])
+        tokens = GaugeMetricFamily("smsbridge_pace_tokens", "Tokens in the bucket now", labels=["bucket"])
+        taken = CounterMetricFamily("smsbridge_paced", "Messages let through by the bucket (all processes)",
+                                    labels=["bucket"])
+        for b in self.pacer.state():
+            rate.add_metric([b["key"]], b["rate"].per_second)
+            burst.add_metric([b["key"]], b["rate"].burst)
+            tokens.add_metric([b["key"]], b["tokens"])
+            taken.add_metric([b["key"]], b["taken"])
+        until = self.pacer.paused_until()
+        yield from (rate, burst, tokens, taken)
+        yield GaugeMetricFamily("smsbridge_upstream_paused_seconds", "Seconds every queue worker still waits "
+                                "after the upstream's 429 (Retry-After)", value=max(0.0, (until or now) - now))
+
+
 class Metrics:
     """The bridge's metrics; ``observe_send`` is registered as a Sender observer."""
 
     def __init__(self, outbox: Outbox | None = None, store: Store | None = None,
                  throttle: LoginThrottle | None = None, idempotency: Idempotency | None = None,
-                 db: Database | None = None, upstreams: Upstreams | None = None):
+                 db: Database | None = None, upstreams: Upstreams | None = None, pacer: Pacer | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, open fds…
@@ -250,6 +280,8 @@ class Metrics:
         if db is not None:
             r.register(RejectedCollector(db))
             r.register(ClusterCollector(db))
+        if pacer is not None:
+            r.register(PaceCollector(pacer))
 
     def observe_request(self, entrance: str, status: int, seconds: float | None = None) -> None:
         self.requests.labels(entrance, outcome_of(status)).inc()

@@ -131,6 +131,10 @@ class QueuedMessage:
     bulk_id: str | None
     tries: int
     upstream: str | None = None  # the upstream it is pinned to (it may hold it), as claimed; None: free to go
+    state: str = "queued"  # as claimed: queued, or sending/unknown (a reconciliation: it may be upstream)
+    caller: str | None = None
+    entrance: str = ""
+    expires_at: float | None = None  # still waiting then: EXPIRED, not sent
 
 
 @dataclass(slots=True)

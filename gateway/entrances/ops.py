@@ -33,7 +33,7 @@ def metrics() -> Metrics:
 def install_ops(app: Flask) -> None:
     """Register the ops blueprint, the metrics, and the request-id / request-count hooks."""
     ctx = app.extensions["smsbridge"]
-    m = Metrics(ctx.outbox, ctx.store, ctx.throttle, ctx.idempotency, ctx.db, ctx.sender.upstreams)
+    m = Metrics(ctx.outbox, ctx.store, ctx.throttle, ctx.idempotency, ctx.db, ctx.sender.upstreams, ctx.queue.pacer)
     app.extensions["smsbridge.metrics"] = m
     m.registry.register(ReplyLoopCollector(ctx.router.loops))  # auto-replies suppressed (inbound/loops.py)
     ctx.sender.observers.append(m.observe_send)

@@ -655,3 +655,23 @@ def log_redrive(job_id: int) -> Response:
     if not outbox.redrive(job_id):
         raise ApiError.bad_request("job", f"job {job_id} is {job.state}, not a dead letter")
     return redirect(url_for("ui.log", view="dead", redriven=job_id))
+
+
+@bp.app_template_global("traffic_table")
+def traffic_table() -> dict[str, Any]:
+    """Traffic control at a glance (templates/traffic_table.html): each caller's waiting messages and rate,
+    the other buckets, the upstream's 429 pause."""
+    ctx = bridge()
+    pacer, now = ctx.queue.pacer, ctx.clock.now()
+    waiting = pacer.waiting()
+    buckets = {b["key"]: b for b in pacer.state()}
+    rows = []
+    for name in sorted({*ctx.config.callers, *(c for c in waiting if c)}):
+        n, first = waiting.get(name, (0, now))
+        b = buckets.get(f"caller:{name}")
+        rows.append({"caller": name, "waiting": n, "oldest": f"{max(0.0, now - first):.0f} s" if n else "",
+                     "rate": b["rate"].describe() if b else "unpaced", "tokens": f"{b['tokens']:.1f}" if b else ""})
+    others = [{"key": k, "rate": b["rate"].describe(), "tokens": f"{b['tokens']:.1f}", "taken": b["taken"]}
+              for k, b in buckets.items() if not k.startswith("caller:")]
+    until = pacer.paused_until()
+    return {"callers": rows, "buckets": others, "paused": f"{until - now:.0f} s" if until else ""}

@@ -32,22 +32,27 @@ from ..config import Caller, Config, TemplateSpec
 from ..delivery.urlpolicy import HostUnresolvable, UrlNotAllowed, UrlPolicy
 from ..errors import (
     BridgeError,
+    QueueFull,
     Unavailable,
     UpstreamError,
     UpstreamRefused,
+    UpstreamTimeout,
     UpstreamUnreachable,
     ValidationFailed,
 )
 from ..ids import new_id, new_ids, new_token
 from ..model import Message, QueuedMessage, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
+from ..store import pace as pace_repo
 from ..store.records import MessageRow, Settled, Store, SubmissionRecord
 from ..wire.queued import advanced_batch, decode_specs, encode_spec, options, submission_options
 from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .apis import carrying_api
+from .pacing import Pacer
 from .sender import Sender
 from .upstream import Attempt
 from .upstreams import Route, is_failure, not_taken
+from .windows import DeliveryWindow
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,45 @@ DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
 # a few (one HTTP request and two transactions per batch are most of the worker's cost); a message waits
 # at most this much longer.
 LINGER_SECONDS = 0.02
+EXPIRED = STATUS_BY_NAME["EXPIRED_EXPIRED"]
+MAX_VALIDITY_MINUTES = 2880  # Infobip's longest validityPeriod (and its default): a longer rest is not sent
+
+
+# -- traffic control (docs/delivery.md, "Traffic control") ----------------------------------------
+def window_of(caller: Caller | None, template: TemplateSpec | None) -> DeliveryWindow | None:
+    """The delivery window a send keeps: the template's, else its caller's; none for an urgent template."""
+    if template is not None and (template.urgent or template.delivery_window):
+        return None if template.urgent else template.delivery_window
+    return caller.delivery_window if caller is not None else None
+
+
+@dataclasses.dataclass
+class Plan:
+    """What traffic control decided for one submission before it is recorded."""
+
+    expires: list[float | None]  # per message: still queued then, EXPIRED
+    hold_until: float | None = None  # a window the upstream cannot carry is closed: queued until then
+    queue: bool = False  # a sync send over its rate (or held): accepted into the queue instead
+
+
+def plan_traffic(sub: Submission, caller: Caller, template: TemplateSpec | None, now: float,
+                 default_max_age: float) -> Plan:
+    """Delivery window (carried upstream as ``deliveryTimeWindow`` or held) and expiry of each message."""
+    window = window_of(caller, template)
+    carried = window.upstream(now) if window else None
+    plan = Plan([])
+    if window is not None and carried is None and not window.is_open(now):
+        plan.hold_until, plan.queue = window.next_open(now), True
+    max_age = template.max_age if template and template.max_age is not None else caller.max_age
+    max_age = default_max_age if max_age is None else max_age
+    for m in sub.messages:
+        if carried is not None and m.delivery_time_window is None:
+            m.delivery_time_window = carried
+        ends = [now + max_age] if max_age else []
+        if m.validity_period and m.validity_period > 0:
+            ends.append(max(now, parse_time(m.send_at) or now) + m.validity_period * 60)
+        plan.expires.append(min(ends) if ends else None)
+    return plan
 
 
 class Dispatcher:
@@ -68,6 +112,7 @@ class Dispatcher:
         self.clock = clock
         self.policy_for = policy_for
         self.public_url = public_url
+        self.pacer = Pacer(config, store.db, clock)
         self.wake = threading.Event()
         self.lease_seconds = config.sync_lease  # a sync send in flight is reconciled once it runs out; it may fail over
 
@@ -103,15 +148,21 @@ class Dispatcher:
              template: TemplateSpec | None = None) -> tuple[SubmissionResult, list[Attempt]]:
         """Record and forward ``sub`` in the caller's (or template's) mode."""
         self._check_notify_urls(sub, flat=sub.entrance != "advanced")
+        plan = plan_traffic(sub, caller, template, self.clock.now(), self.config.queue.max_age)
         api = carrying_api(sub, api)  # nothing dropped: an API that cannot carry the request in full is not used
         mode = self.mode_of(caller, template)
+        if mode == "sync" and not plan.queue and not self.pacer.admit(sub.caller, sub.entrance, sub.destination_count):
+            plan.queue = True  # over its rate: a sync send is accepted into the queue, never refused
+        if plan.queue or mode == "queued":
+            self._check_waiting(caller, sub.destination_count)
+            mode = "queued"
         record = SubmissionRecord(sub.caller, sub.entrance, mode, api, sub.bulk_id, new_token(),
                                   sub.callback or self.callback_of(caller, template))
         if mode == "queued":
-            return self._queue(sub, api, record), []
+            return self._queue(sub, api, record, plan), []
         failure = (template.on_upstream_failure if template and template.on_upstream_failure else None) \
             or caller.on_upstream_failure
-        return self._sync(sub, api, record, failure == "queue")
+        return self._sync(sub, api, record, failure == "queue", plan)
 
     def _store(self, record: SubmissionRecord, rows: list[MessageRow], sub: Submission, what: str) -> int:
         """Commit ``rows`` durably (fsynced with their group); a row that cannot be stored fails only this
@@ -130,7 +181,7 @@ class Dispatcher:
     # answer cannot be recorded, the queue worker finds the lease run out and resends with the same ids,
     # which the upstream refuses as a duplicate (read as accepted) or accepts (it never got there).
     def _sync(self, sub: Submission, api: str, record: SubmissionRecord,
-              hand_over: bool) -> tuple[SubmissionResult, list[Attempt]]:
+              hand_over: bool, plan: Plan) -> tuple[SubmissionResult, list[Attempt]]:
         hook = self.hook_url(record.token)
         ids = api != "query"  # the query API cannot carry custom ids
         if ids and sub.bulk_id is None and sub.destination_count > 1:
@@ -141,14 +192,14 @@ class Dispatcher:
         route = self.sender.upstreams.pick()  # failover: recorded as the rows' upstream before anything is sent
         rows: list[MessageRow] = []
         upstream_messages = []
-        for m in sub.messages:
+        for m, expires in zip(sub.messages, plan.expires, strict=True):
             spec, send_at = encode_spec(m, hook, extras), parse_time(m.send_at)
             dests = []
             for d in m.destinations:
                 upstream_id = (d.message_id or new_id()) if ids else None
                 row = self._row(m, d.message_id or upstream_id, upstream_id, spec, None, None, "sending", d.to,
                                 send_at)
-                row.lease_until, row.upstream = lease, route.name if route else None
+                row.lease_until, row.upstream, row.expires_at = lease, route.name if route else None, expires
                 rows.append(row)
                 dests.append(dataclasses.replace(d, message_id=upstream_id) if ids else d)
             upstream_messages.append(dataclasses.replace(m, destinations=dests, notify_url=hook,
@@ -199,6 +250,8 @@ class Dispatcher:
         retryable = isinstance(exc, UpstreamUnreachable) or (
             isinstance(exc, UpstreamRefused) and (exc.status == 429 or exc.status >= 500))
         answered = any(a.http_status is not None and 200 <= a.http_status < 300 for a in attempts)
+        if isinstance(exc, UpstreamRefused) and exc.status == 429:  # every worker waits with this send
+            retry_at = max(retry_at, self.pacer.pause(exc.retry_after))
         if retryable and (ids or not answered) and hand_over:  # nothing was accepted: the queue sends it
             if not ids:  # the worker sends with the advanced API: the bridge's own ids from now on
                 for r, upstream_id in zip(rows, new_ids(len(rows)), strict=True):
@@ -252,7 +305,22 @@ class Dispatcher:
                           m.entity_id, m.application_id, m.campaign_reference_id, send_at)
 
     # -- queued --------------------------------------------------------------------------------
-    def _queue(self, sub: Submission, api: str, record: SubmissionRecord) -> SubmissionResult:
+    def _check_waiting(self, caller: Caller, n: int) -> None:
+        """``limits.max_waiting``: a send that would queue more than that for the caller is refused, 429 with
+        Retry-After (about how long the queue needs to make room at the caller's rate). Counted before the
+        write: concurrent sends may pass it together by a few."""
+        if not caller.max_waiting:
+            return
+        waiting = pace_repo.waiting(self.store.db, caller.name)
+        if waiting + n <= caller.max_waiting:
+            return
+        rate = caller.rate or self.config.upstream.rate
+        after = (waiting + n - caller.max_waiting) / rate.per_second if rate else self.config.queue.retry_base
+        self.store.count("queue_full", n)
+        raise QueueFull(f"Too many messages waiting for this caller ({waiting} of limits.max_waiting "
+                        f"{caller.max_waiting}); nothing was accepted: retry later", max(1.0, after))
+
+    def _queue(self, sub: Submission, api: str, record: SubmissionRecord, plan: Plan) -> SubmissionResult:
         if sub.bulk_id is None and sub.destination_count > 1:
             sub.bulk_id = new_id()
         record.bulk_id = sub.bulk_id
@@ -260,13 +328,15 @@ class Dispatcher:
         extras = submission_options(sub)
         result = SubmissionResult(bulk_id=sub.bulk_id)
         rows: list[MessageRow] = []
-        for m in sub.messages:  # per message, not per destination: spec, smsCount, sendAt
+        for m, expires in zip(sub.messages, plan.expires, strict=True):  # per message: spec, smsCount, sendAt
             spec = encode_spec(m, hook, extras)
             count = sms_count(m.text, m.language_code, m.transliteration)
             send_at = parse_time(m.send_at)
             for d, upstream_id in zip(m.destinations, new_ids(len(m.destinations)), strict=True):
                 mid = d.message_id or upstream_id
-                rows.append(self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to, send_at))
+                row = self._row(m, mid, upstream_id, spec, count, PENDING_ACCEPTED, "queued", d.to, send_at)
+                row.expires_at, row.not_before = expires, plan.hold_until
+                rows.append(row)
                 result.messages.append(SentMessage(d.to, PENDING_ACCEPTED, mid, count))
         self._store(record, rows, sub, "accepted")
         self._wake()
@@ -317,6 +387,8 @@ class QueueWorker:
                  on_rejected: Callable[[list[int]], None] | None = None,
                  on_accepted: Callable[[list[int]], None] | None = None) -> None:
         q = config.queue
+        self.config = config
+        self.pacer = Pacer(config, store.db, clock)
         self.store, self.sender, self.clock = store, sender, clock
         self.workers, self.max_batch = q.workers, q.max_batch
         self.retry_base, self.retry_max, self.time_scale = q.retry_base, q.retry_max, q.time_scale
@@ -384,6 +456,10 @@ class QueueWorker:
                                       durable=len(ups.routes) > 1)
         if not rows:
             return 0
+        claimed = len(rows)
+        rows = self._traffic(rows)
+        if not rows:
+            return claimed
         specs = decode_specs(r.spec for r in rows)
         first = options(specs[rows[0].spec])
         same = [r for r in rows if options(specs[r.spec]) == first]
@@ -407,7 +483,54 @@ class QueueWorker:
                 self._forward(group, specs, dest)
             else:
                 self._park(group, dest)
-        return len(rows)
+        return claimed
+
+    # -- traffic control (docs/delivery.md, "Traffic control") --------------------------------------
+    def _traffic(self, rows: list[QueuedMessage]) -> list[QueuedMessage]:
+        """Of the claimed rows, those that leave now: expired ones become EXPIRED (reported to the caller),
+        ones held by a closed delivery window or over their rate (or during an upstream 429 pause) go back
+        to the queue, due when their turn comes (never later than their expiry)."""
+        now = self.clock.now()
+        expired = [r for r in rows if r.state == "queued" and r.expires_at is not None and r.expires_at <= now]
+        if expired:
+            done = pace_repo.expire(self.store.db, [r.row_id for r in expired], EXPIRED,
+                                    "expired while waiting in the queue", now)
+            if done:
+                self.store.count("expired", len(done))
+                log.warning("queue: %d message(s) expired before they could be sent", len(done))
+                if self.on_rejected:  # a final report of its own, like a rejected one
+                    self.on_rejected(done)
+            gone = {r.row_id for r in expired}
+            rows = [r for r in rows if r.row_id not in gone]
+        later: list[tuple[QueuedMessage, float]] = []
+        go = []
+        for r in rows:
+            window = self._window(r)
+            if window is not None and window.upstream(now) is None and not window.is_open(now):
+                later.append((r, window.next_open(now)))
+            else:
+                go.append(r)
+        if go and self.pacer.enabled:
+            go, paced = self.pacer.gate(go)
+            later += paced
+        elif go and (until := self.pacer.paused_until()) is not None:
+            later += [(r, until) for r in go]
+            go = []
+        if later:
+            pace_repo.defer(self.store.db, [(r.row_id, r.state, self._due(r, at)) for r, at in later])
+            free = [r.row_id for r, _ in later if r.upstream is None]  # pinned by this claim, sent nowhere
+            if free:
+                self.store.release([], unpin=free)
+        return go
+
+    def _window(self, r: QueuedMessage) -> DeliveryWindow | None:
+        template = self.config.templates.get(r.entrance[9:]) if r.entrance.startswith("template:") else None
+        return window_of(self.config.callers.get(r.caller or ""), template)
+
+    @staticmethod
+    def _due(r: QueuedMessage, at: float) -> float:
+        """``at``, or the row's expiry when sooner (it is then expired, not sent late)."""
+        return min(at, r.expires_at) if r.state == "queued" and r.expires_at is not None else at
 
     def _park(self, rows: list[QueuedMessage], dest: Route | None) -> None:
         """Rows whose upstream's circuit is open wait for its next probe (no try counted)."""
@@ -421,7 +544,11 @@ class QueueWorker:
                  tried: tuple[str, ...] = ()) -> None:
         # a batch mixing submissions leaves the bulkId to the upstream; the caller's stays in the record and reports
         one_bulk = rows[0].bulk_id if len({r.bulk_id for r in rows}) == 1 else None
-        body = advanced_batch([(r.spec, r.to, r.upstream_message_id) for r in rows], specs, one_bulk)
+        now = self.clock.now()
+        # what is left of a message's validity goes upstream: it does not deliver it later than that either
+        left = {r.spec: max(1, int((r.expires_at - now) // 60)) for r in rows
+                if r.expires_at is not None and r.expires_at - now < MAX_VALIDITY_MINUTES * 60}
+        body = advanced_batch([(r.spec, r.to, r.upstream_message_id) for r in rows], specs, one_bulk, left)
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []
         now = self.clock.now()
@@ -454,7 +581,14 @@ class QueueWorker:
             nxt = ups.pick(exclude=(*tried, route.name)) if free and is_failure(exc) else None
             moved = [] if nxt is None else free
             gone = {r.row_id for r in moved}
-            retry = [(r.row_id, now + self.backoff(r.tries + 1), exc.text) for r in rows if r.row_id not in gone]
+            if isinstance(exc, UpstreamRefused) and exc.status == 429:  # every worker, every process waits
+                until = self.pacer.pause(exc.retry_after)
+                retry = [(r.row_id, self._due(r, until), exc.text) for r in rows if r.row_id not in gone]
+            else:
+                retry = [(r.row_id, self._due(r, now + self.backoff(r.tries + 1)), exc.text) for r in rows
+                         if r.row_id not in gone]
+            if isinstance(exc, UpstreamTimeout):  # the upstream may hold them: reconciled, never expired
+                pace_repo.unexpirable(self.store.db, [r.row_id for r in rows])
             self.store.batch_failed(batch, attempt, len(rows), retry,
                                     unpin=[r.row_id for r in free if r.row_id not in gone])
             if retry:
@@ -475,7 +609,7 @@ class QueueWorker:
         for r in rows:
             sent = answered.get(r.upstream_message_id)
             if sent is None:
-                retry.append((r.row_id, now + self.backoff(r.tries + 1), "missing from the upstream's answer"))
+                retry.append((r.row_id, self._due(r, now + self.backoff(r.tries + 1)), "missing from the upstream's answer"))
             elif sent.status.name == DUPLICATE:  # accepted by an earlier attempt whose answer was lost
                 outcomes.append((r.row_id, "sent", PENDING_ACCEPTED, sent.sms_count))
                 self.store.count("reconciled")

@@ -22,6 +22,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -61,9 +62,25 @@ class Reply:
 
     status_code: int
     content: bytes
+    retry_after: float | None = None  # the Retry-After header, in seconds
 
     def json(self) -> Any:
         return json.loads(self.content)
+
+
+def retry_after(value: str | None) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now, at most a day; None: absent or
+    unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return min(86400.0, max(0.0, seconds)) if seconds == seconds else None
 
 
 def pool_manager(base_url: str, maxsize: int) -> urllib3.PoolManager:
@@ -155,7 +172,7 @@ class UpstreamClient:
             failed(type(exc).__name__)
             raise UpstreamError(f"Upstream request failed ({type(exc).__name__})", attempts) from None
         attempts.append(Attempt(api, resp.status, (time.perf_counter() - started) * 1000, upstream=self.name))
-        return Reply(resp.status, resp.data)
+        return Reply(resp.status, resp.data, retry_after(resp.headers.get("Retry-After")) if resp.status >= 400 else None)
 
     def _answer(self, resp: Reply, attempts: list[Attempt]) -> Any:
         """The JSON body of a 2xx answer; anything else raises UpstreamRefused or UpstreamNonsense, the last
@@ -169,9 +186,9 @@ class UpstreamClient:
             return body
         if 200 <= status < 300:
             self._nonsense(f"Upstream {self.host} answered {status} with a body that is not JSON", attempts)
-        self._refused(status, body, attempts)
+        self._refused(status, body, attempts, resp.retry_after)
 
-    def _refused(self, status: int, body: Any, attempts: list[Attempt]) -> NoReturn:
+    def _refused(self, status: int, body: Any, attempts: list[Attempt], after: float | None = None) -> NoReturn:
         """Raise UpstreamRefused for a 4xx/5xx answer, keeping what the upstream said (legacy or v3 envelope)."""
         exc = (body or {}).get("requestError", {}).get("serviceException", {}) if isinstance(body, dict) else {}
         exc = exc if isinstance(exc, dict) else {}
@@ -193,7 +210,7 @@ class UpstreamClient:
         else:
             sentence = f"Upstream {self.host} failed with HTTP {status}"
         raise UpstreamRefused(sentence, attempts, status=status, message_id=message_id, upstream_text=text,
-                              errors=errors if status == 400 else {})
+                              errors=errors if status == 400 else {}, retry_after=after)
 
     @staticmethod
     def _nonsense(text: str, attempts: list[Attempt]) -> NoReturn:

@@ -63,7 +63,7 @@ _MESSAGE_KEYS = ["submission_id", "caller", "entrance", "mode", "state", "messag
                  "upstream_message_id", "upstream_bulk_id", "to_addr", "sender", "text", "spec", "notify_url",
                  "notify_content_type", "callback_data", "intermediate", "callback", "sms_count", *_STATUS_COLS,
                  "sent_at", "next_at", "lease_until", "last_error", "created_at", "updated_at", "entity_id", "application_id",
-                 "campaign_reference_id", "send_at", "upstream"]
+                 "campaign_reference_id", "send_at", "upstream", "expires_at"]
 _ATTEMPT_KEYS = ["submission_id", "batch", "api", "destinations", "at", "http_status", "duration_ms", "error"]
 _NEXT_SUBMISSION = Prepared(select(func.coalesce(func.max(submissions.c.id), 0)))
 _INSERT_SUBMISSION = Prepared(insert(submissions), keys=_SUBMISSION_KEYS)
@@ -81,7 +81,8 @@ _FIRST_CHANGES_OF = insert(status_changes).from_select(
     select(M.c.id, M.c.created_at, case((M.c.mode == "queued", literal("queue")), else_=literal("answer")),
            M.c.status_name, M.c.status_group_name, M.c.state)
     .where(M.c.submission_id.in_(bindparam("sids", expanding=True))))
-_CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries, M.c.upstream)
+_CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries, M.c.upstream, M.c.state,
+               M.c.caller, M.c.entrance, M.c.expires_at)  # QueuedMessage's fields, in order
 _CLAIM_DUE = Prepared(select(*_CLAIM_COLS).where(M.c.state == "queued", M.c.next_at <= bindparam("now"))
                       .order_by(M.c.next_at, M.c.id).limit(bindparam("n")))
 # A lease that ran out: a worker (or a sync request) died mid-request, or a sync send whose outcome is unknown
@@ -174,6 +175,8 @@ class MessageRow:
     send_at: float | None = None  # a scheduled message: when the upstream sends it (epoch seconds)
     lease_until: float | None = None  # a sync send in flight: reconciled by the queue if still open then
     upstream: str | None = None  # failover: the upstream it goes to first (it may hold it once sent)
+    expires_at: float | None = None  # queued and still waiting then: EXPIRED (gateway/send/dispatch.py)
+    not_before: float | None = None  # queued: held until then (a delivery window the upstream cannot carry)
 
 
 @dataclass
@@ -207,8 +210,8 @@ def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow],
          r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
          *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
            if r.status else _NO_STATUS),
-         sent_at, next_at, r.lease_until, error, now, now, r.entity_id, r.application_id, r.campaign_reference_id,
-         r.send_at, r.upstream)
+         sent_at, next_at if r.not_before is None else r.not_before, r.lease_until, error, now, now, r.entity_id,
+         r.application_id, r.campaign_reference_id, r.send_at, r.upstream, r.expires_at)
         for r in rows
     ]
 

@@ -132,6 +132,7 @@ messages = Table(
     Column("campaign_reference_id", Text),
     Column("send_at", Real),
     Column("upstream", Text),  # the upstream that carried it, or may hold it (failover; 0009_failover)
+    Column("expires_at", Real),  # a queued message still waiting then is EXPIRED, not sent (revision 0010_pace)
     Index("messages_queue", "state", "next_at"),
     Index("messages_caller", "caller", "created_at"),
     Index("messages_created", "created_at", "status_group_name", "state"),  # the dashboard: read from the index alone
@@ -275,9 +276,19 @@ ui_sessions = Table(  # the admin UI's live sessions, shared by every process of
     Column("until", Real, nullable=False),
 )
 
-periodic_runs = Table(  # periodic work (pruning): when it last ran and how often, once per interval per cluster (rev. 6)
+periodic_runs = Table(  # periodic work (pruning): when it last ran and how often, once per interval per cluster (0008_cluster)
     "periodic_runs", metadata,
     Column("name", Text, primary_key=True),
     Column("ran_at", Real, nullable=False),
     Column("runs", Integer, nullable=False, server_default=_ZERO),
+)
+
+pace = Table(  # token buckets of traffic control, shared by every process (revision 0010_pace; gateway/send/pacing.py)
+    "pace", metadata,
+    Column("key", Text, primary_key=True),  # upstream | caller:<name> | template:<name>
+    Column("tokens", Real, nullable=False),
+    Column("at", Real, nullable=False),  # when ``tokens`` was last worked out
+    Column("horizon", Real, nullable=False, server_default=_ZERO),  # the last deferred message's projected turn
+    Column("paused_until", Real, nullable=False, server_default=_ZERO),  # upstream: 429 Retry-After
+    Column("taken", BigInteger, nullable=False, server_default=_ZERO),  # messages let through so far
 )

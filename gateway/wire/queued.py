@@ -63,15 +63,20 @@ def options(decoded: dict[str, Any]) -> dict[str, Any]:
 
 
 def advanced_batch(rows: Sequence[tuple[str, str, str | None]], decoded: dict[str, dict[str, Any]],
-                   bulk_id: str | None) -> dict[str, Any]:
+                   bulk_id: str | None, validity: dict[str, int] | None = None) -> dict[str, Any]:
     """The ``POST /sms/2/text/advanced`` body for ``rows`` of (spec, to, messageId), all with the same
-    :func:`options`; messages of one spec share one message object with several destinations."""
+    :func:`options`; messages of one spec share one message object with several destinations. ``validity``
+    (spec -> minutes) lowers a message's ``validityPeriod`` to what is left of it after waiting in the queue."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for spec, to, message_id in rows:
         groups.setdefault(spec, []).append({"to": to, "messageId": message_id})
     messages = []
     for spec, destinations in groups.items():
         m = {k: v for k, v in decoded[spec].items() if k != _OPTIONS}
+        left = (validity or {}).get(spec)
+        if left is not None:
+            own = m.get("validityPeriod")
+            m["validityPeriod"] = min(own, left) if isinstance(own, int) and own > 0 else left
         m["destinations"] = destinations
         messages.append(m)
     body: dict[str, Any] = {"messages": messages, **options(decoded[rows[0][0]]), "includeSmsCountInResponse": True}
