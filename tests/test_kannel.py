@@ -637,3 +637,12 @@ def test_post_kannel_xml(bridge, sandbox):
     r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data=b"<!DOCTYPE x [<!ENTITY a 'b'>]><message/>",
                       headers={"Content-Type": "text/xml"}, timeout=10)
     assert r.status_code in (400, 403)
+
+
+def test_the_callers_policy_holds_for_kannels_sendsms(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(senders=["InfoSMS"], destinations=["CH"]))
+    r = _get(bridge, f"{AUTH}&from=Bank&to=41793026727&text=Hi")
+    assert r.status_code == 403 and "sender 'Bank' is not among caller demo's senders" in r.text
+    r = _get(bridge, f"{AUTH}&from=InfoSMS&to=4915112345678&text=Hi")
+    assert r.status_code == 403
+    assert [m for m in sandbox.messages() if m["text"] == "Hi"] == []  # nothing left the bridge
