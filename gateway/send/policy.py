@@ -220,3 +220,12 @@ def pop_policy(d: dict[str, Any], path: str, problems: Problems) -> dict[str, An
         "destinations": parse_destinations(d.pop("destinations", None), f"{path}.destinations", problems),
         "default_country": parse_country(d.pop("default_country", None), f"{path}.default_country", problems),
     }
+
+
+def check_reply(policy: SendPolicy, sub: Submission) -> None:
+    """An auto-reply (one message to one number) keeps to its caller's senders and destinations
+    (PolicyRefused naming the rule)."""
+    reason = policy.destination_reason(sub.messages[0].destinations[0].to)
+    if reason:
+        raise PolicyRefused(reason)
+    policy.check_senders(sub)
