@@ -81,6 +81,11 @@ class Forbidden(BridgeError):
     """The caller is known but may not do this."""
 
 
+class PolicyRefused(Forbidden):
+    """A send outside the caller's (or template's) senders or destinations (gateway/send/policy.py): a 403 that
+    names the rule, in every dialect (a dialect's own "not authorized" would hide which rule)."""
+
+
 class UpstreamError(BridgeError):
     """The upstream call failed; ``attempts`` are the calls made, the failing one last."""
 

@@ -307,3 +307,18 @@ def test_curl_post_as_jasmins_users_write_it(make_bridge, receiver):
         wait_for(lambda: receiver.count() >= 2, what="level 1 and 2")
         assert [(m["from"], m["text"]) for m in fast.messages()] == [("InfoMessage", "hello !")]
     assert {dict(parse_qsl(r.body.decode()))["id"] for r in receiver.snapshot()} == {mid.group(1)}
+
+
+@pytest.mark.parametrize("mode", ["sync", "queued"])
+def test_level_1_is_the_upstreams_acceptance_even_without_any_report(make_bridge, receiver, mode):
+    """Jasmin's level 1 is the SMSC's submit_sm_resp: here the upstream's acceptance of the send, whether or not
+    Infobip ever sends an intermediate report (this sandbox sends no report at all within the test)."""
+    with running_sandbox(dlr_delay=3600) as quiet:
+        bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(mode=mode), upstream_url=quiet.url)
+        mid = _mid(bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "acked",
+                                               "dlr-url": receiver.url("/dlr"), "dlr-level": "3"}))
+        wait_for(lambda: receiver.count() >= 1, what="the level-1 receipt")
+        first = receiver.snapshot()[0]
+        got = dict(parse_qsl(first.query if first.method == "GET" else first.body.decode()))
+    assert got == {"id": mid, "message_status": "ESME_ROK", "level": "1", "connector": "infobip"}
+    assert receiver.count() == 1  # once, and no level 2 before the handset's report

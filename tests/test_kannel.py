@@ -637,3 +637,38 @@ def test_post_kannel_xml(bridge, sandbox):
     r = requests.post(f"{bridge.url}/cgi-bin/sendsms", data=b"<!DOCTYPE x [<!ENTITY a 'b'>]><message/>",
                       headers={"Content-Type": "text/xml"}, timeout=10)
     assert r.status_code in (400, 403)
+
+
+def test_the_callers_policy_holds_for_kannels_sendsms(make_bridge, sandbox):
+    bridge = make_bridge(lambda raw: raw["callers"]["demo"].update(senders=["InfoSMS"], destinations=["CH"]))
+    r = _get(bridge, f"{AUTH}&from=Bank&to=41793026727&text=Hi")
+    assert r.status_code == 403 and "sender 'Bank' is not among caller demo's senders" in r.text
+    r = _get(bridge, f"{AUTH}&from=InfoSMS&to=4915112345678&text=Hi")
+    assert r.status_code == 403
+    assert [m for m in sandbox.messages() if m["text"] == "Hi"] == []  # nothing left the bridge
+
+
+def test_an_answer_as_reply_keeps_to_the_reply_limit_and_the_callers_policy(make_bridge, sandbox, app):
+    """The sms-service answer is an auto-reply like any other: the per-sender reply limit (no ping-pong with
+    another automaton) and the rule's caller's destinations hold for it."""
+    app.answers["/loop"] = (b"Got it", "text/plain", [])
+
+    def mutate(raw):
+        _with_rules([{"name": "loop", "caller": "demo", "match": {"keyword": "PING"},
+                      "forward": {"url": app.url + "/loop", "answer": True}}])(raw)
+        raw["inbound"]["reply_limit"] = {"count": 1, "window": 3600}
+        raw["callers"]["demo"]["destinations"] = ["CH"]
+
+    bridge = make_bridge(mutate)
+    _mo(bridge, "ping one", "k-loop-1")
+    wait_for(lambda: [m for m in sandbox.messages() if m["text"] == "Got it"], what="the first reply")
+    _mo(bridge, "ping two", "k-loop-2")
+    got = wait_for(lambda: [r for r in _replies(bridge, "k-loop-2") if r["state"] == "suppressed"],
+                   what="the second reply held back")
+    assert "reply limit reached" in got[0]["error"]
+    _mo(bridge, "ping three", "k-loop-3", frm="4915112345678")  # a German number: outside demo's destinations
+    failed = wait_for(lambda: [r for r in _replies(bridge, "k-loop-3") if r["state"] == "failed"],
+                      what="the reply refused by the policy")
+    assert "CH" in failed[0]["error"] or "destination" in failed[0]["error"]
+    assert [m["text"] for m in sandbox.messages() if m["text"] == "Got it"] == ["Got it"]
+    assert 'smsbridge_inbound_replies_suppressed_total{reason="limit"} 1.0' in bridge.get("/metrics").text

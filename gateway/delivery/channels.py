@@ -85,16 +85,21 @@ class JasminDlrChannel:
     kind = "dlr-jasmin"
 
     def prepare(self, report: Report, target: StoredMessage, dlr: DlrRequest) -> list[NewJob]:
-        jobs = []
-        for level in dlr_levels(dlr.level, report):
-            fields = dlr_fields(report, level, target.text)
-            if dlr.method == "GET":
-                jobs.append(NewJob(self.kind, _with_query(dlr.url, fields), "GET", None, None,
-                                   caller=target.caller, ref=target.message_id))
-            else:
-                jobs.append(NewJob(self.kind, dlr.url, "POST", _form(fields), "application/x-www-form-urlencoded",
-                                   caller=target.caller, ref=target.message_id))
-        return jobs
+        return [self.job(dlr, dlr_fields(report, level, target.text), target.caller, target.message_id)
+                for level in dlr_levels(dlr.level, report)]
+
+    def job(self, dlr: DlrRequest, fields: list[tuple[str, str]], caller: str | None, ref: str | None) -> NewJob:
+        """One receipt: GET puts ``fields`` in the query string, POST in a form body."""
+        if dlr.method == "GET":
+            return NewJob(self.kind, _with_query(dlr.url, fields), "GET", None, None, caller=caller, ref=ref)
+        return NewJob(self.kind, dlr.url, "POST", _form(fields), "application/x-www-form-urlencoded", caller=caller,
+                      ref=ref)
+
+    def accepted(self, report: Report, caller: str | None, dlr: DlrRequest) -> list[NewJob]:
+        """The SMSC-level receipt (level 1) of a send the upstream accepted, if ``dlr-level`` asked for it."""
+        if dlr.level not in (1, 3):
+            return []
+        return [self.job(dlr, dlr_fields(report, 1, ""), caller, report.message_id or None)]
 
 
 def _json(value: Any) -> bytes:

@@ -6,6 +6,8 @@ caller's allow-list):
 
 * 1 delivered, 2 failed (undeliverable, expired), 4 buffered (Infobip's intermediate PENDING reports; 32 when only
   bit 32 is set), 16 rejected: from the upstream's delivery reports (gateway/reports/relay.py);
+* (Jasmin's level-1 receipt, the SMSC's submit_sm_resp, is the same event: :meth:`SubmitEvents.accepted` makes
+  it for a queued message, :meth:`SubmitEvents.jasmin_accepted` for a sync one);
 * 8 accepted by the upstream (Kannel: the SMSC's submit ack, ``%A`` = ``ACK/``) and 16 refused in the upstream's
   answer to the send (``NACK/<status id>/<description>``): when the answer is recorded - by the entrance for a
   sync send, by the queue worker (:meth:`SubmitEvents.accepted`) for a queued one.
@@ -24,8 +26,11 @@ from ..model import Report
 from ..store import reports as repo
 from ..store.engine import Database
 from ..store.reports import StoredMessage
+from ..wire.jasmin import CHANNEL as JASMIN_CHANNEL
+from ..wire.jasmin import DlrRequest
 from ..wire.kannel import CHANNEL, dlr_text, event_of, fill, mask_of, report_escapes
 from ..wire.statuses import PENDING_ACCEPTED
+from .channels import JasminDlrChannel
 from .outbox import NewJob, Outbox
 
 KIND = "kannel-dlr"
@@ -72,6 +77,7 @@ class SubmitEvents:
 
     def __init__(self, db: Database, outbox: Outbox, clock: Clock) -> None:
         self.db, self.outbox, self.clock = db, outbox, clock
+        self.jasmin = JasminDlrChannel()
 
     def answered(self, events: Sequence[tuple[int, Report]], url: str, mask: int, caller: str | None) -> None:
         """A sync send's answer: ``(kind, report)`` per destination; those ``mask`` asks for become jobs."""
@@ -81,10 +87,23 @@ class SubmitEvents:
             self.outbox.enqueue_many(jobs)
 
     def accepted(self, row_ids: Sequence[int]) -> None:
-        """Queued messages the upstream accepted: an 8 for those sent with a Kannel dlr-url asking for it."""
-        found = repo.messages_with_channel(self.db.connection(), row_ids, CHANNEL)
+        """Queued messages the upstream accepted: an 8 for those sent with a Kannel dlr-url asking for it, a
+        level-1 receipt for those sent with a Jasmin dlr-url asking for it."""
+        conn = self.db.connection()
+        found = repo.messages_with_channel(conn, row_ids, CHANNEL)
         now = self.clock.now()
         jobs = [job(8, submit_report(m), m.notify_url or "", m.caller, now) for m in found
                 if (mask_of(m.callback) or 0) & 8 and m.notify_url]
+        for m in repo.messages_with_channel(conn, row_ids, JASMIN_CHANNEL):
+            dlr = DlrRequest.from_channel(m.callback, m.notify_url)
+            if dlr is not None:
+                jobs += self.jasmin.accepted(submit_report(m), m.caller, dlr)
+        if jobs:
+            self.outbox.enqueue_many(jobs)
+
+    def jasmin_accepted(self, message_id: str, caller: str | None, dlr: DlrRequest) -> None:
+        """A sync send through Jasmin's ``/send`` the upstream accepted: its level-1 receipt, if asked for."""
+        report = Report(message_id, PENDING_ACCEPTED, caller=caller, intermediate=True)
+        jobs = self.jasmin.accepted(report, caller, dlr)
         if jobs:
             self.outbox.enqueue_many(jobs)

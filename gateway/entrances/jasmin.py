@@ -18,6 +18,7 @@ from flask import Blueprint, Response, g, request
 
 from ..errors import BridgeError, Forbidden, Throttled, Unauthorized
 from ..model import ApiError
+from ..send.dispatch import Dispatcher
 from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
@@ -148,6 +149,10 @@ def _send(params: QueryParams) -> Response:
     if sent.status.group_name == "REJECTED":
         status = 403 if "CREDIT" in sent.status.name else 412
         return _answer(answer_error(f"{sent.status.name}: {sent.status.description}"), status)
+    accepted = Dispatcher.mode_of(caller, None) == "sync" and any(
+        a.http_status is not None and 200 <= a.http_status < 300 for a in g.attempts)
+    if dlr is not None and accepted and sent.message_id:  # the SMSC level: the upstream took it (else the queue
+        ctx.submit_events.jasmin_accepted(sent.message_id, caller.name, dlr)  # worker says so when it does)
     return _answer(answer_success(sent.message_id or ""))
 
 

@@ -25,6 +25,7 @@ from ..config import Caller
 from ..errors import (
     BridgeError,
     Conflict,
+    PolicyRefused,
     Throttled,
     Unauthorized,
     Unavailable,
@@ -36,6 +37,7 @@ from ..errors import (
 from ..errors import Forbidden as ForbiddenError
 from ..model import ApiError, Message, Report, Submission, SubmissionResult
 from ..send.dispatch import Dispatcher
+from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..validate import Errors
@@ -144,8 +146,9 @@ def sendsms() -> Response:
                  frozenset({"to", "from"}), errs)
     msg, channel = k.to_message(req, caller.name, caller.callback is not None, ctx.clock.now())
     sub = Submission(messages=[msg], include_sms_count=True, caller=caller.name, entrance=ENTRANCE, callback=channel)
-    rejected = split_invalid(sub, caller.limits, flat=True)  # one bad number never cancels the rest (as Kannel)
-    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs)
+    policy = SendPolicy.of(caller)  # senders, destinations, default country (403 naming the rule)
+    rejected = split_invalid(sub, caller.limits, flat=True, policy=policy)  # one bad number never cancels the rest
+    validate_rest(sub, caller.limits, rejected, flat=True, errs=errs, policy=policy)
     result, g.attempts = send(sub, caller.upstream_api, caller)
     result = finish_rejected(sub, caller.upstream_api, result, rejected)
     sent = [m for m in result.messages if m.status.group_name != "REJECTED"]
@@ -196,6 +199,8 @@ def _bridge_error(err: BridgeError) -> Response:
         resp = _error(429, f"{k.TEMPORAL[1]} {err.text}")
         resp.headers["Retry-After"] = str(int(err.retry_after) + 1)
         return resp
+    if isinstance(err, PolicyRefused):  # the rule, in Kannel's way of refusing numbers it may not reach
+        return _error(403, f"Denied: {err.text}")
     for kind, answer in _MAPPED:
         if isinstance(err, kind):
             return _error(*answer)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..delivery.outbox import Answer
 from ..model import ApiError, Destination, Message, Submission
+from ..send.policy import SendPolicy, check_reply
 from ..sms import sms_count
 from ..store import inbound as store
 from ..store.outbox import Job
@@ -112,10 +113,17 @@ class AnswerReplies:
         sub = Submission(messages=[Message(destinations=[Destination(msg.sender)], text=text,
                                            sender=settings.sender or msg.to or None)],
                          caller=rule.caller, entrance=f"inbound:{rule.name}")
+        guard = ctx.router.loops  # the same loop guards as any auto-reply (gateway/inbound/loops.py)
+        refusal = guard.refusal(ctx.db.connection(), rule.name, msg.sender, msg.to, ctx.clock.now())
+        if refusal:
+            guard.count(refusal[0])
+            self._record(rule, msg.message_id, msg.sender, error=refusal[1], state="suppressed")
+            return
         try:
             if settings.accept_x_kannel_headers:
                 sub = self._x_kannel(sub, answer, text, msg.sender, caller.callback is not None)
             validate_submission(sub, caller.limits, flat=True)
+            check_reply(SendPolicy.of(caller), sub)  # the rule's caller's senders and destinations hold too
             result, _ = ctx.dispatch.send(sub, caller.upstream_api, caller)
         except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError or a bug: recorded, never raised
             self._record(rule, msg.message_id, msg.sender, error=str(exc) or type(exc).__name__)
@@ -143,10 +151,10 @@ class AnswerReplies:
         return Submission(messages=[message], caller=sub.caller, entrance=sub.entrance, callback=channel)
 
     def _record(self, rule: Rule, message_id: str, to: str, sent_id: str | None = None, status: str | None = None,
-                error: str | None = None) -> None:
+                error: str | None = None, state: str | None = None) -> None:
         ctx = self.bridge
         reply_id = store.reply_for(ctx.db, message_id, rule.name, rule.caller, to, ctx.clock.now())
         if reply_id is not None:
-            store.finish_reply(ctx.db, reply_id, ctx.clock.now(), sent_id, status, error)
+            store.finish_reply(ctx.db, reply_id, ctx.clock.now(), sent_id, status, error, state)
         if error:
             log.warning("inbound %s: rule %s: no reply from the forward's answer: %s", message_id, rule.name, error)

@@ -17,11 +17,11 @@ from typing import Any
 
 from ..delivery.channels import InboundForwardChannel
 from ..delivery.urlpolicy import UrlNotAllowed
-from ..errors import BridgeError, Forbidden
+from ..errors import BridgeError
 from ..model import ApiError, Destination, InboundMessage, Message, Submission, SubmissionResult
 from ..numbers import search_form
 from ..render import RenderError
-from ..send.policy import SendPolicy
+from ..send.policy import SendPolicy, check_reply
 from ..services import Bridge
 from ..store import inbound as store
 from ..validate import validate_submission
@@ -67,13 +67,9 @@ def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: InboundMessage, valu
     return sub
 
 
-def _check_policy(ctx: Bridge, sub: Submission) -> None:
-    """The caller's senders and destinations hold for its replies too (Forbidden naming the rule)."""
-    policy = SendPolicy.of(ctx.config.callers[sub.caller or ""])
-    reason = policy.destination_reason(sub.messages[0].destinations[0].to)
-    if reason:
-        raise Forbidden(reason)
-    policy.check_senders(sub)
+def check_policy(ctx: Bridge, sub: Submission) -> None:
+    """The caller's senders and destinations hold for its replies too (PolicyRefused naming the rule)."""
+    check_reply(SendPolicy.of(ctx.config.callers[sub.caller or ""]), sub)
 
 
 def _store_one(ctx: Bridge, router: Router, msg: InboundMessage) -> tuple[Outcome, list[PendingReply]]:
@@ -123,7 +119,7 @@ def _reply(ctx: Bridge, p: PendingReply) -> None:
             store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=why, state="suppressed")
             log.warning("inbound %s: rule %s: no auto-reply: %s", msg.message_id, r.name, why)
             return
-        _check_policy(ctx, sub)
+        check_policy(ctx, sub)
         result = send_reply(ctx, sub, r.reply.api if r.reply and r.reply.api else caller.upstream_api)
     except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError, RenderError, or a bug: record it, keep going
         known = isinstance(exc, ApiError | BridgeError | RenderError)

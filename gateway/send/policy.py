@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .. import numbers
-from ..errors import Forbidden
+from ..errors import PolicyRefused
 from ..model import Submission
 from ..validate import Limits, check_sender, control_reason
 
@@ -123,9 +123,9 @@ class SendPolicy:
                 if not r.senders:
                     continue
                 if m.sender is None:
-                    raise Forbidden(f"a sender is required: {r.owner} may send only from {_listing(r.senders)}")
+                    raise PolicyRefused(f"a sender is required: {r.owner} may send only from {_listing(r.senders)}")
                 if not r.sender_allowed(m.sender):
-                    raise Forbidden(f"sender {m.sender!r} is not among {r.owner}'s senders ({_listing(r.senders)})")
+                    raise PolicyRefused(f"sender {m.sender!r} is not among {r.owner}'s senders ({_listing(r.senders)})")
 
 
 # -- the configuration ---------------------------------------------------------------------------------------
@@ -220,3 +220,12 @@ def pop_policy(d: dict[str, Any], path: str, problems: Problems) -> dict[str, An
         "destinations": parse_destinations(d.pop("destinations", None), f"{path}.destinations", problems),
         "default_country": parse_country(d.pop("default_country", None), f"{path}.default_country", problems),
     }
+
+
+def check_reply(policy: SendPolicy, sub: Submission) -> None:
+    """An auto-reply (one message to one number) keeps to its caller's senders and destinations
+    (PolicyRefused naming the rule)."""
+    reason = policy.destination_reason(sub.messages[0].destinations[0].to)
+    if reason:
+        raise PolicyRefused(reason)
+    policy.check_senders(sub)

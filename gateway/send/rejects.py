@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import Forbidden
+from ..errors import PolicyRefused
 from ..model import ApiError, Destination, Message, SentMessage, Status, Submission, SubmissionResult
 from ..store.records import MessageRow
 from ..validate import Errors, Limits, normalise_destination, validate_submission
@@ -64,7 +64,7 @@ def split_invalid(sub: Submission, limits: Limits, flat: bool = False,
             pos += 1
         kept.append(keep)
     if bad and len(bad) == pos and all(r.forbidden for r in bad):
-        raise Forbidden(bad[0].reason)
+        raise PolicyRefused(bad[0].reason)
     if not bad or len(bad) == pos:
         return []
     for m, keep in zip(sub.messages, kept, strict=True):

@@ -235,11 +235,16 @@ def dlr_fields(report: Report, level: int, text: str, connector: str = CONNECTOR
     ]
 
 
+CHANNEL = "jasmin:"  # a message's report channel (its callback) when its notify URL is a Jasmin dlr-url
+
+
 def dlr_levels(requested: int, report: Report) -> list[int]:
-    """Which receipts a report makes: an intermediate one is the SMSC level (1), a final one the terminal
-    level (2); a final REJECTED is also the SMSC's refusal when level 1 was asked for alone."""
+    """Which receipts a delivery report makes: a final one the terminal level (2); a final REJECTED is also the
+    SMSC's refusal when level 1 was asked for alone. The SMSC level (1) is the upstream's acceptance of the
+    send, as Jasmin's is the SMSC's submit_sm_resp (gateway/delivery/kannel.py ``SubmitEvents``), never an
+    intermediate report: one level-1 receipt per message."""
     if report.intermediate:
-        return [1] if requested in (1, 3) else []
+        return []
     if requested == 1:
         return [1] if report.status is not None and report.status.group_name == "REJECTED" else []
     return [2]
