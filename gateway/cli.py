@@ -177,7 +177,7 @@ def cmd_url(args: argparse.Namespace) -> int:
         return 2
     print(url)
     if args.curl:
-        print(ub.curl(url))
+        print(ub.curl(spec))
     return 0
 
 
