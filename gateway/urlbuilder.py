@@ -256,8 +256,11 @@ def curl_args(spec: Spec) -> list[str]:
 
 
 def curl(spec: Spec) -> str:
-    """:func:`curl_args` as one shell line (single-quoted: ``$NAME$`` and ``%name%`` are not expanded)."""
-    return shlex.join(curl_args(spec))
+    """:func:`curl_args` as one shell line, each parameter single-quoted (``$NAME$`` is not expanded)."""
+    args = curl_args(spec)
+    quoted = ["'" + a.replace("'", "'\"'\"'") + "'" if i >= 5 and i % 2 == 1 else shlex.quote(a)
+              for i, a in enumerate(args)]
+    return " ".join(quoted)
 
 
 def _styles(hint: Style | None) -> list[Style]:
