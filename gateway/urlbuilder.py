@@ -454,7 +454,7 @@ def parse(url: str, bridge_base: str | None = None, hint: Style | None = None) -
         if name == user:
             spec.username = raw if dec else _decode(raw)
         elif d and name in d.secrets:
-            notes.append(f"The {name} was removed: give the caller's API key as {name}.")
+            notes.append(f"The {name.replace('_', ' ')} was removed: give the caller's API key as {name}.")
         elif name == password:
             dropped = dropped or bool(raw and raw != PASSWORD_TOKEN)
         else:
