@@ -95,7 +95,9 @@ def test_build_a_url_paste_it_as_a_legacy_app_and_see_infobips_answer(page, brid
     page.wait_for_function("() => document.getElementById('url').value.includes('msg=%message%')")
     built = url_value(page)
     assert built == f"{bridge.url}/t/alarm?username=demo&password=YOUR_PASSWORD&phone=%phoneNumber%&msg=%message%"
-    assert page.input_value("#curl") == f"curl -sS -g '{built}'"
+    assert page.input_value("#curl") == (f"curl -sS -G {bridge.url}/t/alarm --data-urlencode 'username=demo' "
+                                         "--data-urlencode 'password=YOUR_PASSWORD' --data-urlencode "
+                                         "'phone=%phoneNumber%' --data-urlencode 'msg=%message%'")
     shot(page, "02-builder")
     page.click("#copy-url")
     page.wait_for_function("() => document.getElementById('copy-url').textContent === 'Copied'")
@@ -155,8 +157,10 @@ def test_try_it_previews_while_typing_and_sends(page, bridge, sandbox):
     page.fill("#try-password", "wrong")
     page.click("#send")
     page.wait_for_function("() => document.getElementById('try-status').textContent.startsWith('401')")
-    assert json.loads(page.inner_text("#try-response"))["requestError"]["serviceException"]["messageId"] == \
+    # the refusal in words; the raw answer folded away under it
+    assert json.loads(page.text_content("#try-response"))["requestError"]["serviceException"]["messageId"] == \
         "UNAUTHORIZED"
+    assert page.is_visible("#try-error")
 
 
 def test_raw_query_url_for_a_template_with_unicode_values(page, bridge, sandbox):
