@@ -586,6 +586,7 @@ def _fixed(f: Field) -> bool:
 
 
 _SAMPLE = {"to": "41793026727", "text": "sample"}
+_ALTERNATIVES = {("jasmin", "content"): "hex-content"}  # (target, required parameter): what may replace it
 
 
 def check(spec: Spec, templates: Mapping[str, Any], callers: Mapping[str, Any] | None = None) -> Check:
@@ -617,8 +618,10 @@ def check(spec: Spec, templates: Mapping[str, Any], callers: Mapping[str, Any] |
         elif f.mode == "value" and not f.value.strip():
             out.errors[f.param] = "is empty: give a value or a placeholder, or leave it out"
     for p in params:
-        if p.required and p.name not in used:
-            out.errors[p.name] = "is required: give it a placeholder or a fixed value"
+        instead = _ALTERNATIVES.get((spec.target, p.name))
+        if p.required and p.name not in used and not (instead and instead in used):
+            out.errors[p.name] = "is required: give it a placeholder or a fixed value" + (
+                f" (or give {instead})" if instead else "")
     caller = (callers or {}).get(spec.username or "")
     limits = getattr(caller, "limits", None) or Limits()
     fixed = {n: f.value for n, f in used.items() if _fixed(f) and n not in out.errors}

@@ -317,8 +317,10 @@ window.smsbridgeLoggedOut = function () {
     }
     async function send() {
       const out = $("try-log");
-      out.textContent = "";
-      $("try-response").textContent = "";
+      out.textContent = "";  // nothing of the previous send stays next to this one
+      ["try-response", "try-url"].forEach((id) => { $(id).textContent = ""; });
+      $("try-status").textContent = "–";
+      $("try-status").className = "";
       try {
         const fields = Object.entries(values()).map(([k, v]) => ({param: k, mode: "value", value: v, style: null}));
         const built = await api("build", {spec: {base: window.location.origin, target: $("try-target").value,

@@ -224,3 +224,19 @@ def test_the_curl_form_filled_as_a_shell_would_runs_with_the_real_curl(bridge, s
         body, _, status = done.stdout.rpartition("\n")
         assert status == "200", body
         assert sandbox.messages()[-1]["text"] == EXPECT[target].format(text)
+
+
+def test_dialect_targets_are_checked_too(bridge):
+    templates = bridge.app.extensions["smsbridge"].config.templates
+    pct = ub.STYLES["percent"]
+    spec = ub.Spec(bridge.url, "jasmin", "", "demo", [ub.Field("to", "value", "abc", None),
+                                                      ub.Field("content", "omit")])
+    errors = ub.check(spec, templates).errors
+    assert "'abc' is not a phone number" in errors["to"]
+    assert errors["content"] == "is required: give it a placeholder or a fixed value (or give hex-content)"
+    spec.fields = [ub.Field("to", "placeholder", "to", pct), ub.Field("hex-content", "placeholder", "hex", pct)]
+    assert ub.check(spec, templates).errors == {}
+    eagle = ub.Spec(bridge.url, "smseagle", "", "demo", [ub.Field("to", "placeholder", "to", pct),
+                                                         ub.Field("message", "placeholder", "m", pct),
+                                                         ub.Field("access_token", "value", "x", None)])
+    assert ub.check(eagle, templates).errors == {"access_token": "carries a credential: choose the caller instead"}
