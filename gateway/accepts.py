@@ -24,13 +24,20 @@ def template(spec: TemplateSpec) -> frozenset[str]:
     return frozenset(spec.params) | CREDENTIAL_PARAMS | {IDEMPOTENCY_PARAM}
 
 
-def check_template_value(name: str, p: Param, value: str, limits: Limits, errs: Errors) -> None:
+def destination_reason(number: str, limits: Limits, country: str | None = None) -> str | None:
+    """Why ``number`` is not a destination (national numbers read with ``country``, the caller policy's
+    default_country, where the store of rules knows one), or None."""
+    return (normalise_destination(number, limits, country) if country else normalise_destination(number, limits))[1]
+
+
+def check_template_value(name: str, p: Param, value: str, limits: Limits, errs: Errors,
+                         country: str | None = None) -> None:
     """A non-empty value of template parameter ``p`` by its declared type, choices and pattern."""
     if p.type == "phone":  # refused only when no number is valid: one bad one never cancels the rest
         reason = control_reason(value)  # named as the caller knows it, not as the rendered "to"
         if reason:
             errs.add(name, reason)
-        reasons = [normalise_destination(part, limits)[1] for part in split_destinations([value])]
+        reasons = [destination_reason(part, limits, country) for part in split_destinations([value])]
         if reasons and all(reasons):
             for reason in reasons:
                 errs.add(name, reason)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote, urlsplit
 from . import accepts
 from .entrances.querystring import QueryParams
 from .model import ApiError
-from .validate import Errors, Limits, normalise_destination, validate_submission
+from .validate import Errors, Limits, validate_submission
 from .wire.legacy import submission_from_query
 
 QUERY_TARGET = "query"
@@ -624,8 +624,9 @@ def check(spec: Spec, templates: Mapping[str, Any], callers: Mapping[str, Any] |
                 f" (or give {instead})" if instead else "")
     caller = (callers or {}).get(spec.username or "")
     limits = getattr(caller, "limits", None) or Limits()
+    country = getattr(caller, "default_country", "") or None  # national numbers, where the caller allows them
     fixed = {n: f.value for n, f in used.items() if _fixed(f) and n not in out.errors}
-    for name, reason in _fixed_reasons(spec.target, templates, fixed, limits).items():
+    for name, reason in _fixed_reasons(spec.target, templates, fixed, limits, country).items():
         out.errors.setdefault(name, reason)
     if callers is not None and spec.username and spec.username not in callers:
         out.notes.append(f"The caller {spec.username!r} is not configured on this bridge: the URL answers 401 until "
@@ -637,27 +638,29 @@ def check(spec: Spec, templates: Mapping[str, Any], callers: Mapping[str, Any] |
     return out
 
 
-def _fixed_reasons(target: str, templates: Mapping[str, Any], fixed: dict[str, str], limits: Limits) -> dict[str, str]:
+def _fixed_reasons(target: str, templates: Mapping[str, Any], fixed: dict[str, str], limits: Limits,
+                   country: str | None = None) -> dict[str, str]:
     """Fixed values as the target's entrance reads and validates them (field → reasons joined)."""
     errs = Errors()
     if target == QUERY_TARGET:
         q = QueryParams([*fixed.items(), *((n, v) for n, v in _SAMPLE.items() if n not in fixed)])
         sub = submission_from_query(q, errs)
         try:
-            validate_submission(sub, limits, flat=True, errs=errs)
+            validate_submission(sub, limits, flat=True, errs=errs, **({"country": country} if country else {}))
         except ApiError as exc:
             errs.by_field = {k: list(v) for k, v in (exc.validation_errors or {}).items()}
     elif target in DIALECTS:  # their own arguments are read by their entrances; the number as every entrance does
         to = fixed.get(DIALECTS[target].to)
         for part in (to or "").split(","):
-            reason = normalise_destination(part, limits)[1] if to else None
+            reason = accepts.destination_reason(part, limits, country) if to else None
             if reason:
                 errs.add(DIALECTS[target].to, reason)
     else:
         spec = templates[target]
+        country = getattr(spec, "default_country", "") or country
         for name, value in fixed.items():
             if name in spec.params:
-                accepts.check_template_value(name, spec.params[name], value, spec.limits or limits, errs)
+                accepts.check_template_value(name, spec.params[name], value, spec.limits or limits, errs, country)
     return {n: "; ".join(r) for n, r in errs.by_field.items() if n in fixed}
 
 
