@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -40,6 +41,12 @@ def ensure_chromium() -> str | None:
     return None if os.path.exists(CHROMIUM) else "apt-get installed chromium but /usr/bin/chromium is missing"
 
 
+# One Playwright and one Chromium for the whole run: other modules import ``browser`` (pytest then holds one
+# fixture per module), and a second sync Playwright in the same thread fails ("Sync API inside the asyncio
+# loop"), so the instances share this and the last one to finish closes it.
+_SHARED: dict[str, Any] = {"users": 0}
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator:
     try:
@@ -50,10 +57,18 @@ def browser() -> Iterator:
     if reason:
         pytest.skip(reason)
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+    if not _SHARED["users"]:
+        _SHARED["playwright"] = sync_playwright().start()
+        _SHARED["browser"] = _SHARED["playwright"].chromium.launch(executable_path=CHROMIUM, args=ARGS,
+                                                                   headless=True)
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if not _SHARED["users"]:
+            _SHARED.pop("browser").close()
+            _SHARED.pop("playwright").stop()
 
 
 @pytest.fixture
