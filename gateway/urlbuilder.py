@@ -153,6 +153,8 @@ class Field:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Field:
+        if not isinstance(d, dict) or not isinstance(d.get("param"), str) or not d["param"]:
+            raise ValueError("each field must be an object with a param name")
         style = d.get("style")
         mode = str(d.get("mode") or "placeholder")
         if mode not in ("placeholder", "value", "omit"):
@@ -180,11 +182,18 @@ class Spec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
+        if not isinstance(d, dict):
+            raise ValueError("the form must be an object")
         fmt = str(d.get("fmt") or "")
         if fmt not in FORMATS:
             raise ValueError("fmt must be json, xml or empty")
-        return cls(str(d.get("base") or ""), str(d.get("target") or QUERY_TARGET), fmt,
-                   d.get("username") or None, [Field.from_dict(f) for f in d.get("fields") or []])
+        fields, username = d.get("fields") or [], d.get("username") or None
+        if not isinstance(fields, list):
+            raise ValueError("fields must be a list of objects")
+        if username is not None and not isinstance(username, str):
+            raise ValueError("username must be a caller's name")
+        return cls(str(d.get("base") or ""), str(d.get("target") or QUERY_TARGET), fmt, username,
+                   [Field.from_dict(f) for f in fields])
 
 
 def _enc(text: str) -> str:

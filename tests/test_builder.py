@@ -240,3 +240,23 @@ def test_dialect_targets_are_checked_too(bridge):
                                                          ub.Field("message", "placeholder", "m", pct),
                                                          ub.Field("access_token", "value", "x", None)])
     assert ub.check(eagle, templates).errors == {"access_token": "carries a credential: choose the caller instead"}
+
+
+@pytest.mark.parametrize("path,body", [
+    ("build", {"spec": []}), ("build", {"spec": {"fields": ["x"]}}), ("build", {"spec": {"fields": [{"param": 1}]}}),
+    ("build", {"spec": {"fields": [{"mode": "value"}]}}), ("build", {"spec": {"username": 5, "base": 7}}),
+    ("build", {"spec": {"base": "http://[::1", "fields": "to"}}), ("build", {"spec": {"target": ["x"]}}),
+    ("build", {"spec": {"fields": [{"param": "to", "mode": "placeholder", "style": "custom", "prefix": "&"}]}}),
+    ("parse", {"url": ["x"]}), ("parse", {"url": "curl"}), ("parse", {"url": "curl -u"}), ("parse", {"url": 'curl "'}),
+    ("parse", {"url": "curl -H 'Authorization: Basic !!!' http://h/sms/1/text/query"}),
+    ("parse", {"url": "curl http://[::1/sms/1/text/query"}), ("parse", {"url": "http://h:99999/t/x?a=%ZZ"}),
+    ("parse", {"url": "curl --data-urlencode @f http://h/sms/1/text/query"}), ("default", {"target": "nope"}),
+    ("default", {"target": "query", "preset": "nope"}), ("default", {"username": ["x"]}),
+])
+def test_hostile_bodies_are_refused_by_name_never_a_500(bridge, path, body):
+    s, token = login(bridge.url)
+    resp = _api(s, bridge, token, path, body)
+    assert resp.status_code in (200, 400), resp.text
+    if resp.status_code == 400:
+        exc = resp.json()["requestError"]["serviceException"]
+        assert exc["text"] and "Traceback" not in resp.text
