@@ -90,6 +90,19 @@ window.smsbridgeLoggedOut = function () {
     let spec = null, params = [], seq = 0;
     const styleBody = () => ({style: $("style").value, prefix: $("prefix").value, suffix: $("suffix").value});
 
+    let showAll = false;  // the optional parameters left out are folded away until asked for
+    function toggleLabel() {
+      const n = $("params").querySelectorAll("tr.unused").length;
+      const b = $("more-params");
+      b.hidden = n === 0;
+      b.setAttribute("aria-expanded", String(showAll));
+      b.textContent = showAll ? "Hide the optional parameters left out" : "Show " + n + " more optional parameters";
+    }
+    $("more-params").addEventListener("click", () => {
+      showAll = !showAll;
+      $("params").querySelectorAll("tr.unused").forEach((tr) => { tr.hidden = !showAll; });
+      toggleLabel();
+    });
     function renderRows() {
       const tbody = $("params").querySelector("tbody");
       tbody.textContent = "";
@@ -115,10 +128,12 @@ window.smsbridgeLoggedOut = function () {
         tdMode.appendChild(mode);
         tdValue.append(input, el("span", {class: "field-error", id: "err-p" + i}));
         tr.append(label, tdMode, tdValue);
+        if (!info.required && f.mode === "omit") { tr.classList.add("unused"); tr.hidden = !showAll; }
         tbody.appendChild(tr);
         mode.addEventListener("change", () => { input.disabled = mode.value === "omit"; build(); });
         input.addEventListener("input", debounce(build, 150));
       });
+      toggleLabel();
     }
     function collect() {
       const st = styleBody();

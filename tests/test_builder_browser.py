@@ -143,6 +143,16 @@ def test_keyboard_only_paste_preset_and_copy(open_page, bridge):
             break
         page.keyboard.press("ArrowDown")
     page.wait_for_function("() => document.getElementById('url').value.includes('{ALERT.SENDTO}')")
+    assert page.is_hidden("#value-notifyUrl")  # the optional parameters left out are folded away
+    page.focus("#more-params")
+    page.keyboard.press("Enter")
+    assert page.is_visible("#mode-notifyUrl") and page.get_attribute("#more-params", "aria-expanded") == "true"
+    page.focus("#mode-notifyUrl")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")  # "leave out" -> "placeholder"
+    page.keyboard.press("Tab")
+    page.keyboard.type("DLR.URL")
+    page.wait_for_function("() => document.getElementById('url').value.endsWith('&notifyUrl={DLR.URL}')")
     page.focus("#url")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "copy-url"
