@@ -308,10 +308,25 @@ window.smsbridgeLoggedOut = function () {
         const td = el("td");
         td.append(input, el("span", {class: "field-error", id: "try-err-" + i}));
         tr.append(th, td);
+        if (!p.required) { tr.classList.add("unused"); tr.hidden = !showAll; }
         tbody.appendChild(tr);
       });
+      toggleLabel();
       preview();
     }
+    let showAll = false;  // the optional parameters are folded away until asked for
+    function toggleLabel() {
+      const n = $("try-params").querySelectorAll("tr.unused").length;
+      const b = $("try-more");
+      b.hidden = n === 0;
+      b.setAttribute("aria-expanded", String(showAll));
+      b.textContent = showAll ? "Hide the optional parameters" : "Show " + n + " optional parameters";
+    }
+    $("try-more").addEventListener("click", () => {
+      showAll = !showAll;
+      $("try-params").querySelectorAll("tr.unused").forEach((tr) => { tr.hidden = !showAll && !tr.querySelector("[data-param]").value; });
+      toggleLabel();
+    });
     function basic(user, password) {
       const bytes = new TextEncoder().encode(user + ":" + password);
       let bin = ""; bytes.forEach((b) => { bin += String.fromCharCode(b); });

@@ -157,6 +157,7 @@ def test_try_it_previews_while_typing_and_sends(page, bridge, sandbox):
     page.fill("#try-text", "Ωμέγα ok")
     page.wait_for_function("() => document.getElementById('pv-encoding').textContent.startsWith('UCS2')")
     assert page.inner_text("#pv-parts") == "1" and page.inner_text("#pv-remaining") == str(70 - 8)
+    page.click("#try-more")  # the optional parameters are folded away until asked for
     page.fill("#try-transliteration", "GREEK")
     page.wait_for_function("() => document.getElementById('pv-encoding').textContent.startsWith('GSM7')")
     assert page.inner_text("#pv-text") == analyse("Ωμέγα ok", None, "GREEK").text == "ΩMEΓA ok"

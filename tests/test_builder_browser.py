@@ -168,6 +168,8 @@ def test_try_it_multiline_errors_as_errors_no_stale_preview_and_a_link_to_the_lo
     page.fill("#try-to", "41793026727")
     page.fill("#try-text", "Pump 3\nfailed at 100%\n  — check it")
     page.wait_for_function("() => document.getElementById('pv-parts').textContent === '1'")
+    assert page.is_hidden("#try-languageCode")
+    page.click("#try-more")
     page.fill("#try-languageCode", "XX")  # an error: the preview is cleared, the error says why
     page.wait_for_selector("#pv-error:not([hidden])")
     assert "languageCode" in page.inner_text("#pv-error") and page.inner_text("#pv-parts") == "–"
