@@ -171,13 +171,20 @@ def cmd_url(args: argparse.Namespace) -> int:
                 f.mode, f.value, f.style = "value", fixed[f.param], None
             elif f.param in args.omit:
                 f.mode = "omit"
+        found = ub.check(spec, config.templates, config.callers)  # nothing the bridge would refuse is printed
+        for note in found.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if found.errors:
+            for name, reason in found.errors.items():
+                print(f"error: {name}: {reason}", file=sys.stderr)
+            return 2
         url = ub.build(spec)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(url)
     if args.curl:
-        print(ub.curl(url))
+        print(ub.curl(spec))
     return 0
 
 

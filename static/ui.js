@@ -29,17 +29,45 @@ window.smsbridgeLoggedOut = function () {
       throw new Error("Logged out: the session ended");
     }
     const json = await resp.json();
-    if (!resp.ok) {
-      const exc = (json.requestError || {}).serviceException || {};
-      const details = Object.entries(exc.validationErrors || {}).map(([k, v]) => k + ": " + v.join("; "));
-      throw new Error(details.length ? details.join(" · ") : exc.text || ("HTTP " + resp.status));
-    }
+    if (!resp.ok) throw envelopeError(json, resp.status);
     return json;
   }
-  function showError(err) {
-    const el = $("error");
-    el.hidden = !err;
-    el.textContent = err ? String(err.message || err) : "";
+  // An Infobip error envelope as an Error: its text, and .fields = {parameter: "reason; reason"}.
+  function envelopeError(json, status) {
+    const exc = ((json || {}).requestError || {}).serviceException || {};
+    const fields = {};
+    Object.entries(exc.validationErrors || {}).forEach(([k, v]) => { fields[k] = [].concat(v).join("; "); });
+    const details = Object.entries(fields).map(([k, v]) => k + ": " + v);
+    const err = new Error(details.length ? details.join(" · ") : exc.text || ("HTTP " + status));
+    err.fields = fields;
+    return err;
+  }
+  function showError(err, id, lead) {
+    const box = $(id || "error");
+    box.hidden = !err;
+    box.textContent = "";
+    if (!err) return;
+    const fields = Object.entries(err.fields || {});
+    if (fields.length) {
+      box.appendChild(el("p", {}, (lead || "Not built") + ": " + (fields.length === 1 ? "one thing to fix" : fields.length + " things to fix")));
+      const ul = el("ul");
+      fields.forEach(([k, v]) => ul.appendChild(el("li", {}, k + ": " + v)));
+      box.appendChild(ul);
+    } else {
+      box.textContent = String(err.message || err);
+    }
+  }
+  // Mark the inputs an error names: aria-invalid, and the reason beside it (aria-describedby).
+  function markFields(fields, inputFor) {
+    document.querySelectorAll("[aria-invalid=true]").forEach((i) => i.removeAttribute("aria-invalid"));
+    document.querySelectorAll(".field-error").forEach((s) => { s.textContent = ""; });
+    Object.entries(fields || {}).forEach(([name, reason]) => {
+      const input = inputFor(name);
+      if (!input) return;
+      input.setAttribute("aria-invalid", "true");
+      const msg = $(input.getAttribute("aria-describedby") || "");
+      if (msg) msg.textContent = reason;
+    });
   }
   function el(tag, attrs, text) {
     const e = document.createElement(tag);
@@ -51,37 +79,61 @@ window.smsbridgeLoggedOut = function () {
     let t = null;
     return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
   }
+  function listNotes(id, notes) {
+    const ul = $(id);
+    ul.textContent = "";
+    (notes || []).forEach((n) => ul.appendChild(el("li", {}, n)));
+  }
 
   // ---------------------------------------------------------------- URL builder
   function initBuilder() {
-    let spec = null, params = [];
+    let spec = null, params = [], seq = 0;
     const styleBody = () => ({style: $("style").value, prefix: $("prefix").value, suffix: $("suffix").value});
 
+    let showAll = false;  // the optional parameters left out are folded away until asked for
+    function toggleLabel() {
+      const n = $("params").querySelectorAll("tr.unused").length;
+      const b = $("more-params");
+      b.hidden = n === 0;
+      b.setAttribute("aria-expanded", String(showAll));
+      b.textContent = showAll ? "Hide the optional parameters left out" : "Show " + n + " more optional parameters";
+    }
+    $("more-params").addEventListener("click", () => {
+      showAll = !showAll;
+      $("params").querySelectorAll("tr.unused").forEach((tr) => { tr.hidden = !showAll; });
+      toggleLabel();
+    });
     function renderRows() {
       const tbody = $("params").querySelector("tbody");
       tbody.textContent = "";
       const byName = Object.fromEntries(spec.fields.map((f) => [f.param, f]));
       const names = params.map((p) => p.name);
       spec.fields.forEach((f) => { if (!names.includes(f.param)) names.push(f.param); });
-      names.forEach((name) => {
+      names.forEach((name, i) => {
         const info = params.find((p) => p.name === name) || {name: name, required: false};
         const f = byName[name] || {param: name, mode: "omit", value: "", style: null};
         const tr = el("tr", {"data-param": name});
-        const label = el("td", {}, name);
-        if (info.required) label.appendChild(el("span", {class: "req", title: "required"}, " *"));
+        const label = el("th", {scope: "row", id: "pname-" + i});
+        label.appendChild(el("span", {}, name));
+        if (info.required) label.appendChild(el("span", {class: "req", "aria-label": "required"}, " *"));
         if (info.default) label.appendChild(el("small", {}, " (default " + info.default + ")"));
-        const mode = el("select", {class: "mode", id: "mode-" + name});
+        const mode = el("select", {class: "mode", id: "mode-" + name, "aria-label": name + ": use"});
         [["placeholder", "placeholder"], ["value", "fixed value"], ["omit", "leave out"]].forEach(([v, t]) => {
           const o = el("option", {value: v}, t); if (v === f.mode) o.selected = true; mode.appendChild(o);
         });
-        const input = el("input", {class: "value", id: "value-" + name, value: f.value});
-        tr.append(label, el("td"), el("td"));
-        tr.children[1].appendChild(mode);
-        tr.children[2].appendChild(input);
+        const input = el("input", {class: "value", id: "value-" + name, value: f.value, spellcheck: "false",
+                                   "aria-label": name + ": placeholder name or value", "aria-describedby": "err-p" + i});
+        if (f.mode === "omit") input.disabled = true;
+        const tdMode = el("td"), tdValue = el("td");
+        tdMode.appendChild(mode);
+        tdValue.append(input, el("span", {class: "field-error", id: "err-p" + i}));
+        tr.append(label, tdMode, tdValue);
+        if (!info.required && f.mode === "omit") { tr.classList.add("unused"); tr.hidden = !showAll; }
         tbody.appendChild(tr);
-        mode.addEventListener("change", build);
+        mode.addEventListener("change", () => { input.disabled = mode.value === "omit"; build(); });
         input.addEventListener("input", debounce(build, 150));
       });
+      toggleLabel();
     }
     function collect() {
       const st = styleBody();
@@ -105,27 +157,53 @@ window.smsbridgeLoggedOut = function () {
         if (f.style) spec._styles[f.param] = {style: f.style, prefix: f.prefix || "", suffix: f.suffix || ""};
       });
     }
+    function inputFor(name) {
+      if (["base", "target", "username"].includes(name)) return $(name);
+      const tr = Array.from($("params").querySelectorAll("tbody tr")).find((r) => r.dataset.param === name);
+      return tr ? tr.querySelector(".value:not([disabled])") || tr.querySelector(".mode") : null;
+    }
+    function clearOut() {  // nothing half-right stays on screen to be copied
+      ["url", "curl"].forEach((id) => { $(id).value = ""; });
+      document.querySelectorAll("button[data-copy]").forEach((b) => { b.disabled = true; });
+      listNotes("build-notes", []);
+    }
     async function build() {
+      const mine = ++seq;
       try {
         const s = collect();
         const body = {spec: {base: s.base, target: s.target, fmt: s.fmt, username: s.username, fields: s.fields}};
         const out = await api("build", body);
+        if (mine !== seq) return;
         $("url").value = out.url;
         $("curl").value = out.curl;
+        document.querySelectorAll("button[data-copy]").forEach((b) => { b.disabled = false; });
+        listNotes("build-notes", out.notes);
+        markFields({}, inputFor);
         showError(null);
-      } catch (err) { showError(err); }
+      } catch (err) {
+        if (mine !== seq) return;
+        clearOut();
+        markFields(err.fields, inputFor);
+        showError(err);
+      }
+    }
+    function setCaller(name) {  // a pasted caller unknown here is kept, and named as such
+      const sel = $("username");
+      sel.querySelectorAll("option[data-unknown]").forEach((o) => o.remove());
+      if (name && !Array.from(sel.options).some((o) => o.value === name)) {
+        sel.appendChild(el("option", {value: name, "data-unknown": "1"}, name + " (not configured here)"));
+      }
+      sel.value = name || "";
     }
     function apply(out) {
       spec = out.spec; params = out.params;
       remember();
       $("target").value = spec.target;
       $("fmt").value = spec.fmt || "";
-      $("username").value = spec.username || "";
-      const first = spec.fields.find((f) => f.mode === "placeholder" && f.style);
-      if (first) {
-        $("style").value = first.style;
-        if (first.style === "custom") { $("prefix").value = first.prefix; $("suffix").value = first.suffix; }
-      }
+      setCaller(spec.username);
+      const first = spec.fields.find((f) => f.mode === "placeholder" && f.style) || spec.fields.find((f) => f.style);
+      $("style").value = first ? first.style : "percent";
+      if (first && first.style === "custom") { $("prefix").value = first.prefix; $("suffix").value = first.suffix; }
       $("custom").hidden = $("style").value !== "custom";
       renderRows();
     }
@@ -136,20 +214,24 @@ window.smsbridgeLoggedOut = function () {
                                           base: $("base").value, ...styleBody()});
         apply(out);
         await build();
-      } catch (err) { showError(err); }
+      } catch (err) { clearOut(); showError(err); }
     }
     async function parse() {
-      const notes = $("notes");
-      notes.textContent = "";
+      listNotes("notes", []);
       try {
         const body = {url: $("paste").value, base: $("base").value};
         if ($("style").value === "custom") Object.assign(body, {prefix: $("prefix").value, suffix: $("suffix").value});
         const out = await api("parse", body);
         $("preset").value = "";
+        $("paste").removeAttribute("aria-invalid");
         apply(out);
-        (out.notes || []).forEach((n) => notes.appendChild(el("li", {}, n)));
+        listNotes("notes", out.notes);
         await build();
-      } catch (err) { showError(err); }
+      } catch (err) {
+        clearOut();
+        $("paste").setAttribute("aria-invalid", "true");
+        showError(err);
+      }
     }
     $("target").addEventListener("change", reset);
     $("preset").addEventListener("change", reset);
@@ -165,6 +247,8 @@ window.smsbridgeLoggedOut = function () {
     ["fmt", "username"].forEach((id) => $(id).addEventListener("change", build));
     $("base").addEventListener("input", debounce(build, 150));
     $("parse").addEventListener("click", parse);
+    $("paste").addEventListener("paste", () => setTimeout(parse, 0));  // pasted: read at once
+    $("paste").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); parse(); } });
     document.querySelectorAll("button[data-copy]").forEach((b) => b.addEventListener("click", async () => {
       const ta = $(b.dataset.copy);
       try { await navigator.clipboard.writeText(ta.value); } catch (e) { ta.select(); document.execCommand("copy"); }
@@ -176,45 +260,97 @@ window.smsbridgeLoggedOut = function () {
 
   // ---------------------------------------------------------------- Try it
   function initTry() {
-    let params = [];
+    let params = [], seq = 0;
     function values() {
       const out = {};
-      $("try-params").querySelectorAll("input[data-param]").forEach((i) => { if (i.value !== "") out[i.dataset.param] = i.value; });
+      $("try-params").querySelectorAll("[data-param]").forEach((i) => { if (i.value !== "") out[i.dataset.param] = i.value; });
       return out;
     }
+    function inputFor(name) {
+      return Array.from($("try-params").querySelectorAll("[data-param]")).find((i) => i.dataset.param === name) || null;
+    }
+    function clearPreview() {
+      ["pv-encoding", "pv-parts", "pv-remaining"].forEach((id) => { $(id).textContent = "–"; });
+      $("pv-text").textContent = "";
+    }
     const preview = debounce(async () => {
+      const mine = ++seq;
       try {
         const p = await api("preview", {target: $("try-target").value, values: values()});
+        if (mine !== seq) return;
         $("pv-encoding").textContent = p.encoding + (p.languageCode ? " (" + p.languageCode + ")" : "");
         $("pv-parts").textContent = String(p.parts);
         $("pv-remaining").textContent = String(p.charactersRemaining);
         $("pv-text").textContent = p.textPreview;
-        showError(null);
-      } catch (err) { showError(err); }
+        showError(null, "pv-error");
+      } catch (err) {
+        if (mine !== seq) return;
+        clearPreview();  // no stale preview next to an error
+        showError(err, "pv-error", "No preview");
+      }
     }, 120);
     async function load() {
       const out = await api("default", {target: $("try-target").value, style: "percent"});
       params = out.params;
       const tbody = $("try-params").querySelector("tbody");
       tbody.textContent = "";
-      params.forEach((p) => {
+      params.forEach((p, i) => {
         const tr = el("tr");
-        const label = el("td", {}, p.name);
-        if (p.required) label.appendChild(el("span", {class: "req"}, " *"));
-        const input = el("input", {"data-param": p.name, id: "try-" + p.name, placeholder: p.default || (p.help || "")});
+        const th = el("th", {scope: "row"});
+        th.appendChild(el("label", {for: "try-" + p.name}, p.name));
+        if (p.required) th.appendChild(el("span", {class: "req", "aria-label": "required"}, " *"));
+        const multi = p.role === "text";  // the message: several lines, kept as typed
+        const input = el(multi ? "textarea" : "input", {"data-param": p.name, id: "try-" + p.name,
+                                                        placeholder: p.default || (p.help || ""),
+                                                        "aria-describedby": "try-err-" + i});
+        if (multi) input.setAttribute("rows", "4");
         input.addEventListener("input", preview);
-        tr.append(label, el("td"));
-        tr.children[1].appendChild(input);
+        const td = el("td");
+        td.append(input, el("span", {class: "field-error", id: "try-err-" + i}));
+        tr.append(th, td);
+        if (!p.required) { tr.classList.add("unused"); tr.hidden = !showAll; }
         tbody.appendChild(tr);
       });
+      toggleLabel();
       preview();
     }
+    let showAll = false;  // the optional parameters are folded away until asked for
+    function toggleLabel() {
+      const n = $("try-params").querySelectorAll("tr.unused").length;
+      const b = $("try-more");
+      b.hidden = n === 0;
+      b.setAttribute("aria-expanded", String(showAll));
+      b.textContent = showAll ? "Hide the optional parameters" : "Show " + n + " optional parameters";
+    }
+    $("try-more").addEventListener("click", () => {
+      showAll = !showAll;
+      $("try-params").querySelectorAll("tr.unused").forEach((tr) => { tr.hidden = !showAll && !tr.querySelector("[data-param]").value; });
+      toggleLabel();
+    });
     function basic(user, password) {
       const bytes = new TextEncoder().encode(user + ":" + password);
       let bin = ""; bytes.forEach((b) => { bin += String.fromCharCode(b); });
       return "Basic " + btoa(bin);
     }
+    function messageIds(text) {
+      try {
+        return (JSON.parse(text).messages || []).map((m) => m.messageId).filter(Boolean);
+      } catch (e) {
+        return Array.from(text.matchAll(/<messageId>([^<]+)<\/messageId>/g), (m) => m[1]);
+      }
+    }
+    function errorOf(text, status) {
+      try { return envelopeError(JSON.parse(text), status); } catch (e) {
+        const m = /<text>([^<]*)<\/text>/.exec(text);
+        return new Error(m ? m[1] : "HTTP " + status);
+      }
+    }
     async function send() {
+      const out = $("try-log");
+      out.textContent = "";  // nothing of the previous send stays next to this one
+      ["try-response", "try-url"].forEach((id) => { $(id).textContent = ""; });
+      $("try-status").textContent = "–";
+      $("try-status").className = "";
       try {
         const fields = Object.entries(values()).map(([k, v]) => ({param: k, mode: "value", value: v, style: null}));
         const built = await api("build", {spec: {base: window.location.origin, target: $("try-target").value,
@@ -223,10 +359,24 @@ window.smsbridgeLoggedOut = function () {
         $("try-status").textContent = "…";
         const resp = await fetch(built.url, {headers: {Authorization: basic($("try-user").value, $("try-password").value)},
                                              credentials: "omit"});
+        const text = await resp.text();
         $("try-status").textContent = resp.status + " " + resp.statusText;
-        $("try-response").textContent = await resp.text();
-        showError(null);
-      } catch (err) { showError(err); }
+        $("try-status").className = resp.ok ? "ok" : "error";
+        $("try-response").textContent = text;
+        $("try-raw").open = resp.ok;
+        if (!resp.ok) throw errorOf(text, resp.status);
+        messageIds(text).forEach((id) => {
+          const li = el("li");
+          li.append("Message " + id + ": ");
+          li.appendChild(el("a", {href: ROOT + "log?messageId=" + encodeURIComponent(id), class: "log-link"}, "see it in the log"));
+          out.appendChild(li);
+        });
+        markFields({}, inputFor);
+        showError(null, "try-error");
+      } catch (err) {
+        markFields(err.fields, inputFor);
+        showError(err, "try-error", "Not sent");
+      }
     }
     $("try-target").addEventListener("change", load);
     $("send").addEventListener("click", send);

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -40,6 +41,12 @@ def ensure_chromium() -> str | None:
     return None if os.path.exists(CHROMIUM) else "apt-get installed chromium but /usr/bin/chromium is missing"
 
 
+# One Playwright and one Chromium for the whole run: other modules import ``browser`` (pytest then holds one
+# fixture per module), and a second sync Playwright in the same thread fails ("Sync API inside the asyncio
+# loop"), so the instances share this and the last one to finish closes it.
+_SHARED: dict[str, Any] = {"users": 0}
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator:
     try:
@@ -50,10 +57,18 @@ def browser() -> Iterator:
     if reason:
         pytest.skip(reason)
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+    if not _SHARED["users"]:
+        _SHARED["playwright"] = sync_playwright().start()
+        _SHARED["browser"] = _SHARED["playwright"].chromium.launch(executable_path=CHROMIUM, args=ARGS,
+                                                                   headless=True)
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if not _SHARED["users"]:
+            _SHARED.pop("browser").close()
+            _SHARED.pop("playwright").stop()
 
 
 @pytest.fixture
@@ -95,7 +110,9 @@ def test_build_a_url_paste_it_as_a_legacy_app_and_see_infobips_answer(page, brid
     page.wait_for_function("() => document.getElementById('url').value.includes('msg=%message%')")
     built = url_value(page)
     assert built == f"{bridge.url}/t/alarm?username=demo&password=YOUR_PASSWORD&phone=%phoneNumber%&msg=%message%"
-    assert page.input_value("#curl") == f"curl -sS -g '{built}'"
+    assert page.input_value("#curl") == (f"curl -sS -G {bridge.url}/t/alarm --data-urlencode 'username=demo' "
+                                         "--data-urlencode 'password=YOUR_PASSWORD' --data-urlencode "
+                                         "'phone=%phoneNumber%' --data-urlencode 'msg=%message%'")
     shot(page, "02-builder")
     page.click("#copy-url")
     page.wait_for_function("() => document.getElementById('copy-url').textContent === 'Copied'")
@@ -140,6 +157,7 @@ def test_try_it_previews_while_typing_and_sends(page, bridge, sandbox):
     page.fill("#try-text", "Ωμέγα ok")
     page.wait_for_function("() => document.getElementById('pv-encoding').textContent.startsWith('UCS2')")
     assert page.inner_text("#pv-parts") == "1" and page.inner_text("#pv-remaining") == str(70 - 8)
+    page.click("#try-more")  # the optional parameters are folded away until asked for
     page.fill("#try-transliteration", "GREEK")
     page.wait_for_function("() => document.getElementById('pv-encoding').textContent.startsWith('GSM7')")
     assert page.inner_text("#pv-text") == analyse("Ωμέγα ok", None, "GREEK").text == "ΩMEΓA ok"
@@ -155,8 +173,10 @@ def test_try_it_previews_while_typing_and_sends(page, bridge, sandbox):
     page.fill("#try-password", "wrong")
     page.click("#send")
     page.wait_for_function("() => document.getElementById('try-status').textContent.startsWith('401')")
-    assert json.loads(page.inner_text("#try-response"))["requestError"]["serviceException"]["messageId"] == \
+    # the refusal in words; the raw answer folded away under it
+    assert json.loads(page.text_content("#try-response"))["requestError"]["serviceException"]["messageId"] == \
         "UNAUTHORIZED"
+    assert page.is_visible("#try-error")
 
 
 def test_raw_query_url_for_a_template_with_unicode_values(page, bridge, sandbox):

@@ -69,7 +69,9 @@ def test_url_command_builds_what_the_page_builds(config_file, capsys):
     assert code == 0
     assert url == ("http://127.0.0.1:8080/t/alarm.xml?username=demo&password=YOUR_PASSWORD"
                    "&phone=%phoneNumber%&msg=%message%")
-    assert curl == f"curl -sS -g '{url}'"
+    assert curl == ("curl -sS -G http://127.0.0.1:8080/t/alarm.xml --data-urlencode 'username=demo' "
+                    "--data-urlencode 'password=YOUR_PASSWORD' --data-urlencode 'phone=%phoneNumber%' "
+                    "--data-urlencode 'msg=%message%'")
     for style in ub.STYLES.values():
         code, out, _ = run(capsys, "--config", str(config_file), "url", "alarm", "--style", style.name)
         assert out.strip() == (f"http://127.0.0.1:8080/t/alarm?username=demo&password=YOUR_PASSWORD"

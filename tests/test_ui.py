@@ -92,8 +92,8 @@ def test_build_parse_default_and_preview_endpoints(bridge):
     h = {"X-CSRF-Token": token}
     d = s.post(bridge.url + "/ui/api/default", json={"target": "alarm", "style": "percent", "username": "demo"},
                headers=h, timeout=10).json()
-    assert [f["param"] for f in d["spec"]["fields"]] == ["phone", "msg", "site"]
-    assert [p["role"] for p in d["params"]] == ["to", "text", ""]
+    assert [f["param"] for f in d["spec"]["fields"]] == ["phone", "msg", "site", "charset", "idempotencyKey"]
+    assert [p["role"] for p in d["params"]] == ["to", "text", "", "", ""]
     for f in d["spec"]["fields"]:
         if f["param"] == "phone":
             f["value"] = "phoneNumber"
@@ -102,13 +102,16 @@ def test_build_parse_default_and_preview_endpoints(bridge):
     built = s.post(bridge.url + "/ui/api/build", json={"spec": d["spec"]}, headers=h, timeout=10).json()
     assert built["url"] == (f"{bridge.url}/t/alarm?username=demo&password=YOUR_PASSWORD"
                             "&phone=%phoneNumber%&msg=%message%")
-    assert built["curl"] == f"curl -sS -g '{built['url']}'"
+    assert built["curl"] == (f"curl -sS -G {bridge.url}/t/alarm --data-urlencode 'username=demo' "
+                             "--data-urlencode 'password=YOUR_PASSWORD' --data-urlencode 'phone=%phoneNumber%' "
+                             "--data-urlencode 'msg=%message%'")
     back = s.post(bridge.url + "/ui/api/parse", json={"url": built["url"]}, headers=h, timeout=10).json()
     assert back["spec"]["fields"] == [f for f in d["spec"]["fields"] if f["mode"] != "omit"]
     preset = s.post(bridge.url + "/ui/api/default", json={"target": "query", "preset": "zabbix"}, headers=h,
                     timeout=10).json()
     b2 = s.post(bridge.url + "/ui/api/build", json={"spec": preset["spec"]}, headers=h, timeout=10).json()
-    assert b2["url"].endswith("/sms/1/text/query?to={ALERT.SENDTO}&text={ALERT.MESSAGE}")
+    assert b2["url"].endswith("/sms/1/text/query?username=demo&password=YOUR_PASSWORD"
+                              "&to={ALERT.SENDTO}&text={ALERT.MESSAGE}")  # presets carry credentials
     bad = s.post(bridge.url + "/ui/api/parse", json={"url": "http://x/nope"}, headers=h, timeout=10)
     assert bad.status_code == 400 and "url" in bad.json()["requestError"]["serviceException"]["validationErrors"]
     pv = s.post(bridge.url + "/ui/api/preview", json={"target": "alarm", "values": {"msg": "Grüße ½"}},

@@ -103,7 +103,8 @@ def test_custom_styles_that_would_break_a_url_are_refused(prefix, suffix):
 def test_template_parameters_and_roles(bridge):
     params = ub.target_params("alarm", bridge.app.extensions["smsbridge"].config.templates)
     assert [(p.name, p.required, p.role) for p in params] == [("phone", True, "to"), ("msg", True, "text"),
-                                                              ("site", False, "")]
+                                                              ("site", False, ""), ("charset", False, ""),
+                                                              ("idempotencyKey", False, "")]
 
 
 @pytest.mark.parametrize("style", ALL_STYLES, ids=lambda s: s.name)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import g, request
 
+from ..accepts import CREDENTIAL_PARAMS, IDEMPOTENCY_PARAM
 from ..auth import basic_username
 from ..config import Caller
 from ..errors import Unauthorized
@@ -27,8 +28,7 @@ from .querystring import QueryParams, parse_form, parse_query
 
 log = logging.getLogger("smsbridge")
 
-CREDENTIAL_PARAMS = frozenset({"username", "password", "charset"})
-IDEMPOTENCY_PARAM = "idempotencyKey"  # the Idempotency-Key header as a parameter (gateway/entrances/replay.py)
+__all__ = ["CREDENTIAL_PARAMS", "IDEMPOTENCY_PARAM"]  # defined in gateway/accepts.py, shared with the URL builder
 
 
 def request_params() -> QueryParams:

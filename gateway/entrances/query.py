@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
+from .. import accepts
 from ..model import Submission
 from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..validate import Errors
 from ..wire.formats import render
-from ..wire.legacy import QUERY_PARAMS, result_to_wire, submission_from_query
+from ..wire.legacy import result_to_wire, submission_from_query
 from .common import authenticate, begin, check_known, check_params, finish_rejected
 from .querystring import QueryParams, parse_query
 from .replay import send, send_entrance
@@ -18,9 +19,7 @@ from .replay import send, send_entrance
 bp = Blueprint("query", __name__)
 
 ADDRESS_PARAMS = frozenset({"to", "from"})
-# Infobip's query parameters, plus the bridge's own: messageId (one destination's custom id; such a send goes
-# upstream through the advanced API, gateway/send/apis.py) and idempotencyKey (issue 13 item 1).
-KNOWN_PARAMS = QUERY_PARAMS | {"messageId", "idempotencyKey"}
+KNOWN_PARAMS = accepts.QUERY  # one table with the URL builder (gateway/accepts.py)
 
 
 def _custom_id(params: QueryParams, sub: Submission, errs: Errors) -> None:

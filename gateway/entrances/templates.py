@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
+from .. import accepts
+from ..accepts import check_template_value
 from ..config import Caller, TemplateSpec
 from ..model import ApiError
 from ..render import RenderError
@@ -17,16 +19,10 @@ from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..validate import (
     Errors,
-    control_reason,
-    normalise_destination,
-    parse_bool,
-    parse_int,
 )
 from ..wire.formats import render
-from ..wire.legacy import result_to_wire, split_destinations, submission_from_query
+from ..wire.legacy import result_to_wire, submission_from_query
 from .common import (
-    CREDENTIAL_PARAMS,
-    IDEMPOTENCY_PARAM,
     authenticate,
     begin,
     check_params,
@@ -41,8 +37,8 @@ bp = Blueprint("templates", __name__)
 
 def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str, str]:
     errs = Errors()
-    unknown = [n for n in params.names()
-               if n not in spec.params and n not in CREDENTIAL_PARAMS and n != IDEMPOTENCY_PARAM]
+    accepted = accepts.template(spec)
+    unknown = [n for n in params.names() if n not in accepted]
     for n in unknown:
         known = ", ".join(spec.params) or "none"
         errs.add(n, f"is not a parameter of template {spec.name!r} (its parameters: {known})")
@@ -63,22 +59,7 @@ def _values(spec: TemplateSpec, caller: Caller, params: QueryParams) -> dict[str
                 errs.add(name, reason)
                 continue
         if value != "":
-            if p.type == "phone":  # refused only when no number is valid: one bad one never cancels the rest
-                reason = control_reason(value)  # named as the caller knows it, not as the rendered "to"
-                if reason:
-                    errs.add(name, reason)
-                reasons = [normalise_destination(part, limits, country)[1] for part in split_destinations([value])]
-                if reasons and all(reasons):
-                    for reason in reasons:
-                        errs.add(name, reason)  # type: ignore[arg-type]
-            elif p.type == "int":
-                parse_int(name, value, -(2**63), 2**63, errs)
-            elif p.type == "bool":
-                parse_bool(name, value, errs)
-            if p.choices and value not in p.choices:
-                errs.add(name, f"must be one of {', '.join(p.choices)}, got {value!r}")
-            if p.regex and not p.regex.fullmatch(value):
-                errs.add(name, f"{value!r} does not match the pattern {p.regex.pattern!r}")
+            check_template_value(name, p, value, limits, errs, country)
         values[name] = value
     errs.raise_if_any()
     return values

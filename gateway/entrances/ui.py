@@ -430,12 +430,15 @@ def _style(body: dict[str, Any]) -> ub.Style:
 
 @bp.post("/api/default")
 def api_default() -> Response:
-    """The starting form for a target, style and preset."""
+    """The starting form for a target, style and preset; the caller is the configuration's first unless the body
+    names one (or ``null``: none), so that a preset's URL carries credentials like any other."""
     body = _body()
     target = str(body.get("target") or ub.QUERY_TARGET)
+    callers = bridge().config.callers
+    username = body.get("username") if "username" in body else next(iter(sorted(callers)), None)
     try:
         spec = ub.default_spec(str(body.get("base") or _base_url()), target, bridge().config.templates,
-                               _style(body), body.get("username") or None, str(body.get("fmt") or ""),
+                               _style(body), str(username) if username else None, str(body.get("fmt") or ""),
                                body.get("preset") or None)
         return jsonify(spec=spec.to_dict(), params=_params(target))
     except ValueError as exc:
@@ -444,17 +447,25 @@ def api_default() -> Response:
 
 @bp.post("/api/build")
 def api_build() -> Response:
+    """The URL and the curl command for a form, or a 400 naming each field the bridge would refuse (nothing
+    half-right is handed out); ``notes`` say what to know (an unknown caller, no caller)."""
     body = _body()
+    ctx = bridge()
     try:
         spec = ub.Spec.from_dict(body.get("spec") or {})
+        found = ub.check(spec, ctx.config.templates, ctx.config.callers)
+        if found.errors:
+            raise ApiError.invalid({k: [v] for k, v in found.errors.items()})
         url = ub.build(spec)
     except (ValueError, KeyError, TypeError) as exc:
         raise _invalid(exc) from None
-    return jsonify(url=url, curl=ub.curl(url))
+    return jsonify(url=url, curl=ub.curl(spec), notes=found.notes)
 
 
 @bp.post("/api/parse")
 def api_parse() -> Response:
+    """A pasted URL or curl command line as the form; the caller it names is kept even when it is not
+    configured here (the build's notes say so)."""
     body = _body()
     try:
         hint = ub.custom_style(str(body["prefix"]), str(body.get("suffix") or "")) if body.get("prefix") else None
@@ -462,12 +473,7 @@ def api_parse() -> Response:
         params = _params(parsed.spec.target)
     except ValueError as exc:
         raise _invalid(exc, "url") from None
-    known = {p["name"] for p in params}
-    notes = list(parsed.notes)
-    unknown = [f.param for f in parsed.spec.fields if f.param not in known and f.param != "charset"]
-    if unknown:
-        notes.append(f"Not a parameter of this target (the bridge would reject it): {', '.join(unknown)}")
-    return jsonify(spec=parsed.spec.to_dict(), params=params, notes=notes)
+    return jsonify(spec=parsed.spec.to_dict(), params=params, notes=parsed.notes)
 
 
 @bp.post("/api/preview")
