@@ -4,6 +4,8 @@ unlike times on a shared machine): ``python bench/calls.py ROOT sync|queued N [S
 ROOT is a checkout (e.g. ``git archive REF | tar -x -C /tmp/ref``) whose ``gateway`` is imported; a sandbox
 must listen on 127.0.0.1:18081 (``python app.py sandbox --port 18081``). Requests go through Flask's test
 client (no waitress), 100 warm-up requests first; prints calls per request and the top functions.
+Duplicate suppression is off as in bench/run.py (``CALLS_DEDUPE=1`` keeps it: every request then replays).
+Run it as ``python -P bench/calls.py …`` (bench/profile.py would shadow the standard library's ``profile``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
         raw = yaml.safe_load(f)
     raw["store"] = {**raw.get("store", {}), "path": tempfile.mkdtemp() + "/b.db"}
     raw["callers"]["demo"]["mode"] = mode
+    if "idempotency" in raw and os.environ.get("CALLS_DEDUPE") != "1":  # one URL repeated: with duplicate
+        raw["idempotency"]["dedupe_window"] = 0  # suppression every request would be a replay (as bench/run.py)
     raw["callers"]["demo"]["upstream_api"] = "query" if mode == "sync" else "advanced"
     for t in raw["templates"].values():
         if mode == "queued" and t.get("api") == "query":
