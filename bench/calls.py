@@ -6,7 +6,7 @@ must listen on 127.0.0.1:18081 (``python app.py sandbox --port 18081``). Request
 client (no waitress), 100 warm-up requests first; prints calls per request and the top functions.
 Duplicate suppression is off as in bench/run.py (``CALLS_DEDUPE=1`` keeps it on, as config.yaml ships it: each
 request has a text of its own, so each is reserved and completed, never replayed).
-Run it as ``python -P bench/calls.py …`` (bench/profile.py would shadow the standard library's ``profile``).
+``CALLS_STORE_URL`` puts the store elsewhere (a fresh PostgreSQL database). Run it as ``python -P bench/calls.py …`` (bench/profile.py would shadow the standard library's ``profile``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def main() -> None:
     with open(os.path.join(root, "config.yaml"), encoding="utf-8") as f:
         raw = yaml.safe_load(f)
     raw["store"] = {**raw.get("store", {}), "path": tempfile.mkdtemp() + "/b.db"}
+    if os.environ.get("CALLS_STORE_URL"):  # e.g. a fresh PostgreSQL database: postgresql://…/<db>
+        raw["store"].pop("path")
+        raw["store"]["url"] = os.environ["CALLS_STORE_URL"]
     raw["callers"]["demo"]["mode"] = mode
     if "idempotency" in raw and os.environ.get("CALLS_DEDUPE") != "1":  # one URL repeated: with duplicate
         raw["idempotency"]["dedupe_window"] = 0  # suppression every request would be a replay (as bench/run.py)
