@@ -62,7 +62,7 @@ def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, now: flo
     if c.dialect.name == "sqlite":
         if ins.run(c, dict(zip(_ROW_KEYS, row, strict=True))).rowcount == 1:
             return Slot(RESERVED)
-    elif ins.run(c, dict(zip(_ROW_KEYS, row, strict=True))).first() is not None:
+    elif ins.run(c, dict(zip(_ROW_KEYS, row, strict=True))).fetchone() is not None:
         return Slot(RESERVED)
     where = {"w_caller": caller, "w_key": key, "w_now": now}
     take = _TAKE_STALE if take_stale else _TAKE
