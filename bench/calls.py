@@ -4,6 +4,9 @@ unlike times on a shared machine): ``python bench/calls.py ROOT sync|queued N [S
 ROOT is a checkout (e.g. ``git archive REF | tar -x -C /tmp/ref``) whose ``gateway`` is imported; a sandbox
 must listen on 127.0.0.1:18081 (``python app.py sandbox --port 18081``). Requests go through Flask's test
 client (no waitress), 100 warm-up requests first; prints calls per request and the top functions.
+Duplicate suppression is off as in bench/run.py (``CALLS_DEDUPE=1`` keeps it on, as config.yaml ships it: each
+request has a text of its own, so each is reserved and completed, never replayed).
+``CALLS_STORE_URL`` puts the store elsewhere (a fresh PostgreSQL database). Run it as ``python -P bench/calls.py …`` (bench/profile.py would shadow the standard library's ``profile``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ def main() -> None:
     with open(os.path.join(root, "config.yaml"), encoding="utf-8") as f:
         raw = yaml.safe_load(f)
     raw["store"] = {**raw.get("store", {}), "path": tempfile.mkdtemp() + "/b.db"}
+    if os.environ.get("CALLS_STORE_URL"):  # e.g. a fresh PostgreSQL database: postgresql://…/<db>
+        raw["store"].pop("path")
+        raw["store"]["url"] = os.environ["CALLS_STORE_URL"]
     raw["callers"]["demo"]["mode"] = mode
+    if "idempotency" in raw and os.environ.get("CALLS_DEDUPE") != "1":  # one URL repeated: with duplicate
+        raw["idempotency"]["dedupe_window"] = 0  # suppression every request would be a replay (as bench/run.py)
     raw["callers"]["demo"]["upstream_api"] = "query" if mode == "sync" else "advanced"
     for t in raw["templates"].values():
         if mode == "queued" and t.get("api") == "query":
@@ -40,12 +48,12 @@ def main() -> None:
     ctx.bind("http://127.0.0.1:1")
     ctx.start()
     client = app.test_client()
-    for _ in range(100):
-        client.get(QUERY)
+    for i in range(100):
+        client.get(f"{QUERY}-{i}")  # a text of its own: with CALLS_DEDUPE=1 no request is a duplicate
     prof = cProfile.Profile()
     prof.enable()
-    for _ in range(n):
-        client.get(QUERY)
+    for i in range(n):
+        client.get(f"{QUERY}-{i + 100}")
     prof.disable()
     ctx.stop()
     stats = pstats.Stats(prof)

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("scenario", nargs="?", default="bridge-query")
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--out", type=Path, default=run.DEFAULT_OUT)
+    ap.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks here (for flame graphs)")
     args = ap.parse_args(argv)
     spy, wrk = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), shutil.which("wrk")
     if not wrk or not Path(spy).exists():
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> Path:
         rec.wait(args.seconds + 30)
         rps = next((line for line in load.stdout.splitlines() if line.startswith("Requests/sec")), "")
         text = f"py-spy --gil, {sc.name} ({sc.label}), wrk c=16 {args.seconds}s: {rps}\n\n" + summarise(raw.read_text())
+        if args.raw:
+            shutil.copyfile(raw, args.raw)
     finally:
         for p in procs.values():
             p.stop()

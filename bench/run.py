@@ -12,7 +12,14 @@ median/min/max over the repetitions. Results: bench/results/http.json and bench/
 Scenarios (issue 7): a floor, b direct, c bridge sync (query and advanced upstream) with the bare
 proxy as baseline, d bridge template, h peak RSS per bridge process, i Kannel peer (skipped with the
 reason when it cannot be installed), bulk (f) through the sync path; e queued, f queued bulk and
-g reports are one function each and are skipped with a note until queued mode is merged.
+g reports. Issue 15 item 7 (scaling): ``sqlite-1``, ``pg-1``, ``pg-2`` and ``pg-4`` are the same queued GET
+load against 1 bridge process on SQLite and 1, 2 and 4 processes on one socket on PostgreSQL (a fresh
+database each on ``--pg-url``'s server, dropped afterwards; skipped with the reason when none answers).
+
+Every row also reports the CPU its server spends per answered request: user+system time of the server's
+process and all its children (read from /proc, once the processes have gone quiet after the load, so a
+queued bridge's forwarding counts), divided by the 2xx answers. On a shared machine it moves far less
+than requests/s, and it is what the issue-15 targets compare.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ class Scenario:
     messages_per_request: int = 2
     baseline: str | None = None
     e2e: bool = False  # also wait until the sandbox has every accepted message (queued mode)
+    cpu: bool = True  # read the server's CPU per request (not for the Kannel peer)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -84,8 +92,22 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("queued-normal", "(e) bridge queued, synchronous NORMAL: accepted; e2e to the sandbox",
              "bridge-queued-normal", f"/sms/1/text/query?{SEED}", baseline="floor", e2e=True),
     Scenario("kannel", "(i) peer: Kannel 1.4.5 sendsms -> fake SMSC", "kannel", f"/cgi-bin/sendsms?{KANNEL}",
-             messages_per_request=1),
+             messages_per_request=1, cpu=False),
+    Scenario("sqlite-1", "(15.7) 1 bridge process, SQLite, queued", "scale-sqlite-1", f"/sms/1/text/query?{SEED}",
+             baseline="floor", e2e=True),
+    Scenario("pg-1", "(15.7) 1 bridge process, PostgreSQL, queued", "scale-pg-1", f"/sms/1/text/query?{SEED}",
+             baseline="floor", e2e=True),
+    Scenario("pg-2", "(15.7) 2 bridge processes, one socket, PostgreSQL, queued", "scale-pg-2",
+             f"/sms/1/text/query?{SEED}", baseline="pg-1", e2e=True),
+    Scenario("pg-4", "(15.7) 4 bridge processes, one socket, PostgreSQL, queued", "scale-pg-4",
+             f"/sms/1/text/query?{SEED}", baseline="pg-1", e2e=True),
 )
+#: scaling scenarios' servers -> (store, processes); each runs ``serve.py bridge --workers N`` (app.py --workers)
+SCALE: dict[str, tuple[str, int]] = {
+    "scale-sqlite-1": ("sqlite", 1), "scale-pg-1": ("postgresql", 1), "scale-pg-2": ("postgresql", 2),
+    "scale-pg-4": ("postgresql", 4),
+}
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"  # --pg-url: a server where CREATE DATABASE is allowed
 # bridge process -> (upstream_api, mode, store.synchronous)
 BRIDGES: dict[str, tuple[str, str, str]] = {
     "bridge-query": ("query", "sync", "FULL"), "bridge-advanced": ("advanced", "sync", "FULL"),
@@ -127,16 +149,37 @@ class ServerProcess:
         return self.proc.pid
 
     def memory(self) -> dict[str, float]:
-        """Peak (VmHWM) and current (VmRSS) resident memory in MB."""
+        """Peak (VmHWM) and current (VmRSS) resident memory in MB: of the largest process of the tree (a
+        --workers parent's children are bridges each)."""
         out: dict[str, float] = {}
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key in ("VmHWM", "VmRSS"):
-                    out["peak_rss_mb" if key == "VmHWM" else "rss_mb"] = round(int(value.split()[0]) / 1024, 1)
-        except OSError:
-            pass
+        for pid in process_tree(self.pid):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    if key in ("VmHWM", "VmRSS"):
+                        k = "peak_rss_mb" if key == "VmHWM" else "rss_mb"
+                        out[k] = max(out.get(k, 0.0), round(int(value.split()[0]) / 1024, 1))
+            except OSError:
+                pass
         return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's process and its children (all threads)."""
+        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
+
+    def settled_cpu(self, deadline: float = 60.0) -> float:
+        """:meth:`cpu_seconds` once the processes have gone quiet (a queued bridge's workers forward after the
+        load ends: their CPU belongs to the requests that were accepted). Quiet: under 10 ms of CPU per
+        process in 0.3 s (idle workers waking for their timers stay below it)."""
+        n = len(process_tree(self.pid))
+        last, t0 = self.cpu_seconds(), time.monotonic()
+        while time.monotonic() - t0 < deadline:
+            time.sleep(0.3)  # sampling another process's CPU counters; bounded by ``deadline``
+            now = self.cpu_seconds()
+            if now - last < 0.01 * n:
+                return now
+            last = now
+        return last
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -149,13 +192,42 @@ class ServerProcess:
         self.log.close()
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``/proc/<pid>/task/<tid>/children``)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 def bridge_config(workdir: Path, name: str, upstream_api: str, mode: str = "sync", synchronous: str = "FULL",
-                  root: Path = ROOT) -> Path:
-    """The config.yaml shipped in ``root`` (a --compare REF has its own), with its own SQLite file, the
-    caller's upstream API and delivery mode, and the store's fsync policy."""
+                  root: Path = ROOT, store_url: str | None = None) -> Path:
+    """The config.yaml shipped in ``root`` (a --compare REF has its own), with its own SQLite file (or
+    ``store_url``), the caller's upstream API and delivery mode, and the store's fsync policy."""
     raw = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8"))
     raw = copy.deepcopy(raw)
     raw["store"] = {**(raw.get("store") or {}), "path": str(workdir / f"{name}.db"), "synchronous": synchronous}
+    if store_url:
+        raw["store"].pop("path")
+        raw["store"]["url"] = store_url
     raw["upstream"] = {**(raw.get("upstream") or {}), "base_url": "sandbox", "api_key": "sandbox-key"}
     raw["callers"]["demo"]["upstream_api"] = upstream_api
     raw["callers"]["demo"]["mode"] = mode
@@ -181,7 +253,51 @@ def export_ref(ref: str, workdir: Path) -> Path:
     return dest
 
 
-def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None) -> dict[str, ServerProcess]:
+class PgDatabases:
+    """Fresh PostgreSQL databases (``smsbridge_bench_<hex>``) on the server of ``admin_url``, dropped by
+    :meth:`drop_all`."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url, self.made = admin_url, []
+
+    def _admin(self):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=3)
+
+    def unavailable(self) -> str | None:
+        """None when the server answers; else the reason the PostgreSQL rows are skipped."""
+        try:
+            with self._admin() as c:
+                c.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server here"
+            return f"no PostgreSQL server answers at {self.admin_url} ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+        return None
+
+    def make(self) -> str:
+        import secrets
+
+        name = f"smsbridge_bench_{secrets.token_hex(6)}"
+        with self._admin() as c:
+            c.execute(f"CREATE DATABASE {name}")
+        self.made.append(name)
+        return f"{self.admin_url.rsplit('/', 1)[0]}/{name}"
+
+    def drop_all(self) -> None:
+        if not self.made:
+            return
+        with self._admin() as c:
+            while self.made:
+                c.execute(f"DROP DATABASE IF EXISTS {self.made.pop()} WITH (FORCE)")
+
+
+def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None, pg: PgDatabases | None = None,
+                  scale_mode: str = "queued", lazy: dict[str, Callable[[], ServerProcess]] | None = None,
+                  ) -> dict[str, ServerProcess]:
+    """Start the servers of ``wanted``. The scaling rows' bridges (:data:`SCALE`) are only prepared (config,
+    database) into ``lazy``: each is started for its load and stopped after it, so that one PostgreSQL
+    server's ``max_connections`` (100 by default; a bridge holds one per thread that touches the store)
+    never has to hold 1 + 2 + 4 processes' connections at once."""
     procs: dict[str, ServerProcess] = {}
     try:
         procs["sandbox"] = ServerProcess("sandbox", "sandbox", ["--dlr-delay", str(SANDBOX_DLR_DELAY)], workdir)
@@ -199,6 +315,14 @@ def start_servers(workdir: Path, wanted: set[str], ref_root: Path | None = None)
                 upstream = procs["sandbox-dlr"].wait_ready().url if name == "bridge-reports" else sandbox
                 cfg = bridge_config(workdir, name, api, mode, sync)
                 procs[name] = ServerProcess(name, "bridge", ["--config", str(cfg), "--upstream", upstream], workdir)
+        api = "advanced" if scale_mode == "queued" else "query"
+        for name, (store, workers) in SCALE.items():
+            if name in wanted and lazy is not None:
+                url = pg.make() if store == "postgresql" and pg else None
+                cfg = bridge_config(workdir, name, api, scale_mode, "FULL", store_url=url)
+                lazy[name] = (lambda name=name, cfg=cfg, workers=workers: ServerProcess(
+                    name, "bridge", ["--config", str(cfg), "--upstream", sandbox, "--workers", str(workers)],
+                    workdir).wait_ready(120))
         if "bridge-queued-ref" in wanted and ref_root:
             cfg = bridge_config(workdir, "bridge-queued-ref", "advanced", "queued", "FULL", root=ref_root)
             procs["bridge-queued-ref"] = ServerProcess("bridge-queued-ref", "bridge", [
@@ -429,6 +553,7 @@ class RunContext:
     kannel: KannelPeer | None = None
     reports: int = 2000
     samples: dict[str, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
+    lazy: dict[str, Callable[[], ServerProcess]] = field(default_factory=dict)  # started per load (SCALE)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -449,9 +574,27 @@ def versions() -> dict[str, Any]:
 
 
 def one_load(ctx: RunContext, sc: Scenario, kind: str, conc: int, duration: float) -> dict[str, Any]:
+    if sc.server not in ctx.lazy:
+        return _one_load(ctx, sc, kind, conc, duration)
+    proc = ctx.procs[sc.server] = ctx.lazy[sc.server]()
+    try:  # a fresh start: warm it up (imports, pools, caches; not recorded), then measure
+        loadgen.run_load(kind, proc.url + sc.target, conc, min(1.0, duration))
+        if sc.e2e:
+            bridge_backlog_drained(ctx, sc.server, ctx.procs["sandbox"].url, 10**9, deadline=30)
+        r = _one_load(ctx, sc, kind, conc, duration)
+        r.update(proc.memory())
+        return r
+    finally:
+        proc.stop()
+        del ctx.procs[sc.server]
+
+
+def _one_load(ctx: RunContext, sc: Scenario, kind: str, conc: int, duration: float) -> dict[str, Any]:
     base = ctx.kannel.url if sc.server == "kannel" else ctx.procs[sc.server].url
     if sc.server != "kannel" and "sandbox" in ctx.procs:
         requests.post(ctx.procs["sandbox"].url + "/sandbox/reset", timeout=10)  # keep the sandbox's memory flat
+    proc = ctx.procs.get(sc.server) if sc.cpu else None
+    cpu0 = proc.settled_cpu() if proc else 0.0
     before, t0 = (ctx.kannel.delivered(), time.perf_counter()) if sc.server == "kannel" else (0, time.perf_counter())
     r = loadgen.run_load(kind, base + sc.target, conc, duration)
     r["msgs_per_s"] = r["rps"] * sc.messages_per_request
@@ -462,6 +605,9 @@ def one_load(ctx: RunContext, sc: Scenario, kind: str, conc: int, duration: floa
         sandbox = ctx.procs["sandbox"].url
         r.update(end_to_end(lambda: sandbox_count(sandbox)["messages"], 0, t0,
                             (r["requests"] - r["non2xx"]) * sc.messages_per_request, settle=2.0, deadline=60))
+    if proc:
+        answered = max(1, r["requests"] - r["non2xx"])  # 2xx answers (socket errors are not requests)
+        r["cpu_ms_per_request"] = 1000 * (proc.settled_cpu() - cpu0) / answered
     return r
 
 
@@ -474,13 +620,20 @@ def aggregate(ctx: RunContext, scenarios: list[Scenario], concurrencies: list[in
             row = {k: summary([s[k] for s in samples]) for k in ("rps", "msgs_per_s", "p50_ms", "p99_ms")}
             row["errors"] = sum(s["errors"] for s in samples)
             row["requests"] = sum(s["requests"] for s in samples)
+            if "cpu_ms_per_request" in samples[0]:
+                row["cpu_ms_per_request"] = summary([s["cpu_ms_per_request"] for s in samples])
             if "e2e_msgs_per_s" in samples[0]:
                 row["e2e_msgs_per_s"] = summary([s["e2e_msgs_per_s"] for s in samples])
                 row["delivered"] = sum(s["delivered"] for s in samples)
             rows[str(conc)] = row
-        mem = ctx.kannel.memory() if sc.server == "kannel" and ctx.kannel else ctx.procs[sc.server].memory()
+        if sc.server in ctx.lazy:  # stopped after each load: the largest peak seen
+            mem = {"peak_rss_mb": max(s.get("peak_rss_mb", 0.0) for s in ctx.samples[sc.name][concurrencies[0]])}
+        else:
+            mem = ctx.kannel.memory() if sc.server == "kannel" and ctx.kannel else ctx.procs[sc.server].memory()
         table[sc.name] = {"label": sc.label, "messages_per_request": sc.messages_per_request, **mem,
                           "concurrency": rows}
+        if sc.server in SCALE:
+            table[sc.name]["processes"] = SCALE[sc.server][1]
     return table
 
 
@@ -505,6 +658,20 @@ RATIOS: tuple[tuple[str, str, str, str], ...] = (
     ("queued e2e msgs/kannel e2e msgs", "queued", "kannel", "e2e/e2e"),
     ("queued/queued-ref accepted (same queued bridge at --compare REF)", "queued", "queued-ref", "rps"),
     ("queued/queued-ref e2e msgs", "queued", "queued-ref", "e2e/e2e"),
+    # issue 15 item 7: CPU per answered request (bridge processes' CPU ÷ 2xx answers), and scaling
+    ("CPU queued/floor", "queued", "floor", "cpu"),
+    ("CPU bridge-query/proxy", "bridge-query", "proxy", "cpu"),
+    ("CPU bridge-advanced/proxy", "bridge-advanced", "proxy", "cpu"),
+    ("CPU sqlite-1/floor", "sqlite-1", "floor", "cpu"),
+    ("CPU pg-1/floor", "pg-1", "floor", "cpu"),
+    ("CPU pg-1/sqlite-1", "pg-1", "sqlite-1", "cpu"),
+    ("CPU pg-2/pg-1", "pg-2", "pg-1", "cpu"),
+    ("CPU pg-4/pg-1", "pg-4", "pg-1", "cpu"),
+    ("pg-1/sqlite-1 accepted", "pg-1", "sqlite-1", "rps"),
+    ("pg-2/pg-1 accepted", "pg-2", "pg-1", "rps"),
+    ("pg-4/pg-1 accepted", "pg-4", "pg-1", "rps"),
+    ("pg-2/pg-1 e2e msgs", "pg-2", "pg-1", "e2e/e2e"),
+    ("pg-4/pg-1 e2e msgs", "pg-4", "pg-1", "e2e/e2e"),
 )
 
 
@@ -526,6 +693,8 @@ def ratios(ctx: RunContext, concurrencies: list[int]) -> dict[str, Any]:
                     vals.append(a["e2e_msgs_per_s"] / b["msgs_per_s"] if b["msgs_per_s"] else 0.0)
                 elif what == "e2e/e2e":
                     vals.append(a["e2e_msgs_per_s"] / b["e2e_msgs_per_s"] if b.get("e2e_msgs_per_s") else 0.0)
+                elif what == "cpu":
+                    vals.append(a["cpu_ms_per_request"] / b["cpu_ms_per_request"] if b["cpu_ms_per_request"] else 0.0)
                 else:
                     vals.append(a["p50_ms"] - b["p50_ms"])
             per_conc[str(conc)] = summary(vals)
@@ -560,6 +729,11 @@ def targets(table: dict[str, Any], rat: dict[str, Any], extra: dict[str, Any] | 
     add("(e) queued e2e msgs/s vs direct msgs/s (FULL)", "queued e2e msgs/direct msgs", lambda v: v >= 2, ">= 2")
     add("(e) queued e2e msgs/s vs direct msgs/s (NORMAL)", "queued-normal e2e msgs/direct msgs", lambda v: v >= 2,
         ">= 2")
+
+    # issue 15 item 7 (these replace issue 7's single-process throughput targets)
+    add("(15.7) CPU per queued acceptance vs floor's request", "CPU queued/floor", lambda v: v <= 2.0, "<= 2")
+    add("(15.7) CPU per sync send vs bare proxy's request", "CPU bridge-query/proxy", lambda v: v <= 1.0, "<= 1.0")
+    add("(15.7) 2 processes vs 1 on PostgreSQL, accepted req/s", "pg-2/pg-1 accepted", lambda v: v >= 1.6, ">= 1.6")
 
     def one(what: str, value: float, ok: bool, goal: str) -> None:
         res.append({"target": what, "concurrency": None, "goal": goal, "median": round(value, 3), "met": ok})
@@ -611,20 +785,23 @@ def markdown(report: dict[str, Any]) -> str:
         f"own process (waitress, 16 threads; sandbox 8) on 127.0.0.1. Bridges run config.yaml as shipped "
         f"(access log on, SQLite WAL, synchronous {cfg['store_synchronous']} unless the row says NORMAL). The "
         f"sandbox's reports are off in (a)-(f) (dlr_delay {SANDBOX_DLR_DELAY:.0f} s); (g) has its own sandbox.", "",
-        "| scenario | conc | req/s | msgs/s | p50 ms | p99 ms | errors | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "CPU ms/req: user+system CPU time of the server's processes (a --workers parent and its children) per 2xx "
+        "answer, read from /proc once they went quiet after the load (a queued bridge's forwarding included).", "",
+        "| scenario | conc | req/s | CPU ms/req | msgs/s | p50 ms | p99 ms | errors | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["scenarios"].values():
         for conc, r in row["concurrency"].items():
             msgs = _fmt(r["e2e_msgs_per_s"]) + " e2e" if "e2e_msgs_per_s" in r else _fmt(r["msgs_per_s"])
-            lines.append(f"| {row['label']} | {conc} | {_fmt(r['rps'])} | {msgs} | {_fmt(r['p50_ms'], 2)} | "
+            cpu = _fmt(r["cpu_ms_per_request"], 3) if "cpu_ms_per_request" in r else "—"
+            lines.append(f"| {row['label']} | {conc} | {_fmt(r['rps'])} | {cpu} | {msgs} | {_fmt(r['p50_ms'], 2)} | "
                          f"{_fmt(r['p99_ms'], 2)} | {r['errors']} | {row.get('peak_rss_mb', '—')} |")
     lines += ["", "## Ratios (same repetition, then median (min–max))", "", "| comparison | conc | value |",
               "|---|---|---|"]
     for name, per in report["ratios"].items():
         for conc, s in per.items():
             lines.append(f"| {name} | {conc} | {_fmt(s, 2)} |")
-    lines += ["", "## Targets (issue 7 item 3)", "", "| target | conc | goal | median | met |", "|---|---|---|---|---|"]
+    lines += ["", "## Targets (issue 7 item 3; issue 15 item 7 rows start with (15.7))", "", "| target | conc | goal | median | met |", "|---|---|---|---|---|"]
     for t in report["targets"]:
         lines.append(f"| {t['target']} | {t['concurrency'] or '—'} | {t['goal']} | {t['median']} | "
                      f"{'yes' if t['met'] else '**no**'} |")
@@ -666,6 +843,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--no-install", action="store_true", help="never apt-get install the Kannel peer")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default bench/results)")
+    ap.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL server for the pg-N rows (default {PG_URL}); a "
+                    "fresh database per row, dropped afterwards")
+    ap.add_argument("--scale-mode", choices=("queued", "sync"), default="queued",
+                    help="delivery mode of the sqlite-1 and pg-N rows (default queued)")
     args = ap.parse_args(argv)
     if args.runs < 3:
         ap.error("--runs must be at least 3 (figures are medians of at least 3 runs)")
@@ -707,16 +888,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if why:
             skipped["kannel"] = why
             scenarios = [s for s in scenarios if s.server != "kannel"]
+    pg = PgDatabases(args.pg_url)
+    if any(SCALE.get(s.server, ("",))[0] == "postgresql" for s in scenarios):
+        why = pg.unavailable()
+        if why:
+            skipped.update({s.name: why for s in scenarios if SCALE.get(s.server, ("",))[0] == "postgresql"})
+            scenarios = [s for s in scenarios if s.name not in skipped]
     wanted = {s.server for s in scenarios} | ({"bridge-query"} if "bulk-sync" in extras else set()) \
         | ({"bridge-queued"} if "bulk-queued" in extras else set()) \
         | ({"bridge-reports"} if "reports" in extras else set())
     procs: dict[str, ServerProcess] = {}
     try:
-        procs = start_servers(workdir, wanted, export_ref(args.compare, workdir) if args.compare else None)
+        lazy: dict[str, Callable[[], ServerProcess]] = {}
+        procs = start_servers(workdir, wanted, export_ref(args.compare, workdir) if args.compare else None, pg,
+                              args.scale_mode, lazy)
         ctx = RunContext(procs, args.runs, tuple(int(n) for n in args.bulk.split(",") if n), workdir, kannel,
-                         reports=args.reports)
-        for sc in scenarios:  # warm-up: imports, pools, caches; not recorded
-            one_load(ctx, sc, kind, concurrencies[0], min(1.0, duration))
+                         reports=args.reports, lazy=lazy)
+        for sc in scenarios:  # warm-up: imports, pools, caches; not recorded (lazy servers warm up per load)
+            if sc.server not in lazy:
+                one_load(ctx, sc, kind, concurrencies[0], min(1.0, duration))
         ctx.samples = {s.name: {c: [] for c in concurrencies} for s in scenarios}
         for rep in range(args.runs):
             for conc in concurrencies:
@@ -729,15 +919,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rat = ratios(ctx, concurrencies)
         extra = {name: EXTRA_SCENARIOS[name](ctx) for name in extras}
     finally:
-        for p in procs.values():
+        for p in reversed(list(procs.values())):  # the bridges before their sandbox
             p.stop()
         if kannel:
             kannel.stop()
+        pg.drop_all()
     report = {
         "environment": {"date": started.isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
                         "loadavg_start": loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
                         "platform": platform.platform(), "versions": versions()},
         "settings": {"loadgen": kind, "compare": args.compare, "duration_s": duration, "runs": args.runs, "concurrency": concurrencies,
+                     "scale_mode": args.scale_mode,
                      "servers": "one process each (bench/serve.py), waitress on 127.0.0.1",
                      "store_synchronous": yaml.safe_load((ROOT / "config.yaml").read_text())["store"]["synchronous"]},
         "scenarios": table, "ratios": rat, "targets": targets(table, rat, extra), "extra": extra, "skipped": skipped,

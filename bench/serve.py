@@ -7,6 +7,11 @@ with ``--config``; told the address it really got, so the upstream's reports rea
 ephemeral port, prints one JSON line ``{"role", "url", "pid"}`` on stdout when it listens, and serves
 until SIGTERM. The runner starts one process per server so that RSS is per server and the load
 generator does not share a GIL with what it measures.
+
+``bridge --workers N`` runs the bridge as ``app.py --workers N`` does (gateway/supervisor.py): this process
+binds the socket, migrates the store and requeues once, then supervises N children (``serve.py bridge`` again,
+the socket inherited) and prints its line once every child serves; its ``pid`` is the parent's, and the
+runner adds the children's CPU time (bench/run.py ``process_tree``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -24,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+READY_DIR = "SMSBRIDGE_BENCH_READY"  # run_supervised's children touch <dir>/<pid> once they serve
 THREADS = 16  # the bridge's default server.threads; the baselines use the same
 
 
@@ -36,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=THREADS)
     ap.add_argument("--dlr-delay", type=float, default=1.0, help="sandbox: seconds until a message's report")
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout to import gateway from")
+    ap.add_argument("--workers", type=int, default=0, help="bridge: N processes on one socket (app.py --workers)")
     args = ap.parse_args(argv)
     for p in (str(HERE), str(args.root)):
         if p not in sys.path:
@@ -50,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.role == "receiver":
         return run_receiver()
+    if args.role == "bridge" and args.workers > 0:
+        return run_supervised(args)
     stop_hooks = []
     ctx = None
     if args.role == "sandbox":
@@ -68,19 +78,69 @@ def main(argv: list[str] | None = None) -> int:
         ctx = app.extensions["smsbridge"]
         stop_hooks.append(ctx.stop)
         threads = config.server.threads
-    server = ServerThread(app, "127.0.0.1", 0, threads=threads)
+    child_fd = os.environ.get(READY_DIR) and os.environ.get("SMSBRIDGE_LISTEN_FD")
+    sock = socket.socket(fileno=int(child_fd)) if child_fd else None  # a child of run_supervised
+    server = ServerThread(app, "127.0.0.1", 0, threads=threads, sock=sock)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     if ctx is not None:
         ctx.bind(server.url)  # the bridge's own notifyUrl must name the port it really got
+        if child_fd:
+            from gateway import supervisor
+
+            ctx.queue.requeue_at_start = False  # the parent did it once: a sibling's leases are live
+            supervisor.watch_parent()
         ctx.start()
     server.start()
-    print(json.dumps({"role": args.role, "url": server.url, "pid": os.getpid()}), flush=True)
+    if child_fd:
+        (Path(os.environ[READY_DIR]) / str(os.getpid())).touch()
+    else:
+        print(json.dumps({"role": args.role, "url": server.url, "pid": os.getpid()}), flush=True)
     done.wait()
     server.stop()
     for hook in stop_hooks:
         hook()
+    return 0
+
+
+def run_supervised(args: argparse.Namespace) -> int:
+    """``bridge --workers N``: bind, migrate and requeue once, then N children on the shared socket."""
+    import tempfile
+    import time
+
+    from gateway import supervisor
+    from gateway.clock import SystemClock
+    from gateway.config import load_config
+    from gateway.logs import configure
+    from gateway.servers import ServerThread, listening_socket
+    from gateway.store.opening import open_store
+    from gateway.store.records import Store
+
+    config = load_config(args.config)
+    configure(config.logging.level)
+    db = open_store(config.store.path, synchronous=config.store.synchronous)
+    try:
+        Store(db, SystemClock()).requeue_inflight()
+    finally:
+        db.close()
+    listener = listening_socket("127.0.0.1", 0)
+    listener.listen(1024)
+    ready = Path(tempfile.mkdtemp(prefix="serve-ready-"))
+    argv = [sys.executable, str(Path(__file__).resolve()), "bridge", "--config", args.config,
+            "--upstream", args.upstream or "", "--root", str(args.root), "--threads", str(args.threads)]
+    sup = supervisor.Supervisor(argv, args.workers, listener.fileno(), {READY_DIR: str(ready)}, grace=10)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner = threading.Thread(target=sup.run, args=(stop,), name="supervisor")
+    runner.start()
+    deadline = time.monotonic() + 120
+    while len(list(ready.iterdir())) < args.workers and time.monotonic() < deadline and runner.is_alive():
+        time.sleep(0.1)  # the children start (imports, store) in parallel; bounded by the deadline
+    url = ServerThread.url_of("127.0.0.1", listener.getsockname()[1])
+    print(json.dumps({"role": "bridge", "url": url, "pid": os.getpid(), "workers": args.workers}), flush=True)
+    runner.join()
     return 0
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 import time
 from types import MappingProxyType
+from typing import TextIO
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -57,12 +60,69 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Standard error, handed to the OS in batches: what INFO lines (the access log) have gathered goes out at
+    most ``interval`` seconds later (a background thread flushes it), at once with any WARNING or worse, and
+    on close (``logging.shutdown`` at exit, so a SIGTERM loses nothing). A write and a flush per line, with
+    the server's threads contending for this handler's lock, cost a queued acceptance ~0.2 ms of CPU under
+    load (a quarter of it; bench/results/issue15/notes.md). A ``kill -9`` can lose the last ``interval``."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.2) -> None:
+        base = stream or sys.stderr
+        try:  # the same file, with a buffer of its own (sys.stderr writes every line through)
+            own: TextIO = open(base.fileno(), "w", buffering=1 << 16, closefd=False,  # noqa: SIM115
+                               encoding=getattr(base, "encoding", None) or "utf-8", errors="backslashreplace")
+        except (AttributeError, OSError, ValueError):  # no file descriptor (an in-memory stream): as it is
+            own = base
+        super().__init__(own)
+        self.interval = interval
+        self._dirty = False
+        self._closed = threading.Event()
+        threading.Thread(target=self._flusher, name="log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            self._dirty = True
+            if record.levelno >= logging.WARNING:
+                self._flush_now()
+        except RecursionError:
+            raise
+        except Exception:  # as StreamHandler: a broken stream never breaks the caller
+            self.handleError(record)
+
+    def _flush_now(self) -> None:
+        self._dirty = False
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):  # closed or gone: nothing more to do
+            pass
+
+    def _flusher(self) -> None:
+        while not self._closed.wait(self.interval):
+            if self._dirty:
+                self.flush()
+
+    def flush(self) -> None:
+        """Everything gathered, out now."""
+        self.acquire()
+        try:
+            self._flush_now()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush()
+        super().close()
+
+
 def configure(level: str = "INFO", fmt: str = "text", masking: Masking | None = None) -> None:
     """Root logging: one stream handler, redacted (texts masked per ``masking``), with the request id;
     ``fmt`` is text or json."""
     root = logging.getLogger()
     if not any(isinstance(h, logging.StreamHandler) for h in root.handlers):
-        root.addHandler(logging.StreamHandler())
+        root.addHandler(BatchingStreamHandler())
     for h in root.handlers:
         if fmt == "json":
             formatter: logging.Formatter = JsonFormatter()

@@ -25,6 +25,8 @@ _USERINFO = re.compile(r"(?i)(https?://)[^/@\s]+@")
 #: Webhook path tokens are secrets (/hooks/dlr/<token>, /hooks/inbound/<token>).
 _HOOK = re.compile(r"(/hooks/[A-Za-z]+/)[^/?#\s]+")
 _AUTH = re.compile(r"(?i)\b(App|Basic|Bearer|IBSSO)\s+[A-Za-z0-9+/=._~-]+")
+#: an ASCII text without one of these cannot match _AUTH (a non-ASCII one is always scanned: case folding)
+_AUTH_WORDS = ("app", "basic", "bearer", "ibsso")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def mask(text: str | None, enabled: bool = True, keep: int = 3) -> str:
 
 
 def _name(raw: str) -> str:
+    if "%" not in raw and "+" not in raw:  # nothing to decode (the common case: unquote_plus is the cost)
+        return raw.strip().lower()
     try:
         return unquote_plus(raw, errors="replace").strip().lower()
     except ValueError:
@@ -77,9 +81,14 @@ def _pair(m: re.Match[str], masking: Masking | None, mask_all: bool) -> str:
 def redact(text: str, masking: Masking | None = None, mask_all: bool = False) -> str:
     """Mask secret query values (and, with ``masking``, texts: every value but a few with ``mask_all``),
     URL userinfo, webhook tokens and Authorization values in any text."""
-    text = _PAIR.sub(lambda m: _pair(m, masking, mask_all), text)
-    text = _USERINFO.sub(r"\1***@", text)
-    text = _HOOK.sub(r"\1***", text)
+    if "=" in text:  # each pattern needs its marker: a line without one is not scanned for it
+        text = _PAIR.sub(lambda m: _pair(m, masking, mask_all), text)
+    if "@" in text:
+        text = _USERINFO.sub(r"\1***@", text)
+    if "/hooks/" in text:
+        text = _HOOK.sub(r"\1***", text)
+    if text.isascii() and not any(w in text.lower() for w in _AUTH_WORDS):  # cheaper than the scan
+        return text
     return _AUTH.sub(lambda m: f"{m.group(1)} ***", text)
 
 

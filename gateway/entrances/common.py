@@ -32,11 +32,16 @@ __all__ = ["CREDENTIAL_PARAMS", "IDEMPOTENCY_PARAM"]  # defined in gateway/accep
 
 
 def request_params() -> QueryParams:
-    """The query string's parameters, plus a form body's on POST; decoded once, strictly."""
+    """The query string's parameters, plus a form body's on POST; decoded once per request, strictly (the
+    send guard and the view share them: ``QueryParams`` is read-only)."""
+    params: QueryParams | None = g.get("request_params")
+    if params is not None:
+        return params
     charset = bridge().config.server.default_charset
     params = parse_query(request.query_string, charset)
     if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         params = QueryParams(params.items() + parse_form(request.get_data(), charset).items())
+    g.request_params = params
     return params
 
 

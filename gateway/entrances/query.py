@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g
 
 from .. import accepts
 from ..model import Submission
 from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
-from ..services import bridge
 from ..validate import Errors
 from ..wire.formats import render
 from ..wire.legacy import result_to_wire, submission_from_query
-from .common import authenticate, begin, check_known, check_params, finish_rejected
-from .querystring import QueryParams, parse_query
+from .common import authenticate, begin, check_known, check_params, finish_rejected, request_params
+from .querystring import QueryParams
 from .replay import send, send_entrance
 
 bp = Blueprint("query", __name__)
@@ -39,8 +38,7 @@ def _custom_id(params: QueryParams, sub: Submission, errs: Errors) -> None:
 @send_entrance
 def send_query(ext: str | None) -> Response:
     fmt = begin(ext)
-    ctx = bridge()
-    params = parse_query(request.query_string, ctx.config.server.default_charset)
+    params = request_params()  # GET only: the query string, decoded once (shared with the send guard)
     caller = authenticate(params, "query")
     errs = Errors()
     check_known(params, KNOWN_PARAMS, errs)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
-from .dialects import insert, inserted
-from .engine import Connection, Database
+from .dialects import INSERTS, insert, inserted
+from .engine import Connection, Database, Prepared
 from .schema import idempotency as T
 from .schema import messages as M
 
@@ -35,36 +35,54 @@ class Slot:
     ref: str | None = None
 
 
+_ROW_KEYS = ("caller", "key", "fingerprint", "state", "http_status", "content_type", "body", "ref", "message_id",
+             "replays", "lease_until", "expires_at", "created_at", "updated_at")
+#: the hot statements of a reservation and its completion, built and compiled once (engine.Prepared): per
+#: dialect, the insert that does nothing on a conflict (PostgreSQL: RETURNING says whether it inserted)
+_INSERT = {name: Prepared(make(T).on_conflict_do_nothing(), keys=_ROW_KEYS) for name, make in INSERTS.items()}
+_INSERT["postgresql"] = Prepared(INSERTS["postgresql"](T).on_conflict_do_nothing().returning(T.c.id), keys=_ROW_KEYS)
+_MINE = and_(T.c.caller == bindparam("w_caller"), T.c.key == bindparam("w_key"))
+_TAKE_VALUES = {k: bindparam(f"v_{k}") for k in _ROW_KEYS[2:]}
+_EXPIRED = T.c.expires_at <= bindparam("w_now")
+_TAKE = Prepared(update(T).where(_MINE, _EXPIRED).values(**_TAKE_VALUES))
+_TAKE_STALE = Prepared(update(T).where(_MINE, or_(_EXPIRED, and_(T.c.state == "inflight",
+                                                                  T.c.lease_until <= bindparam("w_now")))
+                                       ).values(**_TAKE_VALUES))
+_HELD = Prepared(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content_type, T.c.body, T.c.ref)
+                 .where(_MINE))
+_COMPLETE = Prepared(update(T).where(_MINE).values(
+    state="done", **{k: bindparam(f"v_{k}") for k in ("http_status", "content_type", "body", "ref", "message_id",
+                                                        "updated_at")}))
+
+
 def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
                 take_stale: bool) -> Slot:
-    values = {"caller": caller, "key": key, "fingerprint": fingerprint, "state": "inflight", "http_status": None,
-              "content_type": None, "body": None, "ref": None, "message_id": None, "replays": 0,
-              "lease_until": now + lease, "expires_at": now + ttl, "created_at": now, "updated_at": now}
-    mine = and_(T.c.caller == caller, T.c.key == key)
-    free = T.c.expires_at <= now
-    if take_stale:
-        free = or_(free, and_(T.c.state == "inflight", T.c.lease_until <= now))
-    if inserted(c, insert(c, T).values(**values).on_conflict_do_nothing()):
+    row = (caller, key, fingerprint, "inflight", None, None, None, None, None, 0, now + lease, now + ttl, now, now)
+    ins = _INSERT[c.dialect.name]
+    if c.dialect.name == "sqlite":
+        if ins.run(c, dict(zip(_ROW_KEYS, row, strict=True))).rowcount == 1:
+            return Slot(RESERVED)
+    elif ins.run(c, dict(zip(_ROW_KEYS, row, strict=True))).fetchone() is not None:
         return Slot(RESERVED)
-    values.pop("caller"), values.pop("key")
-    if c.execute(update(T).where(mine, free).values(**values)).rowcount == 1:
+    where = {"w_caller": caller, "w_key": key, "w_now": now}
+    take = _TAKE_STALE if take_stale else _TAKE
+    if take.run(c, {**where, **{f"v_{k}": v for k, v in zip(_ROW_KEYS[2:], row[2:], strict=True)}}).rowcount == 1:
         return Slot(RESERVED)
-    row = c.execute(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content_type, T.c.body, T.c.ref)
-                    .where(mine)).first()
-    if row is None:  # deleted since the insert conflicted (PostgreSQL, a concurrent prune): try again
+    held = _HELD.run(c, where).fetchone()
+    if held is None:  # deleted since the insert conflicted (PostgreSQL, a concurrent prune): try again
         return Slot(INFLIGHT)
-    if row.fingerprint != fingerprint:
+    fp, state, http_status, content_type, body, ref = held
+    if fp != fingerprint:
         return Slot(MISMATCH)
-    if row.state != "done":
+    if state != "done":
         return Slot(INFLIGHT)
-    return Slot(DONE, row.http_status, row.content_type, bytes(row.body or b""), row.ref)
+    return Slot(DONE, http_status, content_type, bytes(body or b""), ref)
 
 
 def _complete_on(c: Connection, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
                  ref: str | None, message_id: str | None, now: float) -> None:
-    c.execute(update(T).where(T.c.caller == caller, T.c.key == key).values(
-        state="done", http_status=http_status, content_type=content_type, body=body, ref=ref,
-        message_id=message_id, updated_at=now))
+    _COMPLETE.run(c, {"w_caller": caller, "w_key": key, "v_http_status": http_status, "v_content_type": content_type,
+                      "v_body": body, "v_ref": ref, "v_message_id": message_id, "v_updated_at": now})
 
 
 class Reservations:
