@@ -162,3 +162,15 @@ def build_legacy(path: str, version: int) -> None:
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 1700000000.0)", (v, name))
     finally:
         conn.close()
+
+
+def raw_messages_count(path: str) -> int:
+    """Messages in the main file of a SQLite database read without its WAL (a plain copy of the file alone):
+    0 when the table is not even there yet."""
+    conn = sqlite3.connect(path)
+    try:
+        if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'messages'").fetchone()[0]:
+            return 0
+        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+    finally:
+        conn.close()

@@ -299,3 +299,31 @@ def test_the_breaker_opens_after_n_failures_lets_one_prober_through_and_reopens_
     b.probed(True, 68)
     assert b.state == CLOSED and b.failures == 0
     assert b.transitions == {CLOSED: 1, HALF_OPEN: 2, OPEN: 2}
+
+
+def test_each_upstream_keeps_its_own_rate_even_for_what_fails_over_to_it(make_bridge):
+    """upstreams[].rate: the second upstream's own account pace (2/s, burst 2) holds for the messages that fail
+    over to it, on a manual clock; the primary has no rate. Nothing is refused, nothing lost."""
+    from gateway.clock import ManualClock
+    from tests.test_pacing import _settled, _tick
+
+    port = free_port()  # eu: nothing listens (connections refused)
+    clock = ManualClock()
+    with running_sandbox(dlr_delay=3600) as us:
+        def mutate(raw: dict[str, Any]) -> None:
+            two(us.url)(raw)
+            raw["upstreams"][1]["rate"] = {"per_second": 2, "burst": 2}
+            queued(raw)
+
+        bridge = make_bridge(mutate, upstream_url=f"http://127.0.0.1:{port}", clock=clock)
+        send(bridge, 6, 0, "paced at us")
+        wait_for(lambda: _settled(bridge, 2, 4), what="the burst of 2 at us, 4 waiting")
+        _tick(clock, 1.0, bridge)
+        wait_for(lambda: _settled(bridge, 4, 2), what="2 more a second later")
+        _tick(clock, 1.0, bridge)
+        wait_for(lambda: _settled(bridge, 6, 0), what="the rest")
+        assert len(ids_at(us.url)) == 6
+        metrics = bridge.get("/metrics").text
+        assert 'smsbridge_pace_rate{bucket="upstream:us"} 2.0' in metrics
+        assert 'smsbridge_paced_total{bucket="upstream:us"} 6.0' in metrics
+        assert 'bucket="upstream"' not in metrics  # the primary (eu) has no rate of its own

@@ -9,6 +9,7 @@ which hands it to the router; ``rapidsms.contrib.messagelog`` records it).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,9 @@ def rapidsms_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     """RapidSMS with its Kannel backend on a loopback port; ``configure(sendsms_url)`` points it at a bridge."""
     from django.conf import settings
 
+    # The browser tests' Playwright keeps an asyncio loop on this (the main) thread for the whole session, and
+    # Django refuses database calls where a loop runs; Django's own switch for that case (nothing here is async)
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     lazy = _Lazy()
     server = waitress.create_server(lazy, host="127.0.0.1", port=0, threads=4)
     port = int(server.effective_port)  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from tests.conftest import ROOT, Sandbox, default_raw_config
 from tests.helpers import wait_for
 
 QUEUED = {"username": "qdemo", "password": "qdemo"}  # a queued caller beside the sync demo caller
+ADMIN_HASH = generate_password_hash("admin", method="pbkdf2:sha256:1000")  # fast for tests
 # A report POST the killed process had sent may be read by the receiver (a thread of the busy test process)
 # a little after the kill was seen: the seconds after the kill in which a first copy still counts as its.
 KILL_WINDOW = 2.0
@@ -47,8 +48,8 @@ def workers_config(tmp: Path, upstream_url: str, store: dict[str, Any] | None = 
     q.pop("api_key_hash")
     raw["callers"]["qdemo"] = q
     raw["inbound"]["token"] = "t" + "0123456789abcdef" * 3
-    raw["ui"]["admin_password_hash"] = generate_password_hash(raw["ui"].pop("admin_password"),
-                                                              method="pbkdf2:sha256:1000")
+    raw["ui"].pop("admin_password")
+    raw["ui"]["admin_password_hash"] = ADMIN_HASH  # one hash for every bridge, as one copied config.yaml has
     path = tmp / name
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path

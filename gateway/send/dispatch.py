@@ -151,7 +151,9 @@ class Dispatcher:
         plan = plan_traffic(sub, caller, template, self.clock.now(), self.config.queue.max_age)
         api = carrying_api(sub, api)  # nothing dropped: an API that cannot carry the request in full is not used
         mode = self.mode_of(caller, template)
-        if mode == "sync" and not plan.queue and not self.pacer.admit(sub.caller, sub.entrance, sub.destination_count):
+        picked = self.sender.upstreams.pick() if self.pacer.enabled else None
+        if mode == "sync" and not plan.queue and not self.pacer.admit(sub.caller, sub.entrance, sub.destination_count,
+                                                                      picked.name if picked else None):
             plan.queue = True  # over its rate: a sync send is accepted into the queue, never refused
         if plan.queue or mode == "queued":
             self._check_waiting(caller, sub.destination_count)
@@ -457,7 +459,7 @@ class QueueWorker:
         if not rows:
             return 0
         claimed = len(rows)
-        rows = self._traffic(rows)
+        rows = self._traffic(rows, route.name if route else None)
         if not rows:
             return claimed
         specs = decode_specs(r.spec for r in rows)
@@ -486,7 +488,7 @@ class QueueWorker:
         return claimed
 
     # -- traffic control (docs/delivery.md, "Traffic control") --------------------------------------
-    def _traffic(self, rows: list[QueuedMessage]) -> list[QueuedMessage]:
+    def _traffic(self, rows: list[QueuedMessage], route: str | None = None) -> list[QueuedMessage]:
         """Of the claimed rows, those that leave now: expired ones become EXPIRED (reported to the caller),
         ones held by a closed delivery window or over their rate (or during an upstream 429 pause) go back
         to the queue, due when their turn comes (never later than their expiry)."""
@@ -511,7 +513,7 @@ class QueueWorker:
             else:
                 go.append(r)
         if go and self.pacer.enabled:
-            go, paced = self.pacer.gate(go)
+            go, paced = self.pacer.gate(go, route)
             later += paced
         elif go and (until := self.pacer.paused_until()) is not None:
             later += [(r, until) for r in go]
@@ -595,7 +597,12 @@ class QueueWorker:
                 self.store.count("retried", len(retry))
                 log.warning("queue: batch of %d not accepted by upstream %s (%s); retrying", len(retry), route.name,
                             exc.text)
-            if nxt is not None:
+            if nxt is not None and self.pacer.enabled:  # the next upstream's own pace holds for what moves there
+                moved, paced = self.pacer.gate(moved, nxt.name)
+                if paced:
+                    pace_repo.defer(self.store.db, [(r.row_id, r.state, self._due(r, at)) for r, at in paced])
+                    self.store.release([], unpin=[r.row_id for r, _ in paced])
+            if nxt is not None and moved:
                 self.store.pin([r.row_id for r in moved], nxt.name)  # durably, before anything goes there
                 self.store.count("failed_over", len(moved))
                 log.warning("queue: upstream %s failed (%s): %d message(s) fail over to %s", route.name, exc.text,

@@ -1,10 +1,13 @@
 """Pacing: sends above a rate wait in the durable queue and leave at the rate, never refused.
 
-Token buckets (``limits.rate`` per caller and per template, ``upstream.rate`` for the whole account) live in
+Token buckets (``limits.rate`` per caller and per template, ``upstream.rate`` for the whole account, each of
+``upstreams[]``'s own ``rate`` for its account) live in
 the store (gateway/store/pace.py), so every process of a ``--workers`` bridge, or every bridge on one
 PostgreSQL database, spends the same tokens: the pace holds for the account, not per process.
 
-* A message leaves only with one token from each of its buckets (its caller's, its template's, the account's).
+* A message leaves only with one token from each of its buckets (its caller's, its template's, and the account's
+  of the upstream it goes to: the one it is pinned to, else the claim's; a sync send spends the bucket of the
+  upstream picked for it when it is admitted).
   A bucket holds at most ``burst`` tokens and gains ``per_second`` a second.
 * The queue worker claims due messages, lets through those whose buckets have tokens and gives the others
   back, each due when its blocking bucket is projected to have a token for it (``horizon``, one
@@ -77,8 +80,10 @@ class Pacer:
         self.db, self.clock = db, clock
         self.retry_base = config.queue.retry_base * config.queue.time_scale
         self.rates: dict[str, Rate] = {}
-        if config.upstream.rate:
-            self.rates[UPSTREAM] = config.upstream.rate
+        self.primary = config.upstreams[0].name
+        for up in config.upstreams:  # each upstream's own account pace (failover: upstreams[].rate)
+            if up.rate:
+                self.rates[self.upstream_key(up.name)] = up.rate
         for name, c in config.callers.items():
             if c.rate:
                 self.rates[f"caller:{name}"] = c.rate
@@ -90,14 +95,21 @@ class Pacer:
     def enabled(self) -> bool:
         return bool(self.rates)
 
-    def keys(self, caller: str | None, entrance: str) -> tuple[str, ...]:
-        """The buckets a message of ``caller`` through ``entrance`` (``template:<name>``…) spends."""
-        return tuple(k for k in (UPSTREAM, f"caller:{caller}", entrance) if k in self.rates)
+    def upstream_key(self, name: str | None) -> str:
+        """The bucket of upstream ``name``: ``upstream`` for the first (the only one, without failover),
+        ``upstream:<name>`` for the others."""
+        return UPSTREAM if name is None or name == self.primary else f"upstream:{name}"
 
-    def admit(self, caller: str | None, entrance: str, n: int) -> bool:
-        """A sync send of ``n`` messages: take ``n`` tokens from each of its buckets now, or none (False:
-        it goes through the queue). Never admitted while the upstream asked the bridge to pause."""
-        keys = self.keys(caller, entrance)
+    def keys(self, caller: str | None, entrance: str, upstream: str | None = None) -> tuple[str, ...]:
+        """The buckets a message of ``caller`` through ``entrance`` (``template:<name>``…) to ``upstream``
+        spends."""
+        return tuple(k for k in (self.upstream_key(upstream), f"caller:{caller}", entrance) if k in self.rates)
+
+    def admit(self, caller: str | None, entrance: str, n: int, upstream: str | None = None) -> bool:
+        """A sync send of ``n`` messages to ``upstream`` (the one picked for it): take ``n`` tokens from each
+        of its buckets now, or none (False: it goes through the queue). Never admitted while the upstream
+        asked the bridge to pause."""
+        keys = self.keys(caller, entrance, upstream)
         if not keys:
             return True
         now = self.clock.now()
@@ -116,10 +128,12 @@ class Pacer:
             repo.save(c, (buckets[k] for k in keys))
         return True
 
-    def gate(self, rows: Sequence[QueuedMessage]) -> tuple[list[QueuedMessage], list[tuple[QueuedMessage, float]]]:
-        """Claimed rows, oldest first: those that may leave now, and the others with when each is due."""
+    def gate(self, rows: Sequence[QueuedMessage], route: str | None = None
+             ) -> tuple[list[QueuedMessage], list[tuple[QueuedMessage, float]]]:
+        """Claimed rows, oldest first: those that may leave now, and the others with when each is due. A row
+        spends the bucket of the upstream it is pinned to, else of ``route`` (where the claim sends it)."""
         now = self.clock.now()
-        wanted = {k for r in rows for k in self.keys(r.caller, r.entrance)}
+        wanted = {k for r in rows for k in self.keys(r.caller, r.entrance, r.upstream or route)}
         go: list[QueuedMessage] = []
         wait: list[tuple[QueuedMessage, float]] = []
         with self.db.transaction(relaxed=True) as c:
@@ -130,7 +144,7 @@ class Pacer:
             for k in wanted:
                 _refill(buckets[k], self.rates[k], now)
             for r in rows:
-                keys = self.keys(r.caller, r.entrance)
+                keys = self.keys(r.caller, r.entrance, r.upstream or route)
                 short = [buckets[k] for k in keys if buckets[k].tokens < 1]
                 if not short:
                     for k in keys:
