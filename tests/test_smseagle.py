@@ -95,13 +95,13 @@ def test_apprise_smseagle_plugin_end_to_end(bridge, sandbox):
     host = bridge.url.removeprefix("http://")
     app = apprise.Apprise()
     assert app.add(f"smseagle://demo-key@{host}/41793026727/41793026728?batch=yes")
-    assert app.notify(body="Disk full on db1 ✓", title="") is True
+    assert bool(app.notify(body="Disk full on db1 ✓", title="")) is True  # 1.x: a bool; 2.x: a result object
     sent = sandbox.messages()
     assert sorted(m["to"] for m in sent) == ["41793026727", "41793026728"]
     assert {m["text"] for m in sent} == {"Disk full on db1 ✓"}
     wrong = apprise.Apprise()
     wrong.add(f"smseagle://not-a-key@{host}/41793026727")
-    assert wrong.notify(body="x") is False  # a refusal the plugin reads as a failure
+    assert bool(wrong.notify(body="x")) is False  # a refusal the plugin reads as a failure
     assert len(sandbox.messages()) == 2
 
 
