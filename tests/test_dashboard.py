@@ -105,3 +105,23 @@ def test_dashboard_sees_a_failing_upstream_and_dead_letters(make_bridge, dlr_san
     assert d["failed"] + d["pending"] == 1
     page = s.get(bridge.url + "/ui/dashboard", timeout=10).text
     assert 'id="dash-upstream"' in page and "failing" in page
+
+
+def test_slow_period_figures_are_kept_a_while_fast_ones_never():
+    """A week of a million messages takes ~1.5 s to count (bench/console.py): kept for 20× that (at most a
+    minute), so open dashboards refreshing every 5 s do not count it again each time; fast figures never are."""
+    from gateway.entrances.ui import DashCache
+    from gateway.store.dashboard import Stats
+
+    calls: list[int] = []
+
+    def compute() -> Stats:
+        calls.append(1)
+        return Stats(0.0, 1.0, 1.0, sent=len(calls))
+
+    slow = DashCache(slow=0.0)  # every computation counts as slow here
+    assert slow.get(("week", "", ""), compute).sent == 1
+    assert slow.get(("week", "", ""), compute).sent == 1 and len(calls) == 1  # reused
+    assert slow.get(("week", "demo", ""), compute).sent == 2  # another filter: its own entry
+    fast = DashCache(slow=3600.0)  # nothing is slow enough to keep
+    assert [fast.get(("day", "", ""), compute).sent for _ in range(2)] == [3, 4]

@@ -16,7 +16,8 @@ import hmac
 import io
 import logging
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,6 +93,7 @@ def install_ui(app: Flask, config: Config) -> None:
     app.session_interface = UiSessions()
     ctx = app.extensions["smsbridge"]
     app.extensions[LIVE] = LiveSessions(ui.session_minutes * 60, ctx.clock, ctx.db)
+    app.extensions[DASH] = DashCache()
     app.register_blueprint(bp)
 
 
@@ -301,10 +303,42 @@ def _dash_query() -> tuple[str, str, str]:
     return rng, caller, template
 
 
+class DashCache:
+    """The dashboard's period figures, kept a while when they were slow to count: a week of a million messages
+    takes about a second and a half (bench/console.py), and every open dashboard asks again every 5 s. A result
+    that took ``t`` seconds is reused for ``min(60, 20·t)`` seconds (real time); a fast one is never kept, so
+    small records (and the tests) always see the store as it is. The health figures are never cached."""
+
+    def __init__(self, slow: float = 0.2) -> None:
+        self.slow = slow
+        self._kept: dict[tuple[str, str, str], tuple[float, dashboard_store.Stats]] = {}
+
+    def get(self, key: tuple[str, str, str], compute: Callable[[], dashboard_store.Stats]) -> dashboard_store.Stats:
+        hit = self._kept.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        started = time.monotonic()
+        stats = compute()
+        took = time.monotonic() - started
+        if took >= self.slow:
+            self._kept[key] = (time.monotonic() + min(60.0, 20 * took), stats)
+        else:
+            self._kept.pop(key, None)
+        return stats
+
+
+DASH = "smsbridge.dashboard_cache"
+
+
 def _dash_stats(rng: str, caller: str, template: str) -> dashboard_store.Stats:
     _, seconds, buckets = RANGES[rng]
-    now = bridge().clock.now()
-    return dashboard_store.stats(bridge().db, now - seconds, now, buckets, caller, template)
+    ctx = bridge()
+
+    def compute() -> dashboard_store.Stats:
+        now = ctx.clock.now()
+        return dashboard_store.stats(ctx.db, now - seconds, now, buckets, caller, template)
+
+    return current_app.extensions[DASH].get((rng, caller, template), compute)
 
 
 def _dash_data(rng: str, caller: str, template: str) -> dict[str, Any]:
