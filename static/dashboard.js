@@ -7,7 +7,6 @@
   const CFG = JSON.parse(dataEl.textContent);
   const live = document.getElementById("dash-live");
   const chart = document.getElementById("dash-chart");
-  let failures = 0;
 
   function secs(v) {
     if (v === null || v === undefined) return "—";
@@ -37,24 +36,5 @@
     d.topErrors.forEach((e) => { const tr = tbody.insertRow(); tr.insertCell().textContent = e.reason; tr.insertCell().textContent = String(e.count); });
     chart.src = CFG.chart + (CFG.chart.includes("?") ? "&" : "?") + "t=" + Date.now();
   }
-  async function poll() {
-    if (document.visibilityState === "visible") {
-      try {
-        const resp = await fetch(CFG.api, {credentials: "same-origin", headers: {"Accept": "application/json"}});
-        if (resp.status === 401) {
-          window.smsbridgeLoggedOut();
-          return;
-        }
-        if (!resp.ok) throw new Error("HTTP " + resp.status);
-        apply(await resp.json());
-        failures = 0;
-        live.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
-      } catch (err) {
-        failures += 1;
-        live.textContent = "Live updates failing (" + err.message + "); retrying.";
-      }
-    }
-    setTimeout(poll, Math.min(CFG.interval * (1 + failures), 30000));
-  }
-  setTimeout(poll, CFG.interval);
+  window.smsbridgePoll(CFG, live, apply);
 })();

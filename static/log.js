@@ -7,7 +7,6 @@
   const CFG = JSON.parse(dataEl.textContent);
   const live = document.getElementById("log-live");
   const notice = document.getElementById("log-new");
-  let failures = 0;
 
   function apply(json) {
     const present = new Set();
@@ -40,24 +39,5 @@
     }
   }
 
-  async function poll() {
-    if (document.visibilityState === "visible") {
-      try {
-        const resp = await fetch(CFG.api, {credentials: "same-origin", headers: {"Accept": "application/json"}});
-        if (resp.status === 401) {  // logged out: back to the login, then to this page and filter
-          window.smsbridgeLoggedOut();
-          return;
-        }
-        if (!resp.ok) throw new Error("HTTP " + resp.status);
-        apply(await resp.json());
-        failures = 0;
-        live.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
-      } catch (err) {
-        failures += 1;
-        live.textContent = "Live updates failing (" + err.message + "); retrying.";
-      }
-    }
-    setTimeout(poll, Math.min(CFG.interval * (1 + failures), 30000));
-  }
-  setTimeout(poll, CFG.interval);
+  window.smsbridgePoll(CFG, live, apply);
 })();

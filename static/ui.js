@@ -9,6 +9,32 @@ window.smsbridgeLoggedOut = function () {
   window.location.assign(root + "login?ended=1&next=" + encodeURIComponent(here));
 };
 
+// Live pages (the log, the dashboard): GET ``cfg.api`` every ``cfg.interval`` ms while the page is visible,
+// hand the JSON to ``apply``, say how it went in ``live``; slower while failing; a 401 means logged out.
+window.smsbridgePoll = function (cfg, live, apply) {
+  let failures = 0;
+  async function poll() {
+    if (document.visibilityState === "visible") {
+      try {
+        const resp = await fetch(cfg.api, {credentials: "same-origin", headers: {"Accept": "application/json"}});
+        if (resp.status === 401) {
+          window.smsbridgeLoggedOut();
+          return;
+        }
+        if (!resp.ok) throw new Error("HTTP " + resp.status);
+        apply(await resp.json());
+        failures = 0;
+        live.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+      } catch (err) {
+        failures += 1;
+        live.textContent = "Live updates failing (" + err.message + "); retrying.";
+      }
+    }
+    setTimeout(poll, Math.min(cfg.interval * (1 + failures), 30000));
+  }
+  setTimeout(poll, cfg.interval);
+};
+
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);

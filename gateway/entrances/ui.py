@@ -644,13 +644,18 @@ def log() -> tuple[str, int]:
         log_data={"api": url_for("ui.api_log", **_log_args(view, page)), "interval": 2000}), 400 if problems else 200
 
 
+def _refuse(problems: dict[str, str]) -> None:
+    """A data request (JSON, CSV) with a bad filter: 400 naming the first parameter and its reason."""
+    if problems:
+        name, reason = next(iter(problems.items()))
+        raise ApiError.bad_request(name, reason)
+
+
 @bp.get("/api/log")
 def api_log() -> Response:
     """One page of the log as JSON (the page's script polls it for status changes)."""
     view, f, page, problems, _ = _log_query()
-    if problems:
-        name, reason = next(iter(problems.items()))
-        raise ApiError.bad_request(name, reason)
+    _refuse(problems)
     return jsonify(_log_view().page(view, f, page, _settings().log_page_size).to_dict())
 
 
@@ -658,9 +663,7 @@ def api_log() -> Response:
 def log_csv() -> Response:
     """Every message the current filter matches, as CSV, streamed (texts masked as on the page)."""
     view, f, _, problems, _ = _log_query()
-    if problems:
-        name, reason = next(iter(problems.items()))
-        raise ApiError.bad_request(name, reason)
+    _refuse(problems)
     lv, names = _log_view(), [n for n, _ in COLUMNS["messages"]]
 
     def rows() -> Iterator[str]:
