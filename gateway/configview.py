@@ -62,12 +62,12 @@ def plain(value: Any, key: str = "") -> Any:
 def sections(config: Config) -> list[tuple[str, str, Any]]:
     """(anchor, heading, data) for each part of the page."""
     rest = {f.name: plain(getattr(config, f.name), f.name) for f in dataclasses.fields(config)
-            if f.name not in {"callers", "templates", "inbound", "upstream", "ui", *HIDDEN}}
+            if f.name not in {"callers", "templates", "inbound", "upstream", "upstreams", "ui", *HIDDEN}}
     return [
         ("callers", "Callers", {name: plain(c) for name, c in config.callers.items()}),
         ("templates", "Templates", {name: plain(t) for name, t in config.templates.items()}),
         ("inbound", "Inbound rules", plain(config.inbound)),
-        ("upstream", "Upstream", plain(config.upstream)),
+        ("upstream", "Upstreams", {u.name: plain(u) for u in config.upstreams}),  # in failover order
         ("ui", "Console", plain(config.ui)),
         ("rest", "Server, store, queue, outbox and the rest", rest),
     ]

@@ -165,6 +165,8 @@ def test_configuration_view_shows_callers_templates_rules_upstream_and_no_secret
         assert f'<section id="{anchor}"' in text
     assert "<dt>scopes</dt>" in text and "<dt>mode</dt>" in text and "<dt>allow</dt>" in text
     assert "<dt>keyword</dt>" in text  # the inbound rule of config.yaml
+    upstreams = text[text.index('<section id="upstream"'):text.index('<section id="ui"')]
+    assert "<dt>primary</dt>" in upstreams and "<dt>failures_to_open</dt>" in upstreams  # each, by name
     ready = re.search(r'id="url-alarm">([^<]+)<', text).group(1)
     assert ready.startswith(bridge.url + "/t/alarm?username=demo&amp;password=YOUR_PASSWORD&amp;phone=%phone%")
     for secret in secrets:
