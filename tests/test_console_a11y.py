@@ -85,3 +85,33 @@ def test_keyboard_focus_is_visible_and_the_skip_link_comes_first(browser, bridge
         assert width >= 2, "the focus ring is faint"
     finally:
         ctx.close()
+
+
+def test_keyboard_only_the_log_filter_and_the_dashboard_period(browser, bridge):  # noqa: F811
+    """The console's own forms work from the keyboard alone: filter the log by number, change the dashboard's
+    period, open a row's details."""
+    bridge.get("/sms/1/text/query", params={"username": "demo", "password": "demo", "to": "41793026727",
+                                            "text": "Keyboard"})
+    ctx = browser.new_context(viewport=SIZES["wide"])
+    page = ctx.new_page()
+    page.set_default_timeout(15000)
+    try:
+        _login(page, bridge.url)
+        page.goto(bridge.url + "/ui/log")
+        page.focus("#f-number")
+        page.keyboard.type("+41 79 302 67 27")
+        page.keyboard.press("Enter")  # submits the filter form
+        page.wait_for_url("**/ui/log?*number=*")
+        assert page.locator("#log-table tbody tr").count() == 1
+        page.focus("#log-table details summary")
+        page.keyboard.press("Enter")  # details on demand
+        assert page.is_visible('#log-table [data-cell="history"]')
+        page.goto(bridge.url + "/ui/dashboard")
+        page.focus("#d-range")
+        page.keyboard.press("ArrowUp")  # last 24 hours -> last hour
+        page.focus("#d-apply")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/ui/dashboard?range=hour*")
+        assert "last hour" in page.inner_text("#h-traffic")
+    finally:
+        ctx.close()
