@@ -4,7 +4,7 @@ The parent binds and listens once (connections queue in the kernel while a child
 embedded sandbox when configured (once, not N times), migrates the store and makes leased queue
 rows due again (once, before any child exists), then spawns N children (``python app.py serve``
 with the socket's descriptor inherited, see :data:`LISTEN_FD`). Each child is a complete bridge:
-HTTP server, queue and outbox workers, pruning (harmless per process: the deletes are idempotent).
+HTTP server, queue and outbox workers, pruning (once per interval for all processes: gateway/store/periodic.py).
 
 Stopping: SIGTERM/SIGINT to the parent stops every child (SIGTERM, then SIGKILL after
 ``grace`` seconds) and the parent exits. A child that dies unexpectedly is restarted (like nginx's
@@ -28,7 +28,6 @@ log = logging.getLogger("smsbridge.supervisor")
 
 LISTEN_FD = "SMSBRIDGE_LISTEN_FD"  # set by the parent: the inherited listening socket's descriptor
 UPSTREAM_URL = "SMSBRIDGE_UPSTREAM_URL"  # the parent's embedded sandbox (empty: upstream.base_url)
-WORKER = "SMSBRIDGE_WORKER"  # the child's index, 0…N-1
 UI_SECRET = "SMSBRIDGE_WORKERS_UI_SECRET"  # the admin UI's cookie key when ui.secret_key is empty: one for all
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
@@ -43,7 +42,7 @@ class Supervisor:
         self._deaths: list[float] = []
 
     def spawn(self, i: int) -> None:
-        env = {**os.environ, **self.env, LISTEN_FD: str(self.fd), WORKER: str(i)}
+        env = {**os.environ, **self.env, LISTEN_FD: str(self.fd)}
         self.children[i] = subprocess.Popen(self.argv, env=env, pass_fds=(self.fd,))
         log.info("worker %d started (pid %d)", i, self.children[i].pid)
 

@@ -21,7 +21,7 @@ def _nice(top: int) -> int:
     80, 200…)."""
     step = 1
     while 4 * step < top:
-        step = step * 2 if str(step)[0] == "1" else step * 5 // 2 if str(step)[0] == "2" else step * 2
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2  # 1, 2, 5, 10, 20, 50…
     return 4 * step
 
 

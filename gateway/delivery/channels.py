@@ -89,17 +89,21 @@ class JasminDlrChannel:
                 for level in dlr_levels(dlr.level, report)]
 
     def job(self, dlr: DlrRequest, fields: list[tuple[str, str]], caller: str | None, ref: str | None) -> NewJob:
-        """One receipt: GET puts ``fields`` in the query string, POST in a form body."""
-        if dlr.method == "GET":
-            return NewJob(self.kind, _with_query(dlr.url, fields), "GET", None, None, caller=caller, ref=ref)
-        return NewJob(self.kind, dlr.url, "POST", _form(fields), "application/x-www-form-urlencoded", caller=caller,
-                      ref=ref)
+        return _fields_job(self.kind, dlr.url, dlr.method, fields, caller, ref)
 
     def accepted(self, report: Report, caller: str | None, dlr: DlrRequest) -> list[NewJob]:
         """The SMSC-level receipt (level 1) of a send the upstream accepted, if ``dlr-level`` asked for it."""
         if dlr.level not in (1, 3):
             return []
         return [self.job(dlr, dlr_fields(report, 1, ""), caller, report.message_id or None)]
+
+
+def _fields_job(kind: str, url: str, method: str, fields: list[tuple[str, str]], caller: str | None,
+                ref: str | None) -> NewJob:
+    """Jasmin's way with fields: GET puts them in the query string, POST in a form body."""
+    if method == "GET":
+        return NewJob(kind, _with_query(url, fields), "GET", None, None, caller=caller, ref=ref)
+    return NewJob(kind, url, "POST", _form(fields), "application/x-www-form-urlencoded", caller=caller, ref=ref)
 
 
 def _json(value: Any) -> bytes:
@@ -120,12 +124,8 @@ class InboundForwardChannel:
         url = rule.url.render(values)["url"]
         caller, ref = rule.rule.caller, msg.message_id
         kind = self.kind_answer if fwd.answer is not None else self.kind
-        if fwd.body == "jasmin":  # Jasmin's HTTP client connector: the fields in the query (GET) or a form (POST)
-            fields = mo_fields(msg)
-            if fwd.method == "GET":
-                return NewJob(kind, _with_query(url, fields), "GET", None, None, caller=caller, ref=ref)
-            return NewJob(kind, url, "POST", _form(fields), "application/x-www-form-urlencoded", caller=caller,
-                          ref=ref)
+        if fwd.body == "jasmin":  # Jasmin's HTTP client connector
+            return _fields_job(kind, url, fwd.method, mo_fields(msg), caller, ref)
         if fwd.method == "GET":
             return NewJob(kind, url, "GET", None, None, caller=caller, ref=ref)
         if fwd.body == "infobip":

@@ -89,15 +89,14 @@ class SubmitEvents:
     def accepted(self, row_ids: Sequence[int]) -> None:
         """Queued messages the upstream accepted: an 8 for those sent with a Kannel dlr-url asking for it, a
         level-1 receipt for those sent with a Jasmin dlr-url asking for it."""
-        conn = self.db.connection()
-        found = repo.messages_with_channel(conn, row_ids, CHANNEL)
         now = self.clock.now()
-        jobs = [job(8, submit_report(m), m.notify_url or "", m.caller, now) for m in found
-                if (mask_of(m.callback) or 0) & 8 and m.notify_url]
-        for m in repo.messages_with_channel(conn, row_ids, JASMIN_CHANNEL):
+        jobs: list[NewJob] = []
+        for m in repo.messages_with_channel(self.db.connection(), row_ids, CHANNEL, JASMIN_CHANNEL):
             dlr = DlrRequest.from_channel(m.callback, m.notify_url)
             if dlr is not None:
                 jobs += self.jasmin.accepted(submit_report(m), m.caller, dlr)
+            elif (mask_of(m.callback) or 0) & 8 and m.notify_url:
+                jobs.append(job(8, submit_report(m), m.notify_url, m.caller, now))
         if jobs:
             self.outbox.enqueue_many(jobs)
 

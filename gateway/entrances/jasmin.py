@@ -18,7 +18,6 @@ from flask import Blueprint, Response, g, request
 
 from ..errors import BridgeError, Forbidden, Throttled, Unauthorized
 from ..model import ApiError
-from ..send.dispatch import Dispatcher
 from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
@@ -42,7 +41,7 @@ from ..wire.jasmin import (
 from .common import authenticate, check_params, json_object, request_params
 from .errors import api_error
 from .querystring import QueryParams, parse_form, parse_query
-from .replay import send, send_entrance
+from .replay import accepted_now, send, send_entrance
 
 bp = Blueprint("jasmin", __name__)
 
@@ -149,9 +148,7 @@ def _send(params: QueryParams) -> Response:
     if sent.status.group_name == "REJECTED":
         status = 403 if "CREDIT" in sent.status.name else 412
         return _answer(answer_error(f"{sent.status.name}: {sent.status.description}"), status)
-    accepted = Dispatcher.mode_of(caller, None) == "sync" and any(
-        a.http_status is not None and 200 <= a.http_status < 300 for a in g.attempts)
-    if dlr is not None and accepted and sent.message_id:  # the SMSC level: the upstream took it (else the queue
+    if dlr is not None and accepted_now(caller) and sent.message_id:  # the SMSC level: the upstream took it (else the queue
         ctx.submit_events.jasmin_accepted(sent.message_id, caller.name, dlr)  # worker says so when it does)
     return _answer(answer_success(sent.message_id or ""))
 

@@ -36,7 +36,6 @@ from ..errors import (
 )
 from ..errors import Forbidden as ForbiddenError
 from ..model import ApiError, Message, Report, Submission, SubmissionResult
-from ..send.dispatch import Dispatcher
 from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
@@ -44,7 +43,7 @@ from ..validate import Errors
 from ..wire import kannel as k
 from .common import authenticate, check_params, finish_rejected
 from .querystring import QueryParams
-from .replay import send, send_entrance
+from .replay import accepted_now, send, send_entrance
 
 log = logging.getLogger("smsbridge")
 bp = Blueprint("kannel", __name__)
@@ -154,9 +153,7 @@ def sendsms() -> Response:
     sent = [m for m in result.messages if m.status.group_name != "REJECTED"]
     if not sent:
         return _answer(*k.NOT_ROUTABLE, result)
-    accepted = Dispatcher.mode_of(caller, None) == "sync" and any(
-        a.http_status is not None and 200 <= a.http_status < 300 for a in g.attempts)
-    if accepted:
+    if accepted_now(caller):
         _events(result, sub, msg)
         return _answer(*k.ACCEPTED, result)
     return _answer(*k.QUEUED, result)

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Flask
 
+from .. import accepts
+
 JSON_CT = "application/json"
 XML_CT = "application/xml"
 HTML_CT = "text/html"
@@ -116,9 +118,7 @@ def send_paths() -> dict[str, Any]:
     return paths
 
 
-KANNEL_PARAMS = ("username", "password", "user", "pass", "from", "to", "text", "charset", "coding", "mclass",
-                 "validity", "deferred", "dlr-mask", "dlr-url", "smsc", "account", "binfo", "priority", "meta-data",
-                 "alt-dcs", "rpi", "compress", "pid")
+KANNEL_PARAMS = tuple(sorted(accepts.KANNEL_SEND - {accepts.IDEMPOTENCY_PARAM}))  # the entrance's own table
 
 
 def kannel_paths() -> dict[str, Any]:

@@ -25,6 +25,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ..config import Caller, TemplateSpec
 from ..model import ApiError, SentMessage, Submission, SubmissionResult
+from ..send.dispatch import Dispatcher
 from ..send.idempotency import DONE, INFLIGHT, KEY, MISMATCH, Claim, Slot, fingerprint
 from ..send.upstream import Attempt
 from ..services import bridge
@@ -168,6 +169,13 @@ def _acquire(caller: Caller, template: TemplateSpec | None) -> None:
         raise ApiError(409, "CONFLICT", f"{what} is still being processed (or its first attempt never finished); "
                        "retry later to get its answer")
     g.idem = claim
+
+
+def accepted_now(caller: Caller) -> bool:
+    """Whether this request's send was taken by the upstream now (a sync caller and a 2xx among the attempts),
+    not handed to the queue: the dialects' "accepted by the SMSC" events (Kannel's 8, Jasmin's level 1)."""
+    return Dispatcher.mode_of(caller, None) == "sync" and any(
+        a.http_status is not None and 200 <= a.http_status < 300 for a in g.get("attempts") or ())
 
 
 def send(sub: Submission, api: str, caller: Caller,

@@ -116,7 +116,6 @@ class AnswerReplies:
         guard = ctx.router.loops  # the same loop guards as any auto-reply (gateway/inbound/loops.py)
         refusal = guard.refusal(ctx.db.connection(), rule.name, msg.sender, msg.to, ctx.clock.now())
         if refusal:
-            guard.count(refusal[0])
             self._record(rule, msg.message_id, msg.sender, error=refusal[1], state="suppressed")
             return
         try:

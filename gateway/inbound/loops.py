@@ -82,13 +82,17 @@ class ReplyGuard:
         return n in self.own or (bool(receiver) and n == search_form(receiver))
 
     def refusal(self, conn: Connection, rule: str, sender: str, receiver: str, now: float) -> tuple[str, str] | None:
-        """(reason, sentence) when a reply of ``rule`` to ``sender`` must not go out, else None."""
+        """(reason, sentence) when a reply of ``rule`` to ``sender`` must not go out (counted), else None."""
+        found = None
         if self.own_number(sender, receiver):
-            return OWN, f"{sender} is one of the bridge's own numbers: no reply (a loop with itself)"
-        limit = self.per_rule.get(rule, self.default)
-        if limit.count and store.replies_since(conn, sender, now - limit.window) >= limit.count:
-            return LIMIT, (f"reply limit reached: {limit.describe()} to {sender} (a loop with another automaton?)")
-        return None
+            found = OWN, f"{sender} is one of the bridge's own numbers: no reply (a loop with itself)"
+        else:
+            limit = self.per_rule.get(rule, self.default)
+            if limit.count and store.replies_since(conn, sender, now - limit.window) >= limit.count:
+                found = LIMIT, f"reply limit reached: {limit.describe()} to {sender} (a loop with another automaton?)"
+        if found:
+            self.count(found[0])
+        return found
 
     def count(self, reason: str) -> None:
         with self._lock:

@@ -67,11 +67,6 @@ def _reply_submission(ctx: Bridge, rule: CompiledRule, msg: InboundMessage, valu
     return sub
 
 
-def check_policy(ctx: Bridge, sub: Submission) -> None:
-    """The caller's senders and destinations hold for its replies too (PolicyRefused naming the rule)."""
-    check_reply(SendPolicy.of(ctx.config.callers[sub.caller or ""]), sub)
-
-
 def _store_one(ctx: Bridge, router: Router, msg: InboundMessage) -> tuple[Outcome, list[PendingReply]]:
     """Transaction for one message; returns its outcome and the replies to send after the commit."""
     now = ctx.clock.now()
@@ -100,7 +95,6 @@ def _store_one(ctx: Bridge, router: Router, msg: InboundMessage) -> tuple[Outcom
             reply_id = store.add_reply(conn, inbound_id, r.name, r.caller, msg.sender, now,
                                        refusal[1] if refusal else None)
             if refusal:
-                router.loops.count(refusal[0])
                 log.warning("inbound %s: rule %s: no auto-reply: %s", msg.message_id, r.name, refusal[1])
             else:
                 replies.append(PendingReply(reply_id, rule, msg, values))
@@ -119,7 +113,7 @@ def _reply(ctx: Bridge, p: PendingReply) -> None:
             store.finish_reply(ctx.db, reply_id, ctx.clock.now(), error=why, state="suppressed")
             log.warning("inbound %s: rule %s: no auto-reply: %s", msg.message_id, r.name, why)
             return
-        check_policy(ctx, sub)
+        check_reply(SendPolicy.of(caller), sub)  # its caller's senders and destinations hold for a reply too
         result = send_reply(ctx, sub, r.reply.api if r.reply and r.reply.api else caller.upstream_api)
     except Exception as exc:  # noqa: BLE001 - ApiError, BridgeError, RenderError, or a bug: record it, keep going
         known = isinstance(exc, ApiError | BridgeError | RenderError)

@@ -55,7 +55,7 @@ _ALIASES = {
     "t": "_t", "T": "_T", "I": "messageId", "i": "_i", "n": "rule", "C": "_C", "c": "_c", "e": "_e",
     # Kannel's other escapes have no value for an Infobip MO: empty, never copied through (a literal "%o" in a
     # URL is not percent-encoding, and HTTP clients then re-encode the whole URL)
-    **{code: "_none" for code in "BDFOMRVdfmouvV"},
+    **{code: "_none" for code in "BDFOMRVdfmouv"},
 }
 MAX_S = 20  # %s escapes per template
 

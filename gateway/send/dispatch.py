@@ -518,12 +518,18 @@ class QueueWorker:
         elif go and (until := self.pacer.paused_until()) is not None:
             later += [(r, until) for r in go]
             go = []
-        if later:
-            pace_repo.defer(self.store.db, [(r.row_id, r.state, self._due(r, at)) for r, at in later])
-            free = [r.row_id for r, _ in later if r.upstream is None]  # pinned by this claim, sent nowhere
-            if free:
-                self.store.release([], unpin=free)
+        self._defer(later)
         return go
+
+    def _defer(self, later: list[tuple[QueuedMessage, float]]) -> None:
+        """Claimed rows back to the queue, each due at its time (or its expiry); those this claim pinned to an
+        upstream (free before it) are free again, since they were sent nowhere."""
+        if not later:
+            return
+        pace_repo.defer(self.store.db, [(r.row_id, r.state, self._due(r, at)) for r, at in later])
+        free = [r.row_id for r, _ in later if r.upstream is None]
+        if free:
+            self.store.release([], unpin=free)
 
     def _window(self, r: QueuedMessage) -> DeliveryWindow | None:
         template = self.config.templates.get(r.entrance[9:]) if r.entrance.startswith("template:") else None
@@ -553,7 +559,6 @@ class QueueWorker:
         body = advanced_batch([(r.spec, r.to, r.upstream_message_id) for r in rows], specs, one_bulk, left)
         batch = uuid.uuid4().hex[:16]
         attempts: list[Attempt] = []
-        now = self.clock.now()
         ups = self.sender.upstreams
         try:
             result = route.client.post_advanced(body, attempts)  # body in wire form: no canonical round trip
@@ -599,9 +604,7 @@ class QueueWorker:
                             exc.text)
             if nxt is not None and self.pacer.enabled:  # the next upstream's own pace holds for what moves there
                 moved, paced = self.pacer.gate(moved, nxt.name)
-                if paced:
-                    pace_repo.defer(self.store.db, [(r.row_id, r.state, self._due(r, at)) for r, at in paced])
-                    self.store.release([], unpin=[r.row_id for r, _ in paced])
+                self._defer(paced)
             if nxt is not None and moved:
                 self.store.pin([r.row_id for r in moved], nxt.name)  # durably, before anything goes there
                 self.store.count("failed_over", len(moved))

@@ -478,7 +478,6 @@ class Store:
         rows = self.db.connection().execute(_WAITING).fetchall()
         return [(caller or "", int(n), max(0.0, now - float(oldest))) for caller, n, oldest in rows]
 
-    # -- logs (reports: gateway/store/reports.py) ------------------------------------------------
     # -- retention -----------------------------------------------------------------------------
     def prune(self, retention_seconds: float) -> dict[str, int]:
         """Delete what was last updated more than ``retention_seconds`` ago: finished messages with

@@ -128,14 +128,15 @@ def message_by_row(c: Connection, row_id: int) -> StoredMessage | None:
     return None if row is None else _stored(row)
 
 
-def messages_with_channel(c: Connection, row_ids: Sequence[int], prefix: str) -> list[StoredMessage]:
-    """Of ``row_ids``, the messages whose report channel (``callback``) starts with ``prefix`` (a dialect's DLR,
-    e.g. Kannel's dlr-url: gateway/delivery/kannel.py); usually none, in one query per chunk."""
+def messages_with_channel(c: Connection, row_ids: Sequence[int], *prefixes: str) -> list[StoredMessage]:
+    """Of ``row_ids``, the messages whose report channel (``callback``) starts with one of ``prefixes`` (a
+    dialect's DLR, e.g. Kannel's dlr-url: gateway/delivery/kannel.py); usually none, in one query per chunk."""
     out: list[StoredMessage] = []
     ids = sorted(set(row_ids))
+    wanted = sa.or_(*(m.callback.like(p + "%") for p in prefixes))
     for i in range(0, len(ids), _CHUNK):
         out += [_stored(row) for row in c.execute(sa.select(*_COLS).where(
-            m.id.in_(ids[i:i + _CHUNK]), m.callback.like(prefix + "%")).order_by(m.id))]
+            m.id.in_(ids[i:i + _CHUNK]), wanted).order_by(m.id))]
     return out
 
 
