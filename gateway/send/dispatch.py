@@ -151,9 +151,11 @@ class Dispatcher:
         plan = plan_traffic(sub, caller, template, self.clock.now(), self.config.queue.max_age)
         api = carrying_api(sub, api)  # nothing dropped: an API that cannot carry the request in full is not used
         mode = self.mode_of(caller, template)
-        picked = self.sender.upstreams.pick() if self.pacer.enabled else None
+        # failover: a sync send goes to this upstream (its rows record it before anything is sent), and its
+        # rate is the one charged
+        route = self.sender.upstreams.pick() if mode == "sync" and not plan.queue else None
         if mode == "sync" and not plan.queue and not self.pacer.admit(sub.caller, sub.entrance, sub.destination_count,
-                                                                      picked.name if picked else None):
+                                                                      route.name if route else None):
             plan.queue = True  # over its rate: a sync send is accepted into the queue, never refused
         if plan.queue or mode == "queued":
             self._check_waiting(caller, sub.destination_count)
@@ -164,7 +166,7 @@ class Dispatcher:
             return self._queue(sub, api, record, plan), []
         failure = (template.on_upstream_failure if template and template.on_upstream_failure else None) \
             or caller.on_upstream_failure
-        return self._sync(sub, api, record, failure == "queue", plan)
+        return self._sync(sub, api, record, failure == "queue", plan, route)
 
     def _store(self, record: SubmissionRecord, rows: list[MessageRow], sub: Submission, what: str) -> int:
         """Commit ``rows`` durably (fsynced with their group); a row that cannot be stored fails only this
@@ -183,7 +185,7 @@ class Dispatcher:
     # answer cannot be recorded, the queue worker finds the lease run out and resends with the same ids,
     # which the upstream refuses as a duplicate (read as accepted) or accepts (it never got there).
     def _sync(self, sub: Submission, api: str, record: SubmissionRecord,
-              hand_over: bool, plan: Plan) -> tuple[SubmissionResult, list[Attempt]]:
+              hand_over: bool, plan: Plan, route: Route | None) -> tuple[SubmissionResult, list[Attempt]]:
         hook = self.hook_url(record.token)
         ids = api != "query"  # the query API cannot carry custom ids
         if ids and sub.bulk_id is None and sub.destination_count > 1:
@@ -191,7 +193,6 @@ class Dispatcher:
         record.bulk_id = sub.bulk_id
         extras = submission_options(sub)
         lease = self.clock.now() + self.lease_seconds if ids else None
-        route = self.sender.upstreams.pick()  # failover: recorded as the rows' upstream before anything is sent
         rows: list[MessageRow] = []
         upstream_messages = []
         for m, expires in zip(sub.messages, plan.expires, strict=True):
