@@ -135,6 +135,7 @@ class QueuedMessage:
     caller: str | None = None
     entrance: str = ""
     expires_at: float | None = None  # still waiting then: EXPIRED, not sent
+    callback: str | None = None  # its report channel (a legacy callback, a Kannel or Jasmin dlr-url), if any
 
 
 @dataclass(slots=True)

@@ -632,8 +632,12 @@ class QueueWorker:
         self.store.batch_answered(batch, outcomes, result.bulk_id, attempts[-1], len(rows), retry)
         if rejected_ids and self.on_rejected:
             self.on_rejected(rejected_ids)
-        if self.on_accepted:
+        # acceptance events exist only for messages with a report channel of their own (Kannel's 8, Jasmin's
+        # level 1): a batch without one asks the store nothing
+        channelled = {r.row_id for r in rows if r.callback}
+        accepted = [o[0] for o in outcomes if o[1] == "sent" and o[0] in channelled]
+        if accepted and self.on_accepted:
             try:
-                self.on_accepted([o[0] for o in outcomes if o[1] == "sent"])
+                self.on_accepted(accepted)
             except Exception:  # the sends are recorded: only their accept events are lost
                 log.exception("queue: accept events of a batch could not be queued")

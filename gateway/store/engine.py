@@ -423,13 +423,22 @@ class CommitTimeout(Exception):
 
 
 class _Waiter(Generic[P, R]):
-    __slots__ = ("payload", "done", "result", "error")
+    __slots__ = ("payload", "done", "lead", "result", "error", "_wake")
 
     def __init__(self, payload: P) -> None:
         self.payload = payload
-        self.done = False  # set by the leader (holding the write lock) before it wakes the followers
+        self.done = False  # set by the leader (holding the write lock) before it wakes the follower
+        self.lead = False  # handed the lead by the previous leader (it had no group of its own)
         self.result: R | None = None
         self.error: BaseException | None = None
+        self._wake = threading.Lock()
+        self._wake.acquire()  # released once, by whoever finishes it or hands it the lead
+
+    def sleep(self, timeout: float | None) -> bool:
+        return self._wake.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+
+    def wake(self) -> None:
+        self._wake.release()
 
 
 class GroupCommit(Generic[P, R]):
@@ -438,22 +447,24 @@ class GroupCommit(Generic[P, R]):
     :meth:`submit` queues a payload. If no group is being written, its caller becomes the *leader*: it
     takes the database's write lock, then every payload queued by then, writes them with
     ``write(conn, payloads)`` (one result per payload) in one ``BEGIN IMMEDIATE`` … ``COMMIT`` and wakes
-    every follower at once; the others wait on a condition, not on the lock, so a committed group is
-    released in one wake-up instead of a lock hand-off per caller (each hand-off needs the GIL: under load
-    that convoy, not SQLite, set the pace). While one group commits the next gathers, so the fsync cost
-    is shared and grows with load, not with requests.
+    each follower of its group by itself, then hands the lead to the first payload queued meanwhile. Each
+    waiting thread is woken exactly once (no thundering herd of followers re-checking a shared condition:
+    under load each such wake-up is a context switch and a turn at the GIL, and those, not SQLite, set the
+    pace). While one group commits the next gathers, so the fsync cost is shared and grows with load, not
+    with requests.
 
     Nothing is acknowledged that is not durable: a caller returns only once the COMMIT that holds its
     payload returned. If that write or COMMIT fails (the transaction rolled back), each payload of the
-    group is written again in a transaction of its own, so one caller's bad row fails only that caller. The wait is bounded: a caller still queued after
-    ``wait_seconds`` withdraws its payload and gets :class:`CommitTimeout`; one already taken by a leader
-    waits for that leader's outcome (bounded by SQLite's busy timeout)."""
+    group is written again in a transaction of its own, so one caller's bad row fails only that caller. The
+    wait is bounded: a caller still queued after ``wait_seconds`` withdraws its payload and gets
+    :class:`CommitTimeout`; one already taken by a leader waits for that leader's outcome (bounded by
+    SQLite's busy timeout)."""
 
     def __init__(self, db: Database, write: Callable[[Connection, list[P]], list[R]],
                  wait_seconds: float, relaxed: bool = False) -> None:
         self.db, self.write, self.wait_seconds = db, write, wait_seconds
         self.relaxed = relaxed  # see Database.transaction
-        self._cv = threading.Condition(threading.Lock())
+        self._mu = threading.Lock()
         self._pending: list[_Waiter[P, R]] = []
         self._leading = False  # a leader is taking the lock or writing a group
         self.groups = 0  # committed transactions and the payloads they held (for /metrics and tests)
@@ -461,7 +472,7 @@ class GroupCommit(Generic[P, R]):
 
     def pending(self) -> int:
         """Payloads queued and not yet taken by a leader."""
-        with self._cv:
+        with self._mu:
             return len(self._pending)
 
     def submit(self, payload: P) -> R:
@@ -473,16 +484,18 @@ class GroupCommit(Generic[P, R]):
         self.db.release()
         me: _Waiter[P, R] = _Waiter(payload)
         deadline = time.monotonic() + self.wait_seconds
-        with self._cv:
+        with self._mu:
             self._pending.append(me)
-            while not me.done and self._leading:
-                left = deadline - time.monotonic()
-                if left <= 0 and me in self._pending:  # never taken: withdraw it, nothing was written
+            me.lead = not self._leading
+            self._leading = True
+        if not me.lead and not me.sleep(deadline - time.monotonic()):
+            with self._mu:  # timed out: withdraw if no leader took it; else its leader's COMMIT decides
+                if not me.done and not me.lead and me in self._pending:
                     self._pending.remove(me)
                     raise CommitTimeout(f"not committed within {self.wait_seconds:g} s")
-                self._cv.wait(left if left > 0 else None)  # taken: its leader's COMMIT decides
-            if not me.done:
-                self._leading = True
+                woken = me.done or me.lead  # woken meanwhile: its lock was released
+            if not woken:
+                me.sleep(None)
         if not me.done:
             self._lead(me, deadline)
         if me.error is not None:
@@ -491,25 +504,34 @@ class GroupCommit(Generic[P, R]):
 
     def _lead(self, me: _Waiter[P, R], deadline: float) -> None:
         lock = self.db._write_lock
+        group: list[_Waiter[P, R]] = []
         try:
             if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                with self._cv:
+                with self._mu:
                     if me in self._pending:
                         self._pending.remove(me)
-                        me.error, me.done = CommitTimeout(f"not committed within {self.wait_seconds:g} s"), True
+                me.error, me.done = CommitTimeout(f"not committed within {self.wait_seconds:g} s"), True
                 return
             try:
-                self._write_group()
+                group = self._write_group()
             finally:
                 lock.release()
                 self.db.release()
         finally:
-            with self._cv:
-                self._leading = False
-                self._cv.notify_all()
+            with self._mu:
+                for w in group:
+                    if w is not me:
+                        w.wake()
+                if self._pending:  # queued while this group was written: the first of them leads the next
+                    nxt = self._pending[0]
+                    nxt.lead = True
+                    nxt.wake()
+                else:
+                    self._leading = False
 
-    def _write_group(self) -> None:
-        with self._cv:
+    def _write_group(self) -> list[_Waiter[P, R]]:
+        """Write every queued payload in one transaction; return their waiters (each ``done``)."""
+        with self._mu:
             group, self._pending = self._pending, []
         conn = self.db.connection()
         try:
@@ -518,17 +540,18 @@ class GroupCommit(Generic[P, R]):
         except Exception as exc:  # rolled back: nothing of the group was written
             if len(group) == 1:
                 group[0].error, group[0].done = exc, True
-                return
+                return group
             self._write_alone(conn, group)  # isolate: one payload's bad row must not fail its neighbours
-            return
+            return group
         except BaseException as exc:
             for w in group:
                 w.error, w.done = exc, True
-            return
+            return group
         self.groups += 1
         self.payloads += len(group)
         for w, result in zip(group, results, strict=True):
             w.result, w.done = result, True
+        return group
 
     def _write_alone(self, conn: Connection, group: list[_Waiter[P, R]]) -> None:
         """After a group failed: each payload in a transaction of its own (still under the write lock), so

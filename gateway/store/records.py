@@ -82,7 +82,7 @@ _FIRST_CHANGES_OF = insert(status_changes).from_select(
            M.c.status_name, M.c.status_group_name, M.c.state)
     .where(M.c.submission_id.in_(bindparam("sids", expanding=True))))
 _CLAIM_COLS = (M.c.id, M.c.spec, M.c.to_addr, M.c.upstream_message_id, M.c.bulk_id, M.c.tries, M.c.upstream, M.c.state,
-               M.c.caller, M.c.entrance, M.c.expires_at)  # QueuedMessage's fields, in order
+               M.c.caller, M.c.entrance, M.c.expires_at, M.c.callback)  # QueuedMessage's fields, in order
 _CLAIM_DUE = Prepared(select(*_CLAIM_COLS).where(M.c.state == "queued", M.c.next_at <= bindparam("now"))
                       .order_by(M.c.next_at, M.c.id).limit(bindparam("n")))
 # A lease that ran out: a worker (or a sync request) died mid-request, or a sync send whose outcome is unknown
