@@ -37,6 +37,7 @@ from sqlalchemy import (
 from ..clock import Clock
 from ..model import QueuedMessage, Status
 from ..send.upstream import Attempt
+from . import pace
 from .engine import Connection, Database, GroupCommit, Prepared
 from .notify import QUEUE, notify
 from .schema import messages as M
@@ -150,7 +151,6 @@ _SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p
 _OPEN = or_(M.c.state.in_(OPEN_STATES), and_(M.c.state == "unknown", M.c.lease_until.is_not(None)))
 _NEXT_DUE = select(func.min(case((M.c.state == "queued", M.c.next_at), else_=M.c.lease_until))).where(_OPEN)
 _DEPTH = select(func.count()).select_from(M).where(_OPEN)
-_WAITING = select(M.c.caller, func.count(), func.min(M.c.created_at)).where(_OPEN).group_by(M.c.caller)
 
 @dataclass
 class MessageRow:
@@ -473,10 +473,11 @@ class Store:
         return int(self.db.connection().execute(_DEPTH).scalar_one())
 
     def waiting_by_caller(self) -> list[tuple[str, int, float]]:
-        """Per caller: messages queued or leased, and the age in seconds of the oldest (for /metrics)."""
+        """Per caller: messages open (queued, leased, or unknown awaiting reconciliation: more than the queue's
+        waiting, which pacing counts), and the age in seconds of the oldest (for /metrics)."""
         now = self.clock.now()
-        rows = self.db.connection().execute(_WAITING).fetchall()
-        return [(caller or "", int(n), max(0.0, now - float(oldest))) for caller, n, oldest in rows]
+        return [(caller or "", n, max(0.0, now - oldest))
+                for caller, (n, oldest) in pace.waiting_by_caller(self.db, _OPEN).items()]
 
     # -- retention -----------------------------------------------------------------------------
     def prune(self, retention_seconds: float) -> dict[str, int]:
