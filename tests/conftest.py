@@ -16,6 +16,7 @@ from gateway import create_app
 from gateway.config import SandboxSettings, build_config
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
+from tests import pghelp
 from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,13 @@ def bridge_store(tmp_path: Path) -> Callable[[int], dict[str, Any]]:
     """The ``store`` section of the n-th bridge a test starts: its own SQLite file under ``tmp_path``
     (tests/test_postgres.py overrides it: a fresh PostgreSQL database each)."""
     return lambda n: {"path": str(tmp_path / f"bridge{n}.db")}
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Callable[[], str]]:
+    """A factory of fresh PostgreSQL databases (URLs), dropped after the test; skips without a server
+    (tests/pghelp.py)."""
+    yield from pghelp.databases()
 
 
 @pytest.fixture

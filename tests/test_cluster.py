@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,12 +27,9 @@ POLL = 60.0  # idle workers' poll interval in these tests: anything sooner came 
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_url(pg_database: Callable[[], str]) -> str:
     """One fresh PostgreSQL database (URL) for the whole cluster of the test; skips without a server."""
-    gen = pghelp.databases()
-    make = next(gen)
-    yield make()
-    next(gen, None)
+    return pg_database()
 
 
 @pytest.fixture

@@ -322,3 +322,20 @@ def test_level_1_is_the_upstreams_acceptance_even_without_any_report(make_bridge
         got = dict(parse_qsl(first.query if first.method == "GET" else first.body.decode()))
     assert got == {"id": mid, "message_status": "ESME_ROK", "level": "1", "connector": "infobip"}
     assert receiver.count() == 1  # once, and no level 2 before the handset's report
+
+
+def _locks_at_once(raw):
+    raw["auth"] = {"free_failures": 0, "first_delay": 60, "max_delay": 60}
+
+
+def test_a_locked_out_login_is_refused_in_jasmins_words_with_retry_after(make_bridge, sandbox):
+    bridge = make_bridge(_locks_at_once)
+    wrong = {"username": "demo", "password": "nope", "to": "41793026727", "content": "x"}
+    assert bridge.get("/send", params=wrong).status_code == 403  # the first failure locks the name
+    r = bridge.get("/send", params={**CREDS, "to": "41793026727", "content": "x"})
+    assert r.status_code == 403 and r.text.startswith('Error "Authentication failure for username:demo (')
+    assert int(r.headers["Retry-After"]) >= 59
+    r = bridge.get("/balance", params=CREDS)  # a JSON answer, the same refusal
+    assert r.status_code == 403 and r.json().startswith("Authentication failure for username:demo (")
+    assert int(r.headers["Retry-After"]) >= 59
+    assert sandbox.messages() == []

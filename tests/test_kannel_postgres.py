@@ -3,12 +3,11 @@ answer as the reply, each bridge on a fresh database (tests/pghelp.py; skipped w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests import pghelp
 from tests.test_kannel import (  # noqa: F401
     app,
     dlr_sandbox,
@@ -18,11 +17,6 @@ from tests.test_kannel import (  # noqa: F401
     test_sms_service_get_url_and_the_answer_is_the_reply,
     test_user_guide_example_is_accepted_byte_for_byte,
 )
-
-
-@pytest.fixture
-def pg_database() -> Iterator[Callable[[], str]]:
-    yield from pghelp.databases()
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 import yaml
 
 from gateway.store.engine import Database
 from gateway.store.transfer import holdings
-from tests import pghelp
 from tests.conftest import DEMO, default_raw_config, running_sandbox
 from tests.helpers import wait_for
 from tests.storehelp import db_count
@@ -23,11 +21,6 @@ from tests.test_inbound import mo, pull, push, with_inbound
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUED = {"username": "q", "password": "q"}
-
-
-@pytest.fixture
-def pg_database():
-    yield from pghelp.databases()
 
 
 def _callers(raw: dict[str, Any]) -> None:

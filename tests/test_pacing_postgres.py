@@ -3,12 +3,11 @@ PostgreSQL database (two bridges of one test share one: the buckets are locked `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests import pghelp
 from tests.test_expiry import test_a_message_past_max_age_expires_with_a_report_and_is_never_sent  # noqa: F401
 from tests.test_pacing import (  # noqa: F401
     test_a_queued_burst_leaves_at_the_callers_rate,
@@ -18,11 +17,6 @@ from tests.test_pacing import (  # noqa: F401
     test_two_bridges_on_one_database_keep_one_pace,
 )
 from tests.test_windows import test_a_window_the_upstream_cannot_carry_is_held_in_the_queue  # noqa: F401
-
-
-@pytest.fixture
-def pg_database() -> Iterator[Callable[[], str]]:
-    yield from pghelp.databases()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from gateway.store.migrations import head
 from gateway.store.opening import StoreUnavailable, open_store
 from gateway.store.records import MessageRow, Store, SubmissionRecord
 from gateway.store.schema import metadata
-from tests import pghelp
 from tests.conftest import DEMO
 from tests.helpers import wait_for
 from tests.storehelp import db_count
@@ -64,12 +63,6 @@ from tests.test_reports import (  # noqa: F401
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def pg_database() -> Iterator[Callable[[], str]]:
-    """A factory of fresh PostgreSQL databases (URLs), dropped after the test; skips without a server."""
-    yield from pghelp.databases()
 
 
 @pytest.fixture

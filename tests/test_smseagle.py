@@ -188,3 +188,17 @@ def test_one_bad_number_never_cancels_the_others(bridge, sandbox):
     assert lines[0].startswith("OK; ID=[") and lines[2].startswith("OK; ID=[")
     assert lines[1].startswith("Wrong or missing >>to<< parameter (12ab:")
     assert sorted(m["to"] for m in sandbox.messages()) == ["41793026727", "41793026728"]
+
+
+def test_a_locked_out_token_is_refused_in_the_devices_words_with_retry_after(make_bridge, sandbox):
+    def locks_at_once(raw):
+        raw["auth"] = {"free_failures": 0, "first_delay": 60, "max_delay": 60}
+
+    bridge = make_bridge(locks_at_once)
+    q = {"to": "41793026727", "message": "x"}
+    assert bridge.get("/http_api/send_sms", params={"access_token": "wrong", **q}).status_code == 401
+    r = bridge.get("/http_api/send_sms", params={**TOKEN, **q})  # the address is locked: not even a right key
+    assert r.status_code == 429 and r.text.startswith("Too many failed logins") and int(r.headers["Retry-After"]) >= 59
+    r = bridge.post("/jsonrpc/sms", json={"method": "sms.send_sms", "params": {**TOKEN, **q}})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 59
+    assert sandbox.messages() == []

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import difflib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import g, request
+from flask import Response, g, request
 
 from ..accepts import CREDENTIAL_PARAMS, IDEMPOTENCY_PARAM
 from ..auth import basic_username
 from ..config import Caller
-from ..errors import Unauthorized
+from ..errors import BridgeError, Throttled, Unauthorized
 from ..ids import new_token
 from ..model import ApiError, Submission, SubmissionResult
 from ..numbers import search_form
@@ -21,7 +22,7 @@ from ..services import bridge
 from ..store.engine import DB_ERRORS, CommitTimeout
 from ..store.records import SubmissionRecord
 from ..validate import Errors, parse_datetime, parse_enum, parse_int
-from ..wire.formats import negotiate
+from ..wire.formats import JSON, negotiate
 from ..wire.jsonbody import loads
 from ..wire.statuses import GROUPS
 from .querystring import QueryParams, parse_form, parse_query
@@ -171,3 +172,23 @@ def check_submission(hygiene: Hygiene, sub: Submission, errs: Errors) -> None:
             reason = hygiene.check(name, value, address=address) if value else None
             if reason:
                 errs.add(p + name, reason)
+
+
+E = TypeVar("E", bound=Exception)
+
+
+def guarded(work: Callable[[], Response], refusal: type[E], answer: Callable[[E], Response],
+            translate: Callable[[ApiError | BridgeError], E]) -> Response:
+    """Run a dialect entrance's ``work`` so that every refusal leaves in the dialect's words (never Infobip's
+    envelope): its own ``refusal`` as ``answer`` shapes it, the bridge's typed errors put in its words by
+    ``translate`` first; a throttled request is told when to come back (``Retry-After``)."""
+    g.fmt = JSON
+    try:
+        return work()
+    except refusal as exc:
+        return answer(exc)
+    except (ApiError, BridgeError) as exc:
+        resp = answer(translate(exc))
+        if isinstance(exc, Throttled):
+            resp.headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        return resp

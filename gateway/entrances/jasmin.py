@@ -23,7 +23,6 @@ from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..sms import sms_count
 from ..validate import Errors
-from ..wire.formats import JSON
 from ..wire.jasmin import (
     BALANCE_PARAMS,
     RATE_PARAMS,
@@ -38,7 +37,7 @@ from ..wire.jasmin import (
     rate_from_params,
     send_from_params,
 )
-from .common import authenticate, check_params, json_object, request_params
+from .common import authenticate, check_params, guarded, json_object, request_params
 from .errors import api_error
 from .querystring import QueryParams, parse_form, parse_query
 from .replay import accepted_now, send, send_entrance
@@ -97,19 +96,18 @@ def _answer(body: bytes, status: int = 200, ctype: str = "text/plain") -> Respon
 
 
 def _guarded(render_error: Callable[[JasminError], Response], work: Callable[[QueryParams], Response]) -> Response:
-    """Run ``work``; any refusal leaves in Jasmin's format (never the Infobip envelope)."""
-    g.fmt = JSON
-    params: QueryParams | None = None
-    try:
-        params = g.params = _params()  # the idempotency key and fingerprint read these (gateway/entrances/replay.py)
-        return work(params)
-    except JasminError as exc:
-        return render_error(exc)
-    except (ApiError, BridgeError) as exc:
-        resp = render_error(_jasmin_error(exc, params.get("username") if params else None))
-        if isinstance(exc, Throttled):
-            resp.headers["Retry-After"] = str(int(exc.retry_after) + 1)
-        return resp
+    """Run ``work`` on the request's arguments; any refusal leaves in Jasmin's format (never Infobip's
+    envelope)."""
+
+    def run() -> Response:
+        g.params = _params()  # the idempotency key and fingerprint read these (gateway/entrances/replay.py)
+        return work(g.params)
+
+    def translate(err: ApiError | BridgeError) -> JasminError:
+        params: QueryParams | None = g.get("params")  # None: the arguments themselves were refused
+        return _jasmin_error(err, params.get("username") if params else None)
+
+    return guarded(run, JasminError, render_error, translate)
 
 
 def _text_error(exc: JasminError) -> Response:

@@ -25,7 +25,6 @@ from ..send.policy import SendPolicy
 from ..send.rejects import split_invalid, validate_rest
 from ..services import bridge
 from ..validate import Errors
-from ..wire.formats import JSON
 from ..wire.smseagle import (
     SEND_PARAMS,
     WRONG_LOGIN,
@@ -41,7 +40,7 @@ from ..wire.smseagle import (
     xml_answer,
     xml_error,
 )
-from .common import authenticate, check_params, finish_rejected, json_object, request_params
+from .common import authenticate, check_params, finish_rejected, guarded, json_object, request_params
 from .errors import api_error
 from .querystring import QueryParams, parse_form, parse_query
 from .replay import send, send_entrance
@@ -115,16 +114,8 @@ def _send(params: QueryParams) -> list[Outcome]:
 
 
 def _guarded(render: Render, work: Callable[[], list[Outcome]]) -> Response:
-    g.fmt = JSON
-    try:
-        return render(work(), None)
-    except EagleError as exc:
-        return render(None, exc)
-    except (ApiError, BridgeError) as exc:
-        resp = render(None, _eagle_error(exc))
-        if isinstance(exc, Throttled):
-            resp.headers["Retry-After"] = str(int(exc.retry_after) + 1)
-        return resp
+    """Run ``work``; its outcomes and any refusal leave as ``render`` shapes them (never Infobip's envelope)."""
+    return guarded(lambda: render(work(), None), EagleError, lambda err: render(None, err), _eagle_error)
 
 
 @bp.route("/http_api/send_sms", methods=["GET", "POST"])

@@ -244,22 +244,29 @@ class Database:
         return conn
 
     def _open(self) -> Connection:
-        conn = Connection(self.engine)
-        conn.raw = conn.connection.driver_connection
+        """A new connection, counted among this object's; pooled, in the place :meth:`_take` reserved for it."""
+        try:
+            conn = Connection(self.engine)
+            conn.raw = conn.connection.driver_connection
+        finally:
+            if self.pooled:
+                with self._lock:
+                    self._conns.remove(_RESERVED)
         with self._lock:
             self._conns.append(conn)
         return conn
 
     def _take(self) -> Connection | None:
-        """A free pooled connection, or None when this thread may open a new one (the pool is not full);
-        waits up to ``pool_timeout`` while every connection is taken, then raises ``sa.exc.TimeoutError``."""
+        """A free pooled connection, or None when this thread may open a new one (the pool is not full: a place
+        is reserved for it, see :meth:`_open`); waits up to ``pool_timeout`` while every connection is taken,
+        then raises ``sa.exc.TimeoutError``."""
         deadline = None
         with self._free_cv:
-            while not self._free:  # else (below): a free connection is there
+            while not self._free:
                 with self._lock:
                     if len(self._conns) < self.pool_size:
                         self._conns.append(_RESERVED)  # a place, replaced once its connection is open
-                        break
+                        return None
                 if deadline is None:
                     deadline = time.monotonic() + self.pool_timeout
                 left = deadline - time.monotonic()
@@ -267,17 +274,7 @@ class Database:
                     raise sa.exc.TimeoutError(f"all {self.pool_size} pooled connections to {self.path} stayed "
                                               f"taken for {self.pool_timeout:g} s")
                 self._free_cv.wait(left)
-            else:
-                return self._free.pop()
-        try:
-            conn = Connection(self.engine)
-            conn.raw = conn.connection.driver_connection
-        finally:
-            with self._lock:
-                self._conns.remove(_RESERVED)
-        with self._lock:
-            self._conns.append(conn)
-        return conn
+            return self._free.pop()
 
     def pool_counts(self) -> tuple[int, int]:
         """(connections open, of which free) of the pool; (0, 0) without one."""

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy import ColumnElement
 
 from ..model import Status
 from .dialects import INSERTS
@@ -71,10 +72,11 @@ def waiting(db: Database, caller: str | None) -> int:
         sa.select(sa.func.count()).select_from(M).where(_WAITING, M.c.caller == caller)).scalar_one())
 
 
-def waiting_by_caller(db: Database) -> dict[str | None, tuple[int, float]]:
-    """Per caller: messages waiting in the queue and when the oldest of them was accepted."""
+def waiting_by_caller(db: Database, which: ColumnElement[bool] = _WAITING) -> dict[str | None, tuple[int, float]]:
+    """Per caller: the messages ``which`` picks (by default those waiting in the queue) and when the oldest of
+    them was accepted."""
     rows = db.connection().execute(
-        sa.select(M.c.caller, sa.func.count(), sa.func.min(M.c.created_at)).where(_WAITING).group_by(M.c.caller))
+        sa.select(M.c.caller, sa.func.count(), sa.func.min(M.c.created_at)).where(which).group_by(M.c.caller))
     return {r[0]: (int(r[1]), float(r[2])) for r in rows}
 
 

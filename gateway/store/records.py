@@ -37,6 +37,7 @@ from sqlalchemy import (
 from ..clock import Clock
 from ..model import QueuedMessage, Status
 from ..send.upstream import Attempt
+from . import pace
 from .engine import Connection, Database, GroupCommit, Prepared
 from .notify import QUEUE, notify
 from .schema import messages as M
@@ -57,12 +58,12 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 _IDS = bindparam("ids", expanding=True)
 
 # -- the hot statements: Core, built once; run pre-compiled on SQLite (engine.Prepared) -------------------
-_SUBMISSION_KEYS = ["id", "caller", "entrance", "mode", "api", "bulk_id", "dlr_token", "destinations", "error",
-                    "created_at", "updated_at"]
+_SUBMISSION_KEYS = ["id", "caller", "entrance", "mode", "api", "bulk_id", "dlr_token", "destinations", "created_at",
+                    "updated_at"]
 _MESSAGE_KEYS = ["submission_id", "caller", "entrance", "mode", "state", "message_id", "bulk_id",
-                 "upstream_message_id", "upstream_bulk_id", "to_addr", "sender", "text", "spec", "notify_url",
+                 "upstream_message_id", "to_addr", "sender", "text", "spec", "notify_url",
                  "notify_content_type", "callback_data", "intermediate", "callback", "sms_count", *_STATUS_COLS,
-                 "sent_at", "next_at", "lease_until", "last_error", "created_at", "updated_at", "entity_id", "application_id",
+                 "sent_at", "next_at", "lease_until", "created_at", "updated_at", "entity_id", "application_id",
                  "campaign_reference_id", "send_at", "upstream", "expires_at"]
 _ATTEMPT_KEYS = ["submission_id", "batch", "api", "destinations", "at", "http_status", "duration_ms", "error"]
 _NEXT_SUBMISSION = Prepared(select(func.coalesce(func.max(submissions.c.id), 0)))
@@ -150,7 +151,6 @@ _SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p
 _OPEN = or_(M.c.state.in_(OPEN_STATES), and_(M.c.state == "unknown", M.c.lease_until.is_not(None)))
 _NEXT_DUE = select(func.min(case((M.c.state == "queued", M.c.next_at), else_=M.c.lease_until))).where(_OPEN)
 _DEPTH = select(func.count()).select_from(M).where(_OPEN)
-_WAITING = select(M.c.caller, func.count(), func.min(M.c.created_at)).where(_OPEN).group_by(M.c.caller)
 
 @dataclass
 class MessageRow:
@@ -202,21 +202,21 @@ class SubmissionRecord:
 
 
 def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow], now: float, sent_at: float | None,
-                    next_at: float | None, error: str | None, upstream_bulk_id: str | None) -> list[tuple[Any, ...]]:
+                    next_at: float | None) -> list[tuple[Any, ...]]:
     """The message rows of a submission, as ``_MESSAGE_KEYS`` tuples for one ``executemany``."""
     return [
-        (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id,
-         upstream_bulk_id, r.to, r.sender, r.text, r.spec, r.notify_url, r.notify_content_type,
-         r.callback_data, int(r.intermediate), sub.callback, r.sms_count,
+        (sid, sub.caller, sub.entrance, sub.mode, r.state, r.message_id, sub.bulk_id, r.upstream_message_id, r.to,
+         r.sender, r.text, r.spec, r.notify_url, r.notify_content_type, r.callback_data, int(r.intermediate),
+         sub.callback, r.sms_count,
          *((r.status.group_id, r.status.group_name, r.status.id, r.status.name, r.status.description)
            if r.status else _NO_STATUS),
-         sent_at, next_at if r.not_before is None else r.not_before, r.lease_until, error, now, now, r.entity_id,
+         sent_at, next_at if r.not_before is None else r.not_before, r.lease_until, now, now, r.entity_id,
          r.application_id, r.campaign_reference_id, r.send_at, r.upstream, r.expires_at)
         for r in rows
     ]
 
 
-_Record = tuple[SubmissionRecord, Sequence[MessageRow], Sequence[Attempt], str | None, str | None, float]
+_Record = tuple[SubmissionRecord, Sequence[MessageRow], float]  # accepted at (clock seconds)
 
 
 class Store:
@@ -263,7 +263,7 @@ class Store:
         Concurrent acceptances share one transaction and one fsync (:class:`gateway.db.GroupCommit`);
         this returns only once the COMMIT holding this submission returned. Raises the group's error
         (nothing of it was written) or :class:`gateway.db.CommitTimeout`."""
-        return self._accept.submit((sub, rows, (), None, None, self.clock.now()))
+        return self._accept.submit((sub, rows, self.clock.now()))
 
     @staticmethod
     def _write_records(c: Connection, group: list[_Record]) -> list[int]:
@@ -274,23 +274,18 @@ class Store:
             first = int(_NEXT_SUBMISSION.run(c).fetchone()[0]) + 1
             ids = list(range(first, first + len(group)))
             _INSERT_SUBMISSION.many(c, [
-                (sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now)
-                for sid, (sub, rows, _, error, _, now) in zip(ids, group, strict=True)])
+                (sid, sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), now, now)
+                for sid, (sub, rows, now) in zip(ids, group, strict=True)])
         else:
             ids = [int(i) for i in c.execute(_RETURNING_SUBMISSIONS, [dict(zip(_SUBMISSION_KEYS[1:], (
-                sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), error, now, now),
-                strict=True)) for sub, rows, _, error, _, now in group]).scalars()]
+                sub.caller, sub.entrance, sub.mode, sub.api, sub.bulk_id, sub.token, len(rows), now, now),
+                strict=True)) for sub, rows, now in group]).scalars()]
         messages: list[tuple[Any, ...]] = []
-        attempts: list[tuple[Any, ...]] = []
-        for sid, (sub, rows, tries, error, upstream_bulk_id, now) in zip(ids, group, strict=True):
-            sent_at = now if sub.mode == "sync" and error is None else None
+        for sid, (sub, rows, now) in zip(ids, group, strict=True):
+            sent_at = now if sub.mode == "sync" else None
             next_at = now if sub.mode == "queued" else None
-            messages += _message_values(sid, sub, rows, now, sent_at, next_at, error, upstream_bulk_id)
-            attempts += [(sid, None, a.api, len(rows), now, a.http_status, round(a.duration_ms, 3), a.error)
-                         for a in tries]
+            messages += _message_values(sid, sub, rows, now, sent_at, next_at)
         _INSERT_MESSAGE.many(c, messages)
-        if attempts:
-            _INSERT_ATTEMPT.many(c, attempts)
         if c.dialect.name == "sqlite":
             _FIRST_CHANGES.run(c, {"lo": ids[0], "hi": ids[-1]})
         else:
@@ -473,10 +468,11 @@ class Store:
         return int(self.db.connection().execute(_DEPTH).scalar_one())
 
     def waiting_by_caller(self) -> list[tuple[str, int, float]]:
-        """Per caller: messages queued or leased, and the age in seconds of the oldest (for /metrics)."""
+        """Per caller: messages open (queued, leased, or unknown awaiting reconciliation: more than the queue's
+        waiting, which pacing counts), and the age in seconds of the oldest (for /metrics)."""
         now = self.clock.now()
-        rows = self.db.connection().execute(_WAITING).fetchall()
-        return [(caller or "", int(n), max(0.0, now - float(oldest))) for caller, n, oldest in rows]
+        return [(caller or "", n, max(0.0, now - oldest))
+                for caller, (n, oldest) in pace.waiting_by_caller(self.db, _OPEN).items()]
 
     # -- retention -----------------------------------------------------------------------------
     def prune(self, retention_seconds: float) -> dict[str, int]:

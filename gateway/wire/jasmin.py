@@ -16,6 +16,7 @@ from typing import Any
 
 from ..entrances.querystring import QueryParams
 from ..model import Destination, InboundMessage, Message, Report, Submission
+from .smpp import STATES, receipt_date
 
 #: ``/send``'s arguments (send.py ``fields``), plus the bridge's idempotencyKey.
 SEND_PARAMS = frozenset({"username", "password", "to", "from", "coding", "priority", "sdt", "validity-period",
@@ -33,8 +34,7 @@ TEXT_CODINGS = frozenset({"0", "1", "3", "8"})
 _SDT = re.compile(r"^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d)(\d{2})([+\-R])$")
 _TAGS = re.compile(r"^[-a-zA-Z0-9,]*$")
 #: Infobip's group → the SMPP receipt state Jasmin's level-2 DLR carries (``stat:`` of the receipt)
-_STATES = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "EXPIRED": "EXPIRED", "REJECTED": "REJECTD",
-           "PENDING": "ACCEPTD", "ACCEPTED": "ACCEPTD"}
+_STATES = {**STATES, "PENDING": "ACCEPTD"}  # Jasmin says a pending message is accepted
 CONNECTOR = "infobip"  # the ``connector`` / ``origin-connector`` every DLR and MO names
 
 
@@ -214,10 +214,6 @@ def rate_from_params(params: QueryParams) -> tuple[str, str]:
 # -- delivery reports (DLRThrower.http_dlr_callback) ------------------------------------------------------------
 
 
-def _smpp_date(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%y%m%d%H%M") if ts else ""
-
-
 def dlr_fields(report: Report, level: int, text: str, connector: str = CONNECTOR) -> list[tuple[str, str]]:
     """The thrower's arguments for one receipt: level 1 ``id, message_status (ESME_*), level, connector``;
     level 2 adds ``id_smsc, sub, dlvrd, subdate, donedate, err, text`` (the first 20 characters)."""
@@ -230,8 +226,8 @@ def dlr_fields(report: Report, level: int, text: str, connector: str = CONNECTOR
     return [
         ("id", report.message_id), ("message_status", state), ("level", "2"), ("connector", connector),
         ("id_smsc", report.upstream_message_id or report.message_id), ("sub", "001"),
-        ("dlvrd", "001" if state == "DELIVRD" else "000"), ("subdate", _smpp_date(report.sent_at)),
-        ("donedate", _smpp_date(report.done_at)), ("err", f"{err:03d}"), ("text", text[:20]),
+        ("dlvrd", "001" if state == "DELIVRD" else "000"), ("subdate", receipt_date(report.sent_at, "")),
+        ("donedate", receipt_date(report.done_at, "")), ("err", f"{err:03d}"), ("text", text[:20]),
     ]
 
 

@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 
 from ..model import Destination, Message, Report
 from ..validate import format_datetime
+from .smpp import STATES, receipt_date
 
 # -- answers (smsbox.c: delivery_report / smsbox_req_handle / sendsms_thread) ------------------------------------
 ACCEPTED = (202, "0: Accepted for delivery")
@@ -292,8 +293,8 @@ def xml_pairs(body: bytes) -> list[tuple[str, bytes]]:
 
 # -- DLR: events and %-escapes (urltrans_fill_escape_codes) -------------------------------------------------------
 _SAFE = "!*'()"  # with quote_plus's own "_.-~" and alphanumerics: octstr_url_encode's safe set; space -> "+"
-_STAT = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "EXPIRED": "EXPIRED", "REJECTED": "REJECTD",
-         "PENDING": "ENROUTE", "ACCEPTED": "ACCEPTD"}
+_STAT = {**STATES, "PENDING": "ENROUTE"}  # Kannel's SMSCs say a pending message is en route
+_NO_DATE = "0000000000"  # a receipt date Kannel's text gives when there is none
 _NOT_ENCODED = frozenset("tTI%")
 _ESCAPE = re.compile(r"%(#[^#]*#[^#]*#|.)", re.DOTALL)
 #: escapes filled when the message is accepted (the request's values); the rest when the report comes
@@ -329,17 +330,13 @@ def event_of(report: Report, mask: int) -> int | None:
     return kind if mask & kind else None
 
 
-def _yymmddhhmm(t: float | None) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%y%m%d%H%M") if t else "0000000000"
-
-
 def dlr_text(report: Report) -> str:
     """``%A`` of a report: the SMPP receipt text an SMSC gives Kannel (``id:… sub:001 dlvrd:… stat:DELIVRD …``)."""
     group = report.status.group_name if report.status else ""
     err = report.error.id if report.error else 0
     return (f"id:{report.upstream_message_id or report.message_id} sub:001 "
-            f"dlvrd:{'001' if group == 'DELIVERED' else '000'} submit date:{_yymmddhhmm(report.sent_at)} "
-            f"done date:{_yymmddhhmm(report.done_at)} stat:{_STAT.get(group, 'UNKNOWN')} err:{err:03d} text:")
+            f"dlvrd:{'001' if group == 'DELIVERED' else '000'} submit date:{receipt_date(report.sent_at, _NO_DATE)} "
+            f"done date:{receipt_date(report.done_at, _NO_DATE)} stat:{_STAT.get(group, 'UNKNOWN')} err:{err:03d} text:")
 
 
 def dcs(coding: int, mclass: int | None) -> int:
