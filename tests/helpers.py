@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,3 +51,48 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ChildOutput:
+    """A child process's standard output (``stdout=PIPE``, text), read by a thread of its own as it comes.
+
+    A pipe nobody reads holds 64 KiB; past that the child's next write blocks. For a bridge that write is its
+    access log, under the log handler's lock, so every request thread stops at its next log line: a
+    keep-alive client waits for an answer forever, and the log, drained at teardown, then shows it answered
+    (about 400 requests in: tests/test_secrets_cli.py::test_a_bridge_subprocess_answers_past_a_full_pipe)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, name="child-output", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.append(line)
+
+    def search(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        """The first line matching ``pattern``, waiting for it; fails if the child closes its output first."""
+
+        def found() -> re.Match[str] | None:
+            open_ = self._reader.is_alive()  # before reading the lines: no line comes after it turned False
+            for line in list(self.lines):
+                if m := re.search(pattern, line):
+                    return m
+            if not open_:
+                raise AssertionError(f"the child ended without printing {pattern!r}:\n" + "".join(self.lines))
+            return None
+
+        return wait_for(found, timeout, what=pattern)
+
+    def text(self, timeout: float = 20.0) -> str:
+        """Everything the child printed, once it has exited (after ``proc.terminate()``, say); killed if it
+        has not within ``timeout``."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout)
+            raise
+        self._reader.join(timeout)
+        return "".join(self.lines)

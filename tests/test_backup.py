@@ -22,7 +22,7 @@ def test_backup_while_the_bridge_writes(tmp_path):
     raw = default_raw_config()
     raw["store"] = {"path": str(tmp_path / "live.db")}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
-    proc, url, _ = _start(tmp_path / "config.yaml", dict(os.environ))
+    proc, url, output = _start(tmp_path / "config.yaml", dict(os.environ))
     stop = threading.Event()
     try:
         q = {"username": "demo", "password": "demo", "to": "41793026727"}
@@ -49,7 +49,7 @@ def test_backup_while_the_bridge_writes(tmp_path):
         writer.join(10)
     finally:
         proc.terminate()
-        proc.communicate(timeout=20)
+        output.text(timeout=20)
     assert out.returncode == 0, out.stderr
     assert "integrity ok" in out.stdout
     assert not (tmp_path / "copy.db-wal").exists() or (tmp_path / "copy.db-wal").stat().st_size == 0

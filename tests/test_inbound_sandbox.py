@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -119,9 +118,9 @@ def test_serve_wires_the_embedded_sandbox_to_the_inbound_webhook(tmp_path):
     raw["store"] = {"path": str(tmp_path / "b.db")}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     token = "serve-secret-inbound-token-31337"
-    proc, url, early = _start(tmp_path / "config.yaml", {**os.environ, "SMSBRIDGE_INBOUND_TOKEN": token})
+    proc, url, output = _start(tmp_path / "config.yaml", {**os.environ, "SMSBRIDGE_INBOUND_TOKEN": token})
     try:
-        sandbox_url = next(m.group(1) for line in early if (m := re.search(r"sandbox on (http://\S+)", line)))
+        sandbox_url = output.search(r"sandbox on (http://\S+)").group(1)
         r = requests.post(sandbox_url + "/sandbox/inbound", timeout=5,
                           json={"from": "41793026727", "to": "41793026834", "text": "info opening  hours?"})
         assert r.json()["delivery"] == "pending"
@@ -136,5 +135,4 @@ def test_serve_wires_the_embedded_sandbox_to_the_inbound_webhook(tmp_path):
         assert [m["text"] for m in replies()] == ["Thanks, we got your message: opening hours?"]
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert token not in "".join(early) + out
+    assert token not in output.text(timeout=10)

@@ -28,7 +28,7 @@ def test_a_session_leaves_no_secret_and_no_unmasked_text_in_the_log(tmp_path):
     raw["callers"]["demo"]["password"] = PASSWORD
     raw["inbound"] = {"token": TOKEN, "rules": []}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
-    proc, url, early = _start(tmp_path / "config.yaml", dict(os.environ))
+    proc, url, output = _start(tmp_path / "config.yaml", dict(os.environ))
     host, port = urlsplit(url).hostname, urlsplit(url).port
     try:
         with requests.Session() as s:
@@ -53,8 +53,7 @@ def test_a_session_leaves_no_secret_and_no_unmasked_text_in_the_log(tmp_path):
                                    timeout=10).json()["results"], what="the sends on record")
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=20)
-    out = "".join(early) + out
+    out = output.text(timeout=20)
     assert "smsbridge.access" in out  # the access log did run
     for secret in (PASSWORD, TOKEN, basic):
         assert secret not in out, f"{secret!r} leaked into the log"

@@ -114,7 +114,7 @@ def test_json_log_lines_carry_the_request_id(tmp_path):
     raw["store"] = {"path": str(tmp_path / "b.db")}
     raw["logging"] = {"level": "INFO", "access_log": True, "format": "json"}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
-    proc, url, early = _start(tmp_path / "config.yaml", dict(os.environ))
+    proc, url, output = _start(tmp_path / "config.yaml", dict(os.environ))
     try:
         import requests
 
@@ -123,8 +123,7 @@ def test_json_log_lines_carry_the_request_id(tmp_path):
         assert resp.status_code == 200
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    lines = [ln for ln in ("".join(early) + out).splitlines() if ln.startswith("{")]
+    lines = [ln for ln in output.text(timeout=10).splitlines() if ln.startswith("{")]
     records = [json.loads(ln) for ln in lines]  # every log line is one JSON object
     assert records and all({"ts", "level", "logger", "msg", "request_id"} <= r.keys() for r in records)
     access = [r for r in records if r["logger"] == "smsbridge.access" and r["request_id"] == "req-json-1"]

@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import yaml
 
 from tests.conftest import ROOT, default_raw_config
+from tests.helpers import ChildOutput
 
 SECRETS = ["demo-secret-pw", "upstream-secret-key", "caller-password-xyz"]
 
 
-def _start(config_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, list[str]]:
+def _start(config_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, ChildOutput]:
+    """The bridge (with its sandbox) as a subprocess, its URL, and its output (stdout and stderr), read as it
+    comes: a pipe left unread fills with the access log and stops the bridge (see ``ChildOutput``)."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--config", str(config_path), "--port", "0", "--sandbox-port", "0"],
         cwd=config_path.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    seen = []
-    for line in proc.stdout:  # the address line comes within a second; EOF means it died
-        seen.append(line)
-        url = re.search(r"smsbridge listening on (http://\S+)", line)
-        if url:
-            return proc, url.group(1), seen
-    raise AssertionError("the bridge exited before listening:\n" + "".join(seen))
+    output = ChildOutput(proc)
+    try:
+        return proc, output.search(r"smsbridge listening on (http://\S+)").group(1), output
+    except AssertionError:
+        proc.kill()
+        proc.wait(10)
+        raise
 
 
 def test_no_secret_in_any_log_line(tmp_path):
@@ -38,7 +43,7 @@ def test_no_secret_in_any_log_line(tmp_path):
     raw["sandbox"]["api_key"] = "upstream-secret-key"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     env = {**os.environ, "INFOBIP_API_KEY": "upstream-secret-key"}
-    proc, url, early = _start(tmp_path / "config.yaml", env)
+    proc, url, output = _start(tmp_path / "config.yaml", env)
     try:
         ok = requests.get(url + "/sms/1/text/query", params={"username": "demo", "password": "caller-password-xyz",
                                                               "to": "41793026727", "text": "hi"}, timeout=10)
@@ -54,11 +59,32 @@ def test_no_secret_in_any_log_line(tmp_path):
                      timeout=10)
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    out = "".join(early) + out
+        out = output.text(timeout=10)
     assert "GET /sms/1/text/query?username=demo&password=*** " in out or "password=***" in out
     for secret in SECRETS + [basic]:
         assert secret not in out, f"{secret!r} leaked into the log"
+
+
+def test_a_bridge_subprocess_answers_past_a_full_pipe(tmp_path):
+    """Its output pipe is read as it comes: 200 requests on one keep-alive connection log 400 KiB, six times
+    what a pipe holds, and each is answered. Left unread, the pipe was full some 30 requests in and the next
+    answer never came (the bridge stopped at its access-log line; the log, drained at teardown, said 200)."""
+    raw = default_raw_config()
+    raw["store"] = {"path": str(tmp_path / "b.db")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    proc, url, output = _start(tmp_path / "config.yaml", dict(os.environ))
+    conn = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=10)
+    try:
+        for i in range(200):
+            conn.request("GET", f"/healthz?n={i}&pad=" + "x" * 2000)  # a 2 KiB access-log line each
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200, f"request {i}"
+    finally:
+        conn.close()
+        proc.terminate()
+        out = output.text(timeout=20)
+    assert sum("GET /healthz?n=" in line for line in out.splitlines()) == 200
 
 
 def test_check_config_reports_key_paths(tmp_path):

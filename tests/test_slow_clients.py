@@ -46,7 +46,7 @@ def test_200_slow_connections_neither_block_requests_nor_stay_open(tmp_path):
     raw["store"] = {"path": str(tmp_path / "b.db")}
     raw["server"] = {"request_timeout": REQUEST_TIMEOUT, "idle_timeout": 30}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
-    proc, url, _ = _start(tmp_path / "config.yaml", dict(os.environ))
+    proc, url, output = _start(tmp_path / "config.yaml", dict(os.environ))
     socks: list[socket.socket] = []
     stop = threading.Event()
     try:
@@ -83,7 +83,7 @@ def test_200_slow_connections_neither_block_requests_nor_stay_open(tmp_path):
         for s in socks:
             s.close()
         proc.terminate()
-        proc.communicate(timeout=20)
+        output.text(timeout=20)
 
 
 def test_limits_below_one_are_refused_by_the_configuration(tmp_path):
