@@ -305,6 +305,8 @@ class OpsSettings:
 
     ready_outbox_max: int = 1000  # /readyz fails when more outbox jobs than this are waiting
     ready_upstream_timeout: float = 2.0  # seconds for the upstream reachability probe
+    ready_cache: float = 1.0  # seconds /readyz answers from its last checks (one database write and one upstream
+    #                           probe per upstream per this, however often anyone asks: /readyz needs no login)
     metrics: bool = True  # serve GET /metrics
 
 

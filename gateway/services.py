@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import current_app
 
@@ -82,6 +83,24 @@ class PublicUrl:
 
 
 @dataclass
+class Memo:
+    """One value computed at most once per ``ttl`` seconds (monotonic); concurrent callers of a due
+    :meth:`get` wait for the one computation in progress and share its result."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._at: float | None = None
+        self._value: Any = None
+
+    def get(self, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._at is None or time.monotonic() - self._at >= self.ttl:
+                self._value, self._at = compute(), time.monotonic()
+            return self._value
+
+
+@dataclass
 class Bridge:
     """Every service of one bridge app; complete from construction (see ``build_services``)."""
 
@@ -101,6 +120,7 @@ class Bridge:
     throttle: LoginThrottle  # failed logins, API and admin UI
     idempotency: Idempotency  # idempotency keys, duplicate suppression, custom messageIds
     submit_events: SubmitEvents  # Kannel's DLR events of the upstream's answer to a send
+    ready: Memo  # /readyz's last checks, shared for ops.ready_cache seconds
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -200,7 +220,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
     built = Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
                    router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
                    queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
-                   idempotency=idempotency, submit_events=submit_events)
+                   idempotency=idempotency, submit_events=submit_events, ready=Memo(config.ops.ready_cache))
     # Kannel's sms-service reply: a forward's answer is the reply SMS (gateway/inbound/answers.py)
     outbox.on_answer(InboundForwardChannel.kind_answer, AnswerReplies(built))
     return built

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
+import sqlalchemy as sa
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -137,3 +139,28 @@ def test_json_format_is_validated(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--config", str(tmp_path / "c.yaml"), "check-config"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "logging.format: must be text or json" in out.stderr
+
+
+def test_a_flood_of_readyz_costs_one_upstream_probe_and_one_write_per_period(make_bridge, receiver):
+    # /readyz needs no login: each answer used to write to the database and make an authenticated upstream
+    # request, so anyone could spend the account's rate and the fsyncs the sends need. Shared checks bound both.
+    b = make_bridge(lambda raw: raw.setdefault("ops", {}).update(ready_cache=60),
+                    upstream_url=f"http://127.0.0.1:{receiver.port}")
+    db = b.app.extensions["smsbridge"].db
+    writes: list[str] = []
+    sa.event.listen(db.engine, "before_cursor_execute",
+                    lambda conn, cursor, stmt, *a: writes.append(stmt) if "ops_probe" in stmt else None)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: b.get("/readyz"), range(64)))
+    assert len({json.dumps(r.json()["checks"], sort_keys=True) for r in answers}) == 1  # one check, shared
+    probes = [r for r in receiver.requests if r.path == "/account/1/balance"]
+    assert len(probes) == 1, [r.path for r in receiver.requests]
+    assert 1 <= len(writes) <= 2  # one probe row: an UPDATE (and an INSERT the first time)
+
+
+def test_readyz_checks_again_after_its_cache_period(make_bridge, receiver):
+    b = make_bridge(lambda raw: raw.setdefault("ops", {}).update(ready_cache=0),
+                    upstream_url=f"http://127.0.0.1:{receiver.port}")
+    for _ in range(3):
+        b.get("/readyz")
+    assert len([r for r in receiver.requests if r.path == "/account/1/balance"]) == 3

@@ -105,8 +105,12 @@ def readyz() -> Response:
 
     Every upstream down does not take a bridge that stores and forwards out of the load balancer (that is
     when its queue is needed): it stays ready (200), ``degraded``, with the reason; a bridge that can only
-    answer sync (every caller ``on_upstream_failure: fail``) is not ready (503)."""
-    checks = {"database": _check_database(), "upstream": _check_upstream(), "outbox": _check_outbox()}
+    answer sync (every caller ``on_upstream_failure: fail``) is not ready (503). The checks are shared for
+    ``ops.ready_cache`` seconds: anyone may ask (no login), and each answer would otherwise cost a database write
+    and an authenticated upstream request (a flood of probes must not spend the account's rate or the
+    database's fsyncs that the sends need)."""
+    checks = bridge().ready.get(
+        lambda: {"database": _check_database(), "upstream": _check_upstream(), "outbox": _check_outbox()})
     ready = checks["database"]["ok"] and checks["outbox"]["ok"]
     reasons = [f"{name} check failed" for name in ("database", "outbox") if not checks[name]["ok"]]
     status = "ready" if ready else "not ready"
