@@ -248,11 +248,14 @@ class Database:
         try:
             conn = Connection(self.engine)
             conn.raw = conn.connection.driver_connection
-        finally:
+        except BaseException:
             if self.pooled:
                 with self._lock:
                     self._conns.remove(_RESERVED)
-        with self._lock:
+            raise
+        with self._lock:  # the reserved place becomes the connection in one step: the pool never counts both
+            if self.pooled:
+                self._conns.remove(_RESERVED)
             self._conns.append(conn)
         return conn
 
