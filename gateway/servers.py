@@ -16,6 +16,7 @@ which fails past descriptor 1024).
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import threading
@@ -122,6 +123,38 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class HeldBack(logging.Filter):
+    """One record through per ``interval`` seconds; the next one to pass says how many were held back.
+
+    Waitress warns "Task queue depth is N" for every request that finds all threads busy: under a burst,
+    hundreds of lines a second that bury everything else (and each WARNING is flushed at once). The first
+    says the bridge is saturated; the count says how long it stayed so."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._held = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return False
+            held, self._held, self._next = self._held, 0, now + self.interval
+        if held:
+            record.msg = f"{record.msg} ({held} more such warning(s) held back in the last {self.interval:g} s)"
+        return True
+
+
+def _hold_back_queue_warnings() -> None:
+    queue_log = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, HeldBack) for f in queue_log.filters):
+        queue_log.addFilter(HeldBack())
+
+
 class ServerThread:
     """A waitress server on its own socket map and thread pool; ``port=0`` picks a free port, or
     ``sock`` (from ``listening_socket``) is the socket it serves."""
@@ -139,6 +172,7 @@ class ServerThread:
             **where, **kw,
         )
         self.server.channel_class = LenientChannel  # type: ignore[union-attr]
+        _hold_back_queue_warnings()
         _close_slow(self.server, lim.request_timeout)
         self.host = host
         self.port: int = self.server.effective_port  # type: ignore[union-attr]

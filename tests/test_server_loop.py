@@ -3,6 +3,7 @@ task thread leaves behind still reaches the client: big answers to a slow reader
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.servers import ServerThread
+from gateway.servers import HeldBack, ServerThread
 from tests.helpers import wait_for
 
 BIG = 32 << 20  # more than loopback's socket buffers hold: part of it stays in the channel's output buffer
@@ -100,3 +101,36 @@ def test_pipelined_requests_are_answered_in_order_to_a_slow_reader(server):
             data += chunk
     bodies = [part.partition(b"\r\n\r\n")[2] for part in data.split(b"HTTP/1.1 200")[1:]]
     assert bodies == expected
+
+
+def test_a_burst_past_the_threads_warns_once_with_the_count_later(caplog):
+    """Waitress warns "Task queue depth is N" for each request that finds every thread busy: a burst of 40
+    on 1 thread gives one line, and the next one to pass (after the interval) says how many were held back."""
+    release = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        release.wait(30)
+        start_response("200 OK", [("Content-Length", "2")])
+        return iter([b"ok"])
+
+    srv = ServerThread(app, "127.0.0.1", 0, threads=1).start()
+    socks = []
+    try:
+        with caplog.at_level("WARNING", logger="waitress.queue"):
+            for _ in range(40):
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                socks.append(s)
+            wait_for(lambda: srv.server.task_dispatcher.queue.__len__() >= 30, what="the burst queued")
+            lines = [r.getMessage() for r in caplog.records if r.name == "waitress.queue"]
+            assert len(lines) == 1 and lines[0].startswith("Task queue depth is"), lines
+            filt = next(f for f in logging.getLogger("waitress.queue").filters if isinstance(f, HeldBack))
+            filt._next = 0.0  # the interval has passed (no sleeping for 10 s)
+            logging.getLogger("waitress.queue").warning("Task queue depth is %d", 1)
+            last = [r.getMessage() for r in caplog.records if r.name == "waitress.queue"][-1]
+            assert "held back" in last and int(last.split("(")[1].split()[0]) >= 29, last
+    finally:
+        release.set()
+        for s in socks:
+            s.close()
+        srv.stop()
