@@ -346,14 +346,64 @@ def test_reservation_is_atomic_across_threads_and_database_handles(tmp_path):
     stores = [Reservations(db) for db in handles]
 
     def one(i: int) -> str:
-        return stores[i % 2].reserve("demo", "key:same", "fp", 1000.0, 60.0, 30.0, False).outcome
+        return stores[i % 2].reserve("demo", "key:same", "fp", "token", 1000.0, 60.0, 30.0).outcome
 
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(one, range(32)))
     assert outcomes.count(RESERVED) == 1 and set(outcomes) == {RESERVED, "inflight"}
-    assert stores[0].reserve("demo", "key:same", "other", 1000.0, 60.0, 30.0, False).outcome == "mismatch"
+    assert stores[0].reserve("demo", "key:same", "other", "token", 1000.0, 60.0, 30.0).outcome == "mismatch"
     stores[1].complete("demo", "key:same", 200, "application/json", b"{}", None, None, 1001.0)
-    assert stores[0].reserve("demo", "key:same", "fp", 1002.0, 60.0, 30.0, False).outcome == "done"
-    assert stores[0].reserve("demo", "key:same", "fp", 1061.0, 60.0, 30.0, False).outcome == RESERVED  # expired
+    assert stores[0].reserve("demo", "key:same", "fp", "token", 1002.0, 60.0, 30.0).outcome == "done"
+    assert stores[0].reserve("demo", "key:same", "fp", "token", 1061.0, 60.0, 30.0).outcome == RESERVED  # expired
     for db in handles:
         db.close()
+
+
+def test_a_dead_requests_key_is_reconciled_from_its_record_or_taken_over(tmp_path):
+    """A key in flight past its lease (its request's process died): ``recorded`` when that request recorded a
+    submission under the key's token (answered from the record, never sent again), else taken over by the
+    retry; a live lease stays ``inflight`` (409). Times are given: no waiting for a lease."""
+    from gateway.store.engine import Database
+
+    db = Database(str(tmp_path / "keys.db"))
+    try:
+        dead_requests_keys(db)
+    finally:
+        db.close()
+
+
+def dead_requests_keys(db: Any) -> None:
+    """The steps of the test above on ``db`` (test_postgres.py runs them on PostgreSQL)."""
+    from gateway.store.idempotency import INFLIGHT, RECORDED, RESERVED, Reservations, recorded
+    from gateway.store.records import MessageRow, Store, SubmissionRecord
+
+    keys, store = Reservations(db), Store(db, ManualClock(1000.0))
+
+    def row(to: str, mid: str) -> MessageRow:
+        return MessageRow(mid, mid, to, None, "alarm", "{}", None, None, None, False, None, None, "sending")
+
+    # lease 30 s: reserved at 1000, the process dies; its retries come at 1010 (live) and 1031 (dead)
+    assert keys.reserve("demo", "key:sent", "fp", "tok-sent", 1000.0, 3600.0, 30.0).outcome == RESERVED
+    store.accept(SubmissionRecord("demo", "query", "sync", "advanced", "bulk-1", "tok-sent", None),
+                 [row("41791", "m-1"), row("41792", "m-2")])
+    assert keys.reserve("demo", "key:sent", "fp", "tok-retry", 1010.0, 3600.0, 30.0).outcome == INFLIGHT
+    slot = keys.reserve("demo", "key:sent", "fp", "tok-retry", 1031.0, 3600.0, 30.0)
+    assert (slot.outcome, slot.ref) == (RECORDED, "tok-sent")
+    # the reconciling retry holds the key for a lease of its own: a concurrent one waits for its answer
+    assert keys.reserve("demo", "key:sent", "fp", "tok-other", 1032.0, 3600.0, 30.0).outcome == INFLIGHT
+    rec = recorded(db, "tok-sent")
+    assert rec.bulk_id == "bulk-1" and [(m.to, m.message_id, m.state) for m in rec.messages] == [
+        ("41791", "m-1", "sending"), ("41792", "m-2", "sending")]
+    assert keys.reserve("demo", "key:sent", "other", "tok-x", 1100.0, 3600.0, 30.0).outcome == "mismatch"
+
+    # reserved, then the process died before its record: nothing was sent, the retry sends (under its token)
+    assert keys.reserve("demo", "key:lost", "fp", "tok-lost", 1000.0, 3600.0, 30.0).outcome == RESERVED
+    assert keys.reserve("demo", "key:lost", "fp", "tok-new", 1031.0, 3600.0, 30.0).outcome == RESERVED
+    assert keys.reserve("demo", "key:lost", "fp", "tok-3", 1040.0, 3600.0, 30.0).outcome == INFLIGHT  # its lease
+
+    # recorded, but every message failed (nothing was accepted): taken over as well
+    assert keys.reserve("demo", "dedupe:f", "fp", "tok-failed", 1000.0, 120.0, 30.0).outcome == RESERVED
+    failed = row("41793", "m-3")
+    failed.state = "failed"
+    store.accept(SubmissionRecord("demo", "query", "sync", "advanced", None, "tok-failed", None), [failed])
+    assert keys.reserve("demo", "dedupe:f", "fp", "tok-again", 1031.0, 120.0, 30.0).outcome == RESERVED

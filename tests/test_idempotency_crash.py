@@ -1,24 +1,33 @@
 """``kill -9`` of a real bridge process during a burst of GETs, each retried (issue 13 item 12, for items 1
 and 2): sync and queued callers mixed, with and without idempotency keys. Every request answered 200 -
 first try or retry - reaches the sandbox exactly once, and a retry of an answered request gets its first
-answer (same messageIds), before and after the restart."""
+answer (same messageIds), before and after the restart.
+
+Then one request killed at a chosen moment, its retry after the restart once the key's lease (1 + 3 s upstream
+timeouts + ``store.lease_margin`` 1 s) has passed: killed while the upstream held it (recorded, maybe sent) the
+retry is answered from the record, with the same ids, and nothing is sent again; killed after the reservation
+but before the record (the test holds PostgreSQL's lock on ``submissions``) the retry sends, once."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import subprocess
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 import yaml
 
 from gateway.config import SandboxSettings
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
+from tests import pghelp
 from tests.helpers import wait_for
 from tests.test_queued_crash import _config, _start
 
@@ -95,6 +104,165 @@ def test_kill_9_with_retried_gets_sends_each_accepted_message_once(tmp_path: Pat
                  what="every accepted message upstream")
         seen = texts()
         assert len(seen) == len(set(seen)), "a message reached the upstream twice"
+    finally:
+        proc.kill()
+        proc.wait(10)
+        sandbox.stop()
+
+
+SYNCER = {"username": "syncer", "password": "demo"}  # a sync caller, advanced API upstream (the bridge's ids)
+
+
+def _short_leases(config: Path, store: dict[str, Any] | None = None) -> None:
+    """A sync send's (and its key's) lease of 1 + 3 + 1 s; a retry of a live key is refused at once."""
+    raw = yaml.safe_load(config.read_text())
+    raw["upstream"].update(connect_timeout=1, read_timeout=3)
+    raw["store"] = {**(store or raw["store"]), "lease_margin": 1}
+    raw["idempotency"] = {"wait": 0}
+    config.write_text(yaml.safe_dump(raw))
+
+
+def _in_background(fn: Any) -> threading.Thread:
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    return t
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def _after_the_lease(url: str, params: dict[str, str], headers: dict[str, str], path: str = "/sms/1/text/query",
+                     status: int = 200) -> requests.Response:
+    """Retry the way a legacy client does until it gets an answer other than 409 (the dead request's lease)."""
+    def answered() -> list[requests.Response]:  # a list: a Response of 4xx/5xx is falsy
+        r = requests.get(url + path, params=params, headers=headers, timeout=15)
+        assert r.status_code in (status, 409), r.text
+        return [r] if r.status_code == status else []
+    return wait_for(answered, timeout=30, interval=0.2, what="an answer once the dead request's lease passed")[0]
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["idempotency-key", "duplicate-fingerprint"])
+def test_retry_of_a_request_killed_while_upstream_is_answered_from_the_record(tmp_path: Path, keyed: bool) -> None:
+    sandbox = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", 0, threads=4).start()
+    config = _config(tmp_path, sandbox.url)
+    _short_leases(config)
+    text = f"alarm {uuid.uuid4().hex}"
+    params = {**SYNCER, "to": "41793026727,41793026728", "text": text}
+    headers = {"Idempotency-Key": f"alarm-{uuid.uuid4()}"} if keyed else {}
+    proc, url = _start(config)
+    try:
+        # the upstream holds the first request 2 s (then accepts it, whoever still waits): the kill comes meanwhile
+        requests.post(sandbox.url + "/sandbox/faults", json={"delay_ms": 2000, "count": 1}, timeout=5).raise_for_status()
+        _in_background(lambda: send_ignoring_the_kill(url, params, headers))
+        wait_for(lambda: requests.get(sandbox.url + "/sandbox/requests", timeout=5).json(), what="the send upstream")
+        _kill(proc)
+
+        def upstream() -> list[dict[str, Any]]:
+            got = requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()
+            return [m for m in got if m["text"] == text]
+
+        sent = wait_for(lambda: len(upstream()) == 2 and upstream(), what="the upstream accepting the held send")
+        proc, url = _start(config)  # same database
+        r = _after_the_lease(url, params, headers)
+        body = r.json()
+        assert r.headers.get("Idempotent-Replayed") == "true"
+        assert sorted(m["messageId"] for m in body["messages"]) == sorted(m["messageId"] for m in sent)
+        assert body["bulkId"] == sent[0]["bulkId"]
+        assert all(m["status"]["groupName"] == "PENDING" for m in body["messages"]), body
+        if not keyed:
+            assert r.headers["X-Duplicate-Of"] == body["bulkId"]
+        again = requests.get(url + "/sms/1/text/query", params=params, headers=headers, timeout=15)
+        assert again.status_code == 200 and again.content == r.content  # the reconciled answer is the key's now
+        # the restarted bridge reconciles the recorded send (same ids: refused upstream as a duplicate)
+        wait_for(lambda: len(requests.get(sandbox.url + "/sandbox/requests", timeout=5).json()) >= 2,
+                 what="the reconciliation's resend")
+        assert sorted(m["messageId"] for m in upstream()) == sorted(m["messageId"] for m in sent)  # each once
+    finally:
+        proc.kill()
+        proc.wait(10)
+        sandbox.stop()
+
+
+def send_ignoring_the_kill(url: str, params: dict[str, str], headers: dict[str, str],
+                           path: str = "/sms/1/text/query") -> None:
+    try:
+        requests.get(url + path, params=params, headers=headers, timeout=30)
+    except requests.RequestException:
+        pass  # the process died under it
+
+
+def test_retry_of_a_query_api_send_killed_upstream_gets_its_unknown_outcome_not_a_resend(tmp_path: Path) -> None:
+    """The query API carries no ids, so nothing can reconcile a send the upstream may hold: the retry gets the
+    answer a timeout would have given (504, outcome unknown), bound to the key; nothing is sent again."""
+    sandbox = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", 0, threads=4).start()
+    config = _config(tmp_path, sandbox.url)
+    _short_leases(config)
+    raw = yaml.safe_load(config.read_text())
+    raw["templates"]["alarm"]["api"] = "query"
+    config.write_text(yaml.safe_dump(raw))
+    params = {**CREDS, "phone": "41793026727", "msg": f"zone {uuid.uuid4().hex}"}
+    headers = {"Idempotency-Key": f"alarm-{uuid.uuid4()}"}
+    proc, url = _start(config)
+    try:
+        requests.post(sandbox.url + "/sandbox/faults", json={"delay_ms": 2000, "count": 1}, timeout=5).raise_for_status()
+        _in_background(lambda: send_ignoring_the_kill(url, params, headers, "/t/alarm"))  # sync, query API upstream
+        wait_for(lambda: requests.get(sandbox.url + "/sandbox/requests", timeout=5).json(), what="the send upstream")
+        _kill(proc)
+        wait_for(lambda: requests.get(sandbox.url + "/sandbox/messages", timeout=5).json(), what="the upstream's accept")
+        proc, url = _start(config)
+        r = _after_the_lease(url, params, headers, "/t/alarm", 504)
+        assert "outcome is unknown" in r.text
+        again = requests.get(url + "/t/alarm", params=params, headers=headers, timeout=15)
+        assert again.status_code == 504 and again.content == r.content and again.headers["Idempotent-Replayed"] == "true"
+        assert len(requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()) == 1
+        assert len(requests.get(sandbox.url + "/sandbox/requests", timeout=5).json()) == 1  # never resent
+    finally:
+        proc.kill()
+        proc.wait(10)
+        sandbox.stop()
+
+
+def test_retry_of_a_request_killed_before_its_record_sends_once(tmp_path: Path) -> None:
+    for make in pghelp.databases():  # skips (or fails under SMSBRIDGE_REQUIRE_POSTGRES=1) without a server
+        _killed_before_the_record(tmp_path, make())
+
+
+def _killed_before_the_record(tmp_path: Path, db_url: str) -> None:
+    import psycopg
+
+    sandbox = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", 0, threads=4).start()
+    config = _config(tmp_path, sandbox.url)
+    _short_leases(config, {"url": db_url})
+    text = f"alarm {uuid.uuid4().hex}"
+    params = {**SYNCER, "to": "41793026727", "text": text}
+    headers = {"Idempotency-Key": f"alarm-{uuid.uuid4()}"}
+    proc, url = _start(config)
+    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(plain, autocommit=True) as look, psycopg.connect(plain) as lock:
+            lock.execute("LOCK TABLE submissions IN EXCLUSIVE MODE")  # the record waits; the reservation does not
+            _in_background(lambda: send_ignoring_the_kill(url, params, headers))
+
+            def reserved() -> list[Any]:
+                return look.execute("SELECT state FROM idempotency WHERE key = %s",
+                                    ("key:" + headers["Idempotency-Key"],)).fetchall()
+
+            wait_for(reserved, what="the key reserved")
+            _kill(proc)
+            lock.rollback()
+            assert reserved() == [("inflight",)]  # left in flight by the dead process
+            assert look.execute("SELECT count(*) FROM submissions").fetchone() == (0,)  # nothing recorded
+        assert requests.get(sandbox.url + "/sandbox/requests", timeout=5).json() == []
+        proc, url = _start(config)
+        r = _after_the_lease(url, params, headers)
+        assert "Idempotent-Replayed" not in r.headers  # sent by this request
+        got = [m for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json() if m["text"] == text]
+        assert [m["messageId"] for m in got] == [r.json()["messages"][0]["messageId"]]
+        again = requests.get(url + "/sms/1/text/query", params=params, headers=headers, timeout=15)
+        assert again.content == r.content and again.headers["Idempotent-Replayed"] == "true"
+        assert len(requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()) == 1
     finally:
         proc.kill()
         proc.wait(10)

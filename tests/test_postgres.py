@@ -100,6 +100,16 @@ def test_fresh_database_is_created_at_head_and_migrate_is_idempotent(pg_database
     db.close()
 
 
+def test_a_dead_requests_key_is_reconciled_from_its_record_or_taken_over_on_postgresql(pg_database):
+    from tests.test_idempotency import dead_requests_keys
+
+    db = Database(pg_database())
+    try:
+        dead_requests_keys(db)
+    finally:
+        db.close()
+
+
 def test_fresh_database_has_every_table_and_index_the_metadata_declares(pg_database):
     from tests.test_store_migrations import _declared, _schema
 

@@ -8,8 +8,12 @@ the wrapper stores the exact answer (status, content type, bytes) under the key,
 answer says nothing was sent (so a corrected retry with the same key works).
 
 A replay answers the stored bytes with ``Idempotent-Replayed: true``; a duplicate also with
-``X-Duplicate-Of: <the first answer's bulkId or messageId>``. ``HEAD`` on a send URL is 405 with ``Allow``
-(``OPTIONS`` is Flask's own side-effect-free answer): link checkers and prefetchers send nothing.
+``X-Duplicate-Of: <the first answer's bulkId or messageId>``. A retry of a request whose process died after
+recording its submission gets that submission's answer rebuilt from the record (the view renders it in its
+dialect, with the same headers), stored under the key as its answer; nothing is sent again.
+
+``HEAD`` on a send URL is 405 with ``Allow`` (``OPTIONS`` is Flask's own side-effect-free answer): link
+checkers and prefetchers send nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from ..config import Caller, TemplateSpec
 from ..model import ApiError, SentMessage, Submission, SubmissionResult
 from ..send.dispatch import Dispatcher
-from ..send.idempotency import DONE, INFLIGHT, KEY, MISMATCH, Claim, Slot, fingerprint
+from ..send.idempotency import DONE, INFLIGHT, KEY, MISMATCH, RECORDED, Claim, Slot, fingerprint
 from ..send.upstream import Attempt
 from ..services import bridge
 from ..wire.jsonbody import loads
@@ -59,7 +63,7 @@ def send_entrance(view: Callable[..., Any]) -> Callable[..., Response]:
             rule = request.url_rule
             allowed = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}) if rule else ["GET"]
             raise MethodNotAllowed(valid_methods=allowed)
-        g.idem, g.idem_ids, g.idem_result = None, [], None
+        g.idem, g.idem_ids, g.idem_result, g.idem_reconciled = None, [], None, False
         try:
             resp = make_response(view(*args, **kwargs))
         except Replayed as r:
@@ -86,12 +90,16 @@ def _settle(resp: Response) -> None:
         ctx.release_message_ids(g.caller, g.idem_ids)
     if claim is None:
         return
-    if nothing or (claim.kind != KEY and resp.status_code >= 300):  # a duplicate fingerprint replays successes
-        ctx.abandon(claim)  # only: a failed first try never swallows the caller's retry
+    # a duplicate fingerprint replays successes only (a failed first try never swallows the caller's retry),
+    # and the answer rebuilt from a record (it was sent, or its outcome is unknown)
+    if nothing or (claim.kind != KEY and resp.status_code >= 300 and not g.idem_reconciled):
+        ctx.abandon(claim)
         return
     result: SubmissionResult | None = g.idem_result
     first = next((m.message_id for m in result.messages if m.message_id), None) if result else None
     ref = (result.bulk_id if result else None) or first
+    if g.idem_reconciled:  # answered from the record: a replay, like the ones after it
+        _mark(resp, claim, ref)
     ctx.finish(claim, resp.status_code, resp.content_type, resp.get_data(), ref, first)
 
 
@@ -140,15 +148,20 @@ def _content(caller: str) -> str:
 
 
 def _replay(slot: Slot, claim: Claim) -> Response:
-    resp = Response(slot.body or b"", status=slot.http_status or 200, content_type=slot.content_type)
+    return _mark(Response(slot.body or b"", status=slot.http_status or 200, content_type=slot.content_type), claim,
+                 slot.ref)
+
+
+def _mark(resp: Response, claim: Claim, ref: str | None) -> Response:
     resp.headers["Idempotent-Replayed"] = "true"
-    if claim.kind != KEY and slot.ref:
-        resp.headers["X-Duplicate-Of"] = slot.ref
+    if claim.kind != KEY and ref:
+        resp.headers["X-Duplicate-Of"] = ref
     return resp
 
 
-def _acquire(caller: Caller, template: TemplateSpec | None) -> None:
-    """Reserve the request's key or fingerprint; raise Replayed, 409 or 422 instead when it is taken."""
+def _acquire(caller: Caller, template: TemplateSpec | None) -> Slot | None:
+    """Reserve the request's key or fingerprint; raise Replayed, 409 or 422 instead when it is taken. The slot
+    when its first request died after recording its submission (``recorded``: answered from the record)."""
     ctx = bridge().idempotency
     key = request_key()
     if key is not None:
@@ -156,7 +169,7 @@ def _acquire(caller: Caller, template: TemplateSpec | None) -> None:
     else:
         window = ctx.window(caller, template)
         if window <= 0:
-            return
+            return None
         claim = ctx.claim_dedupe(caller.name, _content(caller.name), window)
     slot = ctx.acquire(claim)
     if slot.outcome == DONE:
@@ -169,6 +182,7 @@ def _acquire(caller: Caller, template: TemplateSpec | None) -> None:
         raise ApiError(409, "CONFLICT", f"{what} is still being processed (or its first attempt never finished); "
                        "retry later to get its answer")
     g.idem = claim
+    return slot if slot.outcome == RECORDED else None
 
 
 def accepted_now(caller: Caller) -> bool:
@@ -183,10 +197,15 @@ def send(sub: Submission, api: str, caller: Caller,
     """``Dispatcher.send`` behind the request's key: a replay never reaches it, and destinations whose custom
     messageId the caller already used get REJECTED_DUPLICATE_MESSAGE_ID (Infobip's answer) instead."""
     ctx = bridge()
-    _acquire(caller, template)
+    recorded = _acquire(caller, template)
+    if recorded is not None:  # its first request died after recording it: that record is the answer
+        g.idem_reconciled = True
+        g.idem_result = ctx.idempotency.answer(recorded, sub)
+        return g.idem_result, []
+    token = g.idem.token if g.idem else None
     wanted = [d.message_id for m in sub.messages for d in m.destinations if d.message_id]
     if not wanted:
-        result, attempts = ctx.dispatch.send(sub, api, caller, template)
+        result, attempts = ctx.dispatch.send(sub, api, caller, template, token)
         g.idem_result = result
         return result, attempts
     unique = list(dict.fromkeys(wanted))
@@ -201,21 +220,21 @@ def send(sub: Submission, api: str, caller: Caller,
             elif d.message_id:
                 seen.add(d.message_id)
     if not refused:
-        result, attempts = ctx.dispatch.send(sub, api, caller, template)
+        result, attempts = ctx.dispatch.send(sub, api, caller, template, token)
         g.idem_result = result
         return result, attempts
-    return _send_rest(sub, refused, api, caller, template)
+    return _send_rest(sub, refused, api, caller, template, token)
 
 
 def _send_rest(sub: Submission, refused: set[tuple[int, int]], api: str, caller: Caller,
-               template: TemplateSpec | None) -> tuple[SubmissionResult, list[Attempt]]:
+               template: TemplateSpec | None, token: str | None) -> tuple[SubmissionResult, list[Attempt]]:
     """Send the destinations not refused; answer every destination in the request's order."""
     rest = dataclasses.replace(sub, messages=[
         dataclasses.replace(m, destinations=[d for di, d in enumerate(m.destinations) if (mi, di) not in refused])
         for mi, m in enumerate(sub.messages)])
     rest.messages = [m for m in rest.messages if m.destinations]
     if rest.messages:
-        result, attempts = bridge().dispatch.send(rest, api, caller, template)
+        result, attempts = bridge().dispatch.send(rest, api, caller, template, token)
     else:  # every destination refused: nothing goes upstream
         result, attempts = SubmissionResult(bulk_id=sub.bulk_id), []
     sent = iter(result.messages)

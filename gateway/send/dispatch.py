@@ -144,9 +144,10 @@ class Dispatcher:
         if errors:
             raise ValidationFailed(errors)
 
-    def send(self, sub: Submission, api: str, caller: Caller,
-             template: TemplateSpec | None = None) -> tuple[SubmissionResult, list[Attempt]]:
-        """Record and forward ``sub`` in the caller's (or template's) mode."""
+    def send(self, sub: Submission, api: str, caller: Caller, template: TemplateSpec | None = None,
+             token: str | None = None) -> tuple[SubmissionResult, list[Attempt]]:
+        """Record and forward ``sub`` in the caller's (or template's) mode; ``token``: the one to record it under
+        (its idempotency key's link to the record, gateway/send/idempotency.py), else a new one."""
         self._check_notify_urls(sub, flat=sub.entrance != "advanced")
         plan = plan_traffic(sub, caller, template, self.clock.now(), self.config.queue.max_age)
         api = carrying_api(sub, api)  # nothing dropped: an API that cannot carry the request in full is not used
@@ -160,7 +161,7 @@ class Dispatcher:
         if plan.queue or mode == "queued":
             self._check_waiting(caller, sub.destination_count)
             mode = "queued"
-        record = SubmissionRecord(sub.caller, sub.entrance, mode, api, sub.bulk_id, new_token(),
+        record = SubmissionRecord(sub.caller, sub.entrance, mode, api, sub.bulk_id, token or new_token(),
                                   sub.callback or self.callback_of(caller, template))
         if mode == "queued":
             return self._queue(sub, api, record, plan), []

@@ -5,12 +5,13 @@ durably *before* the send; the first answer is stored once known and replayed to
 * same caller, same key, same content, first answer stored -> that answer again (a replay)
 * same key, different content -> ``mismatch`` (422 at the edge)
 * same key while the first is still in flight -> wait up to ``idempotency.wait``, then ``inflight`` (409)
+* same key, same content, the first request's process died (its lease passed) -> ``recorded``: the answer is
+  rebuilt from the submission it recorded (:meth:`Idempotency.answer`), nothing is sent again; or, when it
+  recorded nothing (so sent nothing), ``reserved``: this request sends
 * a caller's custom messageIds are reserved the same way for the store's retention, so a reused one is
   refused like Infobip's REJECTED_DUPLICATE_MESSAGE_ID (unless the request is a replay).
 
-An in-flight key left by a crashed request stays in flight (409) for a key - its first send may have gone
-out - but a duplicate fingerprint is taken over once its lease passed (the caller sent no key, and the
-window is short). See docs/delivery.md "Retries, idempotency keys and duplicates".
+Keys and duplicate fingerprints alike. See docs/delivery.md "Retries, idempotency keys and duplicates".
 """
 
 from __future__ import annotations
@@ -27,15 +28,20 @@ from typing import Any
 
 from ..clock import Clock
 from ..config import Caller, IdempotencySettings, TemplateSpec
-from ..errors import Unavailable
+from ..errors import Unavailable, UpstreamTimeout
+from ..ids import new_token
+from ..model import SentMessage, Submission, SubmissionResult
+from ..sms import sms_count
 from ..store import idempotency as repo
 from ..store.engine import DB_ERRORS, CommitTimeout, Database
-from ..store.idempotency import DONE, INFLIGHT, MISMATCH, RESERVED, Slot
+from ..store.idempotency import DONE, INFLIGHT, MISMATCH, RECORDED, RESERVED, Slot
+from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 
-__all__ = ["Claim", "Idempotency", "Slot", "DONE", "INFLIGHT", "MISMATCH", "RESERVED", "fingerprint"]
+__all__ = ["Claim", "Idempotency", "Slot", "DONE", "INFLIGHT", "MISMATCH", "RECORDED", "RESERVED", "fingerprint"]
 
 log = logging.getLogger(__name__)
 KEY, DEDUPE = "key", "dedupe"
+DUPLICATE_ID = STATUS_BY_NAME["REJECTED_DUPLICATE_MESSAGE_ID"]
 
 
 def fingerprint(caller: str, entrance: str, content: Any) -> str:
@@ -53,6 +59,7 @@ class Claim:
     key: str  # namespaced: key:<k> | dedupe:<fingerprint>
     fingerprint: str
     ttl: float
+    token: str  # the request's submission is recorded under it (its dlr_token): the key's link to the record
 
 
 class Idempotency:
@@ -72,18 +79,18 @@ class Idempotency:
         return caller.dedupe_window if caller.dedupe_window is not None else self.settings.dedupe_window
 
     def claim_key(self, caller: str, key: str, fp: str) -> Claim:
-        return Claim(KEY, caller, f"key:{key}", fp, self.settings.ttl)
+        return Claim(KEY, caller, f"key:{key}", fp, self.settings.ttl, new_token())
 
     def claim_dedupe(self, caller: str, fp: str, window: float) -> Claim:
-        return Claim(DEDUPE, caller, f"dedupe:{fp}", fp, window)
+        return Claim(DEDUPE, caller, f"dedupe:{fp}", fp, window, new_token())
 
     def acquire(self, claim: Claim) -> Slot:
         """Reserve ``claim``'s key, or the first request's answer (waiting while it is in flight)."""
         deadline = time.monotonic() + self.settings.wait
         while True:
             try:
-                slot = self.reservations.reserve(claim.caller, claim.key, claim.fingerprint, self.clock.now(),
-                                                 claim.ttl, self.lease_seconds, claim.kind == DEDUPE)
+                slot = self.reservations.reserve(claim.caller, claim.key, claim.fingerprint, claim.token,
+                                                 self.clock.now(), claim.ttl, self.lease_seconds)
             except (*DB_ERRORS, CommitTimeout) as exc:
                 log.error("idempotency: a key could not be reserved: %s", type(exc).__name__)
                 raise Unavailable("The bridge could not reserve the request's idempotency key; nothing was sent: "
@@ -94,7 +101,7 @@ class Idempotency:
             self.db.release()  # a pooled connection is not held while waiting for another request
             with self._cv:  # woken by a finish in this process; other processes are polled
                 self._cv.wait(min(0.05, left))
-        if slot.outcome == DONE:
+        if slot.outcome in (DONE, RECORDED):  # answered without a send
             self.replays[claim.kind] += 1
             try:
                 repo.count_replay(self.db, claim.caller, claim.key, self.clock.now())
@@ -103,6 +110,27 @@ class Idempotency:
         elif slot.outcome != RESERVED:
             self.refused["conflict" if slot.outcome == INFLIGHT else "mismatch"] += 1
         return slot
+
+    def answer(self, slot: Slot, sub: Submission) -> SubmissionResult:
+        """The answer to ``sub`` rebuilt from what its first request recorded (``slot`` is ``recorded``): the
+        same bulkId and messageIds, each destination's status now (pending while the queue or the
+        reconciliation of a sync send carries it on). A sync send whose outcome no id can reconcile (the query
+        API) raises :class:`UpstreamTimeout`, as its first request would have."""
+        rec = repo.recorded(self.db, slot.ref or "")
+        if any(m.state in ("sending", "unknown") and m.upstream_message_id is None for m in rec.messages):
+            raise UpstreamTimeout("The first of these requests was interrupted while the upstream was taking it: its "
+                                  "outcome is unknown (check /sms/1/logs before sending it again)")
+        ids = {m.message_id for m in rec.messages}
+        rows = iter(rec.messages)
+        result = SubmissionResult(bulk_id=rec.bulk_id)
+        for m in sub.messages:
+            for d in m.destinations:
+                if d.message_id and d.message_id not in ids:  # refused as a reused messageId the first time
+                    result.messages.append(SentMessage(d.to, DUPLICATE_ID, d.message_id))
+                elif (row := next(rows, None)) is not None:
+                    count = row.sms_count or sms_count(m.text, m.language_code, m.transliteration)
+                    result.messages.append(SentMessage(row.to, row.status or PENDING_ACCEPTED, row.message_id, count))
+        return result
 
     def finish(self, claim: Claim, http_status: int, content_type: str | None, body: bytes, ref: str | None,
                message_id: str | None) -> None:

@@ -3,6 +3,10 @@ atomically before a send (``INSERT … ON CONFLICT DO NOTHING`` on the unique (c
 conditional take-over of an expired row), completed with the first answer once it is known.
 
 Keys are namespaced by kind: ``key:<Idempotency-Key>``, ``dedupe:<fingerprint>``, ``mid:<messageId>``.
+While a key is in flight its ``ref`` holds the token its request's submission is recorded under (the
+submission's ``dlr_token``, chosen before the reservation): written with the reservation itself, it links the
+key to what the request recorded with no extra statement, so a key left in flight by a dead process is
+reconciled from that record (``recorded``), or taken over when nothing was recorded (nothing was sent).
 Writes commit relaxed (``synchronous=NORMAL``: they survive a process crash, not a power cut) so that the
 guard adds no fsync of its own to a send; the message record keeps its own durability policy. Reservations
 and first answers are group-committed (:class:`Reservations`): concurrent requests share a transaction.
@@ -15,18 +19,23 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
+from ..model import Status
 from .dialects import INSERTS, insert, inserted
 from .engine import Connection, Database, Prepared
 from .schema import idempotency as T
 from .schema import messages as M
+from .schema import submissions as S
 
-RESERVED, INFLIGHT, DONE, MISMATCH = "reserved", "inflight", "done", "mismatch"
+RESERVED, INFLIGHT, DONE, MISMATCH, RECORDED = "reserved", "inflight", "done", "mismatch", "recorded"
+_STATUS_COLS = ("status_group_id", "status_group_name", "status_id", "status_name", "status_description")
 
 
 @dataclass(slots=True)
 class Slot:
     """The outcome of a reservation: ``reserved`` (this request sends), ``inflight`` (another request with
-    this key is sending), ``done`` (its answer is below), ``mismatch`` (the key was used for other content)."""
+    this key is sending), ``done`` (its answer is below), ``mismatch`` (the key was used for other content),
+    ``recorded`` (the request that held the key died after recording its submission, under the token ``ref``:
+    this request answers from that record, and sends nothing)."""
 
     outcome: str
     http_status: int | None = None
@@ -45,19 +54,28 @@ _MINE = and_(T.c.caller == bindparam("w_caller"), T.c.key == bindparam("w_key"))
 _TAKE_VALUES = {k: bindparam(f"v_{k}") for k in _ROW_KEYS[2:]}
 _EXPIRED = T.c.expires_at <= bindparam("w_now")
 _TAKE = Prepared(update(T).where(_MINE, _EXPIRED).values(**_TAKE_VALUES))
-_TAKE_STALE = Prepared(update(T).where(_MINE, or_(_EXPIRED, and_(T.c.state == "inflight",
-                                                                  T.c.lease_until <= bindparam("w_now")))
-                                       ).values(**_TAKE_VALUES))
-_HELD = Prepared(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content_type, T.c.body, T.c.ref)
-                 .where(_MINE))
+# an in-flight row whose lease passed was left by a dead request: taken over, or its lease renewed (the
+# request reconciling it from the record holds it), by one request only (the lease moves on with it)
+_STALE = and_(_MINE, T.c.state == "inflight", T.c.lease_until <= bindparam("w_now"))
+_TAKE_STALE = Prepared(update(T).where(_STALE).values(**_TAKE_VALUES))
+_RENEW = Prepared(update(T).where(_STALE).values(lease_until=bindparam("v_lease_until"),
+                                                 updated_at=bindparam("v_updated_at")))
+_HELD = Prepared(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content_type, T.c.body, T.c.ref,
+                        T.c.lease_until).where(_MINE))
+_SUBMISSION = select(S.c.id).where(S.c.dlr_token == bindparam("token")).scalar_subquery()
+# something that may have been sent: a submission whose every message failed sent nothing (its key is taken over)
+_RECORDED = Prepared(select(M.c.id).where(M.c.submission_id == _SUBMISSION, M.c.state != "failed").limit(1))
+_RECORD = (select(S.c.bulk_id, M.c.to_addr, M.c.message_id, M.c.upstream_message_id, M.c.state, M.c.sms_count,
+                  *(M.c[k] for k in _STATUS_COLS))
+           .join(S, S.c.id == M.c.submission_id).where(S.c.dlr_token == bindparam("token")).order_by(M.c.id))
 _COMPLETE = Prepared(update(T).where(_MINE).values(
     state="done", **{k: bindparam(f"v_{k}") for k in ("http_status", "content_type", "body", "ref", "message_id",
                                                         "updated_at")}))
 
 
-def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
-                take_stale: bool) -> Slot:
-    row = (caller, key, fingerprint, "inflight", None, None, None, None, None, 0, now + lease, now + ttl, now, now)
+def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, token: str, now: float, ttl: float,
+                lease: float) -> Slot:
+    row = (caller, key, fingerprint, "inflight", None, None, None, token, None, 0, now + lease, now + ttl, now, now)
     ins = _INSERT[c.dialect.name]
     if c.dialect.name == "sqlite":
         if ins.run(c, dict(zip(_ROW_KEYS, row, strict=True))).rowcount == 1:
@@ -65,18 +83,24 @@ def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, now: flo
     elif ins.run(c, dict(zip(_ROW_KEYS, row, strict=True))).fetchone() is not None:
         return Slot(RESERVED)
     where = {"w_caller": caller, "w_key": key, "w_now": now}
-    take = _TAKE_STALE if take_stale else _TAKE
-    if take.run(c, {**where, **{f"v_{k}": v for k, v in zip(_ROW_KEYS[2:], row[2:], strict=True)}}).rowcount == 1:
+    values = {f"v_{k}": v for k, v in zip(_ROW_KEYS[2:], row[2:], strict=True)}
+    if _TAKE.run(c, {**where, **values}).rowcount == 1:
         return Slot(RESERVED)
     held = _HELD.run(c, where).fetchone()
     if held is None:  # deleted since the insert conflicted (PostgreSQL, a concurrent prune): try again
         return Slot(INFLIGHT)
-    fp, state, http_status, content_type, body, ref = held
+    fp, state, http_status, content_type, body, ref, lease_until = held
     if fp != fingerprint:
         return Slot(MISMATCH)
-    if state != "done":
+    if state == "done":
+        return Slot(DONE, http_status, content_type, bytes(body or b""), ref)
+    if lease_until > now or ref is None:  # live, or reserved before rows carried their token: unknown, kept
         return Slot(INFLIGHT)
-    return Slot(DONE, http_status, content_type, bytes(body or b""), ref)
+    # its request died: what it recorded (under its token) is the answer; nothing recorded, nothing was sent
+    if _RECORDED.run(c, {"token": ref}).fetchone() is not None:
+        renewed = _RENEW.run(c, {**where, "v_lease_until": now + lease, "v_updated_at": now}).rowcount == 1
+        return Slot(RECORDED, ref=ref) if renewed else Slot(INFLIGHT)
+    return Slot(RESERVED) if _TAKE_STALE.run(c, {**where, **values}).rowcount == 1 else Slot(INFLIGHT)
 
 
 def _complete_on(c: Connection, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
@@ -93,16 +117,46 @@ class Reservations:
         self._reserve = db.group_commit(lambda c, ps: [_reserve_on(c, *p) for p in ps], relaxed=True)
         self._complete = db.group_commit(lambda c, ps: [_complete_on(c, *p) for p in ps], relaxed=True)
 
-    def reserve(self, caller: str, key: str, fingerprint: str, now: float, ttl: float, lease: float,
-                take_stale: bool) -> Slot:
-        """Reserve ``key`` for ``caller`` until ``now + ttl`` unless a live row holds it. ``take_stale``: an
-        inflight row whose lease passed (its request's process died) may be taken over."""
-        return self._reserve.submit((caller, key, fingerprint, now, ttl, lease, take_stale))
+    def reserve(self, caller: str, key: str, fingerprint: str, token: str, now: float, ttl: float,
+                lease: float) -> Slot:
+        """Reserve ``key`` for ``caller`` until ``now + ttl`` (in flight until ``now + lease``) unless a live row
+        holds it; ``token``: the one this request's submission will be recorded under. An in-flight row whose
+        lease passed (its request's process died) is ``recorded`` if that request recorded a submission, else
+        taken over."""
+        return self._reserve.submit((caller, key, fingerprint, token, now, ttl, lease))
 
     def complete(self, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
                  ref: str | None, message_id: str | None, now: float) -> None:
         """Store the first answer under a reserved key."""
         self._complete.submit((caller, key, http_status, content_type, body, ref, message_id, now))
+
+
+@dataclass(slots=True)
+class RecordedMessage:
+    """One destination as its submission's record holds it now."""
+
+    to: str
+    message_id: str | None
+    upstream_message_id: str | None
+    state: str
+    status: Status | None
+    sms_count: int | None
+
+
+@dataclass(slots=True)
+class Record:
+    """A submission recorded by a request that died before its answer was stored under its key."""
+
+    bulk_id: str | None
+    messages: list[RecordedMessage]
+
+
+def recorded(db: Database, token: str) -> Record:
+    """The submission recorded under ``token`` (its messages in the order they were recorded)."""
+    rows = db.connection().execute(_RECORD, {"token": token}).fetchall()
+    return Record(rows[0][0] if rows else None, [
+        RecordedMessage(to, mid, uid, state, Status(*st) if st[3] is not None else None, count)
+        for _, to, mid, uid, state, count, *st in rows])
 
 
 def release(db: Database, caller: str, keys: Sequence[str]) -> None:
