@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import select
 import sys
 import threading
 import time
@@ -61,59 +63,135 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Standard error, handed to the OS in batches: what INFO lines (the access log) have gathered goes out at
-    most ``interval`` seconds later (a background thread flushes it), at once with any WARNING or worse, and
-    on close (``logging.shutdown`` at exit, so a SIGTERM loses nothing). A write and a flush per line, with
-    the server's threads contending for this handler's lock, cost a queued acceptance ~0.2 ms of CPU under
-    load (a quarter of it; bench/results/issue15/notes.md). A ``kill -9`` can lose the last ``interval``."""
+    """Standard error, written by a thread of its own ("log-flush") in batches: what INFO lines (the access log)
+    have gathered goes out at most ``interval`` seconds later, at once after any WARNING or worse, and on
+    close (``logging.shutdown`` at exit, so a SIGTERM loses nothing). A write and a flush per line, with the
+    server's threads contending for this handler's lock, cost a queued acceptance ~0.2 ms of CPU under load
+    (a quarter of it; bench/results/issue15/notes.md item 5). A ``kill -9`` can lose the last ``interval``.
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 0.2) -> None:
-        base = stream or sys.stderr
-        try:  # the same file, with a buffer of its own (sys.stderr writes every line through)
-            own: TextIO = open(base.fileno(), "w", buffering=1 << 16, closefd=False,  # noqa: SIM115
-                               encoding=getattr(base, "encoding", None) or "utf-8", errors="backslashreplace")
-        except (AttributeError, OSError, ValueError):  # no file descriptor (an in-memory stream): as it is
-            own = base
-        super().__init__(own)
-        self.interval = interval
-        self._dirty = False
-        self._closed = threading.Event()
-        threading.Thread(target=self._flusher, name="log-flush", daemon=True).start()
+    Logging never waits for the stream: ``emit`` formats the line and appends it to a list under a lock no
+    write ever holds, and only the writer thread blocks when nobody reads standard error (a stalled journald
+    or docker log driver, a supervisor gone): the bridge keeps answering. Past ``limit`` characters waiting
+    (4 Mi: some 20 000 access lines, seconds of a busy bridge's log; under 10 MB per process at worst) new
+    lines are dropped and counted, and the writer, once the stream moves again, says how many and since
+    when. ``close`` waits at most ``drain_timeout`` seconds for a stream that does not move."""
+
+    drain_timeout = 3.0  # under docker stop's 10 s, with room for the rest of the shutdown
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.2, limit: int = 4 << 20) -> None:
+        super().__init__(stream or sys.stderr)
+        try:  # the file descriptor, written directly: sys.stderr's own lock and buffer stay out of it
+            self._fd: int | None = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # no file descriptor (an in-memory stream): its write()
+            self._fd = None
+        self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
+        self.interval, self.limit = interval, limit
+        self._lock = threading.Lock()  # the waiting lines and their counters; never held across a write
+        self._written_cond = threading.Condition(self._lock)  # the writer finished a batch
+        self._lines: list[str] = []
+        self._size = 0  # characters not written yet (in _lines or being written), with their line ends
+        self._queued = self._written = 0  # lines appended so far; lines of those written so far
+        self._dropped, self._dropped_since = 0, 0.0
+        self._stuck = False  # the last flush gave up on a stream that did not move (until a write returns)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="log-flush", daemon=True)
+        self._writer.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """As ``logging.Handler.handle`` without the handler's lock around ``emit``: ``emit`` takes its own, for
+        an append (``logging.shutdown`` holds the handler's lock across ``flush`` and ``close``)."""
+        rv = self.filter(record)
+        if rv:
+            self.emit(record)
+        return bool(rv)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + self.terminator)
-            self._dirty = True
-            if record.levelno >= logging.WARNING:
-                self._flush_now()
+            line = self.format(record)
         except RecursionError:
             raise
-        except Exception:  # as StreamHandler: a broken stream never breaks the caller
+        except Exception:  # as StreamHandler: a broken record never breaks the caller
             self.handleError(record)
+            return
+        with self._lock:
+            if self._size + len(line) < self.limit:
+                self._lines.append(line)
+                self._size += len(line) + 1
+                self._queued += 1
+            else:
+                if not self._dropped:
+                    self._dropped_since = time.time()
+                self._dropped += 1
+        if record.levelno >= logging.WARNING:
+            self._wake.set()
 
-    def _flush_now(self) -> None:
-        self._dirty = False
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._write_batch()
+        self._write_batch()  # what came between the last batch and close
+
+    def _write_batch(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+            upto, dropped, since = self._queued, self._dropped, self._dropped_since
+            self._dropped = 0
+        size = sum(map(len, lines)) + len(lines)  # still counted against the limit until written
+        if dropped:  # where the gap is: after the lines gathered before it, before any line logged after it
+            lines.append(self._dropped_notice(dropped, since))
+        if lines:
+            try:
+                self._write("\n".join(lines) + "\n")
+            except (OSError, ValueError):  # closed or gone: nothing more to do
+                pass
+        with self._lock:
+            self._size -= size
+            self._written, self._stuck = upto, False
+            self._written_cond.notify_all()
+
+    def _dropped_notice(self, dropped: int, since: float) -> str:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+        record = logging.LogRecord("smsbridge.logs", logging.WARNING, __file__, 0,
+                                   "logging: %d line(s) dropped since %s: standard error was not being read",
+                                   (dropped, when), None)
+        record.request_id = "-"
         try:
-            self.stream.flush()
-        except (OSError, ValueError):  # closed or gone: nothing more to do
-            pass
+            return self.format(record)
+        except Exception:  # a formatter that wants more than the usual fields
+            return record.getMessage()
 
-    def _flusher(self) -> None:
-        while not self._closed.wait(self.interval):
-            if self._dirty:
-                self.flush()
+    def _write(self, text: str) -> None:
+        if self._fd is None:
+            self.stream.write(text)
+            self.stream.flush()
+            return
+        data = memoryview(text.encode(self._encoding, "backslashreplace"))
+        while data:
+            try:
+                data = data[os.write(self._fd, data):]
+            except BlockingIOError:  # a descriptor someone made non-blocking: wait until it takes more
+                select.select([], [self._fd], [])
 
     def flush(self) -> None:
-        """Everything gathered, out now."""
-        self.acquire()
-        try:
-            self._flush_now()
-        finally:
-            self.release()
+        """Everything gathered, written now: waits for the writer, at most ``drain_timeout`` seconds (and not
+        again once a flush found the stream stalled, until the stream moves)."""
+        deadline = time.monotonic() + self.drain_timeout
+        with self._lock:
+            target = self._queued
+            self._wake.set()
+            while not self._stuck and (self._written < target or self._dropped):
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._writer.is_alive():
+                    self._stuck = True
+                    break
+                self._written_cond.wait(left)
 
     def close(self) -> None:
-        self._closed.set()
         self.flush()
+        self._stop.set()
+        self._wake.set()
         super().close()
 
 

@@ -56,10 +56,9 @@ def free_port() -> int:
 class ChildOutput:
     """A child process's standard output (``stdout=PIPE``, text), read by a thread of its own as it comes.
 
-    A pipe nobody reads holds 64 KiB; past that the child's next write blocks. For a bridge that write is its
-    access log, under the log handler's lock, so every request thread stops at its next log line: a
-    keep-alive client waits for an answer forever, and the log, drained at teardown, then shows it answered
-    (about 400 requests in: tests/test_secrets_cli.py::test_a_bridge_subprocess_answers_past_a_full_pipe)."""
+    A pipe nobody reads holds 64 KiB; past that a bridge keeps a few MiB of log lines and then drops lines
+    (counted, reported once the pipe moves: gateway/logs.py), so a test that wants every line reads them as
+    they come (tests/test_secrets_cli.py::test_a_bridge_whose_standard_error_nobody_reads_keeps_answering)."""
 
     def __init__(self, proc: subprocess.Popen) -> None:
         self.proc = proc
