@@ -68,7 +68,9 @@ def test_front_door_to_dashboard_that_refreshes_itself(open_page, bridge, size):
     send(bridge.url, "41793026727")
     page.wait_for_function(f"() => Number(document.querySelector('[data-key=\"sent\"]').textContent) > {before}",
                            timeout=20000)  # refreshed in place by the page's script
-    assert page.locator("#dash-chart").evaluate("img => img.complete && img.naturalWidth > 0")
+    # the refresh may have just swapped the chart's source: wait (bounded) for the new one to load
+    page.wait_for_function("() => { const i = document.querySelector('#dash-chart');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=20000)
     page.select_option("#d-range", "hour")
     page.click("#d-apply")
     page.wait_for_url("**/ui/dashboard?range=hour*")
