@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dlr-delay", type=float, default=1.0, help="sandbox: seconds until a message's report")
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout to import gateway from")
     ap.add_argument("--workers", type=int, default=0, help="bridge: N processes on one socket (app.py --workers)")
+    ap.add_argument("--name-threads", action="store_true",
+                    help="give each thread its Python name in the OS (/proc/<pid>/task/<tid>/comm): bench/decompose.py")
+    ap.add_argument("--stub-accept", action="store_true",
+                    help="bridge, bench/decompose.py only: Store.accept answers an id without writing (what the "
+                         "request path costs without its store)")
     args = ap.parse_args(argv)
     for p in (str(HERE), str(args.root)):
         if p not in sys.path:
@@ -58,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.role == "receiver":
         return run_receiver()
+    if args.name_threads:
+        name_threads()
+    if args.stub_accept:
+        import itertools
+
+        from gateway.store.records import Store
+
+        ids = itertools.count(1)
+        Store.accept = lambda self, sub, rows: next(ids)  # type: ignore[method-assign]
     if args.role == "bridge" and args.workers > 0:
         return run_supervised(args)
     stop_hooks = []
@@ -102,6 +116,24 @@ def main(argv: list[str] | None = None) -> int:
     for hook in stop_hooks:
         hook()
     return 0
+
+
+def name_threads() -> None:
+    """Every thread started from now on carries its Python name (15 bytes) as its OS name, so that its CPU
+    time can be read per thread kind from /proc (Linux; elsewhere nothing changes)."""
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return
+    inner = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def named(self: threading.Thread) -> None:
+        prctl(15, self.name[:15].encode(), 0, 0, 0)  # PR_SET_NAME
+        inner(self)
+
+    threading.Thread._bootstrap_inner = named  # type: ignore[attr-defined]
 
 
 def run_supervised(args: argparse.Namespace) -> int:
