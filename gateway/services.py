@@ -82,22 +82,46 @@ class PublicUrl:
         return self._url
 
 
-@dataclass
 class Memo:
-    """One value computed at most once per ``ttl`` seconds (monotonic); concurrent callers of a due
-    :meth:`get` wait for the one computation in progress and share its result."""
+    """One value computed at most once per ``ttl`` seconds (monotonic), errors included. While one caller
+    computes, the others get the last value at once (none yet: they wait for it), so a slow or failing
+    computation (a database that does not answer) never queues every caller behind it. ``ttl`` 0: each
+    caller computes its own."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._lock = threading.Lock()
-        self._at: float | None = None
+        self._cv = threading.Condition()
+        self._at: float | None = None  # when the last computation ended
+        self._busy = False
         self._value: Any = None
+        self._error: Exception | None = None
 
     def get(self, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if self._at is None or time.monotonic() - self._at >= self.ttl:
-                self._value, self._at = compute(), time.monotonic()
-            return self._value
+        if self.ttl <= 0:
+            return compute()
+        with self._cv:
+            while True:
+                fresh = self._at is not None and time.monotonic() - self._at < self.ttl
+                if fresh or (self._busy and self._at is not None):
+                    return self._last()
+                if not self._busy:
+                    self._busy = True
+                    break
+                self._cv.wait()  # the very first computation: there is nothing else to give
+        value, error = None, None
+        try:
+            value = compute()
+        except Exception as exc:  # kept for ttl like a value: the next callers hear it without recomputing
+            error = exc
+        with self._cv:
+            self._value, self._error, self._at, self._busy = value, error, time.monotonic(), False
+            self._cv.notify_all()
+            return self._last()
+
+    def _last(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @dataclass

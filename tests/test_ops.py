@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DEMO, ROOT, default_raw_config
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 from tests.test_secrets_cli import _start
 
 SEND = {**DEMO, "to": "41793026727,41793026834", "text": "x" * 200}
@@ -164,3 +166,42 @@ def test_readyz_checks_again_after_its_cache_period(make_bridge, receiver):
     for _ in range(3):
         b.get("/readyz")
     assert len([r for r in receiver.requests if r.path == "/account/1/balance"]) == 3
+
+
+def test_readiness_memo_shares_one_failing_computation_and_never_queues_behind_a_slow_one():
+    from gateway.services import Memo
+
+    memo, calls, gate = Memo(60), [], threading.Event()
+
+    def failing() -> None:
+        calls.append(1)
+        gate.wait(10)  # a database connect that takes its time, then fails
+        raise RuntimeError("store down")
+
+    heard: list[str] = []
+
+    def probe() -> None:
+        try:
+            memo.get(failing)
+        except RuntimeError as exc:
+            heard.append(str(exc))
+
+    threads = [threading.Thread(target=probe) for _ in range(8)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(calls) == 1, what="the one computation started")
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(calls) == 1 and heard == ["store down"] * 8  # one computation, its error shared
+    # a later, slow recomputation: the other callers get the last answer at once instead of waiting for it
+    memo2, release, started = Memo(0.001), threading.Event(), threading.Event()
+    assert memo2.get(lambda: "first") == "first"
+    slow = threading.Thread(target=lambda: memo2.get(lambda: (started.set(), release.wait(10), "second")[2]))
+    wait_for(lambda: time.monotonic() - (memo2._at or 0) > 0.001, what="the first answer aged")
+    slow.start()
+    started.wait(10)
+    assert memo2.get(lambda: "never") == "first"  # stale by one computation, not queued behind it
+    release.set()
+    slow.join(10)
+    wait_for(lambda: memo2.get(lambda: "third") in ("second", "third"), what="the slow one landed")

@@ -85,8 +85,11 @@ def _check_upstream() -> dict[str, Any]:
 
 def _check_outbox() -> dict[str, Any]:
     ctx = bridge()
-    depth, limit = ctx.outbox.depth(), ctx.config.ops.ready_outbox_max
-    age = ctx.outbox.oldest_age()
+    limit = ctx.config.ops.ready_outbox_max
+    try:
+        depth, age = ctx.outbox.depth(), ctx.outbox.oldest_age()
+    except Exception as exc:  # the store does not answer: not ready, the type says why
+        return {"ok": False, "error": type(exc).__name__, "max": limit}
     return {"ok": depth <= limit, "depth": depth, "max": limit,
             "oldestAgeSeconds": round(age, 3) if age is not None else None}
 

@@ -503,25 +503,40 @@ class GroupCommit(Generic[P, R]):
         return me.result  # type: ignore[return-value]
 
     def _lead(self, me: _Waiter[P, R], deadline: float) -> None:
+        """Take the write lock, write every queued payload as one group, wake each of its waiters, hand the lead
+        on. Whatever escapes (no connection: a PostgreSQL pool or server, a closed database; an interrupt), every
+        waiter of the group and ``me`` end ``done`` with that error, and the lead passes on or ends: nobody
+        sleeps for a wake-up that never comes, and nothing unwritten is acknowledged."""
         lock = self.db._write_lock
         group: list[_Waiter[P, R]] = []
         try:
             if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                with self._mu:
-                    if me in self._pending:
-                        self._pending.remove(me)
-                me.error, me.done = CommitTimeout(f"not committed within {self.wait_seconds:g} s"), True
+                me.error = CommitTimeout(f"not committed within {self.wait_seconds:g} s")
                 return
             try:
-                group = self._write_group()
+                with self._mu:
+                    group, self._pending = self._pending, []
+                self._write_group(group)
             finally:
                 lock.release()
                 self.db.release()
+        except BaseException as exc:
+            for w in group:
+                if not w.done:
+                    w.error = exc
+            if me.error is None and not me.done:
+                me.error = exc
+            if not isinstance(exc, Exception):
+                raise
         finally:
             with self._mu:
+                if me in self._pending:  # never taken into a group (timed out, or interrupted): withdrawn
+                    self._pending.remove(me)
                 for w in group:
+                    w.done = True
                     if w is not me:
                         w.wake()
+                me.done = True
                 if self._pending:  # queued while this group was written: the first of them leads the next
                     nxt = self._pending[0]
                     nxt.lead = True
@@ -529,29 +544,22 @@ class GroupCommit(Generic[P, R]):
                 else:
                     self._leading = False
 
-    def _write_group(self) -> list[_Waiter[P, R]]:
-        """Write every queued payload in one transaction; return their waiters (each ``done``)."""
-        with self._mu:
-            group, self._pending = self._pending, []
+    def _write_group(self, group: list[_Waiter[P, R]]) -> None:
+        """Write ``group``'s payloads in one transaction; each waiter gets its result or its error."""
         conn = self.db.connection()
         try:
             with self.db._locked_transaction(conn, self.relaxed):
                 results = self.write(conn, [w.payload for w in group])
         except Exception as exc:  # rolled back: nothing of the group was written
             if len(group) == 1:
-                group[0].error, group[0].done = exc, True
-                return group
+                group[0].error = exc
+                return
             self._write_alone(conn, group)  # isolate: one payload's bad row must not fail its neighbours
-            return group
-        except BaseException as exc:
-            for w in group:
-                w.error, w.done = exc, True
-            return group
+            return
         self.groups += 1
         self.payloads += len(group)
         for w, result in zip(group, results, strict=True):
-            w.result, w.done = result, True
-        return group
+            w.result = result
 
     def _write_alone(self, conn: Connection, group: list[_Waiter[P, R]]) -> None:
         """After a group failed: each payload in a transaction of its own (still under the write lock), so
