@@ -10,14 +10,19 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import yaml
 
 from gateway.errors import Throttled
 from gateway.store import throttle as shared
+from gateway.store.engine import Database
 from tests.helpers import wait_for
+from tests.workers import WorkersBridge, workers_config
 
 Q = {"to": "41793026727", "text": "hello"}
 SYNC = 0.3  # auth.sync_interval of these tests
@@ -115,3 +120,27 @@ def test_the_stores_failures_are_pruned_once_forgotten_and_their_lock_ended(make
     assert ctx.prune()["login_failures"] == 0  # still locked (and not yet forgotten)
     wait_for(lambda: ctx.prune()["login_failures"] == 2, timeout=5, interval=0.05, what="the rows to be pruned")
     assert shared.view(ctx.db, 0, 0) == []
+
+
+def test_concurrent_failures_on_two_worker_processes_all_count_and_lock(tmp_path, sandbox):
+    n = 16
+    path = workers_config(tmp_path, sandbox.url, trusted_proxies=["127.0.0.0/8"])
+    raw = yaml.safe_load(path.read_text())
+    raw["auth"] = {"free_failures": n - 1, "first_delay": 60, "sync_interval": SYNC}
+    path.write_text(yaml.safe_dump(raw))
+    bridge = WorkersBridge(path, workers=2)
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(lambda _: requests.get(
+                bridge.url + "/sms/1/text/query", params={"username": "demo", "password": "wrong", **Q},
+                headers={"X-Forwarded-For": next(_addresses)}, timeout=30).status_code, range(n)))
+        assert answers == [401] * n
+        db = Database(raw["store"]["path"])
+        try:
+            row = {r.key: r for r in shared.view(db, 0, 0)}["name:demo"]
+        finally:
+            db.close()
+        assert row.failures == n and row.locked_until > time.time() + 50  # the n-th, of either process, locked it
+        assert "Traceback" not in bridge.text()
+    finally:
+        assert bridge.stop() == 0, bridge.text()
