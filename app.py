@@ -243,7 +243,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from gateway.services import prune_all
 
     config, db, store, _ = _store(args)
-    counts = prune_all(store, db, SystemClock(), config.store.retention_hours * 3600)
+    counts = prune_all(store, db, SystemClock(), config.store.retention_hours * 3600, config.auth.forget_after)
     db.close()
     print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" pruned (older than {config.store.retention_hours:g} h)")
     return 0

@@ -281,6 +281,7 @@ class ThrottleSettings:
     max_delay: float = 900.0
     forget_after: float = 900.0
     max_entries: int = 100_000
+    sync_interval: float = 1.0  # seconds: each process reads the cluster's locks from the store at most this often
 
 
 @dataclass

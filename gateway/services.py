@@ -35,6 +35,7 @@ from .store.engine import Database
 from .store.idempotency import prune as prune_keys
 from .store.opening import open_store
 from .store.records import Store
+from .store.throttle import prune as prune_logins
 from .throttle import LoginThrottle
 
 log = logging.getLogger("smsbridge")
@@ -178,7 +179,8 @@ class Bridge:
         self.sender.upstreams.close()
 
     def prune(self) -> dict[str, int]:
-        return prune_all(self.store, self.db, self.clock, self.config.store.retention_hours * 3600)
+        return prune_all(self.store, self.db, self.clock, self.config.store.retention_hours * 3600,
+                         self.config.auth.forget_after)
 
     def _prune_loop(self) -> None:
         """Prune once per ``store.prune_interval`` across every bridge on the store (gateway/store/periodic.py):
@@ -198,11 +200,14 @@ class Bridge:
                 self.db.release()
 
 
-def prune_all(store: Store, db: Database, clock: Clock, retention_seconds: float) -> dict[str, int]:
-    """Everything past retention: the store's records, the rejected pushes, expired idempotency keys."""
+def prune_all(store: Store, db: Database, clock: Clock, retention_seconds: float,
+              forget_logins: float) -> dict[str, int]:
+    """Everything past retention: the store's records, the rejected pushes, expired idempotency keys; and
+    failed logins ``forget_logins`` seconds old whose lock has ended (gateway/throttle.py)."""
     counts = store.prune(retention_seconds)
     counts["rejected_pushes"] = rejected.prune(db, clock.now() - retention_seconds)
     counts["idempotency"] = prune_keys(db, clock.now())  # expired idempotency keys and fingerprints
+    counts["login_failures"] = prune_logins(db, clock.now(), forget_logins)
     return counts
 
 
@@ -243,7 +248,7 @@ def build_services(config: Config, upstream_url: str, clock: Clock) -> Bridge:
                               config.store.retention_hours * 3600)
     built = Bridge(config=config, auth=Authenticator(config.callers), sender=sender, templates=templates,
                    router=router, db=db, outbox=outbox, clock=clock, store=store, intake=intake, dispatch=dispatch,
-                   queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock),
+                   queue=queue, public_url=public_url, throttle=LoginThrottle(config.auth, clock, db),
                    idempotency=idempotency, submit_events=submit_events, ready=Memo(config.ops.ready_cache))
     # Kannel's sms-service reply: a forward's answer is the reply SMS (gateway/inbound/answers.py)
     outbox.on_answer(InboundForwardChannel.kind_answer, AnswerReplies(built))

@@ -133,7 +133,8 @@ def make_bridge(sandbox: Sandbox, bridge_store: Callable[[int], dict[str, Any]])
             mutate(raw)
         config = build_config(raw, env={})
         app = create_app(config, upstream_url or sandbox.url, clock=clock)
-        server = ServerThread(app, "127.0.0.1", 0, threads=8).start()
+        # served as app.py serves it: server.trusted_proxies (gateway/proxies.py) decides on X-Forwarded-*
+        server = ServerThread(app, "127.0.0.1", 0, threads=8, clear_untrusted_proxy_headers=False).start()
         ctx = app.extensions["smsbridge"]
         ctx.bind(server.url)  # the bridge's own notifyUrl needs the ephemeral port
         ctx.start()

@@ -250,12 +250,12 @@ def test_failed_logins_lock_out_the_client_address_not_the_proxy(topology):
     t = topology
     attacker = client_from(CLIENT)
     refused_in_a_row = 0
-    for i in range(40):  # a new name each time: only the address's count grows (per bridge process)
+    for i in range(40):  # a new name each time: only the address's count grows (the cluster's, in the store)
         r = t.get("/sms/1/text/query", attacker, params={"username": f"guess{i}", "password": "x", "from": "InfoSMS",
                                                           "to": "41793026727", "text": "guess"})
         assert r.status_code in (401, 429), r.text
         refused_in_a_row = refused_in_a_row + 1 if r.status_code == 429 else 0
-        if refused_in_a_row == 4:  # locked out on every bridge process (round robin)
+        if refused_in_a_row == 4:  # locked out on every bridge process (round robin: each refuses it)
             break
     assert refused_in_a_row == 4, t.errors()
     other = client_from(OTHER_CLIENT)

@@ -135,7 +135,7 @@ def test_prune_removes_old_finished_records_only(make_bridge, sandbox):
     assert bridge.get("/sms/1/text/query", params={**DEMO, "to": "41793026727", "text": "old"}).status_code == 200
     assert ctx.prune() == {"reports": 0, "status_changes": 0, "messages": 0, "submissions": 0,
                            "upstream_attempts": 0, "outbox_jobs": 0, "rejected_pushes": 0,
-                           "idempotency": 0}  # younger than 48 h: kept
+                           "idempotency": 0, "login_failures": 0}  # younger than 48 h: kept
     db_age(ctx.db, 49 * 3600)
     counts = ctx.prune()
     # two status changes: recorded "sending" before it was forwarded, then the answer (issue 13 item 5)

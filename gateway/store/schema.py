@@ -292,3 +292,13 @@ pace = Table(  # token buckets of traffic control, shared by every process (revi
     Column("paused_until", Real, nullable=False, server_default=_ZERO),  # upstream: 429 Retry-After
     Column("taken", BigInteger, nullable=False, server_default=_ZERO),  # messages let through so far
 )
+
+login_failures = Table(  # failed logins shared by every process (revision 0011_throttle; gateway/throttle.py)
+    "login_failures", metadata,
+    Column("key", Text, primary_key=True),  # name:<caller name> | addr:<client address>
+    Column("failures", Integer, nullable=False),  # since the count last started (forget_after)
+    Column("locked_until", Real, nullable=False, server_default=_ZERO),
+    Column("last", Real, nullable=False),  # the last failure
+    Index("login_failures_locked", "locked_until"),  # every process's view: the locks in force
+    Index("login_failures_last", "last"),  # the view's recent counts, and pruning
+)
