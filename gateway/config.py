@@ -754,6 +754,16 @@ def build_config(raw: Any, env: dict[str, str] | None = None, source: str = "<di
     idem = r.fill(IdempotencySettings, r.section(raw.get("idempotency"), "idempotency"), "idempotency")
     if idem.ttl <= 0 or idem.dedupe_window < 0 or idem.wait < 0:
         problems.append(("idempotency", "ttl must be above 0, dedupe_window and wait 0 or more (0: off)"))
+    # a key links to its submission's record: one pruned while the key is still known lets a late retry of a
+    # request that died in flight send again (docs/delivery.md, "A first request that never finished")
+    kept = store.retention_hours * 3600
+    for path, seconds in (("idempotency.ttl", idem.ttl), ("idempotency.dedupe_window", idem.dedupe_window),
+                          *((f"callers.{n}.dedupe_window", c.dedupe_window) for n, c in callers.items()),
+                          *((f"templates.{n}.dedupe_window", t.dedupe_window) for n, t in templates.items())):
+        if seconds is not None and seconds > kept:
+            problems.append((path, f"is {seconds:g} s, longer than store.retention_hours keeps records "
+                             f"({store.retention_hours:g} h = {kept:g} s): a retry after its first request's record "
+                             "was pruned could send the message again; shorten it or raise store.retention_hours"))
     if logging_.format not in ("text", "json"):
         problems.append(("logging.format", "must be text or json"))
     if problems:

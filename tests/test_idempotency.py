@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 import requests
 
 from gateway.clock import ManualClock
@@ -272,6 +273,26 @@ def test_config_refuses_bad_windows():
     assert "idempotency" in paths and "callers.demo.dedupe_window" in paths
 
 
+def test_config_refuses_keys_kept_longer_than_their_records():
+    """A key outliving its submission's record would let a late retry of a request that died in flight send
+    again (its record pruned: nothing to answer from)."""
+    from gateway.config import ConfigError, build_config
+    from tests.conftest import default_raw_config
+
+    raw = default_raw_config()
+    raw["store"] = {**raw.get("store", {}), "retention_hours": 12}
+    raw["idempotency"] = {"ttl": 86400}
+    raw["templates"]["alarm"]["dedupe_window"] = 50000
+    with pytest.raises(ConfigError) as exc:
+        build_config(raw, env={})
+    problems = dict(exc.value.problems)
+    assert set(problems) == {"idempotency.ttl", "templates.alarm.dedupe_window"}
+    assert "longer than store.retention_hours" in problems["idempotency.ttl"]
+    raw["idempotency"]["ttl"] = 43200
+    raw["templates"]["alarm"]["dedupe_window"] = 120
+    assert build_config(raw, env={}).idempotency.ttl == 43200
+
+
 
 def test_upstream_failure_frees_the_key_but_a_timeout_binds_it(make_bridge, sandbox):
     def short(raw: dict[str, Any]) -> None:
@@ -352,7 +373,7 @@ def test_reservation_is_atomic_across_threads_and_database_handles(tmp_path):
         outcomes = list(pool.map(one, range(32)))
     assert outcomes.count(RESERVED) == 1 and set(outcomes) == {RESERVED, "inflight"}
     assert stores[0].reserve("demo", "key:same", "other", "token", 1000.0, 60.0, 30.0).outcome == "mismatch"
-    stores[1].complete("demo", "key:same", 200, "application/json", b"{}", None, None, 1001.0)
+    stores[1].complete("demo", "key:same", "token", 200, "application/json", b"{}", None, None, 1001.0)
     assert stores[0].reserve("demo", "key:same", "fp", "token", 1002.0, 60.0, 30.0).outcome == "done"
     assert stores[0].reserve("demo", "key:same", "fp", "token", 1061.0, 60.0, 30.0).outcome == RESERVED  # expired
     for db in handles:
@@ -407,3 +428,121 @@ def dead_requests_keys(db: Any) -> None:
     failed.state = "failed"
     store.accept(SubmissionRecord("demo", "query", "sync", "advanced", None, "tok-failed", None), [failed])
     assert keys.reserve("demo", "dedupe:f", "fp", "tok-again", 1031.0, 120.0, 30.0).outcome == RESERVED
+
+
+def test_a_slow_requests_record_is_fenced_once_a_retry_took_its_key(tmp_path):
+    """A live but slow first request (slower than its key's lease) whose key a retry took over records nothing
+    (so sends nothing); its neighbours in the record's group are unaffected; it neither frees nor overwrites the
+    retry's key; whichever of the fence and the take-over commits first wins, never both."""
+    from gateway.store.engine import Database
+
+    db = Database(str(tmp_path / "fence.db"))
+    try:
+        fenced_keys(db)
+    finally:
+        db.close()
+
+
+def fenced_keys(db: Any) -> None:
+    """The steps of the test above on ``db`` (test_postgres.py runs them on PostgreSQL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.store.idempotency import DONE, INFLIGHT, RESERVED, Reservations, _reserve_on, release
+    from gateway.store.records import Fence, Fenced, MessageRow, Store, SubmissionRecord
+
+    clock = ManualClock(1000.0)
+    keys, store = Reservations(db), Store(db, clock)
+
+    def record(token: str, key: str | None) -> SubmissionRecord:
+        return SubmissionRecord("demo", "query", "sync", "advanced", None, token, None,
+                                Fence("demo", key, 30.0) if key else None)
+
+    def rows(mid: str) -> list[MessageRow]:
+        return [MessageRow(mid, mid, "41791", None, "alarm", "{}", None, None, None, False, None, None, "sending")]
+
+    def recorded(token: str) -> int:
+        return db_count(db, "submissions", dlr_token=token)
+
+    # reserved at 1000 (lease 30 s); the request is slow: a retry at 1031 finds nothing recorded and takes over
+    assert keys.reserve("demo", "key:slow", "fp", "tok-slow", 1000.0, 3600.0, 30.0).outcome == RESERVED
+    assert keys.reserve("demo", "key:slow", "fp", "tok-retry", 1031.0, 3600.0, 30.0).outcome == RESERVED
+    clock.advance(35.0)
+    # the slow request's record comes in a group with others: it alone fails, its neighbours are recorded
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(store.accept, record(f"tok-n{i}", None), rows(f"n-{i}")) for i in range(6)]
+        slow = pool.submit(store.accept, record("tok-slow", "key:slow"), rows("m-slow"))
+        assert all(f.result() > 0 for f in futures)
+    with pytest.raises(Fenced):
+        slow.result()
+    assert recorded("tok-slow") == 0 and recorded("tok-n0") == 1
+    # the slow request answers 409 (nothing sent): it frees nothing, completes nothing
+    release(db, "demo", ["key:slow"], "tok-slow")
+    keys.complete("demo", "key:slow", "tok-slow", 409, "application/json", b"lost", None, None, 1036.0)
+    # the retry records (its lease renewed from the record: 1035 + 30) and completes its answer
+    store.accept(record("tok-retry", "key:slow"), rows("m-retry"))
+    assert keys.reserve("demo", "key:slow", "fp", "tok-3", 1064.0, 3600.0, 30.0).outcome == INFLIGHT
+    keys.complete("demo", "key:slow", "tok-retry", 200, "application/json", b"sent", None, None, 1064.0)
+    slot = keys.reserve("demo", "key:slow", "fp", "tok-4", 1065.0, 3600.0, 30.0)
+    assert (slot.outcome, slot.body) == (DONE, b"sent")
+
+    # a slow request that records after its lease, before any retry, keeps its key (the lease is renewed)
+    assert keys.reserve("demo", "key:late", "fp", "tok-late", 1000.0, 3600.0, 30.0).outcome == RESERVED
+    store.accept(record("tok-late", "key:late"), rows("m-late"))  # at 1035
+    assert keys.reserve("demo", "key:late", "fp", "tok-x", 1040.0, 3600.0, 30.0).outcome == INFLIGHT
+
+    # the race itself, each order held open: the later transaction waits for the earlier (SQLite's write lock,
+    # PostgreSQL's row lock) and then sees what it committed
+    assert keys.reserve("demo", "key:race1", "fp", "tok-a", 1000.0, 3600.0, 30.0).outcome == RESERVED
+    with ThreadPoolExecutor(1) as pool:
+        with db.transaction() as c:  # the take-over first, not yet committed
+            assert _reserve_on(c, "demo", "key:race1", "fp", "tok-b", 1031.0, 3600.0, 30.0).outcome == RESERVED
+            late = pool.submit(store.accept, record("tok-a", "key:race1"), rows("m-race1"))
+        with pytest.raises(Fenced):
+            late.result()
+    assert recorded("tok-a") == 0
+    assert keys.reserve("demo", "key:race2", "fp", "tok-c", 1000.0, 3600.0, 30.0).outcome == RESERVED
+    with ThreadPoolExecutor(1) as pool:
+        with db.transaction():  # the fence first (the record joins this transaction), not yet committed
+            store.accept(record("tok-c", "key:race2"), rows("m-race2"))
+            retry = pool.submit(keys.reserve, "demo", "key:race2", "fp", "tok-d", 1036.0, 3600.0, 30.0)
+        assert retry.result().outcome == INFLIGHT  # the lease was renewed (1035 + 30): not taken over
+    assert recorded("tok-c") == 1
+
+
+def test_a_store_error_while_answering_from_the_record_keeps_the_key(make_bridge, sandbox, monkeypatch):
+    """A retry answered from its first request's record (that request outlived its key's lease: here the
+    sandbox holds its send) that cannot read the record (a store error: injected once) answers 503 and leaves
+    the key in flight, its link to the record: the next retry is 409 until the lease passes, then answered from
+    the record; nothing is sent twice. The bridge's clock is a manual one: the lease passes when the test says."""
+    import sqlalchemy as sa
+
+    from gateway.store import idempotency as repo
+
+    real, failures = repo.recorded, [1]
+
+    def recorded(db: Any, token: str) -> Any:
+        if failures:
+            failures.pop()
+            raise sa.exc.OperationalError("SELECT …", {}, Exception("server closed the connection unexpectedly"))
+        return real(db, token)
+
+    monkeypatch.setattr(repo, "recorded", recorded)
+    clock = ManualClock()
+    bridge = make_bridge(lambda raw: raw.update(idempotency={"wait": 0}), clock=clock)
+    lease = bridge.app.extensions["smsbridge"].config.sync_lease
+    headers = {"Idempotency-Key": "held"}
+    sandbox.faults(delay_ms=3000)
+    t, out = _in_background(lambda: bridge.get(QUERY, headers=headers))
+    wait_for(lambda: sandbox.requests(), what="the first request reaching the sandbox")
+    clock.advance(lease + 1)  # the first request outlived its key's lease (alive, recorded, still sending)
+    broken = bridge.get(QUERY, headers=headers)
+    assert broken.status_code == 503 and not failures
+    assert bridge.get(QUERY, headers=headers).status_code == 409  # in flight: the key still links to the record
+    clock.advance(lease + 1)
+    again = bridge.get(QUERY, headers=headers)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true", again.text
+    sandbox.faults()
+    t.join(15)
+    assert out[0].status_code == 200
+    assert again.json()["messages"][0]["messageId"] == out[0].json()["messages"][0]["messageId"]
+    assert [m["text"] for m in sandbox.messages()] == ["Fire alarm zone 3"]  # sent once

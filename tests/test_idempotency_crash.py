@@ -24,6 +24,7 @@ import pytest
 import requests
 import yaml
 
+from gateway.clock import ManualClock
 from gateway.config import SandboxSettings
 from gateway.sandbox import create_sandbox_app
 from gateway.servers import ServerThread
@@ -267,3 +268,49 @@ def _killed_before_the_record(tmp_path: Path, db_url: str) -> None:
         proc.kill()
         proc.wait(10)
         sandbox.stop()
+
+
+def test_a_slow_first_request_loses_its_key_to_a_retry_and_sends_nothing(make_bridge, sandbox, pg_database) -> None:
+    """A first request alive but slower than its key's lease between its reservation and its record (here
+    PostgreSQL's lock on ``submissions`` holds its record; in production a DNS lookup, a pool wait, a group
+    commit) loses the key to a retry on another bridge, which sends: the first's record is fenced, so it
+    records and sends nothing and answers 409 "taken over"; later retries get the retry's answer. The
+    bridges' clock is a manual one: the lease passes when the test says."""
+    import psycopg
+
+    url = pg_database()
+    clock = ManualClock()
+    a, b = (make_bridge(lambda raw: raw.update(store={"url": url}, idempotency={"wait": 0}), clock=clock)
+            for _ in range(2))
+    lease = a.app.extensions["smsbridge"].config.sync_lease
+    key = f"alarm-{uuid.uuid4()}"
+    params = {**CREDS, "to": "41793026727", "text": f"alarm {uuid.uuid4().hex}"}
+    out: dict[str, requests.Response] = {}
+
+    def send(name: str, bridge: Any) -> threading.Thread:
+        return _in_background(lambda: out.__setitem__(name, bridge.get("/sms/1/text/query", params=params,
+                                                                       headers={"Idempotency-Key": key})))
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as look, psycopg.connect(plain) as lock:
+        def ref() -> list[Any]:
+            return look.execute("SELECT ref FROM idempotency WHERE key = %s", ("key:" + key,)).fetchall()
+
+        lock.execute("LOCK TABLE submissions IN EXCLUSIVE MODE")  # records wait; reservations do not
+        first = send("first", a)
+        held = wait_for(ref, what="the first request's key reserved")[0][0]
+        clock.advance(lease + 1)  # the first request is still alive, waiting for its record
+        retry = send("retry", b)
+        wait_for(lambda: ref()[0][0] != held, what="the retry taking the key over")
+        lock.rollback()  # both records go ahead: the first's is fenced
+        first.join(15)
+        retry.join(15)
+    assert out["first"].status_code == 409 and "taken over by a retry" in out["first"].text, out["first"].text
+    assert key in out["first"].text
+    assert out["retry"].status_code == 200, out["retry"].text
+    sent = [m for m in sandbox.messages() if m["text"] == params["text"]]
+    assert [m["messageId"] for m in sent] == [out["retry"].json()["messages"][0]["messageId"]]  # sent once
+    for bridge in (a, b):  # the retry's answer is the key's
+        again = bridge.get("/sms/1/text/query", params=params, headers={"Idempotency-Key": key})
+        assert again.content == out["retry"].content and again.headers["Idempotent-Replayed"] == "true"
+    assert len([m for m in sandbox.messages() if m["text"] == params["text"]]) == 1

@@ -31,6 +31,7 @@ from tests.test_failover import (  # noqa: F401
     test_queued_fails_over_on_refused_connections_and_returns_once_the_primary_recovers,
 )
 from tests.test_idempotency import (  # noqa: F401
+    test_a_store_error_while_answering_from_the_record_keeps_the_key,
     test_concurrent_requests_with_one_key_send_once,
     test_identical_get_within_window_is_answered_as_duplicate,
     test_retried_get_with_key_gets_the_first_answer_and_sends_once,
@@ -106,6 +107,16 @@ def test_a_dead_requests_key_is_reconciled_from_its_record_or_taken_over_on_post
     db = Database(pg_database())
     try:
         dead_requests_keys(db)
+    finally:
+        db.close()
+
+
+def test_a_slow_requests_record_is_fenced_once_a_retry_took_its_key_on_postgresql(pg_database):
+    from tests.test_idempotency import fenced_keys
+
+    db = Database(pg_database())
+    try:
+        fenced_keys(db)
     finally:
         db.close()
 

@@ -30,9 +30,9 @@ from werkzeug.exceptions import MethodNotAllowed
 from ..config import Caller, TemplateSpec
 from ..model import ApiError, SentMessage, Submission, SubmissionResult
 from ..send.dispatch import Dispatcher
-from ..send.idempotency import DONE, INFLIGHT, KEY, MISMATCH, RECORDED, Claim, Slot, fingerprint
+from ..send.idempotency import DONE, INFLIGHT, KEY, MISMATCH, RECORDED, Claim, Fenced, Slot, fingerprint
 from ..send.upstream import Attempt
-from ..services import bridge
+from ..services import Bridge, bridge
 from ..wire.jsonbody import loads
 from ..wire.statuses import STATUS_BY_NAME
 from .common import CREDENTIAL_PARAMS, IDEMPOTENCY_PARAM, request_params
@@ -90,9 +90,13 @@ def _settle(resp: Response) -> None:
         ctx.release_message_ids(g.caller, g.idem_ids)
     if claim is None:
         return
+    if g.idem_reconciled and resp.status_code >= 500 and resp.status_code != 504:
+        # the record could not be read (a store error): the key stays in flight (its link to the record, which
+        # was sent), answered from the record again once its lease passes; never freed, never bound to this
+        return
     # a duplicate fingerprint replays successes only (a failed first try never swallows the caller's retry),
-    # and the answer rebuilt from a record (it was sent, or its outcome is unknown)
-    if nothing or (claim.kind != KEY and resp.status_code >= 300 and not g.idem_reconciled):
+    # and the answer rebuilt from a record (it was sent, or its outcome is unknown: 504)
+    if not g.idem_reconciled and (nothing or (claim.kind != KEY and resp.status_code >= 300)):
         ctx.abandon(claim)
         return
     result: SubmissionResult | None = g.idem_result
@@ -181,6 +185,8 @@ def _acquire(caller: Caller, template: TemplateSpec | None) -> Slot | None:
     if slot.outcome == INFLIGHT:
         raise ApiError(409, "CONFLICT", f"{what} is still being processed (or its first attempt never finished); "
                        "retry later to get its answer")
+    if slot.outcome == RECORDED:  # it holds the key, whose row stays under the record's token (finish checks it)
+        claim = dataclasses.replace(claim, token=slot.ref or "")
     g.idem = claim
     return slot if slot.outcome == RECORDED else None
 
@@ -202,10 +208,9 @@ def send(sub: Submission, api: str, caller: Caller,
         g.idem_reconciled = True
         g.idem_result = ctx.idempotency.answer(recorded, sub)
         return g.idem_result, []
-    token = g.idem.token if g.idem else None
     wanted = [d.message_id for m in sub.messages for d in m.destinations if d.message_id]
     if not wanted:
-        result, attempts = ctx.dispatch.send(sub, api, caller, template, token)
+        result, attempts = _dispatch(ctx, sub, api, caller, template)
         g.idem_result = result
         return result, attempts
     unique = list(dict.fromkeys(wanted))
@@ -220,21 +225,40 @@ def send(sub: Submission, api: str, caller: Caller,
             elif d.message_id:
                 seen.add(d.message_id)
     if not refused:
-        result, attempts = ctx.dispatch.send(sub, api, caller, template, token)
+        result, attempts = _dispatch(ctx, sub, api, caller, template)
         g.idem_result = result
         return result, attempts
-    return _send_rest(sub, refused, api, caller, template, token)
+    return _send_rest(sub, refused, api, caller, template)
+
+
+def _dispatch(ctx: Bridge, sub: Submission, api: str, caller: Caller,
+              template: TemplateSpec | None) -> tuple[SubmissionResult, list[Attempt]]:
+    """``Dispatcher.send`` recording ``sub`` under the request's key (fenced: see Idempotency.fence); a key
+    taken over by a retry meanwhile (this request was slower than the key's lease) is 409, nothing sent."""
+    claim: Claim | None = g.idem
+    if claim is None:
+        return ctx.dispatch.send(sub, api, caller, template)
+    try:
+        return ctx.dispatch.send(sub, api, caller, template, claim.token, ctx.idempotency.fence(claim))
+    except Fenced:
+        ctx.idempotency.refused["conflict"] += 1
+        log.warning("idempotency: a key was taken over by a retry before its first request recorded its send; "
+                    "that request sent nothing")
+        what = f"{HEADER} {claim.key[4:]!r}" if claim.kind == KEY else "An identical request"
+        raise ApiError(409, "CONFLICT", f"{what} was taken over by a retry while this request was being "
+                       "processed (it took longer than the key's lease); this request sent nothing: retry to get "
+                       "the retry's answer") from None
 
 
 def _send_rest(sub: Submission, refused: set[tuple[int, int]], api: str, caller: Caller,
-               template: TemplateSpec | None, token: str | None) -> tuple[SubmissionResult, list[Attempt]]:
+               template: TemplateSpec | None) -> tuple[SubmissionResult, list[Attempt]]:
     """Send the destinations not refused; answer every destination in the request's order."""
     rest = dataclasses.replace(sub, messages=[
         dataclasses.replace(m, destinations=[d for di, d in enumerate(m.destinations) if (mi, di) not in refused])
         for mi, m in enumerate(sub.messages)])
     rest.messages = [m for m in rest.messages if m.destinations]
     if rest.messages:
-        result, attempts = bridge().dispatch.send(rest, api, caller, template, token)
+        result, attempts = _dispatch(bridge(), rest, api, caller, template)
     else:  # every destination refused: nothing goes upstream
         result, attempts = SubmissionResult(bulk_id=sub.bulk_id), []
     sent = iter(result.messages)

@@ -44,7 +44,7 @@ from ..ids import new_id, new_ids, new_token
 from ..model import Message, QueuedMessage, SentMessage, Status, Submission, SubmissionResult
 from ..sms import sms_count
 from ..store import pace as pace_repo
-from ..store.records import MessageRow, Settled, Store, SubmissionRecord
+from ..store.records import Fence, Fenced, MessageRow, Settled, Store, SubmissionRecord
 from ..wire.queued import advanced_batch, decode_specs, encode_spec, options, submission_options
 from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 from .apis import carrying_api
@@ -145,9 +145,10 @@ class Dispatcher:
             raise ValidationFailed(errors)
 
     def send(self, sub: Submission, api: str, caller: Caller, template: TemplateSpec | None = None,
-             token: str | None = None) -> tuple[SubmissionResult, list[Attempt]]:
+             token: str | None = None, fence: Fence | None = None) -> tuple[SubmissionResult, list[Attempt]]:
         """Record and forward ``sub`` in the caller's (or template's) mode; ``token``: the one to record it under
-        (its idempotency key's link to the record, gateway/send/idempotency.py), else a new one."""
+        (its idempotency key's link to the record, gateway/send/idempotency.py), else a new one; ``fence``: that
+        key, which must still be this request's when the record is written (else :class:`Fenced`, nothing sent)."""
         self._check_notify_urls(sub, flat=sub.entrance != "advanced")
         plan = plan_traffic(sub, caller, template, self.clock.now(), self.config.queue.max_age)
         api = carrying_api(sub, api)  # nothing dropped: an API that cannot carry the request in full is not used
@@ -162,7 +163,7 @@ class Dispatcher:
             self._check_waiting(caller, sub.destination_count)
             mode = "queued"
         record = SubmissionRecord(sub.caller, sub.entrance, mode, api, sub.bulk_id, token or new_token(),
-                                  sub.callback or self.callback_of(caller, template))
+                                  sub.callback or self.callback_of(caller, template), fence)
         if mode == "queued":
             return self._queue(sub, api, record, plan), []
         failure = (template.on_upstream_failure if template and template.on_upstream_failure else None) \
@@ -176,6 +177,8 @@ class Dispatcher:
             return self.store.accept(record, rows)  # group commit: returns once fsynced with its group
         except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") cannot be stored, nor sent
             raise ValidationFailed(unstorable(sub)) from None
+        except Fenced:  # its idempotency key was taken over by a retry: nothing kept, nothing may be sent
+            raise
         except Exception as exc:  # rolled back, withdrawn or refused (a constraint, a full disk): nothing kept
             log.error("store: a submission of %d could not be stored (%s)", len(rows), type(exc).__name__)
             raise Unavailable(f"The bridge could not store the message; nothing was {what}: retry later") from None

@@ -7,7 +7,9 @@ durably *before* the send; the first answer is stored once known and replayed to
 * same key while the first is still in flight -> wait up to ``idempotency.wait``, then ``inflight`` (409)
 * same key, same content, the first request's process died (its lease passed) -> ``recorded``: the answer is
   rebuilt from the submission it recorded (:meth:`Idempotency.answer`), nothing is sent again; or, when it
-  recorded nothing (so sent nothing), ``reserved``: this request sends
+  recorded nothing (so sent nothing), ``reserved``: this request sends. The lease counts from the reservation,
+  so a live but slow first request may lose its key that way: its record is fenced (:meth:`Idempotency.fence`),
+  so it records and sends nothing (409), and it never frees nor overwrites the key it lost
 * a caller's custom messageIds are reserved the same way for the store's retention, so a reused one is
   refused like Infobip's REJECTED_DUPLICATE_MESSAGE_ID (unless the request is a replay).
 
@@ -35,9 +37,11 @@ from ..sms import sms_count
 from ..store import idempotency as repo
 from ..store.engine import DB_ERRORS, CommitTimeout, Database
 from ..store.idempotency import DONE, INFLIGHT, MISMATCH, RECORDED, RESERVED, Slot
+from ..store.records import Fence, Fenced
 from ..wire.statuses import PENDING_ACCEPTED, STATUS_BY_NAME
 
-__all__ = ["Claim", "Idempotency", "Slot", "DONE", "INFLIGHT", "MISMATCH", "RECORDED", "RESERVED", "fingerprint"]
+__all__ = ["Claim", "Fenced", "Idempotency", "Slot", "DONE", "INFLIGHT", "MISMATCH", "RECORDED", "RESERVED",
+           "fingerprint"]
 
 log = logging.getLogger(__name__)
 KEY, DEDUPE = "key", "dedupe"
@@ -59,7 +63,8 @@ class Claim:
     key: str  # namespaced: key:<k> | dedupe:<fingerprint>
     fingerprint: str
     ttl: float
-    token: str  # the request's submission is recorded under it (its dlr_token): the key's link to the record
+    token: str  # the request's submission is recorded under it (its dlr_token): the key's link to the record;
+    # the token the key's row holds for this request (a reconciling request: the one of the record it answers from)
 
 
 class Idempotency:
@@ -134,19 +139,25 @@ class Idempotency:
 
     def finish(self, claim: Claim, http_status: int, content_type: str | None, body: bytes, ref: str | None,
                message_id: str | None) -> None:
-        """Store the first answer under ``claim``'s key."""
+        """Store the first answer under ``claim``'s key (unless a retry took it over: see :meth:`fence`)."""
         try:
-            self.reservations.complete(claim.caller, claim.key, http_status, content_type, body, ref, message_id,
-                                       self.clock.now())
+            self.reservations.complete(claim.caller, claim.key, claim.token, http_status, content_type, body, ref,
+                                       message_id, self.clock.now())
         finally:
             self._wake()
 
     def abandon(self, claim: Claim) -> None:
-        """The request sent nothing: free its key for a corrected retry."""
+        """The request sent nothing: free its key for a corrected retry (unless a retry took it over)."""
         try:
-            repo.release(self.db, claim.caller, [claim.key])
+            repo.release(self.db, claim.caller, [claim.key], claim.token)
         finally:
             self._wake()
+
+    def fence(self, claim: Claim) -> Fence:
+        """What the send's record checks (gateway/store/records.py): ``claim``'s key still in flight under its
+        token (else a retry took it over after its lease: the record fails with :class:`Fenced`, nothing is sent)
+        and its lease renewed from the record."""
+        return Fence(claim.caller, claim.key, self.lease_seconds)
 
     def reserve_message_ids(self, caller: str, ids: Sequence[str], fp: str) -> set[str]:
         """Reserve the caller's custom messageIds for the retention period; return those already used."""

@@ -54,9 +54,17 @@ _MINE = and_(T.c.caller == bindparam("w_caller"), T.c.key == bindparam("w_key"))
 _TAKE_VALUES = {k: bindparam(f"v_{k}") for k in _ROW_KEYS[2:]}
 _EXPIRED = T.c.expires_at <= bindparam("w_now")
 _TAKE = Prepared(update(T).where(_MINE, _EXPIRED).values(**_TAKE_VALUES))
-# an in-flight row whose lease passed was left by a dead request: taken over, or its lease renewed (the
-# request reconciling it from the record holds it), by one request only (the lease moves on with it)
-_STALE = and_(_MINE, T.c.state == "inflight", T.c.lease_until <= bindparam("w_now"))
+# an in-flight row whose lease passed was left by a dead (or slow) request: taken over, or its lease renewed
+# (the request reconciling it from the record holds it), by one request only (the lease moves on with it).
+# Both re-check what the retry saw: the row still under the token whose record it looked for (``w_ref``), the
+# lease still passed. Against the fence of the request that holds the key (records.py, _FENCE: recorded only
+# while the row is in flight under its token, renewing the lease in the record's transaction), one wins:
+# SQLite runs the two transactions one after the other (each holds the write lock); PostgreSQL (READ
+# COMMITTED) makes the later UPDATE wait for the earlier's row lock, then re-evaluate its WHERE on the row as
+# committed: after a fence the lease is live again (no take-over), after a take-over the token is another
+# (the fence matches nothing: that request records and sends nothing). ``w_ref`` also keeps a retry from taking
+# over a row that another retry took over meanwhile (whose record it never looked for).
+_STALE = and_(_MINE, T.c.state == "inflight", T.c.lease_until <= bindparam("w_now"), T.c.ref == bindparam("w_ref"))
 _TAKE_STALE = Prepared(update(T).where(_STALE).values(**_TAKE_VALUES))
 _RENEW = Prepared(update(T).where(_STALE).values(lease_until=bindparam("v_lease_until"),
                                                  updated_at=bindparam("v_updated_at")))
@@ -68,7 +76,9 @@ _RECORDED = Prepared(select(M.c.id).where(M.c.submission_id == _SUBMISSION, M.c.
 _RECORD = (select(S.c.bulk_id, M.c.to_addr, M.c.message_id, M.c.upstream_message_id, M.c.state, M.c.sms_count,
                   *(M.c[k] for k in _STATUS_COLS))
            .join(S, S.c.id == M.c.submission_id).where(S.c.dlr_token == bindparam("token")).order_by(M.c.id))
-_COMPLETE = Prepared(update(T).where(_MINE).values(
+# only by the request that holds the key (in flight under its token): one that lost it never overwrites the answer
+_HOLDER = and_(_MINE, T.c.state == "inflight", T.c.ref == bindparam("w_token"))
+_COMPLETE = Prepared(update(T).where(_HOLDER).values(
     state="done", **{k: bindparam(f"v_{k}") for k in ("http_status", "content_type", "body", "ref", "message_id",
                                                         "updated_at")}))
 
@@ -97,16 +107,19 @@ def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, token: s
     if lease_until > now or ref is None:  # live, or reserved before rows carried their token: unknown, kept
         return Slot(INFLIGHT)
     # its request died: what it recorded (under its token) is the answer; nothing recorded, nothing was sent
+    # (and, once taken over, never will be: its record is fenced)
+    stale = {**where, "w_ref": ref}
     if _RECORDED.run(c, {"token": ref}).fetchone() is not None:
-        renewed = _RENEW.run(c, {**where, "v_lease_until": now + lease, "v_updated_at": now}).rowcount == 1
+        renewed = _RENEW.run(c, {**stale, "v_lease_until": now + lease, "v_updated_at": now}).rowcount == 1
         return Slot(RECORDED, ref=ref) if renewed else Slot(INFLIGHT)
-    return Slot(RESERVED) if _TAKE_STALE.run(c, {**where, **values}).rowcount == 1 else Slot(INFLIGHT)
+    return Slot(RESERVED) if _TAKE_STALE.run(c, {**stale, **values}).rowcount == 1 else Slot(INFLIGHT)
 
 
-def _complete_on(c: Connection, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
-                 ref: str | None, message_id: str | None, now: float) -> None:
-    _COMPLETE.run(c, {"w_caller": caller, "w_key": key, "v_http_status": http_status, "v_content_type": content_type,
-                      "v_body": body, "v_ref": ref, "v_message_id": message_id, "v_updated_at": now})
+def _complete_on(c: Connection, caller: str, key: str, token: str, http_status: int, content_type: str | None,
+                 body: bytes, ref: str | None, message_id: str | None, now: float) -> None:
+    _COMPLETE.run(c, {"w_caller": caller, "w_key": key, "w_token": token, "v_http_status": http_status,
+                      "v_content_type": content_type, "v_body": body, "v_ref": ref, "v_message_id": message_id,
+                      "v_updated_at": now})
 
 
 class Reservations:
@@ -125,10 +138,11 @@ class Reservations:
         taken over."""
         return self._reserve.submit((caller, key, fingerprint, token, now, ttl, lease))
 
-    def complete(self, caller: str, key: str, http_status: int, content_type: str | None, body: bytes,
+    def complete(self, caller: str, key: str, token: str, http_status: int, content_type: str | None, body: bytes,
                  ref: str | None, message_id: str | None, now: float) -> None:
-        """Store the first answer under a reserved key."""
-        self._complete.submit((caller, key, http_status, content_type, body, ref, message_id, now))
+        """Store the first answer under a key reserved with ``token`` (still in flight under it: a request that
+        lost its key to a retry overwrites nothing)."""
+        self._complete.submit((caller, key, token, http_status, content_type, body, ref, message_id, now))
 
 
 @dataclass(slots=True)
@@ -159,11 +173,13 @@ def recorded(db: Database, token: str) -> Record:
         for _, to, mid, uid, state, count, *st in rows])
 
 
-def release(db: Database, caller: str, keys: Sequence[str]) -> None:
-    """Forget reservations whose request sent nothing (a corrected retry may use them)."""
+def release(db: Database, caller: str, keys: Sequence[str], token: str | None = None) -> None:
+    """Forget reservations whose request sent nothing (a corrected retry may use them); with ``token``, only
+    while still in flight under it (a request that lost its key to a retry deletes nothing)."""
     if keys:
+        mine = (T.c.state == "inflight", T.c.ref == token) if token is not None else ()
         with db.transaction(relaxed=True) as c:
-            c.execute(delete(T).where(T.c.caller == caller, T.c.key.in_(list(keys))))
+            c.execute(delete(T).where(T.c.caller == caller, T.c.key.in_(list(keys)), *mine))
 
 
 def count_replay(db: Database, caller: str, key: str, now: float) -> None:

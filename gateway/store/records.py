@@ -40,6 +40,7 @@ from ..send.upstream import Attempt
 from . import pace
 from .engine import Connection, Database, GroupCommit, Prepared
 from .notify import QUEUE, notify
+from .schema import idempotency as K
 from .schema import messages as M
 from .schema import outbox_attempts, outbox_jobs, reports, status_changes, submissions, upstream_attempts
 
@@ -151,6 +152,11 @@ _SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p
 _OPEN = or_(M.c.state.in_(OPEN_STATES), and_(M.c.state == "unknown", M.c.lease_until.is_not(None)))
 _NEXT_DUE = select(func.min(case((M.c.state == "queued", M.c.next_at), else_=M.c.lease_until))).where(_OPEN)
 _DEPTH = select(func.count()).select_from(M).where(_OPEN)
+# the fence of a keyed (or fingerprinted) send: its key's row still in flight under the record's token (nobody
+# took the key over), its lease renewed from the record; no row matched: the record (and its send) must not be
+_FENCE = Prepared(update(K).where(K.c.caller == bindparam("f_caller"), K.c.key == bindparam("f_key"),
+                                  K.c.state == "inflight", K.c.ref == bindparam("f_token"))
+                  .values(lease_until=bindparam("f_until")))
 
 @dataclass
 class MessageRow:
@@ -190,6 +196,21 @@ class Settled:
     sms_count: int | None = None
 
 
+@dataclass(slots=True)
+class Fence:
+    """The idempotency key (gateway/store/idempotency.py) a send holds: its submission is recorded only while
+    the key's row is still in flight under the submission's token, and the key's lease is renewed from then."""
+
+    caller: str
+    key: str  # namespaced: key:<k> | dedupe:<fingerprint>
+    lease: float  # seconds
+
+
+class Fenced(Exception):  # noqa: N818 - an outcome, raised so that GroupCommit isolates the payload
+    """A retry took the send's key over before its submission was recorded: nothing of it was recorded (nor may
+    be sent)."""
+
+
 @dataclass
 class SubmissionRecord:
     caller: str | None
@@ -199,6 +220,7 @@ class SubmissionRecord:
     bulk_id: str | None
     token: str
     callback: str | None  # caller:<n> | template:<n> | None
+    fence: Fence | None = None  # recorded only while this key's row holds ``token`` (see Fence)
 
 
 def _message_values(sid: int, sub: SubmissionRecord, rows: Sequence[MessageRow], now: float, sent_at: float | None,
@@ -292,6 +314,18 @@ class Store:
             c.execute(_FIRST_CHANGES_OF, {"sids": ids})
             if any(sub.mode == "queued" for sub, *_ in group):
                 notify(c, QUEUE)  # other processes' idle queue workers wake once this commits
+        # Last, so that PostgreSQL holds the key's row lock only for the COMMIT. One statement per keyed send, in
+        # this transaction: the record and its fence commit together. A retry's take-over (_TAKE_STALE in
+        # gateway/store/idempotency.py) needs the row in flight under the token it saw, its lease passed:
+        # SQLite serialises both transactions (each holds the write lock); on PostgreSQL the later UPDATE waits
+        # for the earlier's row lock and re-checks its WHERE on the committed row (READ COMMITTED), so a
+        # take-over after this fence finds the lease renewed, and this fence after a take-over finds another
+        # token. Either the record or the take-over wins, never both.
+        for sub, _, now in group:
+            f = sub.fence
+            if f is not None and _FENCE.run(c, {"f_caller": f.caller, "f_key": f.key, "f_token": sub.token,
+                                               "f_until": now + f.lease}).rowcount != 1:
+                raise Fenced(f.key)  # the group rolls back; GroupCommit writes its other payloads alone
         return ids
 
     def settle(self, sid: int, outcomes: Sequence[Settled], attempts: Sequence[Attempt] = (), *,
