@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import select
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import MappingProxyType
 from typing import TextIO
 
@@ -74,7 +76,15 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     or docker log driver, a supervisor gone): the bridge keeps answering. Past ``limit`` characters waiting
     (4 Mi: some 20 000 access lines, seconds of a busy bridge's log; under 10 MB per process at worst) new
     lines are dropped and counted, and the writer, once the stream moves again, says how many and since
-    when. ``close`` waits at most ``drain_timeout`` seconds for a stream that does not move."""
+    when (the notice stands where the first line went missing). ``limit`` counts characters, not bytes.
+    ``close`` waits at most ``drain_timeout`` seconds for a stream that does not move.
+
+    Several processes (``--workers``) share one standard error: each write is whole lines, at most
+    ``select.PIPE_BUF`` bytes (a longer line alone), the size a pipe writes whole, so no other process's
+    bytes land inside a line (one big write to a pipe or a socket may be split and interleaved; to a file
+    it measured no cheaper, so every descriptor is written alike). A line that
+    cannot be written (a failing stream, an odd error) is counted as dropped and reported like the others;
+    the writer survives it."""
 
     drain_timeout = 3.0  # under docker stop's 10 s, with room for the rest of the shutdown
 
@@ -85,6 +95,10 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except (AttributeError, OSError, ValueError):  # no file descriptor (an in-memory stream): its write()
             self._fd = None
         self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
+        try:
+            codecs.lookup(self._encoding)
+        except LookupError:  # an encoding Python does not know: every batch would fail
+            self._encoding = "utf-8"
         self.interval, self.limit = interval, limit
         self._lock = threading.Lock()  # the waiting lines and their counters; never held across a write
         self._written_cond = threading.Condition(self._lock)  # the writer finished a batch
@@ -92,9 +106,11 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._size = 0  # characters not written yet (in _lines or being written), with their line ends
         self._queued = self._written = 0  # lines appended so far; lines of those written so far
         self._dropped, self._dropped_since = 0, 0.0
+        self._gap = 0  # where in _lines the first dropped line would have been
         self._stuck = False  # the last flush gave up on a stream that did not move (until a write returns)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._orphaned = False  # the writer thread ended before close (it should not): emit writes itself
         self._writer = threading.Thread(target=self._write_loop, name="log-flush", daemon=True)
         self._writer.start()
 
@@ -121,34 +137,50 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self._queued += 1
             else:
                 if not self._dropped:
-                    self._dropped_since = time.time()
+                    self._dropped_since, self._gap = time.time(), len(self._lines)
                 self._dropped += 1
         if record.levelno >= logging.WARNING:
             self._wake.set()
+        if self._orphaned:  # best effort, rather than every line dropped from now on
+            self._write_batch()
 
     def _write_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            self._write_batch()
-        self._write_batch()  # what came between the last batch and close
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                self._write_batch()
+            self._write_batch()  # what came between the last batch and close
+        finally:
+            self._orphaned = not self._stop.is_set()
 
     def _write_batch(self) -> None:
+        """Writes what waits; what cannot be written, whatever the error, is counted as dropped."""
         with self._lock:
             lines, self._lines = self._lines, []
-            upto, dropped, since = self._queued, self._dropped, self._dropped_since
+            upto, dropped, since, gap = self._queued, self._dropped, self._dropped_since, self._gap
             self._dropped = 0
+        taken = time.time()
         size = sum(map(len, lines)) + len(lines)  # still counted against the limit until written
         if dropped:  # where the gap is: after the lines gathered before it, before any line logged after it
-            lines.append(self._dropped_notice(dropped, since))
-        if lines:
-            try:
-                self._write("\n".join(lines) + "\n")
-            except (OSError, ValueError):  # closed or gone: nothing more to do
-                pass
+            lines.insert(gap, self._dropped_notice(dropped, since))
+        out = 0  # lines of the batch written
+        try:
+            for n in self._send(lines):
+                out = n
+        except Exception:  # closed, gone, or anything else: the writer must survive it
+            pass
+        lost, first = len(lines) - out, taken
+        if dropped and gap >= out:  # the notice itself was not written: its lines are still to report
+            lost, first = lost - 1 + dropped, since
         with self._lock:
+            if lost:
+                self._dropped_since = min(first, self._dropped_since) if self._dropped else first
+                self._dropped += lost
+                self._gap = 0  # before every line waiting now
             self._size -= size
-            self._written, self._stuck = upto, False
+            self._written = max(self._written, upto)
+            self._stuck = self._stuck and bool(lost)
             self._written_cond.notify_all()
 
     def _dropped_notice(self, dropped: int, since: float) -> str:
@@ -162,21 +194,44 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:  # a formatter that wants more than the usual fields
             return record.getMessage()
 
-    def _write(self, text: str) -> None:
-        if self._fd is None:
-            self.stream.write(text)
-            self.stream.flush()
+    def _send(self, lines: list[str]) -> Iterator[int]:
+        """Writes ``lines``, yielding after each write how many of them are out."""
+        if not lines:
             return
-        data = memoryview(text.encode(self._encoding, "backslashreplace"))
-        while data:
+        if self._fd is None:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+            yield len(lines)
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for i, line in enumerate(lines):
+            data = (line + "\n").encode(self._encoding, "backslashreplace")
+            if chunk and size + len(data) > select.PIPE_BUF:
+                self._write_all(b"".join(chunk))
+                yield i
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
+        if chunk:
+            self._write_all(b"".join(chunk))
+            yield len(lines)
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
             try:
-                data = data[os.write(self._fd, data):]
+                view = view[os.write(self._fd, view):]
             except BlockingIOError:  # a descriptor someone made non-blocking: wait until it takes more
                 select.select([], [self._fd], [])
 
     def flush(self) -> None:
         """Everything gathered, written now: waits for the writer, at most ``drain_timeout`` seconds (and not
         again once a flush found the stream stalled, until the stream moves)."""
+        if self._orphaned:
+            self._write_batch()
+            return
         deadline = time.monotonic() + self.drain_timeout
         with self._lock:
             target = self._queued
