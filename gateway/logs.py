@@ -107,7 +107,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._queued = self._written = 0  # lines appended so far; lines of those written so far
         self._dropped, self._dropped_since = 0, 0.0
         self._gap = 0  # where in _lines the first dropped line would have been
-        self._stuck = False  # the last flush gave up on a stream that did not move (until a write returns)
+        self._stuck = False  # a flush gave up on a stream that did not move, or a write failed (until one succeeds)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._orphaned = False  # the writer thread ended before close (it should not): emit writes itself
@@ -180,7 +180,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self._gap = 0  # before every line waiting now
             self._size -= size
             self._written = max(self._written, upto)
-            self._stuck = self._stuck and bool(lost)
+            self._stuck = bool(lost)  # a stream that failed (gone?): flush does not wait for it either
             self._written_cond.notify_all()
 
     def _dropped_notice(self, dropped: int, since: float) -> str:

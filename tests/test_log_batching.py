@@ -250,3 +250,21 @@ def test_the_drop_notice_stands_where_the_lines_went_missing() -> None:
         assert lines[notice - 1].startswith("gathered") and lines[notice + 1:] == ["after the gap"]
     finally:
         h.close()
+
+
+def test_a_stream_gone_costs_flush_and_close_no_wait() -> None:
+    r, w = os.pipe()
+    os.close(r)  # the supervisor is gone: every write fails (EPIPE)
+    stream = open(w, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    h = BatchingStreamHandler(stream, interval=0.01)
+    try:
+        h.handle(_record(logging.WARNING, "nobody reads this"))
+        wait_for(lambda: h._dropped, timeout=5, what="the failed write counted")
+        started = time.monotonic()
+        h.flush()
+        h.close()
+        assert time.monotonic() - started < 1  # not drain_timeout (3 s) for the lines the stream cannot take
+    finally:
+        h._writer.join(timeout=10)
+        os.close(w)
+        stream.close()
