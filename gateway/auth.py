@@ -126,8 +126,15 @@ class Authenticator:
                 return caller
         raise unauthorized("Invalid API key")
 
+    @staticmethod
+    def login_name(authorization: str | None, username: str | None) -> str | None:
+        """The caller name :meth:`from_request` checks a password for, given the same credentials (None for an
+        API key, an unreadable header, or no name): what the login throttle counts. An empty header is absent
+        here as there."""
+        return basic_username(authorization) if authorization else username
+
     def from_request(self, authorization: str | None, username: str | None, password: str | None) -> Caller:
-        """The header wins when present; otherwise query (or form) credentials."""
+        """The header wins when present (not empty); otherwise query (or form) credentials."""
         if authorization:
             try:
                 parsed = parse_authorization(authorization)

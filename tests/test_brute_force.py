@@ -120,3 +120,26 @@ def test_ui_login_is_throttled_and_logout_revokes_the_session(make_bridge):
                                                 "csrf_token": _csrf(page.text), "next": ""}, timeout=10)
     assert r.status_code == 429 and "Too many failed logins" in r.text and int(r.headers["Retry-After"]) > 1
     assert 'smsbridge_auth_failures_total{kind="ui"} 3.0' in bridge.get("/metrics").text
+
+
+def test_an_empty_authorization_header_still_counts_the_name_it_checks(make_bridge, sandbox):
+    """``Authorization:`` with no value is absent to the check, which checks username/password: that name is
+    counted. Each guess comes from an address of its own (a trusted proxy's ``X-Forwarded-For``), so only
+    the name can lock; the SMSEagle login/pass go the same way."""
+    def mutate(raw):
+        _throttle(free=3, first=30.0)(raw)
+        raw["server"]["trusted_proxies"] = ["127.0.0.0/8"]
+
+    bridge = make_bridge(mutate)
+    for i in range(4):  # 3 free, the 4th locks the name
+        r = bridge.get("/sms/1/text/query", params={"username": "demo", "password": f"guess{i}", **Q},
+                       headers={"Authorization": "", "X-Forwarded-For": f"10.1.0.{i + 1}"})
+        assert r.status_code == 401
+    for i, send in enumerate((
+        lambda h: bridge.get("/sms/1/text/query", params={"username": "demo", "password": "demo", **Q}, headers=h),
+        lambda h: bridge.get("/http_api/send_sms", headers=h,
+                             params={"login": "demo", "pass": "demo", "to": "41793026727", "message": "m"}),
+    )):
+        locked = send({"Authorization": "", "X-Forwarded-For": f"10.1.1.{i + 1}"})
+        assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 31
+    assert not sandbox.sends()
