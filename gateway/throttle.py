@@ -11,18 +11,22 @@ after their last failure.
 Counts and locks are the cluster's: every process on one store (``--workers N``, or hosts on one
 PostgreSQL) counts each failure in the store (gateway/store/throttle.py: one upsert, so concurrent failures
 on two processes both count) and locks by the count the cluster reached, so spreading guesses over the
-processes buys no more free failures. No request waits on the store to be checked: ``check()`` reads this
-process's memory only — its own failures, and the cluster's locks and recent failures as read from the
-store at most every ``sync_interval`` seconds by the first request that finds that view stale (one query;
-the other requests go on meanwhile with the view they have). A lock set elsewhere is therefore refused here
-within ``sync_interval``. A success clears its name in the store only when this process knows of failures
-for it, so a correct login costs no database round trip. If the store cannot be reached, failures are
-counted by this process alone until it can. Memory is bounded to ``max_entries`` keys; the store's rows are
-pruned ``forget_after`` seconds after their last failure, once their lock has ended (gateway/services.py).
+processes buys no more free failures. ``check()`` answers from this process's memory: its own failures,
+and the cluster's locks and recent failures as read from the store. That view is read again at most every
+``sync_interval`` seconds, inline by the first request that finds it stale (one query; the other requests
+go on meanwhile with the view they have): the whole table's locks once, then only the rows written since
+the last read (every new lock, count and clear), so a read costs what changed, not what is locked. A lock
+set elsewhere is therefore refused here within ``sync_interval``. A success clears its name in the store
+(the cluster forgets it at its next reads) only when this process knows of failures for it, so a correct
+login costs no database round trip. If the store cannot be reached, failures are counted by this process
+alone until it can. Memory is bounded: ``max_entries`` counts, and as many of the cluster's locks (those
+ending soonest go first); the store's rows are pruned ``forget_after`` seconds after their last failure,
+once their lock has ended (gateway/services.py).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -37,6 +41,8 @@ log = logging.getLogger("smsbridge")
 
 #: seconds by which each read of the cluster's recent failures overlaps the previous one (hosts' clocks differ)
 SKEW = 5.0
+#: rows of a read merged per hold of the lock ``check()`` takes (a long read does not stall the logins)
+BATCH = 1000
 
 
 @dataclass
@@ -54,7 +60,8 @@ class LoginThrottle:
     failures_total: dict[str, int] = field(default_factory=dict)  # by kind (api, ui), for /metrics
     refused_total: dict[str, int] = field(default_factory=dict)
     _entries: dict[str, _Entry] = field(default_factory=dict)  # own failures, and others' from the store
-    _cluster: dict[str, float] = field(default_factory=dict)  # the cluster's locks at the last read: key -> until
+    _cluster: dict[str, float] = field(default_factory=dict)  # the cluster's locks as read: key -> until;
+    # replaced whole by the one reading thread, never changed in place (so it is built outside the lock)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _reading: threading.Lock = field(default_factory=threading.Lock)  # one read of the store at a time
     _fresh_until: float = float("-inf")  # the view is read again from then on
@@ -106,12 +113,11 @@ class LoginThrottle:
         if not name:
             return
         key = f"name:{name}"
-        with self._lock:
+        with self._lock:  # the cluster's view has no live lock for key (check() passed): the next read's clear
             known = self._entries.pop(key, None) is not None
-            self._cluster.pop(key, None)
         if known:  # failures here or elsewhere, as far as this process knows: the cluster forgets them too
             try:
-                shared.clear(self.db, key)
+                shared.clear(self.db, key, self.clock.now())
             except DB_ERRORS:
                 log.warning("a success could not clear its name's failed logins in the store", exc_info=True)
 
@@ -126,8 +132,8 @@ class LoginThrottle:
         return max(e.locked_until if e else 0.0, self._cluster.get(key, 0.0))
 
     def _read(self, now: float) -> None:
-        """Read the cluster's locks and recent failures into this process's view; single flight: a thread
-        that finds another reading goes on with the view as it is."""
+        """Read what the cluster changed into this process's view; single flight: a thread that finds another
+        reading goes on with the view as it is."""
         if not self._reading.acquire(blocking=False):
             return
         try:
@@ -135,26 +141,44 @@ class LoginThrottle:
                 return
             s = self.settings
             self._fresh_until = now + s.sync_interval  # also after a failed read: no retry per request
-            since = now - s.forget_after if self._read_at is None else self._read_at - SKEW
+            first = self._read_at is None  # the locks in force and recent counts; then what changed since
             try:
-                rows = shared.view(self.db, now, since)
+                rows = shared.view(self.db, now if first else None,
+                                   now - s.forget_after if first else self._read_at - SKEW)
             except DB_ERRORS:
                 log.warning("the cluster's failed logins cannot be read now: this process goes on with its view",
                             exc_info=True)
                 return
             self._read_at = now
+            cluster = {k: until for k, until in self._cluster.items() if until > now}
+            for r in rows:
+                if r.locked_until > now:
+                    cluster[r.key] = r.locked_until
+                else:  # ended, or cleared by a success
+                    cluster.pop(r.key, None)
+            if len(cluster) > s.max_entries:  # a flood of locked addresses: keep those locked longest
+                for k in heapq.nsmallest(len(cluster) - s.max_entries, cluster, key=cluster.__getitem__):
+                    del cluster[k]
             with self._lock:
-                self._cluster = {r.key: r.locked_until for r in rows if r.locked_until > now}
-                for r in rows:
-                    e = self._entries.get(r.key)
-                    if e is None:
-                        if len(self._entries) >= s.max_entries:
-                            self._forget(now)
-                        self._entries[r.key] = _Entry(r.failures, 0.0, r.last)
-                    elif r.last > e.last:
-                        e.failures, e.last = r.failures, r.last
+                self._cluster = cluster
+            for i in range(0, len(rows), BATCH):
+                with self._lock:
+                    self._merge(rows[i:i + BATCH])
         finally:
             self._reading.release()
+
+    def _merge(self, rows: list[shared.Failures]) -> None:
+        """The cluster's counts (newer than this process's) into ``_entries``; under ``_lock``."""
+        for r in rows:
+            e = self._entries.get(r.key)
+            if e is None:  # when full, not kept: the store counts it (and _cluster holds its lock)
+                if r.failures and len(self._entries) < self.settings.max_entries:
+                    self._entries[r.key] = _Entry(r.failures, 0.0, r.last)
+            elif r.last >= e.last:
+                if r.failures:
+                    e.failures, e.last = r.failures, r.last
+                else:  # a success elsewhere cleared it after this process's last failure
+                    del self._entries[r.key]
 
     def _forget(self, now: float) -> None:
         """Drop stale entries; if all are fresh (a flood of addresses), the oldest half."""

@@ -51,16 +51,23 @@ def fail(db: Database, keys: Sequence[str], now: float, forget_after: float,
     return out
 
 
-def view(db: Database, now: float, since: float) -> list[Failures]:
-    """The rows locked at ``now`` and those that failed after ``since``, in one query."""
-    rows = db.connection().execute(sa.select(*_COLS).where(sa.or_(T.c.locked_until > now, T.c.last > since)))
+def view(db: Database, now: float | None, since: float) -> list[Failures]:
+    """The rows written after ``since`` (failures, their locks, clears), and with ``now`` also those locked
+    at ``now``, in one query. Only :func:`fail` and :func:`clear` write a row, and both set its ``last``, so
+    the rows written after ``since`` are every change since then."""
+    changed = T.c.last > since
+    where = changed if now is None else sa.or_(T.c.locked_until > now, changed)
+    rows = db.connection().execute(sa.select(*_COLS).where(where))
     return [Failures(r[0], int(r[1]), float(r[2]), float(r[3])) for r in rows]
 
 
-def clear(db: Database, key: str) -> None:
-    """Forget ``key``'s failures (a success)."""
+def clear(db: Database, key: str, now: float) -> None:
+    """Forget ``key``'s failures (a success): its row counts none and is unlocked at ``now``, which the other
+    processes' reads of what changed see (a deleted row they would not), and is pruned like the others."""
     with db.transaction(relaxed=True) as c:
-        c.execute(sa.delete(T).where(T.c.key == key))
+        upsert = INSERTS[c.dialect.name](T)
+        c.execute(upsert.values(key=key, failures=0, locked_until=0.0, last=now).on_conflict_do_update(
+            index_elements=[T.c.key], set_={"failures": 0, "locked_until": 0.0, "last": now}))
 
 
 def prune(db: Database, now: float, forget_after: float) -> int:

@@ -1,0 +1,93 @@
+"""Each process's view of the cluster's failed logins (gateway/throttle.py): read whole once, then only what
+changed (new locks, counts, a success's clear), kept between reads, expired locks dropped, and capped at
+``auth.max_entries`` (those ending soonest go first). Two throttles on one store, one manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.clock import ManualClock
+from gateway.config import ThrottleSettings
+from gateway.errors import Throttled
+from gateway.store import throttle as shared
+from gateway.store.engine import Database
+from gateway.throttle import LoginThrottle
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    url = str(tmp_path / "shared.db") if request.param == "sqlite" else request.getfixturevalue("pg_database")()
+    database = Database(url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def read_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many rows each read of the store returned."""
+    sizes: list[int] = []
+    view = shared.view
+
+    def counted(*args: Any) -> list[shared.Failures]:
+        rows = view(*args)
+        sizes.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(shared, "view", counted)
+    return sizes
+
+
+def _pair(db: Database, **settings: Any) -> tuple[LoginThrottle, LoginThrottle, ManualClock]:
+    clock = ManualClock()
+    s = ThrottleSettings(**{"free_failures": 0, "first_delay": 60, "max_delay": 600, "sync_interval": 1, **settings})
+    return LoginThrottle(s, clock, db), LoginThrottle(s, clock, db), clock
+
+
+def _locked(t: LoginThrottle, key: str) -> bool:
+    try:
+        t.check([key], "probe")
+    except Throttled:
+        return True
+    return False
+
+
+def test_the_first_read_takes_the_locks_in_force_later_reads_only_what_changed(db, read_sizes):
+    a, b, clock = _pair(db)
+    for i in range(20):
+        a.failed([f"addr:10.0.0.{i}"], "api")  # each locked 60 s
+    clock.advance(10)  # more than SKEW: a later read does not overlap them
+    assert _locked(b, "addr:10.0.0.3") and read_sizes == [20]
+    a.failed(["name:demo"], "api")
+    clock.advance(10)
+    assert _locked(b, "name:demo") and read_sizes == [20, 1]  # the new lock only; the others kept
+    assert _locked(b, "addr:10.0.0.3")
+    clock.advance(45)  # the 20 locks have ended: dropped, not read again
+    assert not _locked(b, "addr:10.0.0.3") and read_sizes[-1] == 0
+    assert set(b._cluster) == {"name:demo"}
+
+
+def test_a_success_elsewhere_clears_the_name_from_every_view(db):
+    a, b, clock = _pair(db, free_failures=1)
+    a.failed(["name:demo"], "api")  # free
+    clock.advance(1)
+    b.check(["name:demo"], "api")
+    assert b._entries["name:demo"].failures == 1  # B knows of it: its success would clear the store's count
+    a.succeeded("demo")
+    clock.advance(1)
+    b.check(["name:demo"], "api")
+    assert "name:demo" not in b._entries
+    b.failed(["name:demo"], "api")  # counted from zero again: free
+    assert not _locked(a, "name:demo") and not _locked(b, "name:demo")
+
+
+def test_the_view_of_the_clusters_locks_keeps_the_longest_within_max_entries(db):
+    a, b, clock = _pair(db, max_entries=3)
+    for i in range(6):
+        a.failed([f"addr:10.0.0.{i}"], "api")  # locked 60 s from now + i
+        clock.advance(1)
+    assert _locked(b, "addr:10.0.0.5")
+    assert sorted(b._cluster) == ["addr:10.0.0.3", "addr:10.0.0.4", "addr:10.0.0.5"]
