@@ -6,7 +6,8 @@ nothing (people mistype); each further failure locks that name or address for a 
 ``Retry-After``) without checking the secret: no password hash runs, so guessing burns neither the
 bridge's CPU nor its time. A success clears its name's count (not its address's: one known account must
 not reset the count of an address that guesses others). Counts are forgotten ``forget_after`` seconds
-after their last failure.
+after their last failure and the end of its lock (so a lock of ``max_delay`` is followed by another, not by
+a fresh set of free failures).
 
 Counts and locks are the cluster's: every process on one store (``--workers N``, or hosts on one
 PostgreSQL) counts each failure in the store (gateway/store/throttle.py: one upsert, so concurrent failures
@@ -20,8 +21,7 @@ set elsewhere is therefore refused here within ``sync_interval``. A success clea
 (the cluster forgets it at its next reads) only when this process knows of failures for it, so a correct
 login costs no database round trip. If the store cannot be reached, failures are counted by this process
 alone until it can. Memory is bounded: ``max_entries`` counts, and as many of the cluster's locks (those
-ending soonest go first); the store's rows are pruned ``forget_after`` seconds after their last failure,
-once their lock has ended (gateway/services.py).
+ending soonest go first); the store's rows are pruned once forgotten (gateway/services.py).
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class _Entry:
     failures: int = 0
     locked_until: float = 0.0
     last: float = 0.0
+
+    def forgotten(self, now: float, forget_after: float) -> bool:
+        """``forget_after`` seconds after the last failure and the end of its lock (the store's rule)."""
+        return now - max(self.last, self.locked_until) > forget_after
 
 
 @dataclass
@@ -102,7 +106,7 @@ class LoginThrottle:
                 return
             for k in keys:
                 e = self._entries.get(k)
-                if e is None or now - e.last > s.forget_after:
+                if e is None or e.forgotten(now, s.forget_after):
                     e = self._entries[k] = _Entry()
                 e.failures += 1
                 e.last = now
@@ -182,8 +186,7 @@ class LoginThrottle:
 
     def _forget(self, now: float) -> None:
         """Drop stale entries; if all are fresh (a flood of addresses), the oldest half."""
-        stale = [k for k, e in self._entries.items() if now - e.last > self.settings.forget_after
-                 and e.locked_until <= now]
+        stale = [k for k, e in self._entries.items() if e.forgotten(now, self.settings.forget_after)]
         for k in stale:
             del self._entries[k]
         if len(self._entries) >= self.settings.max_entries:

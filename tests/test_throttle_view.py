@@ -91,3 +91,29 @@ def test_the_view_of_the_clusters_locks_keeps_the_longest_within_max_entries(db)
         clock.advance(1)
     assert _locked(b, "addr:10.0.0.5")
     assert sorted(b._cluster) == ["addr:10.0.0.3", "addr:10.0.0.4", "addr:10.0.0.5"]
+
+
+def test_a_count_is_forgotten_from_the_end_of_its_lock_not_from_its_last_failure(db):
+    """With the defaults (max_delay == forget_after == 900 s), counting from the last failure would forget
+    the count just as each longest lock ends: free failures again. Guessing one name whenever it is not
+    locked, for 4 hours: the free 5, 11 doubling locks (1 s .. 900 s, 17 min), then one guess per 900 s."""
+    clock = ManualClock()
+    t = LoginThrottle(ThrottleSettings(), clock, db)
+    keys, start, counts = ["name:victim"], clock.now(), []
+    while clock.now() - start < 4 * 3600:
+        try:
+            t.check(keys, "api")
+        except Throttled as exc:
+            clock.advance(exc.retry_after + 0.01)
+            continue
+        t.failed(keys, "api")
+        counts.append(t._entries["name:victim"].failures)
+    assert counts == list(range(1, len(counts) + 1))  # never counted anew
+    assert len(counts) <= 5 + 11 + (4 * 3600 - 1023) // 900 + 1
+    locked_until = t._entries["name:victim"].locked_until
+    clock.set(locked_until + 899)  # the lock ended 899 s ago: still counted, and kept by pruning
+    assert shared.prune(db, clock.now(), 900) == 0
+    t.failed(keys, "api")
+    assert t._entries["name:victim"].failures == len(counts) + 1
+    clock.set(t._entries["name:victim"].locked_until + 901)
+    assert shared.prune(db, clock.now(), 900) == 1
