@@ -26,6 +26,7 @@ ending soonest go first); the store's rows are pruned once forgotten (gateway/se
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
 import threading
@@ -41,8 +42,20 @@ log = logging.getLogger("smsbridge")
 
 #: seconds by which each read of the cluster's recent failures overlaps the previous one (hosts' clocks differ)
 SKEW = 5.0
+#: seconds between two warnings of the store's errors (the first with its traceback)
+WARN_EVERY = 60
+#: a caller name or address longer than this, or not printable, is counted under its hash (:func:`key`)
+KEY_CHARS = 128
 #: rows of a read merged per hold of the lock ``check()`` takes (a long read does not stall the logins)
 BATCH = 1000
+
+
+def key(kind: str, value: str) -> str:
+    """``kind:value``, or ``kind#<sha256 of value>`` for a value too long or not printable (a NUL, other
+    controls, a lone surrogate): every store keeps such a key, and memory and the store count it alike."""
+    if len(value) <= KEY_CHARS and value.isprintable():
+        return f"{kind}:{value}"
+    return f"{kind}#{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 @dataclass
@@ -70,10 +83,13 @@ class LoginThrottle:
     _reading: threading.Lock = field(default_factory=threading.Lock)  # one read of the store at a time
     _fresh_until: float = float("-inf")  # the view is read again from then on
     _read_at: float | None = None  # when it was last read
+    _quiet_until: float = float("-inf")  # the store's errors are not logged until then (_store_failed)
+    _unlogged: int = 0
 
     @staticmethod
     def keys(name: str | None, address: str | None) -> list[str]:
-        return [k for k in (f"name:{name}" if name else "", f"addr:{address}" if address else "") if k]
+        """The keys a login from ``address`` as ``name`` counts under (:func:`key`)."""
+        return [key(kind, v) for kind, v in (("name", name), ("addr", address)) if v]
 
     def check(self, keys: list[str], kind: str) -> None:
         """Raise :class:`Throttled` if any of ``keys`` is locked now (here or, as last read, in the cluster)."""
@@ -92,9 +108,9 @@ class LoginThrottle:
         s = self.settings
         try:
             rows = shared.fail(self.db, keys, now, s.forget_after, self._delay)
-        except DB_ERRORS:
-            log.warning("failed logins cannot be counted in the store now: counted by this process alone",
-                        exc_info=True)
+        except DB_ERRORS as exc:
+            self._store_failed("failed logins cannot be counted in the store now: counted by this process alone",
+                               exc)
             rows = None
         with self._lock:
             self.failures_total[kind] = self.failures_total.get(kind, 0) + 1
@@ -116,14 +132,31 @@ class LoginThrottle:
     def succeeded(self, name: str | None) -> None:
         if not name:
             return
-        key = f"name:{name}"
+        name_key = key("name", name)
         with self._lock:  # the cluster's view has no live lock for key (check() passed): the next read's clear
-            known = self._entries.pop(key, None) is not None
+            known = self._entries.pop(name_key, None) is not None
         if known:  # failures here or elsewhere, as far as this process knows: the cluster forgets them too
             try:
-                shared.clear(self.db, key, self.clock.now())
-            except DB_ERRORS:
-                log.warning("a success could not clear its name's failed logins in the store", exc_info=True)
+                shared.clear(self.db, name_key, self.clock.now())
+            except DB_ERRORS as exc:
+                self._store_failed("a success could not clear its name's failed logins in the store", exc)
+
+    def _store_failed(self, what: str, exc: BaseException) -> None:
+        """Log that the store failed: the first time with its traceback, then at most once every
+        ``WARN_EVERY`` seconds, one line (an attack while the store is down must not flood the log)."""
+        now = self.clock.now()
+        with self._lock:
+            if now < self._quiet_until:
+                self._unlogged += 1
+                return
+            first, unlogged = self._quiet_until == float("-inf"), self._unlogged
+            self._quiet_until, self._unlogged = now + WARN_EVERY, 0
+        if first:
+            log.warning("%s", what, exc_info=exc)
+        else:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("%s: %s (%d more store errors of the login throttle not logged in the last %d s)",
+                        what, reason, unlogged, WARN_EVERY)
 
     def _delay(self, failures: int) -> float:
         """Seconds of the lock ``failures`` earn (0: none yet)."""
@@ -149,9 +182,9 @@ class LoginThrottle:
             try:
                 rows = shared.view(self.db, now if first else None,
                                    now - s.forget_after if first else self._read_at - SKEW)
-            except DB_ERRORS:
-                log.warning("the cluster's failed logins cannot be read now: this process goes on with its view",
-                            exc_info=True)
+            except DB_ERRORS as exc:
+                self._store_failed("the cluster's failed logins cannot be read now: this process goes on with its "
+                                   "view", exc)
                 return
             self._read_at = now
             cluster = {k: until for k, until in self._cluster.items() if until > now}

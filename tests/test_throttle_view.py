@@ -4,6 +4,7 @@ changed (new locks, counts, a success's clear), kept between reads, expired lock
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from gateway.config import ThrottleSettings
 from gateway.errors import Throttled
 from gateway.store import throttle as shared
 from gateway.store.engine import Database
-from gateway.throttle import LoginThrottle
+from gateway.throttle import LoginThrottle, key
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -117,3 +118,37 @@ def test_a_count_is_forgotten_from_the_end_of_its_lock_not_from_its_last_failure
     assert t._entries["name:victim"].failures == len(counts) + 1
     clock.set(t._entries["name:victim"].locked_until + 901)
     assert shared.prune(db, clock.now(), 900) == 1
+
+
+def test_a_name_no_store_keeps_is_counted_under_its_hash_by_the_cluster(make_bridge, pg_database, caplog):
+    """A NUL in a caller name (PostgreSQL refuses it in text) or a very long one: counted in the store under
+    ``name#<sha256>``, with its address, by a real bridge on PostgreSQL; nothing is logged of the store."""
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["store"] = {"url": pg_database()}
+        raw["auth"] = {"free_failures": 2, "first_delay": 30, "max_delay": 60}
+
+    bridge = make_bridge(mutate)
+    for name in ("de\x00mo", "x" * 10_000, "de\x00mo"):
+        header = "Basic " + base64.b64encode(f"{name}:wrong".encode()).decode()
+        r = bridge.get("/sms/1/text/query", params={"to": "41793026727", "text": "hi"},
+                       headers={"Authorization": header})
+        assert r.status_code == 401
+    rows = {r.key: r.failures for r in shared.view(bridge.app.extensions["smsbridge"].db, 0, 0)}
+    assert rows == {key("name", "de\x00mo"): 2, key("name", "x" * 10_000): 1, "addr:127.0.0.1": 3}
+    assert key("name", "de\x00mo").startswith("name#") and len(key("name", "x" * 10_000)) == 5 + 64
+    assert not [r for r in caplog.records if r.name == "smsbridge" and "in the store" in r.getMessage()]
+
+
+def test_a_store_that_fails_is_logged_once_per_minute_its_traceback_once(caplog):
+    clock = ManualClock()
+    down = Database("postgresql://postgres@127.0.0.1:1/none", migrate=False)  # nothing listens on port 1
+    t = LoginThrottle(ThrottleSettings(free_failures=1), clock, down)
+    for _ in range(3):
+        t.failed(["name:demo"], "api")  # counted here alone
+    assert t._entries["name:demo"].failures == 3 and t._entries["name:demo"].locked_until > clock.now()
+    clock.advance(61)
+    t.failed(["name:demo"], "api")
+    warned = [r for r in caplog.records if "counted by this process alone" in r.getMessage()]
+    assert [r.exc_info is not None for r in warned] == [True, False]
+    assert "Connection refused (2 more store errors" in warned[1].getMessage()
+    down.close()
