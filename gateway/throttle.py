@@ -4,8 +4,10 @@ Failures are counted per caller name and per client address. The first ``free_fa
 nothing (people mistype); each further failure locks that name or address for a delay that doubles, from
 ``first_delay`` up to ``max_delay`` seconds. While locked, an attempt is refused at once (429 with
 ``Retry-After``) without checking the secret: no password hash runs, so guessing burns neither the
-bridge's CPU nor its time. A success clears its name's count (not its address's: one known account must
-not reset the count of an address that guesses others). Counts are forgotten ``forget_after`` seconds
+bridge's CPU nor its time. Concurrent guesses are held in flight against the count (``check()`` reserves
+them), so a burst checks no more secrets than the same guesses one after the other. A success clears its
+name's count (not its address's: one known account must not reset the count of an address that guesses
+others). Counts are forgotten ``forget_after`` seconds
 after their last failure and the end of its lock (so a lock of ``max_delay`` is followed by another, not by
 a fresh set of free failures).
 
@@ -30,6 +32,8 @@ import hashlib
 import heapq
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .clock import Clock
@@ -46,6 +50,8 @@ SKEW = 5.0
 WARN_EVERY = 60
 #: a caller name or address longer than this, or not printable, is counted under its hash (:func:`key`)
 KEY_CHARS = 128
+#: seconds an attempt past the free failures waits for those in flight on its keys to end (then 429)
+RESERVE_WAIT = 5.0
 #: rows of a read merged per hold of the lock ``check()`` takes (a long read does not stall the logins)
 BATCH = 1000
 
@@ -85,23 +91,59 @@ class LoginThrottle:
     _read_at: float | None = None  # when it was last read
     _quiet_until: float = float("-inf")  # the store's errors are not logged until then (_store_failed)
     _unlogged: int = 0
+    _inflight: dict[str, int] = field(default_factory=dict)  # attempts reserved by check(), by key
 
     @staticmethod
     def keys(name: str | None, address: str | None) -> list[str]:
         """The keys a login from ``address`` as ``name`` counts under (:func:`key`)."""
         return [key(kind, v) for kind, v in (("name", name), ("addr", address)) if v]
 
-    def check(self, keys: list[str], kind: str) -> None:
-        """Raise :class:`Throttled` if any of ``keys`` is locked now (here or, as last read, in the cluster)."""
+    def __post_init__(self) -> None:
+        self._ended = threading.Condition(self._lock)  # a reserved attempt ended (release())
+
+    def check(self, keys: list[str], kind: str, guess: Callable[[], bool] | None = None) -> bool:
+        """Raise :class:`Throttled` if any of ``keys`` is locked now (here or, as last read, in the cluster).
+
+        ``guess`` (asked under the lock, so cheap) tells whether the attempt checks a secret not verified
+        before. Such attempts are reserved while in flight, so that concurrent guesses cannot all pass before
+        the first failure lands: one is let through while a key's failures plus the reserved attempts are
+        at most ``free_failures``, or none is in flight (as one after the other: an unlocked key gets one
+        more check); past that it waits (at most ``RESERVE_WAIT`` seconds, then 429) for one
+        to end: a failure may lock the key, a success verifies a legitimate caller's concurrent logins,
+        which then need no reservation. True if reserved: the caller must :meth:`release` it, however the
+        attempt ends (after :meth:`failed`, so that the failure counts before its reservation ends)."""
         now = self.clock.now()
         if now >= self._fresh_until:
             self._read(now)
+        deadline = time.monotonic() + RESERVE_WAIT
         with self._lock:
-            wait = max((self._until(k) - now for k in keys), default=0.0)
-            if wait > 0:
-                self.refused_total[kind] = self.refused_total.get(kind, 0) + 1
+            while True:
+                wait = max((self._until(k) - now for k in keys), default=0.0)
+                if wait <= 0 and guess is not None and guess():
+                    full = self.settings.free_failures
+                    if all(not (n := self._inflight.get(k, 0)) or self._failures(k, now) + n <= full for k in keys):
+                        for k in keys:
+                            self._inflight[k] = self._inflight.get(k, 0) + 1
+                        return True
+                    if (left := deadline - time.monotonic()) > 0:
+                        self._ended.wait(left)
+                        now = self.clock.now()
+                        continue
+                    wait = 0.5  # the attempts in flight end within a password hash's time
+                if wait > 0:
+                    self.refused_total[kind] = self.refused_total.get(kind, 0) + 1
+                break
         if wait > 0:
             raise Throttled(f"Too many failed logins: try again in {int(wait) + 1} s", wait)
+        return False
+
+    def release(self, keys: list[str]) -> None:
+        """End an attempt :meth:`check` reserved."""
+        with self._lock:
+            for k in keys:
+                if (n := self._inflight.pop(k, 0) - 1) > 0:
+                    self._inflight[k] = n
+            self._ended.notify_all()
 
     def failed(self, keys: list[str], kind: str) -> None:
         now = self.clock.now()
@@ -163,6 +205,11 @@ class LoginThrottle:
         s = self.settings
         over = failures - s.free_failures
         return min(s.max_delay, s.first_delay * 2 ** min(over - 1, 40)) if over > 0 else 0.0
+
+    def _failures(self, key: str, now: float) -> int:
+        """``key``'s count as this process knows it (its own and the cluster's as read)."""
+        e = self._entries.get(key)
+        return 0 if e is None or e.forgotten(now, self.settings.forget_after) else e.failures
 
     def _until(self, key: str) -> float:
         e = self._entries.get(key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -143,3 +144,40 @@ def test_an_empty_authorization_header_still_counts_the_name_it_checks(make_brid
         locked = send({"Authorization": "", "X-Forwarded-For": f"10.1.1.{i + 1}"})
         assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 31
     assert not sandbox.sends()
+
+
+def _hashed_demo(free: int):
+    hashed = hash_password("s3cret-pass")
+
+    def mutate(raw):
+        raw["server"]["trusted_proxies"] = ["127.0.0.0/8"]
+        raw["auth"] = {"free_failures": free, "first_delay": 30, "max_delay": 900}
+        raw["callers"]["demo"].pop("password")
+        raw["callers"]["demo"]["password_hash"] = hashed
+    return mutate
+
+
+def _burst(bridge, n: int, password) -> list[int]:
+    def one(i: int) -> int:
+        return requests.get(bridge.url + "/sms/1/text/query", params={"username": "demo", "password": password(i), **Q},
+                            headers={"X-Forwarded-For": f"10.5.{i // 250}.{i % 250 + 1}"}, timeout=60).status_code
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_concurrent_guesses_cost_no_more_hashes_than_sequential_ones(make_bridge, sandbox):
+    """40 guesses at once (each from an address of its own): a guess is held in flight against the name's
+    count, so at most free_failures + 1 passwords are checked (the free ones and the one that locks, as one
+    after the other); the rest are refused unchecked."""
+    bridge = make_bridge(_hashed_demo(free=5))
+    codes = _burst(bridge, 40, lambda i: f"guess{i}")
+    assert codes.count(401) == 6 and codes.count(429) == 34
+    assert not sandbox.sends()
+
+
+def test_concurrent_correct_logins_are_never_refused(make_bridge, sandbox):
+    """A caller's first 20 concurrent logins with a password not yet verified: those past the free count wait
+    for one to verify it, then pass without a reservation."""
+    bridge = make_bridge(_hashed_demo(free=2))
+    assert _burst(bridge, 20, lambda i: "s3cret-pass") == [200] * 20

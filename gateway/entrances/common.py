@@ -105,7 +105,7 @@ def authenticate(params: QueryParams | None, scope: str) -> Caller:
     password = params.get("password") if params else None
     name = ctx.auth.login_name(header, username)  # the name the check below checks
     keys = ctx.throttle.keys(name, request.remote_addr)
-    ctx.throttle.check(keys, "api")
+    reserved = ctx.throttle.check(keys, "api", lambda: ctx.auth.guessing(header, username, password))
     try:
         caller = ctx.auth.from_request(header, username, password)
     except Unauthorized:
@@ -113,6 +113,9 @@ def authenticate(params: QueryParams | None, scope: str) -> Caller:
             ctx.throttle.failed(keys, "api")
             log.warning("failed login for caller %r from %s", name, request.remote_addr)
         raise
+    finally:
+        if reserved:
+            ctx.throttle.release(keys)
     ctx.throttle.succeeded(caller.name)
     ctx.auth.require_scope(caller, scope)
     g.caller = caller.name
