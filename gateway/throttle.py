@@ -225,10 +225,11 @@ class LoginThrottle:
                 return
             s = self.settings
             self._fresh_until = now + s.sync_interval  # also after a failed read: no retry per request
-            first = self._read_at is None  # the locks in force and recent counts; then what changed since
+            first = self._read_at is None  # the counts not yet forgotten (locks included); then what changed
             try:
-                rows = shared.view(self.db, now if first else None,
-                                   now - s.forget_after if first else self._read_at - SKEW)
+                live = now - s.forget_after  # a count lives forget_after seconds past its last failure and lock
+                rows = shared.view(self.db, live, live) if first else shared.view(self.db, None,
+                                                                                  self._read_at - SKEW)
             except DB_ERRORS as exc:
                 self._store_failed("the cluster's failed logins cannot be read now: this process goes on with its "
                                    "view", exc)

@@ -59,12 +59,12 @@ def forgotten(now: float, forget_after: float) -> sa.ColumnElement[bool]:
     return sa.and_(T.c.last < now - forget_after, T.c.locked_until < now - forget_after)
 
 
-def view(db: Database, now: float | None, since: float) -> list[Failures]:
-    """The rows written after ``since`` (failures, their locks, clears), and with ``now`` also those locked
-    at ``now``, in one query. Only :func:`fail` and :func:`clear` write a row, and both set its ``last``, so
-    the rows written after ``since`` are every change since then."""
+def view(db: Database, locked_after: float | None, since: float) -> list[Failures]:
+    """The rows written after ``since`` (failures, their locks, clears), and with ``locked_after`` also those
+    locked after it, in one query. Only :func:`fail` and :func:`clear` write a row, and both set its
+    ``last``, so the rows written after ``since`` are every change since then."""
     changed = T.c.last > since
-    where = changed if now is None else sa.or_(T.c.locked_until > now, changed)
+    where = changed if locked_after is None else sa.or_(T.c.locked_until > locked_after, changed)
     rows = db.connection().execute(sa.select(*_COLS).where(where))
     return [Failures(r[0], int(r[1]), float(r[2]), float(r[3])) for r in rows]
 
