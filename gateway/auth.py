@@ -126,8 +126,28 @@ class Authenticator:
                 return caller
         raise unauthorized("Invalid API key")
 
+    @staticmethod
+    def login_name(authorization: str | None, username: str | None) -> str | None:
+        """The caller name :meth:`from_request` checks a password for, given the same credentials (None for an
+        API key, an unreadable header, or no name): what the login throttle counts. An empty header is absent
+        here as there."""
+        return basic_username(authorization) if authorization else username
+
+    def guessing(self, authorization: str | None, username: str | None, password: str | None) -> bool:
+        """Whether :meth:`from_request`, given the same credentials, checks a password it has not verified
+        before (a guess as far as it knows; an API key is a SHA-256, no guess worth throttling in flight)."""
+        if authorization:
+            try:
+                parsed = parse_authorization(authorization)
+            except AuthorizationError:
+                return False
+            if parsed.scheme != "basic":
+                return False
+            username, password = parsed.username, parsed.password
+        return bool(password) and self._remember("pw", username or "", password or "") not in self._verified
+
     def from_request(self, authorization: str | None, username: str | None, password: str | None) -> Caller:
-        """The header wins when present; otherwise query (or form) credentials."""
+        """The header wins when present (not empty); otherwise query (or form) credentials."""
         if authorization:
             try:
                 parsed = parse_authorization(authorization)

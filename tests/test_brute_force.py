@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -120,3 +121,63 @@ def test_ui_login_is_throttled_and_logout_revokes_the_session(make_bridge):
                                                 "csrf_token": _csrf(page.text), "next": ""}, timeout=10)
     assert r.status_code == 429 and "Too many failed logins" in r.text and int(r.headers["Retry-After"]) > 1
     assert 'smsbridge_auth_failures_total{kind="ui"} 3.0' in bridge.get("/metrics").text
+
+
+def test_an_empty_authorization_header_still_counts_the_name_it_checks(make_bridge, sandbox):
+    """``Authorization:`` with no value is absent to the check, which checks username/password: that name is
+    counted. Each guess comes from an address of its own (a trusted proxy's ``X-Forwarded-For``), so only
+    the name can lock; the SMSEagle login/pass go the same way."""
+    def mutate(raw):
+        _throttle(free=3, first=30.0)(raw)
+        raw["server"]["trusted_proxies"] = ["127.0.0.0/8"]
+
+    bridge = make_bridge(mutate)
+    for i in range(4):  # 3 free, the 4th locks the name
+        r = bridge.get("/sms/1/text/query", params={"username": "demo", "password": f"guess{i}", **Q},
+                       headers={"Authorization": "", "X-Forwarded-For": f"10.1.0.{i + 1}"})
+        assert r.status_code == 401
+    for i, send in enumerate((
+        lambda h: bridge.get("/sms/1/text/query", params={"username": "demo", "password": "demo", **Q}, headers=h),
+        lambda h: bridge.get("/http_api/send_sms", headers=h,
+                             params={"login": "demo", "pass": "demo", "to": "41793026727", "message": "m"}),
+    )):
+        locked = send({"Authorization": "", "X-Forwarded-For": f"10.1.1.{i + 1}"})
+        assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 31
+    assert not sandbox.sends()
+
+
+def _hashed_demo(free: int):
+    hashed = hash_password("s3cret-pass")
+
+    def mutate(raw):
+        raw["server"]["trusted_proxies"] = ["127.0.0.0/8"]
+        raw["auth"] = {"free_failures": free, "first_delay": 30, "max_delay": 900}
+        raw["callers"]["demo"].pop("password")
+        raw["callers"]["demo"]["password_hash"] = hashed
+    return mutate
+
+
+def _burst(bridge, n: int, password) -> list[int]:
+    def one(i: int) -> int:
+        return requests.get(bridge.url + "/sms/1/text/query", params={"username": "demo", "password": password(i), **Q},
+                            headers={"X-Forwarded-For": f"10.5.{i // 250}.{i % 250 + 1}"}, timeout=60).status_code
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_concurrent_guesses_cost_no_more_hashes_than_sequential_ones(make_bridge, sandbox):
+    """40 guesses at once (each from an address of its own): a guess is held in flight against the name's
+    count, so at most free_failures + 1 passwords are checked (the free ones and the one that locks, as one
+    after the other); the rest are refused unchecked."""
+    bridge = make_bridge(_hashed_demo(free=5))
+    codes = _burst(bridge, 40, lambda i: f"guess{i}")
+    assert codes.count(401) == 6 and codes.count(429) == 34
+    assert not sandbox.sends()
+
+
+def test_concurrent_correct_logins_are_never_refused(make_bridge, sandbox):
+    """A caller's first 20 concurrent logins with a password not yet verified: those past the free count wait
+    for one to verify it, then pass without a reservation."""
+    bridge = make_bridge(_hashed_demo(free=2))
+    assert _burst(bridge, 20, lambda i: "s3cret-pass") == [200] * 20

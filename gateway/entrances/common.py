@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 from flask import Response, g, request
 
 from ..accepts import CREDENTIAL_PARAMS, IDEMPOTENCY_PARAM
-from ..auth import basic_username
 from ..config import Caller
 from ..errors import BridgeError, Throttled, Unauthorized
 from ..ids import new_token
@@ -104,9 +103,9 @@ def authenticate(params: QueryParams | None, scope: str) -> Caller:
     header = request.headers.get("Authorization")
     username = params.get("username") if params else None
     password = params.get("password") if params else None
-    name = username if header is None else basic_username(header)
+    name = ctx.auth.login_name(header, username)  # the name the check below checks
     keys = ctx.throttle.keys(name, request.remote_addr)
-    ctx.throttle.check(keys, "api")
+    reserved = ctx.throttle.check(keys, "api", lambda: ctx.auth.guessing(header, username, password))
     try:
         caller = ctx.auth.from_request(header, username, password)
     except Unauthorized:
@@ -114,6 +113,9 @@ def authenticate(params: QueryParams | None, scope: str) -> Caller:
             ctx.throttle.failed(keys, "api")
             log.warning("failed login for caller %r from %s", name, request.remote_addr)
         raise
+    finally:
+        if reserved:
+            ctx.throttle.release(keys)
     ctx.throttle.succeeded(caller.name)
     ctx.auth.require_scope(caller, scope)
     g.caller = caller.name

@@ -246,23 +246,27 @@ def login_post() -> Response | tuple[str, int, dict[str, str]]:
     user, password = request.form.get("username", ""), request.form.get("password", "")
     keys = throttle.keys(user, request.remote_addr)
     try:
-        throttle.check(keys, "ui")
+        reserved = throttle.check(keys, "ui", lambda: True)  # every admin login checks its password
     except Throttled as exc:
         return (render_template("login.html", next=request.form.get("next", ""), error=exc.text, user=user), 429,
                 {"Retry-After": str(int(exc.retry_after) + 1)})
-    ok = hmac.compare_digest(user.encode(), ui.admin_user.encode())
-    if ui.admin_password_hash:
-        ok = check_password_hash(ui.admin_password_hash, password) and ok
-    elif ui.admin_password is not None:
-        ok = hmac.compare_digest(password.encode(), ui.admin_password.encode()) and ok
-    else:
-        ok = False
-    if not ok:
-        throttle.failed(keys, "ui")
-        _log.warning("failed admin UI login for %r from %s", user, request.remote_addr)
-        return render_template("login.html", next=request.form.get("next", ""), error="Wrong user name or password",
-                               user=user, hint=_demo_hint()), 401, {}
-    throttle.succeeded(user)
+    try:
+        ok = hmac.compare_digest(user.encode(), ui.admin_user.encode())
+        if ui.admin_password_hash:
+            ok = check_password_hash(ui.admin_password_hash, password) and ok
+        elif ui.admin_password is not None:
+            ok = hmac.compare_digest(password.encode(), ui.admin_password.encode()) and ok
+        else:
+            ok = False
+        if not ok:
+            throttle.failed(keys, "ui")
+            _log.warning("failed admin UI login for %r from %s", user, request.remote_addr)
+            return render_template("login.html", next=request.form.get("next", ""),
+                                   error="Wrong user name or password", user=user, hint=_demo_hint()), 401, {}
+        throttle.succeeded(user)
+    finally:
+        if reserved:
+            throttle.release(keys)
     _live().close(session.get("sid"))
     session.clear()  # a fresh session (and CSRF token) after login
     session.permanent = True
