@@ -33,8 +33,11 @@ def _errors(*codes: int) -> dict[str, Any]:
             403: "Scope or template not allowed", 404: "No such template or endpoint",
             405: "Method not allowed", 409: "A request with this Idempotency-Key is still in flight; retry later",
             422: "The Idempotency-Key was used for a different request", 413: "Request too large", 414: "URI too long",
-            429: "Upstream rate limit, or the caller's limits.max_waiting (Retry-After)", 502: "Upstream refused the bridge's key or answered nonsense",
+            429: "Too many failed logins; for a send also the upstream's rate limit or the caller's "
+                 "limits.max_waiting (Retry-After)", 502: "Upstream refused the bridge's key or answered nonsense",
             503: "Upstream unreachable; nothing was sent", 504: "Upstream did not answer in time"}
+    if 401 in codes and 429 not in codes:  # whatever checks credentials may refuse a locked name or address
+        codes = (*codes, 429)
     return {str(c): _error(text[c]) for c in codes}
 
 
