@@ -111,7 +111,8 @@ def authenticate(params: QueryParams | None, scope: str) -> Caller:
     except Unauthorized:
         if header or username is not None or password is not None:  # a secret was tried (not just forgotten)
             ctx.throttle.failed(keys, "api")
-            log.warning("failed login for caller %r from %s", name, request.remote_addr)
+            shown = name if name is None or len(name) <= 64 else f"{name[:64]}… ({len(name)} chars)"  # bounded
+            log.warning("failed login for caller %r from %s", shown, request.remote_addr)
         raise
     finally:
         if reserved:
