@@ -119,7 +119,7 @@ def main() -> None:
         for p in procs.values():
             p.stop()
     keys = sorted({k for n in names for s in samples[n] for k in s if k.startswith("cpu ") and k != "cpu total"})
-    med = {n: {k: statistics.median(s.get(k, 0.0) for s in samples[n]) for k in [*keys, "rps"]} for n in names}
+    med = {n: {k: statistics.median(s.get(k, 0.0) for s in samples[n]) for k in [*keys, "cpu total", "rps"]} for n in names}
     sw = {n: statistics.median(sum(v for k, v in s.items() if k.startswith("switches")) for s in samples[n])
           for n in names}
     lines = [
