@@ -314,3 +314,57 @@ def test_a_slow_first_request_loses_its_key_to_a_retry_and_sends_nothing(make_br
         again = bridge.get("/sms/1/text/query", params=params, headers={"Idempotency-Key": key})
         assert again.content == out["retry"].content and again.headers["Idempotent-Replayed"] == "true"
     assert len([m for m in sandbox.messages() if m["text"] == params["text"]]) == 1
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["idempotency-key", "duplicate-fingerprint"])
+def test_retry_of_a_request_killed_after_reserving_its_message_id_sends_it_once(tmp_path: Path, keyed: bool) -> None:
+    """The first request reserved its custom messageId, then died before its record (held by PostgreSQL's lock
+    on ``submissions``): its retry, taking the key over, sends that messageId once (the dead request's
+    reservation, same content, is its own), where it was refused as REJECTED_DUPLICATE_MESSAGE_ID and the
+    message never sent. A request with other content still finds the messageId taken."""
+    for make in pghelp.databases():
+        _killed_after_the_message_id(tmp_path, make(), keyed)
+
+
+def _killed_after_the_message_id(tmp_path: Path, db_url: str, keyed: bool) -> None:
+    import psycopg
+
+    sandbox = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", 0, threads=4).start()
+    config = _config(tmp_path, sandbox.url)
+    _short_leases(config, {"url": db_url})
+    mid = f"my-{uuid.uuid4().hex}"
+    text = f"alarm {uuid.uuid4().hex}"
+    params = {**SYNCER, "to": "41793026727", "text": text, "messageId": mid}
+    headers = {"Idempotency-Key": f"alarm-{uuid.uuid4()}"} if keyed else {}
+    proc, url = _start(config)
+    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(plain, autocommit=True) as look, psycopg.connect(plain) as lock:
+            lock.execute("LOCK TABLE submissions IN EXCLUSIVE MODE")  # the record waits; the reservations do not
+            _in_background(lambda: send_ignoring_the_kill(url, params, headers))
+            wait_for(lambda: look.execute("SELECT 1 FROM idempotency WHERE key = %s", ("mid:" + mid,)).fetchall(),
+                     what="the messageId reserved")
+            _kill(proc)
+            lock.rollback()
+            assert look.execute("SELECT count(*) FROM submissions").fetchone() == (0,)  # nothing recorded
+        assert requests.get(sandbox.url + "/sandbox/requests", timeout=5).json() == []
+        proc, url = _start(config)
+        r = _after_the_lease(url, params, headers)
+        assert "Idempotent-Replayed" not in r.headers  # sent by this request
+        [m] = r.json()["messages"]
+        assert m["messageId"] == mid and m["status"]["groupName"] == "PENDING", m  # not REJECTED_DUPLICATE_…
+        got = [m for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json() if m["text"] == text]
+        assert [m["messageId"] for m in got] == [mid]  # sent once
+        again = requests.get(url + "/sms/1/text/query", params=params, headers=headers, timeout=15)
+        assert again.content == r.content and again.headers["Idempotent-Replayed"] == "true"
+        # the control: other content reusing the messageId (its own key, if any) is refused, nothing sent
+        other = {**params, "text": f"other {uuid.uuid4().hex}"}
+        dup = requests.get(url + "/sms/1/text/query", params=other,
+                           headers={"Idempotency-Key": f"other-{uuid.uuid4()}"} if keyed else {}, timeout=15)
+        assert dup.status_code == 200, dup.text
+        assert dup.json()["messages"][0]["status"]["name"] == "REJECTED_DUPLICATE_MESSAGE_ID"
+        assert [m["messageId"] for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()] == [mid]
+    finally:
+        proc.kill()
+        proc.wait(10)
+        sandbox.stop()

@@ -87,7 +87,7 @@ def _settle(resp: Response) -> None:
     claim: Claim | None = g.idem
     nothing = resp.status_code in SENT_NOTHING
     if g.idem_ids and nothing:
-        ctx.release_message_ids(g.caller, g.idem_ids)
+        ctx.release_message_ids(g.caller, g.idem_ids, claim)
     if claim is None:
         return
     if g.idem_reconciled and resp.status_code >= 500 and resp.status_code != 504:
@@ -187,6 +187,8 @@ def _acquire(caller: Caller, template: TemplateSpec | None) -> Slot | None:
                        "retry later to get its answer")
     if slot.outcome == RECORDED:  # it holds the key, whose row stays under the record's token (finish checks it)
         claim = dataclasses.replace(claim, token=slot.ref or "")
+    elif slot.ref is not None:  # taken over from a request that recorded nothing: its messageIds are ours
+        claim = dataclasses.replace(claim, displaced=slot.ref)
     g.idem = claim
     return slot if slot.outcome == RECORDED else None
 
@@ -214,7 +216,7 @@ def send(sub: Submission, api: str, caller: Caller,
         g.idem_result = result
         return result, attempts
     unique = list(dict.fromkeys(wanted))
-    taken = ctx.idempotency.reserve_message_ids(caller.name, unique, g.idem.fingerprint if g.idem else "")
+    taken = ctx.idempotency.reserve_message_ids(caller.name, unique, g.idem)
     g.idem_ids = [i for i in unique if i not in taken]
     seen: set[str] = set()
     refused: set[tuple[int, int]] = set()

@@ -65,6 +65,7 @@ class Claim:
     ttl: float
     token: str  # the request's submission is recorded under it (its dlr_token): the key's link to the record;
     # the token the key's row holds for this request (a reconciling request: the one of the record it answers from)
+    displaced: str | None = None  # the token of the dead (or fenced) request whose key this one took over
 
 
 class Idempotency:
@@ -159,13 +160,15 @@ class Idempotency:
         and its lease renewed from the record."""
         return Fence(claim.caller, claim.key, self.lease_seconds)
 
-    def reserve_message_ids(self, caller: str, ids: Sequence[str], fp: str) -> set[str]:
-        """Reserve the caller's custom messageIds for the retention period; return those already used."""
+    def reserve_message_ids(self, caller: str, ids: Sequence[str], claim: Claim | None) -> set[str]:
+        """Reserve the caller's custom messageIds for the retention period (under ``claim``'s token, with those
+        its key's dead holder reserved for the same content: see repo.reserve_many); return those already used."""
         if not ids:
             return set()
         try:
-            taken = repo.reserve_many(self.db, caller, [f"mid:{i}" for i in ids], fp, self.clock.now(),
-                                      self.retention_seconds)
+            taken = repo.reserve_many(self.db, caller, [f"mid:{i}" for i in ids], claim.fingerprint if claim else "",
+                                      self.clock.now(), self.retention_seconds, claim.token if claim else None,
+                                      claim.displaced if claim else None)
         except DB_ERRORS as exc:
             log.error("idempotency: custom messageIds could not be reserved: %s", type(exc).__name__)
             raise Unavailable("The bridge could not reserve the request's messageIds; nothing was sent: "
@@ -175,8 +178,9 @@ class Idempotency:
             self.refused["duplicate_message_id"] += len(dup)
         return dup
 
-    def release_message_ids(self, caller: str, ids: Iterable[str]) -> None:
-        repo.release(self.db, caller, [f"mid:{i}" for i in ids])
+    def release_message_ids(self, caller: str, ids: Iterable[str], claim: Claim | None) -> None:
+        """Free the messageIds of a request that sent nothing (with ``claim``: those still held under its token)."""
+        repo.release(self.db, caller, [f"mid:{i}" for i in ids], claim.token if claim else None, inflight=False)
 
     def prune(self) -> int:
         return repo.prune(self.db, self.clock.now())

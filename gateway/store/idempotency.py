@@ -112,7 +112,9 @@ def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, token: s
     if _RECORDED.run(c, {"token": ref}).fetchone() is not None:
         renewed = _RENEW.run(c, {**stale, "v_lease_until": now + lease, "v_updated_at": now}).rowcount == 1
         return Slot(RECORDED, ref=ref) if renewed else Slot(INFLIGHT)
-    return Slot(RESERVED) if _TAKE_STALE.run(c, {**stale, **values}).rowcount == 1 else Slot(INFLIGHT)
+    # taken over: the slot carries the dead request's token, under which it may have reserved custom messageIds
+    # (reserve_many gives them to this request, which sends the same content in its place)
+    return Slot(RESERVED, ref=ref) if _TAKE_STALE.run(c, {**stale, **values}).rowcount == 1 else Slot(INFLIGHT)
 
 
 def _complete_on(c: Connection, caller: str, key: str, token: str, http_status: int, content_type: str | None,
@@ -173,11 +175,15 @@ def recorded(db: Database, token: str) -> Record:
         for _, to, mid, uid, state, count, *st in rows])
 
 
-def release(db: Database, caller: str, keys: Sequence[str], token: str | None = None) -> None:
+def release(db: Database, caller: str, keys: Sequence[str], token: str | None = None, *,
+            inflight: bool = True) -> None:
     """Forget reservations whose request sent nothing (a corrected retry may use them); with ``token``, only
-    while still in flight under it (a request that lost its key to a retry deletes nothing)."""
+    while still held under it (a request that lost its key, or its messageIds, to a retry deletes nothing);
+    ``inflight``: a key's row (a messageId's is final at once: state ``done``)."""
     if keys:
-        mine = (T.c.state == "inflight", T.c.ref == token) if token is not None else ()
+        mine = (T.c.ref == token,) if token is not None else ()
+        if token is not None and inflight:
+            mine += (T.c.state == "inflight",)
         with db.transaction(relaxed=True) as c:
             c.execute(delete(T).where(T.c.caller == caller, T.c.key.in_(list(keys)), *mine))
 
@@ -188,19 +194,36 @@ def count_replay(db: Database, caller: str, key: str, now: float) -> None:
             replays=T.c.replays + 1, updated_at=now))
 
 
-def reserve_many(db: Database, caller: str, keys: Sequence[str], fingerprint: str, now: float,
-                 ttl: float) -> set[str]:
-    """Reserve each of ``keys`` (final at once: state ``done``); return those another request holds."""
+def reserve_many(db: Database, caller: str, keys: Sequence[str], fingerprint: str, now: float, ttl: float,
+                 token: str | None = None, displaced: str | None = None) -> set[str]:
+    """Reserve each of ``keys`` (``mid:<messageId>``; final at once: state ``done``, held under ``token``);
+    return those another request holds. ``displaced``: the token of the dead (or fenced) request whose key this
+    request took over (nothing recorded, so nothing sent): the messageIds it reserved are this request's too."""
     taken: set[str] = set()
     with db.transaction(relaxed=True) as c:
         for key in keys:
             values = {"caller": caller, "key": key, "fingerprint": fingerprint, "state": "done", "replays": 0,
-                      "lease_until": now, "expires_at": now + ttl, "created_at": now, "updated_at": now}
+                      "ref": token, "lease_until": now, "expires_at": now + ttl, "created_at": now, "updated_at": now}
             if inserted(c, insert(c, T).values(**values).on_conflict_do_nothing()):
                 continue
             values.pop("caller"), values.pop("key")
-            if c.execute(update(T).where(T.c.caller == caller, T.c.key == key, T.c.expires_at <= now)
-                         .values(**values)).rowcount == 0:
+            free = T.c.expires_at <= now
+            if displaced is not None:
+                # A retry that took its key over from a request that died (or was fenced) between reserving its
+                # messageIds and recording its submission would otherwise find them taken and refuse its own
+                # message (REJECTED_DUPLICATE_MESSAGE_ID: never sent at all). Its ids are re-reservable when the
+                # row is still held under that request's token, for the same content (same fingerprint), and no
+                # message of the caller that may have been sent carries the id (the dead request recorded none
+                # that was: else its key would have been reconciled, not taken over). Two different messages
+                # can never share an id this way: only the request holding the key under which the ids were
+                # reserved, with that very content, gets them (the same message, sent once in the dead one's
+                # place); another request with other content, or a live holder, still finds them taken (and the
+                # advanced API carries the id: the upstream would refuse a second anyway). The rows move to this
+                # request's token, so a fenced holder's release (its 409) deletes nothing of them. One
+                # statement, in this transaction: the check runs only when the insert conflicts.
+                sent = select(M.c.id).where(M.c.caller == caller, M.c.message_id == key[4:], M.c.state != "failed")
+                free = or_(free, and_(T.c.ref == displaced, T.c.fingerprint == fingerprint, ~sent.exists()))
+            if c.execute(update(T).where(T.c.caller == caller, T.c.key == key, free).values(**values)).rowcount == 0:
                 taken.add(key)
     return taken
 
