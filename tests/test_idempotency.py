@@ -546,3 +546,22 @@ def test_a_store_error_while_answering_from_the_record_keeps_the_key(make_bridge
     assert out[0].status_code == 200
     assert again.json()["messages"][0]["messageId"] == out[0].json()["messages"][0]["messageId"]
     assert [m["text"] for m in sandbox.messages()] == ["Fire alarm zone 3"]  # sent once
+
+
+def test_a_window_that_ends_while_its_first_request_is_still_sending_does_not_free_it(tmp_path):
+    """A duplicate window (or a key's TTL) shorter than the request's lease: the row's window ends while its
+    first request is still in flight. An identical request then is in flight too (409), never a new send beside
+    it; once the lease has passed too, it goes the way of a dead request's row (its record, or a take-over)."""
+    from gateway.store.engine import Database
+    from gateway.store.idempotency import INFLIGHT, RESERVED, Reservations
+
+    db = Database(str(tmp_path / "keys.db"))
+    try:
+        keys = Reservations(db)
+        assert keys.reserve("demo", "dedupe:fp", "fp", "tok-a", 1000.0, 30.0, 66.0).outcome == RESERVED
+        assert keys.reserve("demo", "dedupe:fp", "fp", "tok-b", 1031.0, 30.0, 66.0).outcome == INFLIGHT
+        # its lease passed too and nothing was recorded under tok-a: nothing was sent, the request takes it over
+        slot = keys.reserve("demo", "dedupe:fp", "fp", "tok-c", 1067.0, 30.0, 66.0)
+        assert (slot.outcome, slot.ref) == (RESERVED, "tok-a")
+    finally:
+        db.close()

@@ -52,7 +52,9 @@ _INSERT = {name: Prepared(make(T).on_conflict_do_nothing(), keys=_ROW_KEYS) for 
 _INSERT["postgresql"] = Prepared(INSERTS["postgresql"](T).on_conflict_do_nothing().returning(T.c.id), keys=_ROW_KEYS)
 _MINE = and_(T.c.caller == bindparam("w_caller"), T.c.key == bindparam("w_key"))
 _TAKE_VALUES = {k: bindparam(f"v_{k}") for k in _ROW_KEYS[2:]}
-_EXPIRED = T.c.expires_at <= bindparam("w_now")
+# an answered row past its window or TTL is free; one still in flight is not, however old (its request may be
+# sending now): past its lease it goes the way of any dead request's row below (the record, or a take-over)
+_EXPIRED = and_(T.c.expires_at <= bindparam("w_now"), T.c.state == "done")
 _TAKE = Prepared(update(T).where(_MINE, _EXPIRED).values(**_TAKE_VALUES))
 # an in-flight row whose lease passed was left by a dead (or slow) request: taken over, or its lease renewed
 # (the request reconciling it from the record holds it), by one request only (the lease moves on with it).
