@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from gateway.clock import ManualClock
+from tests.conftest import DEMO
 from tests.helpers import wait_for
 from tests.storehelp import db_count
 from tests.test_ui import login
@@ -565,3 +566,39 @@ def test_a_window_that_ends_while_its_first_request_is_still_sending_does_not_fr
         assert (slot.outcome, slot.ref) == (RESERVED, "tok-a")
     finally:
         db.close()
+
+
+def test_a_retry_answered_from_the_record_of_a_late_first_request_hands_its_rows_to_the_queue(make_bridge, sandbox):
+    """The first request outlives its lease after its record (the upstream holds it, then refuses it: 503, the
+    caller's policy is fail). Its retry is answered from the record (PENDING_ACCEPTED) and, in the same
+    transaction, hands the rows to the queue; the late refusal then settles nothing: the first request answers
+    PENDING_ACCEPTED too, and the queue sends the message once. Before, the late refusal recorded it failed and
+    answered 502 while the retry had heard 200: sent never, or (the queue first) sent with the record saying
+    failed and the key freed for a second send."""
+    clock = ManualClock()
+
+    def cfg(raw: dict[str, Any]) -> None:
+        raw["idempotency"] = {"wait": 0}
+        raw["callers"]["demo"]["on_upstream_failure"] = "fail"
+
+    bridge = make_bridge(cfg, clock=clock)
+    ctx = bridge.app.extensions["smsbridge"]
+    query = {**DEMO, "to": "41793026727", "text": "Fire alarm zone 3"}
+    headers = {"Idempotency-Key": "slow-then-refused"}
+    sandbox.faults(status=503, delay_ms=3000, count=1)
+    first: list[requests.Response] = []
+    t = threading.Thread(target=lambda: first.append(bridge.get("/sms/1/text/query", params=query, headers=headers)))
+    t.start()
+    wait_for(lambda: sandbox.requests(), what="the first request at the upstream")
+    clock.advance(ctx.config.sync_lease + 1)
+    retry = bridge.get("/sms/1/text/query", params=query, headers=headers)
+    assert retry.status_code == 200 and retry.headers.get("Idempotent-Replayed") == "true", retry.text
+    assert retry.json()["messages"][0]["status"]["name"] == "PENDING_ACCEPTED"
+    t.join(20)
+    assert first[0].status_code == 200, first[0].text  # not 502: its rows were the queue's by then
+    assert first[0].json()["messages"][0]["messageId"] == retry.json()["messages"][0]["messageId"]
+    wait_for(lambda: len(sandbox.messages()) == 1, timeout=20, what="the queue's send")
+    wait_for(lambda: db_count(ctx.db, "messages", state="sent") == 1, what="the record says sent")
+    later = bridge.get("/sms/1/text/query", params=query, headers=headers)
+    assert later.status_code == 200 and later.headers.get("Idempotent-Replayed") == "true"
+    assert [m["text"] for m in sandbox.messages()] == ["Fire alarm zone 3"]  # once

@@ -57,6 +57,7 @@ from .windows import DeliveryWindow
 log = logging.getLogger(__name__)
 
 DUPLICATE = "REJECTED_DUPLICATE_MESSAGE_ID"
+SETTLED, TAKEN, NOT_STORED = "settled", "taken", "not stored"  # what completing a sync record did (_settle)
 # After forwarding a batch smaller than queue.max_batch a worker waits this long before the next claim:
 # under a stream of small sends each upstream request then carries tens to hundreds of messages instead of
 # a few (one HTTP request and two transactions per batch are most of the worker's cost); a message waits
@@ -221,13 +222,13 @@ class Dispatcher:
             return self._sync_failed(sub, sid, rows, exc, ids, hand_over)
         except BridgeError as exc:
             self._settle(sid, [Settled("failed", None, r.message_id, r.upstream_message_id) for r in rows],
-                         [], error=exc.text)
+                         [], error=exc.text, held=lease)
             raise
         outcomes = [Settled("rejected" if sent.status.group_name == "REJECTED" else "sent", sent.status,
                             sent.message_id, sent.upstream_message_id or sent.message_id, sent.sms_count)
                     for sent in result.messages]
-        if not self._settle(sid, outcomes, attempts, bulk_id=result.bulk_id, upstream_bulk_id=result.bulk_id,
-                            upstream=carrier(attempts)):
+        if self._settle(sid, outcomes, attempts, bulk_id=result.bulk_id, upstream_bulk_id=result.bulk_id,
+                        upstream=carrier(attempts), held=lease) == NOT_STORED:
             log.error("sync: the answer to submission %d could not be recorded; it is reconciled %s", sid,
                       "when its lease runs out" if ids else "at the next start (as unknown)")
         return result, attempts
@@ -237,20 +238,22 @@ class Dispatcher:
         self.store.repin(sid, route.name)
         self.store.count("failed_over", n)
 
-    def _settle(self, sid: int, outcomes: list[Settled], attempts: list[Attempt], **kw: Any) -> bool:
-        """Complete a sync record; False (logged, counted) when the store fails: never the caller's error."""
+    def _settle(self, sid: int, outcomes: list[Settled], attempts: list[Attempt], **kw: Any) -> str:
+        """Complete a sync record: SETTLED; TAKEN when its rows' lease had run out and they were taken over (a
+        retry reconciling the send handed them to the queue, or the queue resent them): the queue settles them,
+        whatever this request heard; NOT_STORED (logged, counted) when the store fails: never the caller's error."""
         try:
-            self.store.settle(sid, outcomes, attempts, **kw)
-            return True
+            return SETTLED if self.store.settle(sid, outcomes, attempts, **kw) else TAKEN
         except Exception as exc:
             log.error("store: submission %d could not be completed (%s)", sid, type(exc).__name__)
             self.store.count("settle_failed")
-            return False
+            return NOT_STORED
 
     def _sync_failed(self, sub: Submission, sid: int, rows: list[MessageRow], exc: UpstreamError, ids: bool,
                      hand_over: bool) -> tuple[SubmissionResult, list[Attempt]]:
         """The upstream failed a sync send (see docs/delivery.md, "When the upstream hiccups")."""
         attempts = exc.attempts
+        held = rows[0].lease_until if rows else None  # the lease the rows were recorded with (see _settle)
         last = carrier(attempts)  # the upstream tried last (any before it certainly took nothing)
         now = self.clock.now()
         retry_at = now + scaled(self.config.queue.retry_base, self.config.queue.time_scale)
@@ -267,22 +270,23 @@ class Dispatcher:
                     sub.bulk_id = new_id()
             outcomes = [Settled("queued", PENDING_ACCEPTED, r.message_id, r.upstream_message_id) for r in rows]
             if self._settle(sid, outcomes, attempts, error=exc.text, next_at=retry_at, durable=True,
-                            bulk_id=sub.bulk_id, upstream=None) or ids:  # nothing taken: free to fail over
+                            bulk_id=sub.bulk_id, upstream=None, held=held) != NOT_STORED or ids:  # free to fail over
                 self.store.count("handed_over", len(rows))
                 log.warning("sync: upstream failed (%s); %d message(s) handed over to the queue", exc.text, len(rows))
                 self._wake()
                 return self._pending(sub, rows), attempts
             raise exc
         if (retryable or isinstance(exc, UpstreamRefused)) and not answered:  # nothing was accepted: final
-            self._settle(sid, [Settled("failed", None, r.message_id, r.upstream_message_id) for r in rows],
-                         attempts, error=exc.text, upstream=last)
+            if self._settle(sid, [Settled("failed", None, r.message_id, r.upstream_message_id) for r in rows],
+                            attempts, error=exc.text, upstream=last, held=held) == TAKEN:
+                return self._pending(sub, rows), attempts  # its lease ran out first: the queue sends it (same ids)
             raise exc
         # A timeout, a dropped connection or an unreadable answer: the upstream may hold the message. With
         # ids, a resend with the same ids after retry_base settles it (a duplicate refusal means accepted);
         # the query API carries none: the row stays unknown (docs/delivery.md).
         self.store.count("unknown", len(rows))
         self._settle(sid, [Settled("unknown", None, r.message_id, r.upstream_message_id) for r in rows], attempts,
-                     error=exc.text, lease_until=retry_at if ids else None, durable=True, upstream=last)
+                     error=exc.text, lease_until=retry_at if ids else None, durable=True, upstream=last, held=held)
         if ids and hand_over:
             self._wake()
             return self._pending(sub, rows), attempts

@@ -75,6 +75,12 @@ _HELD = Prepared(select(T.c.fingerprint, T.c.state, T.c.http_status, T.c.content
 _SUBMISSION = select(S.c.id).where(S.c.dlr_token == bindparam("token")).scalar_subquery()
 # something that may have been sent: a submission whose every message failed sent nothing (its key is taken over)
 _RECORDED = Prepared(select(M.c.id).where(M.c.submission_id == _SUBMISSION, M.c.state != "failed").limit(1))
+# a retry answering from the record of a send whose request still holds its rows (alive but late: its lease ran
+# out) hands them to the queue in the same transaction: due now, resent with the same ids (the upstream refuses a
+# second copy), and no longer that request's to settle (records.py, _ROW_IDS: it then answers PENDING_ACCEPTED);
+# the retry's PENDING_ACCEPTED is then what happens, not a guess
+_HAND_OVER = Prepared(update(M).where(M.c.submission_id == _SUBMISSION, M.c.state == "sending",
+                                      M.c.lease_until > bindparam("now")).values(lease_until=bindparam("now")))
 _RECORD = (select(S.c.bulk_id, M.c.to_addr, M.c.message_id, M.c.upstream_message_id, M.c.state, M.c.sms_count,
                   *(M.c[k] for k in _STATUS_COLS))
            .join(S, S.c.id == M.c.submission_id).where(S.c.dlr_token == bindparam("token")).order_by(M.c.id))
@@ -113,6 +119,8 @@ def _reserve_on(c: Connection, caller: str, key: str, fingerprint: str, token: s
     stale = {**where, "w_ref": ref}
     if _RECORDED.run(c, {"token": ref}).fetchone() is not None:
         renewed = _RENEW.run(c, {**stale, "v_lease_until": now + lease, "v_updated_at": now}).rowcount == 1
+        if renewed:
+            _HAND_OVER.run(c, {"token": ref, "now": now})
         return Slot(RECORDED, ref=ref) if renewed else Slot(INFLIGHT)
     # taken over: the slot carries the dead request's token, under which it may have reserved custom messageIds
     # (reserve_many gives them to this request, which sends the same content in its place)

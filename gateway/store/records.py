@@ -145,7 +145,10 @@ _SETTLE = update(M).where(M.c.id == bindparam("p_rid")).values(
     sms_count=func.coalesce(bindparam("p_count"), M.c.sms_count), bulk_id=func.coalesce(bindparam("p_bulk"), M.c.bulk_id),
     upstream_bulk_id=bindparam("p_ubulk"), next_at=bindparam("p_next"), lease_until=bindparam("p_lease"),
     last_error=bindparam("p_err"), tries=M.c.tries + 1, updated_at=bindparam("p_now"), upstream=bindparam("p_up"))
-_ROW_IDS = select(M.c.id).where(M.c.submission_id == bindparam("sid")).order_by(M.c.id)
+# a sync send's rows with the lease they hold now: only those still under the lease its request recorded are its to
+# settle (a reconciling retry or the queue's resend after that lease took the others: theirs to settle)
+_ROW_IDS = select(M.c.id, M.c.lease_until).where(M.c.submission_id == bindparam("sid")).order_by(M.c.id)
+_ROW_IDS_LOCKED = _ROW_IDS.with_for_update()
 _SETTLE_SUBMISSION = (update(submissions).where(submissions.c.id == bindparam("p_id"))
                       .values(bulk_id=func.coalesce(bindparam("p_bulk"), submissions.c.bulk_id),
                               error=bindparam("p_err"), updated_at=bindparam("p_now")))
@@ -250,7 +253,7 @@ class Store:
         # a lost answer leaves the row sending with a lease: reconciled by a resend with the same ids).
         self._accept: GroupCommit[_Record, int] = db.group_commit(self._write_records)
         # sync answers complete records written beforehand through _accept (see settle)
-        self._records: GroupCommit[Any, None] = db.group_commit(self._write_settles, relaxed=True)
+        self._records: GroupCommit[Any, bool] = db.group_commit(self._write_settles, relaxed=True)
         # send-path events for /metrics (handed_over, unknown, reconciled, settle_failed): this process's counts
         self.events: dict[str, int] = {}
         self._events_lock = threading.Lock()
@@ -331,29 +334,36 @@ class Store:
     def settle(self, sid: int, outcomes: Sequence[Settled], attempts: Sequence[Attempt] = (), *,
                bulk_id: str | None = None, upstream_bulk_id: str | None = None, error: str | None = None,
                next_at: float | None = None, lease_until: float | None = None, durable: bool = False,
-               upstream: str | None = None) -> None:
+               upstream: str | None = None, held: float | None = None) -> bool:
         """Complete a sync send recorded beforehand (state ``sending``): each destination's outcome, in the
         order the rows were recorded, with the upstream attempts. An answer the upstream holds too commits
         relaxed, shared with concurrent ones (group commit); ``durable`` (a hand-over to the queue is an
         acceptance) fsyncs it in a transaction of its own. ``next_at`` and ``lease_until`` (clock seconds)
         schedule rows handed to the queue or left unknown. ``upstream``: the one that carried them or may hold
-        them (None: none did, they may go anywhere)."""
+        them (None: none did, they may go anywhere). ``held``: the lease the rows were recorded with; rows that
+        no longer hold it were taken over (their lease ran out: a retry reconciling the send, or the queue's
+        resend) and are left to that. False when any was: the queue has them, whatever this request heard."""
         payload = (sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, self.clock.now(),
-                   upstream)
+                   upstream, held)
         if not durable:
-            self._records.submit(payload)
-            return
+            return self._records.submit(payload)
         with self.db.transaction() as c:
-            self._write_settles(c, [payload])
+            return self._write_settles(c, [payload])[0]
 
     @staticmethod
-    def _write_settles(c: Connection, group: list[Any]) -> list[None]:
+    def _write_settles(c: Connection, group: list[Any]) -> list[bool]:
         params: list[dict[str, Any]] = []
         tries: list[tuple[Any, ...]] = []
         subs: list[dict[str, Any]] = []
-        for sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, now, up in group:
-            ids = [r[0] for r in c.execute(_ROW_IDS, {"sid": sid})]
+        kept: list[bool] = []
+        rows_of = _ROW_IDS if c.dialect.name == "sqlite" else _ROW_IDS_LOCKED  # SQLite: the write lock is held
+        for sid, outcomes, attempts, bulk_id, upstream_bulk_id, error, next_at, lease_until, now, up, held in group:
+            rows = c.execute(rows_of, {"sid": sid}).fetchall()
+            kept.append(all(lease == held for _, lease in rows))
+            ids = [rid if lease == held else None for rid, lease in rows]
             for rid, o in zip(ids, outcomes, strict=False):
+                if rid is None:  # taken over since: not this request's to settle
+                    continue
                 st = o.status
                 params.append({
                     "p_rid": rid, "p_st": o.state, "p_mid": o.message_id, "p_uid": o.upstream_message_id,
@@ -375,7 +385,7 @@ class Store:
         c.execute(_SETTLE_SUBMISSION, subs)
         if any(p["p_st"] == "queued" for p in params):  # handed over to the queue
             notify(c, QUEUE)
-        return [None] * len(group)
+        return kept
 
     # -- the queue (queued mode) ---------------------------------------------------------------
     # The worker's transactions (lease, release, answer, failure) commit relaxed (no fsync of their own; the
