@@ -16,7 +16,9 @@ import signal
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -230,44 +232,58 @@ def test_retry_of_a_request_killed_before_its_record_sends_once(tmp_path: Path) 
         _killed_before_the_record(tmp_path, make())
 
 
-def _killed_before_the_record(tmp_path: Path, db_url: str) -> None:
+@contextmanager
+def _retried_after_a_kill_before_its_record(tmp_path: Path, db_url: str, params: dict[str, str],
+                                            headers: dict[str, str], row_key: str, left: str | None = None,
+                                            ) -> Iterator[tuple[str, str, requests.Response]]:
+    """A bridge on PostgreSQL whose request (``params``, ``headers``) is killed once its idempotency row
+    ``row_key`` is written but before its record (PostgreSQL's lock on ``submissions`` holds the record):
+    nothing recorded, nothing sent (``left``: the row's state then). Restarted, the same request is retried
+    after the lease: sent by the retry (not a replay), and replayed byte for byte to the next. Yields the
+    sandbox's URL, the bridge's and the retry's answer."""
     import psycopg
 
     sandbox = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", 0, threads=4).start()
     config = _config(tmp_path, sandbox.url)
     _short_leases(config, {"url": db_url})
-    text = f"alarm {uuid.uuid4().hex}"
-    params = {**SYNCER, "to": "41793026727", "text": text}
-    headers = {"Idempotency-Key": f"alarm-{uuid.uuid4()}"}
     proc, url = _start(config)
     plain = db_url.replace("postgresql+psycopg://", "postgresql://")
     try:
         with psycopg.connect(plain, autocommit=True) as look, psycopg.connect(plain) as lock:
-            lock.execute("LOCK TABLE submissions IN EXCLUSIVE MODE")  # the record waits; the reservation does not
+            lock.execute("LOCK TABLE submissions IN EXCLUSIVE MODE")  # the record waits; the reservations do not
+
+            def row() -> list[Any]:
+                return look.execute("SELECT state FROM idempotency WHERE key = %s", (row_key,)).fetchall()
+
             _in_background(lambda: send_ignoring_the_kill(url, params, headers))
-
-            def reserved() -> list[Any]:
-                return look.execute("SELECT state FROM idempotency WHERE key = %s",
-                                    ("key:" + headers["Idempotency-Key"],)).fetchall()
-
-            wait_for(reserved, what="the key reserved")
+            wait_for(row, what=f"{row_key} reserved")
             _kill(proc)
             lock.rollback()
-            assert reserved() == [("inflight",)]  # left in flight by the dead process
+            if left is not None:
+                assert row() == [(left,)]  # as the dead process left it
             assert look.execute("SELECT count(*) FROM submissions").fetchone() == (0,)  # nothing recorded
         assert requests.get(sandbox.url + "/sandbox/requests", timeout=5).json() == []
         proc, url = _start(config)
         r = _after_the_lease(url, params, headers)
         assert "Idempotent-Replayed" not in r.headers  # sent by this request
-        got = [m for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json() if m["text"] == text]
-        assert [m["messageId"] for m in got] == [r.json()["messages"][0]["messageId"]]
         again = requests.get(url + "/sms/1/text/query", params=params, headers=headers, timeout=15)
         assert again.content == r.content and again.headers["Idempotent-Replayed"] == "true"
-        assert len(requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()) == 1
+        yield sandbox.url, url, r
     finally:
         proc.kill()
         proc.wait(10)
         sandbox.stop()
+
+
+def _killed_before_the_record(tmp_path: Path, db_url: str) -> None:
+    text = f"alarm {uuid.uuid4().hex}"
+    params = {**SYNCER, "to": "41793026727", "text": text}
+    headers = {"Idempotency-Key": f"alarm-{uuid.uuid4()}"}
+    with _retried_after_a_kill_before_its_record(tmp_path, db_url, params, headers,
+                                                 "key:" + headers["Idempotency-Key"], left="inflight") as (sbx, _, r):
+        messages = requests.get(sbx + "/sandbox/messages", timeout=5).json()
+        assert [m["messageId"] for m in messages if m["text"] == text] == [r.json()["messages"][0]["messageId"]]
+        assert len(messages) == 1
 
 
 def test_a_slow_first_request_loses_its_key_to_a_retry_and_sends_nothing(make_bridge, sandbox, pg_database) -> None:
@@ -327,44 +343,19 @@ def test_retry_of_a_request_killed_after_reserving_its_message_id_sends_it_once(
 
 
 def _killed_after_the_message_id(tmp_path: Path, db_url: str, keyed: bool) -> None:
-    import psycopg
-
-    sandbox = ServerThread(create_sandbox_app(SandboxSettings(dlr_delay=3600)), "127.0.0.1", 0, threads=4).start()
-    config = _config(tmp_path, sandbox.url)
-    _short_leases(config, {"url": db_url})
     mid = f"my-{uuid.uuid4().hex}"
     text = f"alarm {uuid.uuid4().hex}"
     params = {**SYNCER, "to": "41793026727", "text": text, "messageId": mid}
     headers = {"Idempotency-Key": f"alarm-{uuid.uuid4()}"} if keyed else {}
-    proc, url = _start(config)
-    plain = db_url.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        with psycopg.connect(plain, autocommit=True) as look, psycopg.connect(plain) as lock:
-            lock.execute("LOCK TABLE submissions IN EXCLUSIVE MODE")  # the record waits; the reservations do not
-            _in_background(lambda: send_ignoring_the_kill(url, params, headers))
-            wait_for(lambda: look.execute("SELECT 1 FROM idempotency WHERE key = %s", ("mid:" + mid,)).fetchall(),
-                     what="the messageId reserved")
-            _kill(proc)
-            lock.rollback()
-            assert look.execute("SELECT count(*) FROM submissions").fetchone() == (0,)  # nothing recorded
-        assert requests.get(sandbox.url + "/sandbox/requests", timeout=5).json() == []
-        proc, url = _start(config)
-        r = _after_the_lease(url, params, headers)
-        assert "Idempotent-Replayed" not in r.headers  # sent by this request
+    with _retried_after_a_kill_before_its_record(tmp_path, db_url, params, headers, "mid:" + mid) as (sbx, url, r):
         [m] = r.json()["messages"]
         assert m["messageId"] == mid and m["status"]["groupName"] == "PENDING", m  # not REJECTED_DUPLICATE_…
-        got = [m for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json() if m["text"] == text]
+        got = [m for m in requests.get(sbx + "/sandbox/messages", timeout=5).json() if m["text"] == text]
         assert [m["messageId"] for m in got] == [mid]  # sent once
-        again = requests.get(url + "/sms/1/text/query", params=params, headers=headers, timeout=15)
-        assert again.content == r.content and again.headers["Idempotent-Replayed"] == "true"
         # the control: other content reusing the messageId (its own key, if any) is refused, nothing sent
         other = {**params, "text": f"other {uuid.uuid4().hex}"}
         dup = requests.get(url + "/sms/1/text/query", params=other,
                            headers={"Idempotency-Key": f"other-{uuid.uuid4()}"} if keyed else {}, timeout=15)
         assert dup.status_code == 200, dup.text
         assert dup.json()["messages"][0]["status"]["name"] == "REJECTED_DUPLICATE_MESSAGE_ID"
-        assert [m["messageId"] for m in requests.get(sandbox.url + "/sandbox/messages", timeout=5).json()] == [mid]
-    finally:
-        proc.kill()
-        proc.wait(10)
-        sandbox.stop()
+        assert [m["messageId"] for m in requests.get(sbx + "/sandbox/messages", timeout=5).json()] == [mid]
