@@ -67,6 +67,21 @@ def test_no_secret_in_any_log_line(tmp_path):
         assert secret not in out, f"{secret!r} leaked into the log"
 
 
+def _keep_alive_healthz(url: str, n: int, pad: int) -> None:
+    """``n`` requests on one keep-alive connection, each logging an access line of ``pad`` bytes more; each
+    must be answered 200 within 10 s."""
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        for i in range(n):
+            conn.request("GET", f"/healthz?n={i}&pad=" + "x" * pad)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200, f"request {i}"
+    finally:
+        conn.close()
+
+
 def test_a_bridge_subprocess_answers_past_a_full_pipe(tmp_path):
     """Its output pipe is read as it comes: 200 requests on one keep-alive connection log 400 KiB, six times
     what a pipe holds, each is answered and every access line is there."""
@@ -74,15 +89,9 @@ def test_a_bridge_subprocess_answers_past_a_full_pipe(tmp_path):
     raw["store"] = {"path": str(tmp_path / "b.db")}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
     proc, url, output = _start(tmp_path / "config.yaml", dict(os.environ))
-    conn = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=10)
     try:
-        for i in range(200):
-            conn.request("GET", f"/healthz?n={i}&pad=" + "x" * 2000)  # a 2 KiB access-log line each
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200, f"request {i}"
+        _keep_alive_healthz(url, 200, 2000)  # a 2 KiB access-log line each
     finally:
-        conn.close()
         proc.terminate()
         out = output.text(timeout=20)
     assert sum("GET /healthz?n=" in line for line in out.splitlines()) == 200
@@ -106,16 +115,7 @@ def test_a_bridge_whose_standard_error_nobody_reads_keeps_answering(tmp_path):
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
     try:
-        url = urlsplit(stdout.search(r"smsbridge listening on (http://\S+)").group(1))
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-        try:
-            for i in range(400):
-                conn.request("GET", f"/healthz?n={i}&pad=" + "x" * 16000)  # a 16 KB access-log line each
-                resp = conn.getresponse()
-                resp.read()
-                assert resp.status == 200, f"request {i}"
-        finally:
-            conn.close()
+        _keep_alive_healthz(stdout.search(r"smsbridge listening on (http://\S+)").group(1), 400, 16000)  # 16 KB lines
         reader.start()
         notice = wait_for(lambda: next((m for line in list(stderr) if (m := re.search(
             r"logging: (\d+) line\(s\) dropped since \S+: standard error was not being read", line))), None),
