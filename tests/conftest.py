@@ -153,3 +153,24 @@ def bridge(make_bridge: BridgeFactory) -> Bridge:
 
 
 DEMO = {"username": "demo", "password": "demo"}
+
+
+PUSH_SCALE = 0.001  # pushing_sandbox's retry time scale
+
+
+@pytest.fixture
+def pushing_sandbox() -> Iterator[Callable[[str], str]]:
+    """A sandbox of its own whose injected inbound messages are pushed to ``url`` (retries 1000 × faster);
+    returns its address."""
+    started: list[tuple[ServerThread, object]] = []
+
+    def start(url: str) -> str:
+        app = create_sandbox_app(SandboxSettings(inbound_url=url, push_time_scale=PUSH_SCALE))
+        server = ServerThread(app, "127.0.0.1", 0, threads=4).start()
+        started.append((server, app.extensions["sandbox"]))
+        return server.url
+
+    yield start
+    for server, services in started:
+        server.stop()
+        services.stop()  # type: ignore[attr-defined]

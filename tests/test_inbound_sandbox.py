@@ -8,41 +8,18 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
 from urllib.parse import unquote_to_bytes
 
-import pytest
 import requests
 import yaml
 
-from gateway.config import SandboxSettings
 from gateway.delivery.outbox import RETRY_DELAYS
-from gateway.sandbox import create_sandbox_app
-from gateway.servers import ServerThread
-from tests.conftest import ROOT, default_raw_config
+from tests.conftest import PUSH_SCALE, ROOT, default_raw_config
 from tests.helpers import wait_for
 from tests.test_inbound import HOOK, NASTY, with_inbound
 from tests.test_secrets_cli import _start
 
-SCALE = 0.001
 SANDBOX_AUTH = {"Authorization": "App sandbox-key"}
-
-
-@pytest.fixture
-def pushing_sandbox() -> Iterator[Callable[[str], str]]:
-    """Start a sandbox of its own whose injected messages are pushed to ``url``; return its address."""
-    started: list[tuple[ServerThread, object]] = []
-
-    def start(url: str) -> str:
-        app = create_sandbox_app(SandboxSettings(inbound_url=url, push_time_scale=SCALE))
-        server = ServerThread(app, "127.0.0.1", 0, threads=4).start()
-        started.append((server, app.extensions["sandbox"]))
-        return server.url
-
-    yield start
-    for server, services in started:
-        server.stop()
-        services.stop()  # type: ignore[attr-defined]
 
 
 def test_sandbox_push_follows_infobip_retry_cycle(pushing_sandbox, receiver):
@@ -53,7 +30,7 @@ def test_sandbox_push_follows_infobip_retry_cycle(pushing_sandbox, receiver):
     assert injected.status_code == 200 and injected.json()["delivery"] == "pending"
     wait_for(lambda: receiver.count() >= 3, what="two failures and a delivery")
     at = [r.at for r in receiver.snapshot()]
-    assert at[1] - at[0] >= RETRY_DELAYS[0] * SCALE and at[2] - at[1] >= RETRY_DELAYS[1] * SCALE  # 1 min, 2 min
+    assert at[1] - at[0] >= RETRY_DELAYS[0] * PUSH_SCALE and at[2] - at[1] >= RETRY_DELAYS[1] * PUSH_SCALE  # 1 min, 2 min
     body = receiver.snapshot()[-1]
     pushed = json.loads(body.body)
     assert pushed["messageCount"] == 1 and pushed["pendingMessageCount"] == 0

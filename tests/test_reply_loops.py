@@ -7,39 +7,20 @@ and counted in /metrics."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from gateway.clock import ManualClock
-from gateway.config import ConfigError, SandboxSettings, build_config
-from gateway.sandbox import create_sandbox_app
-from gateway.servers import ServerThread
+from gateway.config import ConfigError, build_config
 from tests.conftest import default_raw_config
 from tests.helpers import wait_for
 from tests.storehelp import db_rows
 from tests.test_inbound import HOOK, with_inbound
 
 BOT, BOT2, OURS = "41793026700", "41793026701", "41793026834"
-
-
-@pytest.fixture
-def injector() -> Iterator[Callable[[str], str]]:
-    """A sandbox of its own whose injected inbound messages are pushed to ``url``; returns its address."""
-    started: list[tuple[ServerThread, Any]] = []
-
-    def start(url: str) -> str:
-        app = create_sandbox_app(SandboxSettings(inbound_url=url, push_time_scale=0.001))
-        server = ServerThread(app, "127.0.0.1", 0, threads=4).start()
-        started.append((server, app.extensions["sandbox"]))
-        return server.url
-
-    yield start
-    for server, services in started:
-        server.stop()
-        services.stop()
 
 
 def _inject(sandbox_url: str, frm: str, text: str = "INFO please", to: str = OURS) -> None:
@@ -78,9 +59,9 @@ def _bridge(make_bridge, pushing: Callable[[str], str], clock: Any = None, **inb
     return bridge, pushing(bridge.url + HOOK)
 
 
-def test_an_automaton_answering_every_sms_is_answered_count_times_per_window(make_bridge, sandbox, injector):
+def test_an_automaton_answering_every_sms_is_answered_count_times_per_window(make_bridge, sandbox, pushing_sandbox):
     clock = ManualClock()
-    bridge, sb = _bridge(make_bridge, injector, clock, reply_limit={"count": 3, "window": 600})
+    bridge, sb = _bridge(make_bridge, pushing_sandbox, clock, reply_limit={"count": 3, "window": 600})
     # the ping-pong: each reply the bot gets, it answers; the bridge stops answering after three
     for rnd in range(1, 6):
         _inject(sb, BOT, f"INFO auto-answer {rnd}")
@@ -104,11 +85,11 @@ def test_an_automaton_answering_every_sms_is_answered_count_times_per_window(mak
     wait_for(lambda: _sent_to(sandbox, BOT) == 4, what="the reply after the window")
 
 
-def test_a_rules_own_limit_overrides_the_global_one(make_bridge, sandbox, injector):
+def test_a_rules_own_limit_overrides_the_global_one(make_bridge, sandbox, pushing_sandbox):
     rules = [{**RULES[0], "reply": {**RULES[0]["reply"], "limit": {"count": 1, "window": 3600}}},
              {"name": "help", "caller": "demo", "match": {"keyword": "HELP"}, "reply": "Call us"}]
     bridge = make_bridge(with_inbound(rules, reply_limit={"count": 0}), clock=ManualClock())  # 0: no global limit
-    sb = injector(bridge.url + HOOK)
+    sb = pushing_sandbox(bridge.url + HOOK)
     for i in range(2):
         _inject(sb, BOT, f"INFO {i}")
         _settled(bridge, i + 1)
@@ -118,7 +99,7 @@ def test_a_rules_own_limit_overrides_the_global_one(make_bridge, sandbox, inject
     assert [s for _, s in _replies(bridge)] == ["sent", "suppressed", "sent", "sent", "sent"]
 
 
-def test_the_bridges_own_numbers_are_never_answered(make_bridge, sandbox, injector):
+def test_the_bridges_own_numbers_are_never_answered(make_bridge, sandbox, pushing_sandbox):
     def mutate(raw: dict[str, Any]) -> None:
         with_inbound([{**RULES[0], "match": {"keyword": "INFO", "to": [OURS, "41793026835"]}},
                       {"name": "echo", "caller": "demo", "match": {"keyword": "ECHO"},
@@ -130,7 +111,7 @@ def test_the_bridges_own_numbers_are_never_answered(make_bridge, sandbox, inject
         raw["templates"]["otp"]["fields"]["from"] = "0041793026842"
 
     bridge = make_bridge(mutate, clock=ManualClock())
-    sb = injector(bridge.url + HOOK)
+    sb = pushing_sandbox(bridge.url + HOOK)
     loops = bridge.app.extensions["smsbridge"].config.inbound.own_numbers
     assert set(loops) == {OURS, "41793026835", "41793026840", "41793026841", "41793026842", "41793026899"}
     senders = ["41793026840", "41793026841", "41793026842", "41793026835", "+41 79 302 68 99"]
@@ -147,13 +128,13 @@ def test_the_bridges_own_numbers_are_never_answered(make_bridge, sandbox, inject
     assert _sent_to(sandbox, BOT) == 1 and _sent_to(sandbox, "41793026840") == 0
 
 
-def test_an_auto_reply_keeps_to_its_callers_policy(make_bridge, sandbox, injector):
+def test_an_auto_reply_keeps_to_its_callers_policy(make_bridge, sandbox, pushing_sandbox):
     def mutate(raw: dict[str, Any]) -> None:
         with_inbound(RULES)(raw)
         raw["callers"]["demo"]["destinations"] = ["44"]
 
     bridge = make_bridge(mutate, clock=ManualClock())
-    sb = injector(bridge.url + HOOK)
+    sb = pushing_sandbox(bridge.url + HOOK)
     _inject(sb, BOT)
     rows = _settled(bridge, 1)
     assert rows == [(BOT, "failed")]
