@@ -49,7 +49,6 @@ from tests.test_queued import (  # noqa: F401
     test_sandbox_stopped_then_started_gets_every_message_exactly_once,
 )
 from tests.test_reply_loops import (  # noqa: F401
-    injector,
     test_an_automaton_answering_every_sms_is_answered_count_times_per_window,
     test_the_bridges_own_numbers_are_never_answered,
 )
